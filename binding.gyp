@@ -1,0 +1,25 @@
+{
+  "target_defaults": {
+    "cflags!": ["-fno-exceptions"],
+    "cflags_cc!": ["-fno-exceptions", "-std=gnu++17", "-std=gnu++1y"],
+    "cflags": ["-Wall", "-Wextra", "-fstack-protector-strong", "-fvisibility=hidden", "-D_FORTIFY_SOURCE=2", "-O2"],
+    "cflags_cc": ["-std=c++17", "-Wall", "-Wextra", "-fstack-protector-strong", "-fvisibility=hidden", "-fexceptions"],
+    "defines": ["_GNU_SOURCE"]
+  },
+  "targets": [
+    {
+      "target_name": "stratoswarm_native",
+      "sources": ["native/addon.cc", "native/cgroup.cc", "native/seccomp.cc"],
+      "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
+      "defines": ["NAPI_VERSION=9", "NAPI_CPP_EXCEPTIONS", "NODE_ADDON_API_DISABLE_DEPRECATED"],
+      "libraries": ["-lseccomp"]
+    },
+    {
+      "target_name": "stratoswarm-spawner",
+      "type": "executable",
+      "sources": ["native/spawner/main.cc", "native/spawner/plan.cc", "native/spawner/child.cc"],
+      "cflags_cc": ["-fno-exceptions"],
+      "ldflags": ["-Wl,-z,relro,-z,now", "-pie"]
+    }
+  ]
+}

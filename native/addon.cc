@@ -1,0 +1,238 @@
+// N-API glue: the only file that includes napi.h. Every function here is small and
+// synchronous: connecting to the local spawner and sending one request takes microseconds,
+// and everything slow (the container's setup, waiting for exits) happens in the spawner and
+// arrives on sockets the event loop watches.
+#include <napi.h>
+
+#include <fcntl.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "cgroup.h"
+#include "seccomp.h"
+#include "steps.h"
+
+namespace {
+
+struct AddonData {
+  Napi::FunctionReference runtimeError;
+};
+
+const char* errnoName(int err) {
+  const char* n = strerrorname_np(err);
+  return n != nullptr ? n : "EUNKNOWN";
+}
+
+// Throws a real RuntimeError (the class src/errors.ts defines, handed over by init()).
+[[noreturn]] void throwRuntime(Napi::Env env, const std::string& message, const char* code, ss::Step step,
+                               int err, const char* syscall, const std::string& path) {
+  auto* data = env.GetInstanceData<AddonData>();
+  Napi::Object fields = Napi::Object::New(env);
+  fields.Set("code", code);
+  fields.Set("step", ss::stepName(step));
+  if (err != 0) {
+    fields.Set("errno", errnoName(err));
+    fields.Set("errnoNumber", err);
+  }
+  if (syscall != nullptr) fields.Set("syscall", syscall);
+  if (!path.empty()) fields.Set("path", path);
+  if (data == nullptr || data->runtimeError.IsEmpty()) {
+    throw Napi::Error::New(env, message);
+  }
+  Napi::Value e = data->runtimeError.New({Napi::String::New(env, message), fields});
+  throw Napi::Error(env, e);
+}
+
+[[noreturn]] void throwSys(Napi::Env env, ss::Step step, int err, const char* syscall, const std::string& path,
+                           const std::string& extra = "") {
+  std::string msg = std::string(syscall) + " `" + path + "`: " + errnoName(err);
+  if (!extra.empty()) msg += " (" + extra + ")";
+  throwRuntime(env, msg, "ESYSCALL", step, err, syscall, path);
+}
+
+Napi::Value Init(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (!info[0].IsFunction()) throw Napi::TypeError::New(env, "init(RuntimeError): a class is required");
+  env.GetInstanceData<AddonData>()->runtimeError = Napi::Persistent(info[0].As<Napi::Function>());
+  Napi::Array steps = Napi::Array::New(env);
+  for (unsigned i = 0; i < unsigned(ss::Step::count_); ++i) steps.Set(i, ss::stepName(ss::Step(i)));
+  return steps;
+}
+
+// request(socketPath, frame, fds) -> fd of a connected socket on which `frame` (and the
+// fds, with SCM_RIGHTS) has been sent. JavaScript reads the replies from that fd.
+Napi::Value Request(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  std::string path = info[0].As<Napi::String>();
+  Napi::Buffer<uint8_t> frame = info[1].As<Napi::Buffer<uint8_t>>();
+  std::vector<int> fds;
+  if (info.Length() > 2 && info[2].IsArray()) {
+    Napi::Array a = info[2].As<Napi::Array>();
+    for (uint32_t i = 0; i < a.Length(); ++i) fds.push_back(a.Get(i).As<Napi::Number>().Int32Value());
+  }
+  if (fds.size() > 16) throw Napi::RangeError::New(env, "request: at most 16 fds");
+  struct sockaddr_un addr;
+  memset(&addr, 0, sizeof addr);
+  addr.sun_family = AF_UNIX;
+  if (path.size() >= sizeof addr.sun_path) throwSys(env, ss::Step::spawner, ENAMETOOLONG, "connect", path);
+  memcpy(addr.sun_path, path.c_str(), path.size() + 1);
+  int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) throwSys(env, ss::Step::spawner, errno, "socket", path);
+  if (connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) < 0) {
+    int e = errno;
+    close(fd);
+    throwRuntime(env, "connect `" + path + "`: " + errnoName(e), "ENOSPAWNER", ss::Step::spawner, e, "connect",
+                 path);
+  }
+  struct iovec iov = {frame.Data(), frame.Length()};
+  struct msghdr msg;
+  memset(&msg, 0, sizeof msg);
+  msg.msg_iov = &iov;
+  msg.msg_iovlen = 1;
+  union {
+    char b[CMSG_SPACE(sizeof(int) * 16)];
+    struct cmsghdr align;
+  } control;
+  if (!fds.empty()) {
+    msg.msg_control = control.b;
+    msg.msg_controllen = CMSG_SPACE(sizeof(int) * fds.size());
+    struct cmsghdr* cm = CMSG_FIRSTHDR(&msg);
+    cm->cmsg_level = SOL_SOCKET;
+    cm->cmsg_type = SCM_RIGHTS;
+    cm->cmsg_len = CMSG_LEN(sizeof(int) * fds.size());
+    memcpy(CMSG_DATA(cm), fds.data(), sizeof(int) * fds.size());
+  }
+  // The fds must arrive with the first byte of the frame; the rest may follow.
+  ssize_t n;
+  do n = sendmsg(fd, &msg, MSG_NOSIGNAL);
+  while (n < 0 && errno == EINTR);
+  size_t off = n > 0 ? size_t(n) : 0;
+  while (n >= 0 && off < frame.Length()) {
+    n = send(fd, frame.Data() + off, frame.Length() - off, MSG_NOSIGNAL);
+    if (n < 0 && errno == EINTR) {
+      n = 0;
+      continue;
+    }
+    if (n > 0) off += size_t(n);
+  }
+  if (n < 0) {
+    int e = errno;
+    close(fd);
+    throwSys(env, ss::Step::spawner, e, "sendmsg", path);
+  }
+  return Napi::Number::New(env, fd);
+}
+
+// pipe() -> [readFd, writeFd], both close-on-exec.
+Napi::Value Pipe(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int p[2];
+  if (pipe2(p, O_CLOEXEC) < 0) throwSys(env, ss::Step::stdio, errno, "pipe2", "");
+  Napi::Array a = Napi::Array::New(env, 2);
+  a.Set(0u, p[0]);
+  a.Set(1u, p[1]);
+  return a;
+}
+
+Napi::Value Close(const Napi::CallbackInfo& info) {
+  close(info[0].As<Napi::Number>().Int32Value());
+  return info.Env().Undefined();
+}
+
+// cgroupWrite(path, value): one write(2); errors name the file, the errno and the value.
+Napi::Value CgroupWrite(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  std::string path = info[0].As<Napi::String>();
+  std::string value = info[1].As<Napi::String>();
+  const char* syscall = "write";
+  int err = ss::cgroup::writeValue(path, value, &syscall);
+  if (err != 0) {
+    std::string base = path.substr(path.find_last_of('/') + 1);
+    std::string msg = std::string(syscall) + " `" + base + "`: " + errnoName(err) + " (value \"" + value + "\")";
+    throwRuntime(env, msg, "ESYSCALL", ss::Step::cgroup, err, syscall, path);
+  }
+  return env.Undefined();
+}
+
+std::string getString(const Napi::Object& o, const char* key, const std::string& dflt = "") {
+  Napi::Value v = o.Get(key);
+  return v.IsString() ? v.As<Napi::String>().Utf8Value() : dflt;
+}
+
+uint64_t getU64(Napi::Value v) {
+  if (v.IsBigInt()) {
+    bool lossless = true;
+    return v.As<Napi::BigInt>().Uint64Value(&lossless);
+  }
+  return v.IsNumber() ? uint64_t(v.As<Napi::Number>().Int64Value()) : 0;
+}
+
+// compileSeccomp(profile) -> { bpf: Buffer, unknownSyscalls: string[] }. The profile has the
+// OCI `linux.seccomp` shape; src/secure-runtime validates it before it gets here.
+Napi::Value CompileSeccomp(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Napi::Object o = info[0].As<Napi::Object>();
+  ss::seccomp::Profile p;
+  p.defaultAction = getString(o, "defaultAction");
+  if (o.Get("defaultErrnoRet").IsNumber()) p.defaultErrnoRet = o.Get("defaultErrnoRet").As<Napi::Number>().Int32Value();
+  if (o.Get("architectures").IsArray()) {
+    Napi::Array a = o.Get("architectures").As<Napi::Array>();
+    for (uint32_t i = 0; i < a.Length(); ++i) p.architectures.push_back(a.Get(i).As<Napi::String>());
+  }
+  if (o.Get("syscalls").IsArray()) {
+    Napi::Array rules = o.Get("syscalls").As<Napi::Array>();
+    for (uint32_t i = 0; i < rules.Length(); ++i) {
+      Napi::Object r = rules.Get(i).As<Napi::Object>();
+      ss::seccomp::SyscallRule rule;
+      rule.action = getString(r, "action");
+      if (r.Get("errnoRet").IsNumber()) rule.errnoRet = r.Get("errnoRet").As<Napi::Number>().Int32Value();
+      Napi::Array names = r.Get("names").As<Napi::Array>();
+      for (uint32_t k = 0; k < names.Length(); ++k) rule.names.push_back(names.Get(k).As<Napi::String>());
+      if (r.Get("args").IsArray()) {
+        Napi::Array args = r.Get("args").As<Napi::Array>();
+        for (uint32_t k = 0; k < args.Length(); ++k) {
+          Napi::Object a = args.Get(k).As<Napi::Object>();
+          ss::seccomp::ArgRule ar;
+          ar.index = unsigned(getU64(a.Get("index")));
+          ar.op = getString(a, "op");
+          ar.value = getU64(a.Get("value"));
+          ar.valueTwo = getU64(a.Get("valueTwo"));
+          rule.args.push_back(ar);
+        }
+      }
+      p.syscalls.push_back(std::move(rule));
+    }
+  }
+  ss::seccomp::Result res;
+  std::string err;
+  if (!ss::seccomp::compile(p, &res, &err)) {
+    throwRuntime(env, "compile seccomp profile: " + err, "EINVAL", ss::Step::seccomp, EINVAL, nullptr, "");
+  }
+  Napi::Object out = Napi::Object::New(env);
+  out.Set("bpf", Napi::Buffer<uint8_t>::Copy(env, res.bpf.data(), res.bpf.size()));
+  Napi::Array unknown = Napi::Array::New(env, res.unknownSyscalls.size());
+  for (size_t i = 0; i < res.unknownSyscalls.size(); ++i) unknown.Set(uint32_t(i), res.unknownSyscalls[i]);
+  out.Set("unknownSyscalls", unknown);
+  return out;
+}
+
+Napi::Object Module(Napi::Env env, Napi::Object exports) {
+  env.SetInstanceData(new AddonData());
+  exports.Set("init", Napi::Function::New(env, Init, "init"));
+  exports.Set("request", Napi::Function::New(env, Request, "request"));
+  exports.Set("pipe", Napi::Function::New(env, Pipe, "pipe"));
+  exports.Set("close", Napi::Function::New(env, Close, "close"));
+  exports.Set("cgroupWrite", Napi::Function::New(env, CgroupWrite, "cgroupWrite"));
+  exports.Set("compileSeccomp", Napi::Function::New(env, CompileSeccomp, "compileSeccomp"));
+  return exports;
+}
+
+}  // namespace
+
+NODE_API_MODULE(stratoswarm_native, Module)

@@ -1,0 +1,486 @@
+// Runs in the child between clone() and execve(). Rules that hold for every line here: the
+// parent is single-threaded and the child a copy of it, so libc state is consistent, but
+// the child still allocates nothing and takes no locks: every buffer is on the stack or
+// in the plan, which the parent built. Each failing step sends {step, errno, path} to the
+// spawner and exits; the spawner turns that into the RuntimeError the caller sees.
+#include "child.h"
+
+#include <fcntl.h>
+#include <linux/close_range.h>
+#include <linux/openat2.h>
+#include <linux/seccomp.h>
+#include <net/if.h>
+#include <sched.h>
+#include <signal.h>
+#include <linux/capability.h>
+#include <sys/ioctl.h>
+#include <sys/mount.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <climits>
+#include <cstring>
+
+namespace ss {
+namespace {
+
+int gSync = -1;
+char gExecPath[PATH_MAX];
+
+void report(ReportType type, Step step, int err, const char* path, int value = 0) {
+  ChildReport r;
+  memset(&r, 0, sizeof r);
+  r.type = type;
+  r.step = static_cast<uint32_t>(step);
+  r.err = err;
+  r.value = value;
+  if (path != nullptr) {
+    size_t n = strnlen(path, sizeof r.path - 1);
+    memcpy(r.path, path, n);
+  }
+  // A short write can only mean the spawner is gone; there is nobody left to tell.
+  (void)send(gSync, &r, sizeof r, MSG_NOSIGNAL);
+}
+
+[[noreturn]] void fail(Step step, int err, const char* path) {
+  report(kError, step, err, path);
+  _exit(127);
+}
+
+// Waits for one byte from the spawner; its death (EOF) ends the child quietly.
+void awaitByte(char expected, Step step) {
+  char c = 0;
+  ssize_t n;
+  do n = recv(gSync, &c, 1, 0);
+  while (n < 0 && errno == EINTR);
+  if (n == 0) _exit(0);
+  if (n < 0) fail(step, errno, nullptr);
+  if (c != expected) fail(step, EPROTO, nullptr);
+}
+
+// "/proc/self/fd/<fd>", written without printf.
+void fdPath(int fd, char (&buf)[32]) {
+  const char prefix[] = "/proc/self/fd/";
+  memcpy(buf, prefix, sizeof prefix - 1);
+  char digits[12];
+  int n = 0;
+  unsigned v = unsigned(fd);
+  do {
+    digits[n++] = char('0' + v % 10);
+    v /= 10;
+  } while (v != 0);
+  size_t off = sizeof prefix - 1;
+  while (n > 0) buf[off++] = digits[--n];
+  buf[off] = '\0';
+}
+
+int openat2Raw(int dirfd, const char* path, uint64_t flags, uint64_t resolve) {
+  struct open_how how;
+  memset(&how, 0, sizeof how);
+  how.flags = flags;
+  how.resolve = resolve;
+  return int(syscall(SYS_openat2, dirfd, path, &how, sizeof how));
+}
+
+// Resolves a container path inside the root: every symlink, absolute or with "..", is
+// resolved as if the root were "/" (RESOLVE_IN_ROOT), and magic links such as /proc/self/fd
+// are refused, so a hostile image cannot point a mount target at a host path.
+int resolveInRoot(int rootfd, const char* path) {
+  while (*path == '/') ++path;
+  if (*path == '\0') path = ".";
+  return openat2Raw(rootfd, path, O_PATH | O_CLOEXEC, RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS);
+}
+
+// Like resolveInRoot, creating what is missing: directories on the way, and the last
+// component as a directory or an empty file (a mount target for a file bind).
+int ensureInRoot(int rootfd, const char* path, bool lastIsFile) {
+  int fd = resolveInRoot(rootfd, path);
+  if (fd >= 0 || errno != ENOENT) return fd;
+  char buf[PATH_MAX];
+  while (*path == '/') ++path;
+  size_t len = strnlen(path, sizeof buf);
+  if (len >= sizeof buf) {
+    errno = ENAMETOOLONG;
+    return -1;
+  }
+  memcpy(buf, path, len + 1);
+  int parent = openat2Raw(rootfd, ".", O_PATH | O_CLOEXEC | O_DIRECTORY, RESOLVE_IN_ROOT);
+  if (parent < 0) return -1;
+  size_t start = 0;
+  while (start < len) {
+    size_t end = start;
+    while (end < len && buf[end] != '/') ++end;
+    bool last = end >= len;
+    char saved = buf[end];
+    buf[end] = '\0';
+    const char* comp = buf + start;
+    if (comp[0] != '\0') {
+      int next = resolveInRoot(rootfd, buf);
+      if (next < 0 && errno == ENOENT) {
+        if (last && lastIsFile) {
+          int f = openat(parent, comp, O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC | O_NOFOLLOW, 0644);
+          if (f < 0 && errno != EEXIST) {
+            close(parent);
+            return -1;
+          }
+          if (f >= 0) close(f);
+        } else if (mkdirat(parent, comp, 0755) < 0 && errno != EEXIST) {
+          close(parent);
+          return -1;
+        }
+        next = resolveInRoot(rootfd, buf);
+      }
+      if (next < 0) {
+        close(parent);
+        return -1;
+      }
+      close(parent);
+      parent = next;
+    }
+    buf[end] = saved;
+    start = end + 1;
+  }
+  return parent;
+}
+
+// Clones the mount at `srcfd` (or `srcPath`) and attaches the copy on `targetfd`, read-only
+// when asked. The new mount API does it on fds from start to end, so no path is looked up
+// again between the check and the mount.
+int bindTree(int srcDirfd, const char* srcPath, int targetfd, bool recursive, unsigned attrSet) {
+  unsigned flags = OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | (recursive ? AT_RECURSIVE : 0u);
+  if (srcPath[0] == '\0') flags |= AT_EMPTY_PATH;
+  int tree = int(syscall(SYS_open_tree, srcDirfd, srcPath, flags));
+  if (tree < 0) return -1;
+  if (attrSet != 0) {
+    struct mount_attr attr;
+    memset(&attr, 0, sizeof attr);
+    attr.attr_set = attrSet;
+    if (syscall(SYS_mount_setattr, tree, "", AT_EMPTY_PATH | (recursive ? AT_RECURSIVE : 0), &attr, sizeof attr) < 0) {
+      int e = errno;
+      close(tree);
+      errno = e;
+      return -1;
+    }
+  }
+  int rc = int(syscall(SYS_move_mount, tree, "", targetfd, "", MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH));
+  int e = errno;
+  close(tree);
+  errno = e;
+  return rc;
+}
+
+unsigned mountAttrFromFlags(uint64_t msFlags) {
+  unsigned a = 0;
+  if (msFlags & MS_RDONLY) a |= MOUNT_ATTR_RDONLY;
+  if (msFlags & MS_NOSUID) a |= MOUNT_ATTR_NOSUID;
+  if (msFlags & MS_NODEV) a |= MOUNT_ATTR_NODEV;
+  if (msFlags & MS_NOEXEC) a |= MOUNT_ATTR_NOEXEC;
+  return a;
+}
+
+void resolveExec(const Plan& plan) {
+  const char* arg0 = plan.argv[0].c_str();
+  struct stat st;
+  if (strchr(arg0, '/') != nullptr) {
+    if (stat(arg0, &st) < 0) fail(Step::resolve_exec, errno, arg0);
+    if (!S_ISREG(st.st_mode)) fail(Step::resolve_exec, EACCES, arg0);
+    if (access(arg0, X_OK) < 0) fail(Step::resolve_exec, errno, arg0);
+    size_t n = strnlen(arg0, sizeof gExecPath - 1);
+    memcpy(gExecPath, arg0, n);
+    gExecPath[n] = '\0';
+    return;
+  }
+  const char* p = plan.searchPath.c_str();
+  int lastErr = ENOENT;
+  while (*p != '\0') {
+    const char* colon = strchr(p, ':');
+    size_t dirLen = colon != nullptr ? size_t(colon - p) : strlen(p);
+    size_t argLen = strlen(arg0);
+    if (dirLen > 0 && dirLen + 1 + argLen < sizeof gExecPath) {
+      memcpy(gExecPath, p, dirLen);
+      gExecPath[dirLen] = '/';
+      memcpy(gExecPath + dirLen + 1, arg0, argLen + 1);
+      if (stat(gExecPath, &st) == 0 && S_ISREG(st.st_mode)) {
+        if (access(gExecPath, X_OK) == 0) return;
+        lastErr = EACCES;
+      }
+    }
+    if (colon == nullptr) break;
+    p = colon + 1;
+  }
+  fail(Step::resolve_exec, lastErr, arg0);
+}
+
+void applyCapabilitySets(const Op& op) {
+  // n: effective, permitted, inheritable, ambient (64-bit masks).
+  struct __user_cap_header_struct hdr;
+  struct __user_cap_data_struct data[2];
+  memset(&hdr, 0, sizeof hdr);
+  memset(data, 0, sizeof data);
+  hdr.version = _LINUX_CAPABILITY_VERSION_3;
+  for (int i = 0; i < 2; ++i) {
+    data[i].effective = uint32_t(op.n[0] >> (32 * i));
+    data[i].permitted = uint32_t(op.n[1] >> (32 * i));
+    data[i].inheritable = uint32_t(op.n[2] >> (32 * i));
+  }
+  if (syscall(SYS_capset, &hdr, data) < 0) fail(Step::capabilities, errno, "capset");
+  if (prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) < 0) fail(Step::capabilities, errno, "ambient");
+  for (unsigned cap = 0; cap < 64; ++cap) {
+    if ((op.n[3] >> cap) & 1u) {
+      if (prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, cap, 0, 0) < 0) fail(Step::capabilities, errno, "ambient");
+    }
+  }
+  if (prctl(PR_SET_KEEPCAPS, 0, 0, 0, 0) < 0) fail(Step::capabilities, errno, "keepcaps");
+}
+
+void applyBounding(const Op& op) {
+  // n: bounding mask, last capability number the kernel knows.
+  for (unsigned cap = 0; cap <= op.n[1] && cap < 64; ++cap) {
+    if (((op.n[0] >> cap) & 1u) == 0 && prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) < 0 && errno != EINVAL) {
+      fail(Step::capabilities, errno, "bounding");
+    }
+  }
+  // Keep the permitted set across the uid change that follows; the "sets" op trims it.
+  if (prctl(PR_SET_KEEPCAPS, 1, 0, 0, 0) < 0) fail(Step::capabilities, errno, "keepcaps");
+}
+
+}  // namespace
+
+void runChild(const Plan& plan, const ChildFds& fds) {
+  gSync = fds.sync;
+  // Signal state is inherited across execve: undo the spawner's (SIGCHLD blocked for its
+  // signalfd, SIGPIPE ignored) so the workload starts with the defaults.
+  sigset_t none;
+  sigemptyset(&none);
+  sigprocmask(SIG_SETMASK, &none, nullptr);
+  signal(SIGPIPE, SIG_DFL);
+  // Until execve() this process is the spawner's binary; non-dumpable keeps its
+  // /proc/<pid>/exe and memory closed to the container (CVE-2019-5736 class).
+  prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+
+  int rootfd = -1;
+  for (const Op& op : plan.ops) {
+    const char* s0 = op.s.size() > 0 ? op.s[0].c_str() : "";
+    const char* s1 = op.s.size() > 1 ? op.s[1].c_str() : "";
+    switch (op.step) {
+      case Step::sync:
+        awaitByte(kGo, Step::sync);
+        break;
+      case Step::setsid:
+        if (setsid() < 0) fail(Step::setsid, errno, nullptr);
+        break;
+      case Step::stdio:
+        for (int i = 0; i < 3; ++i) {
+          if (fds.stdio[i] >= 0 && dup2(fds.stdio[i], i) < 0) fail(Step::stdio, errno, nullptr);
+        }
+        break;
+      case Step::setns: {
+        // A pidfd names every namespace of the target at once (Linux 5.8), so the joins are
+        // atomic with respect to that process.
+        if (setns(fds.targetPidfd, int(plan.setnsFlags)) < 0) fail(Step::setns, errno, nullptr);
+        if (plan.setnsFlags & CLONE_NEWPID) {
+          // setns(CLONE_NEWPID) applies to children only: fork once more, as a sibling
+          // (CLONE_PARENT) so the spawner reaps the workload directly.
+          long pid = syscall(SYS_clone, CLONE_PARENT, nullptr, nullptr, nullptr, 0);
+          if (pid < 0) fail(Step::setns, errno, "clone");
+          if (pid > 0) {
+            report(kPid, Step::setns, 0, nullptr, int(pid));
+            _exit(0);
+          }
+        }
+        break;
+      }
+      case Step::cgroupns:
+        if (unshare(CLONE_NEWCGROUP) < 0) fail(Step::cgroupns, errno, nullptr);
+        break;
+      case Step::mount_private:
+        if (mount("", "/", nullptr, MS_REC | MS_PRIVATE, nullptr) < 0) fail(Step::mount_private, errno, "/");
+        break;
+      case Step::overlay:
+        // s: target (a host path the runtime created), mount data
+        if (mount("overlay", s0, "overlay", 0, s1) < 0) fail(Step::overlay, errno, s0);
+        break;
+      case Step::root_open:
+        rootfd = open(s0, O_PATH | O_DIRECTORY | O_CLOEXEC);
+        if (rootfd < 0) fail(Step::root_open, errno, s0);
+        break;
+      case Step::mount: {
+        // s: source, target in root, fstype, data; n: MS_* flags, target is a file (0/1)
+        int t = ensureInRoot(rootfd, s1, op.n.size() > 1 && op.n[1] != 0);
+        if (t < 0) fail(Step::mount, errno, s1);
+        char tp[32];
+        fdPath(t, tp);
+        const char* data = op.s.size() > 3 && !op.s[3].empty() ? op.s[3].c_str() : nullptr;
+        if (mount(s0, tp, op.s[2].c_str(), op.n[0], data) < 0) fail(Step::mount, errno, s1);
+        close(t);
+        break;
+      }
+      case Step::bind:
+      case Step::volume: {
+        // s: host source, target in root; n: MS_* flags (MS_REC, MS_RDONLY...), target is a
+        // file (0/1), must be writable (0/1)
+        int src = open(s0, O_PATH | O_CLOEXEC);
+        if (src < 0) fail(op.step, errno, s0);
+        int t = ensureInRoot(rootfd, s1, op.n[1] != 0);
+        if (t < 0) fail(op.step, errno, s1);
+        if (bindTree(src, "", t, (op.n[0] & MS_REC) != 0, mountAttrFromFlags(op.n[0])) < 0) fail(op.step, errno, s1);
+        close(t);
+        close(src);
+        if (op.n.size() > 2 && op.n[2] != 0) {
+          // A read-write volume on a read-only filesystem would only fail at the first
+          // write, inside the agent; refuse it here, where the cause is known.
+          int m = resolveInRoot(rootfd, s1);
+          if (m < 0) fail(op.step, errno, s1);
+          char mp[32];
+          fdPath(m, mp);
+          if (access(mp, W_OK) < 0) fail(op.step, errno, s0);
+          close(m);
+        }
+        break;
+      }
+      case Step::symlink: {
+        // s: link target, link path in root (its parent must exist)
+        const char* linkPath = s1;
+        while (*linkPath == '/') ++linkPath;
+        const char* slash = strrchr(linkPath, '/');
+        int dir;
+        const char* base;
+        if (slash == nullptr) {
+          dir = dup(rootfd);
+          base = linkPath;
+        } else {
+          char parent[PATH_MAX];
+          size_t n = size_t(slash - linkPath);
+          if (n >= sizeof parent) fail(Step::symlink, ENAMETOOLONG, s1);
+          memcpy(parent, linkPath, n);
+          parent[n] = '\0';
+          dir = resolveInRoot(rootfd, parent);
+          base = slash + 1;
+        }
+        if (dir < 0) fail(Step::symlink, errno, s1);
+        if (symlinkat(s0, dir, base) < 0 && errno != EEXIST) fail(Step::symlink, errno, s1);
+        close(dir);
+        break;
+      }
+      case Step::mask: {
+        int t = resolveInRoot(rootfd, s0);
+        if (t < 0) {
+          if (errno == ENOENT) break;
+          fail(Step::mask, errno, s0);
+        }
+        struct stat st;
+        if (fstatat(t, "", &st, AT_EMPTY_PATH) < 0) fail(Step::mask, errno, s0);
+        char tp[32];
+        fdPath(t, tp);
+        int rc = S_ISDIR(st.st_mode) ? mount("tmpfs", tp, "tmpfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, "size=0")
+                                     : bindTree(AT_FDCWD, "/dev/null", t, false, 0);
+        if (rc < 0) fail(Step::mask, errno, s0);
+        close(t);
+        break;
+      }
+      case Step::readonly: {
+        int t = resolveInRoot(rootfd, s0);
+        if (t < 0) {
+          if (errno == ENOENT) break;
+          fail(Step::readonly, errno, s0);
+        }
+        if (bindTree(t, "", t, true, MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC) < 0) {
+          fail(Step::readonly, errno, s0);
+        }
+        close(t);
+        break;
+      }
+      case Step::pivot_root:
+        // pivot_root(".", ".") stacks the old root under the new one; detaching it leaves
+        // no path back to the host's tree, not even through /proc/self/root of this process.
+        if (fchdir(rootfd) < 0) fail(Step::pivot_root, errno, "fchdir");
+        if (syscall(SYS_pivot_root, ".", ".") < 0) fail(Step::pivot_root, errno, nullptr);
+        if (umount2(".", MNT_DETACH) < 0) fail(Step::pivot_root, errno, "umount old root");
+        if (chdir("/") < 0) fail(Step::pivot_root, errno, "/");
+        close(rootfd);
+        rootfd = -1;
+        break;
+      case Step::root_readonly: {
+        struct mount_attr attr;
+        memset(&attr, 0, sizeof attr);
+        attr.attr_set = MOUNT_ATTR_RDONLY;
+        if (syscall(SYS_mount_setattr, AT_FDCWD, "/", 0, &attr, sizeof attr) < 0) fail(Step::root_readonly, errno, "/");
+        break;
+      }
+      case Step::loopback: {
+        int sock = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+        if (sock < 0) fail(Step::loopback, errno, "socket");
+        struct ifreq ifr;
+        memset(&ifr, 0, sizeof ifr);
+        memcpy(ifr.ifr_name, "lo", 3);
+        if (ioctl(sock, SIOCGIFFLAGS, &ifr) < 0) fail(Step::loopback, errno, "lo");
+        ifr.ifr_flags = short(ifr.ifr_flags | IFF_UP);
+        if (ioctl(sock, SIOCSIFFLAGS, &ifr) < 0) fail(Step::loopback, errno, "lo");
+        close(sock);
+        break;
+      }
+      case Step::hostname:
+        if (sethostname(s0, strlen(s0)) < 0) fail(Step::hostname, errno, s0);
+        break;
+      case Step::rlimit: {
+        struct rlimit rl;
+        rl.rlim_cur = op.n[1];
+        rl.rlim_max = op.n[2];
+        if (setrlimit(__rlimit_resource(op.n[0]), &rl) < 0) fail(Step::rlimit, errno, s0);
+        break;
+      }
+      case Step::setgroups:
+        if (syscall(SYS_setgroups, op.gids.size(), op.gids.data()) < 0) fail(Step::setgroups, errno, nullptr);
+        break;
+      case Step::setgid:
+        if (syscall(SYS_setresgid, op.n[0], op.n[0], op.n[0]) < 0) fail(Step::setgid, errno, s0);
+        break;
+      case Step::setuid:
+        if (syscall(SYS_setresuid, op.n[0], op.n[0], op.n[0]) < 0) fail(Step::setuid, errno, s0);
+        break;
+      case Step::capabilities:
+        if (op.kind == "bounding") applyBounding(op);
+        else applyCapabilitySets(op);
+        break;
+      case Step::no_new_privs:
+        if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0) fail(Step::no_new_privs, errno, nullptr);
+        break;
+      case Step::chdir:
+        if (chdir(s0) < 0) fail(Step::chdir, errno, s0);
+        break;
+      case Step::resolve_exec:
+        resolveExec(plan);
+        break;
+      case Step::ready:
+        report(kReady, Step::ready, 0, nullptr);
+        awaitByte(kStart, Step::ready);
+        break;
+      case Step::close_fds:
+        // Every fd but stdio closes at execve (CVE-2024-21626 class: no host fd, such as a
+        // directory of the host, reaches the workload). The sync socket stays usable until
+        // then, so an execve failure can still be reported.
+        if (syscall(SYS_close_range, 3u, ~0u, CLOSE_RANGE_CLOEXEC) < 0) fail(Step::close_fds, errno, nullptr);
+        break;
+      case Step::seccomp: {
+        struct sock_fprog prog;
+        prog.len = static_cast<unsigned short>(plan.seccomp.size());
+        prog.filter = const_cast<sock_filter*>(plan.seccomp.data());
+        if (prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog, 0, 0) < 0) fail(Step::seccomp, errno, nullptr);
+        break;
+      }
+      case Step::execve:
+        execve(gExecPath[0] != '\0' ? gExecPath : plan.argv[0].c_str(), plan.argvp.data(), plan.envp.data());
+        fail(Step::execve, errno, gExecPath[0] != '\0' ? gExecPath : plan.argv[0].c_str());
+      default:
+        fail(op.step, EINVAL, "step not valid in a plan");
+    }
+  }
+  fail(Step::execve, EINVAL, "plan has no execve step");
+}
+
+}  // namespace ss

@@ -1,0 +1,35 @@
+// The container init's side of the spawner: everything between clone() and execve().
+#pragma once
+
+#include <cstdint>
+
+#include "plan.h"
+
+namespace ss {
+
+// Fixed-size messages on the sync socket, child to spawner. The spawner's side of the same
+// socket sends one byte: kGo once the cgroups and id maps are in place, kStart to exec.
+enum ReportType : uint32_t { kReady = 1, kError = 2, kPid = 3 };
+constexpr char kGo = 'g';
+constexpr char kStart = 's';
+
+struct ChildReport {
+  uint32_t type;
+  uint32_t step;
+  int32_t err;
+  int32_t value;
+  char path[240];
+};
+
+// The fds the spawner opened for the child before clone(): the sync socket, the container's
+// stdio, and for an exec the pidfd of the container's init. All are O_CLOEXEC.
+struct ChildFds {
+  int sync = -1;
+  int stdio[3] = {-1, -1, -1};
+  int targetPidfd = -1;
+};
+
+// Runs the plan's ops in order and ends in execve(); never returns. Allocates nothing.
+[[noreturn]] void runChild(const Plan& plan, const ChildFds& fds);
+
+}  // namespace ss

@@ -1,0 +1,48 @@
+// A container's setup plan as the spawner holds it: parsed and checked in the spawner
+// (which may allocate), then read, never changed in size, by the child between clone() and
+// execve() (which may not).
+#pragma once
+
+#include <linux/filter.h>
+#include <sys/types.h>
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "../steps.h"
+#include "../wire.h"
+
+namespace ss {
+
+// The first field of each op names its step (src/spawner/plan.ts writes them); `n` holds
+// the numeric arguments parsed in the parent, `s` the string arguments.
+struct Op {
+  Step step = Step::none;
+  std::string kind;  // the op's variant within its step, e.g. "bounding" or "sets"
+  std::vector<std::string> s;
+  std::vector<uint64_t> n;
+  std::vector<gid_t> gids;
+};
+
+struct Plan {
+  std::string id;
+  std::string stateDir;                  // where the spawner writes exit.json
+  unsigned long cloneFlags = 0;          // CLONE_NEW* for a new container
+  unsigned long setnsFlags = 0;          // namespaces an exec joins
+  std::vector<std::string> cgroupProcs;  // cgroup.procs files the child joins before it runs
+  std::string uidMap, gidMap;            // written by the spawner for a user namespace
+  std::string stdinPath = "/dev/null", stdoutPath, stderrPath;
+  std::vector<Op> ops;
+  std::vector<std::string> argv, env;
+  std::string searchPath;  // PATH used to resolve argv[0]
+  std::vector<sock_filter> seccomp;
+  // Filled in by the parent after parsing so the child never builds them.
+  std::vector<char*> argvp, envp;
+};
+
+// Parses a "create" or "exec" message (fields after the verb and id). On failure returns
+// false and names the field.
+bool parsePlan(const wire::Fields& f, size_t start, Plan* plan, std::string* err);
+
+}  // namespace ss

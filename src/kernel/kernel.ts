@@ -1,0 +1,83 @@
+/**
+ * The one seam between the runtime's logic and the kernel. The real implementation goes
+ * through the native addon and node:fs; tests of lifecycle, decisions and evolution use
+ * `RecordingKernel` (test/helpers) and need no root.
+ */
+import * as fs from 'node:fs';
+import { fromNodeError, type Step } from '../errors.js';
+import { loadNative, type NativeAddon, type OciSeccompProfile } from './native.js';
+
+export interface Kernel {
+  /** One write(2) of a cgroup (or other kernel) file; errors name the file and the value. */
+  cgroupWrite(path: string, value: string): void;
+  readFile(path: string): string;
+  writeFile(path: string, data: string): void;
+  exists(path: string): boolean;
+  mkdir(path: string): void;
+  /** Removes an empty directory (a cgroup); ENOENT is not an error. */
+  rmdir(path: string): void;
+  readdir(path: string): string[];
+  compileSeccomp(profile: OciSeccompProfile): { bpf: Buffer; unknownSyscalls: string[] };
+  /** Connects to a unix socket and sends one frame, with fds; returns the connected fd. */
+  request(socketPath: string, frame: Buffer, fds?: number[]): number;
+  pipe(): [number, number];
+  close(fd: number): void;
+}
+
+function wrapFs<T>(step: Step, what: string, f: () => T): T {
+  try {
+    return f();
+  } catch (e) {
+    throw fromNodeError(e, step, what);
+  }
+}
+
+export class NativeKernel implements Kernel {
+  private addon: NativeAddon;
+  constructor(addon: NativeAddon = loadNative()) {
+    this.addon = addon;
+  }
+  cgroupWrite(path: string, value: string): void {
+    this.addon.cgroupWrite(path, value);
+  }
+  readFile(path: string): string {
+    return wrapFs('cgroup', `read \`${path}\``, () => fs.readFileSync(path, 'utf8'));
+  }
+  writeFile(path: string, data: string): void {
+    wrapFs('state', `write \`${path}\``, () => fs.writeFileSync(path, data));
+  }
+  exists(path: string): boolean {
+    return fs.existsSync(path);
+  }
+  mkdir(path: string): void {
+    wrapFs('cgroup', `mkdir \`${path}\``, () => fs.mkdirSync(path, { recursive: true }));
+  }
+  rmdir(path: string): void {
+    try {
+      fs.rmdirSync(path);
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw fromNodeError(e, 'cleanup', `rmdir \`${path}\``);
+    }
+  }
+  readdir(path: string): string[] {
+    return wrapFs('cgroup', `readdir \`${path}\``, () => fs.readdirSync(path));
+  }
+  compileSeccomp(profile: OciSeccompProfile): { bpf: Buffer; unknownSyscalls: string[] } {
+    return this.addon.compileSeccomp(profile);
+  }
+  request(socketPath: string, frame: Buffer, fds?: number[]): number {
+    return this.addon.request(socketPath, frame, fds);
+  }
+  pipe(): [number, number] {
+    return this.addon.pipe();
+  }
+  close(fd: number): void {
+    this.addon.close(fd);
+  }
+}
+
+let shared: Kernel | undefined;
+export function defaultKernel(): Kernel {
+  shared ??= new NativeKernel();
+  return shared;
+}

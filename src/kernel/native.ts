@@ -1,0 +1,131 @@
+/**
+ * The native addon, typed. Nothing else in src/ touches the raw addon: TypeScript reaches the
+ * kernel through `Kernel` (kernel.ts), which wraps this module and has a recording fake for
+ * tests that run without root.
+ */
+import { createRequire } from 'node:module';
+import { existsSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { RuntimeError, STEPS } from '../errors.js';
+
+export interface OciSeccompArg {
+  index: number;
+  value: number | bigint;
+  valueTwo?: number | bigint;
+  op: string;
+}
+export interface OciSeccompRule {
+  names: string[];
+  action: string;
+  errnoRet?: number;
+  args?: OciSeccompArg[];
+}
+export interface OciSeccompProfile {
+  defaultAction: string;
+  defaultErrnoRet?: number;
+  architectures?: string[];
+  syscalls?: OciSeccompRule[];
+}
+
+/** The raw addon (native/addon.cc). */
+export interface NativeAddon {
+  init(errorClass: typeof RuntimeError): string[];
+  request(socketPath: string, frame: Buffer, fds?: number[]): number;
+  pipe(): [number, number];
+  close(fd: number): void;
+  cgroupWrite(path: string, value: string): void;
+  compileSeccomp(profile: OciSeccompProfile): { bpf: Buffer; unknownSyscalls: string[] };
+}
+
+const here = dirname(fileURLToPath(import.meta.url));
+
+/** The package root: src/kernel when run from source, dist/src/kernel when compiled. */
+export function packageRoot(): string {
+  let dir = here;
+  for (let i = 0; i < 5; i++) {
+    if (existsSync(join(dir, 'package.json')) && existsSync(join(dir, 'binding.gyp'))) return dir;
+    dir = dirname(dir);
+  }
+  return resolve(here, '..', '..');
+}
+
+/** Where the addon and the spawner may be, in the order they are tried. */
+export function candidatePaths(file: string, root = packageRoot()): string[] {
+  const fromEnv = process.env.STRATOSWARM_NATIVE_DIR;
+  const dirs = [
+    ...(fromEnv ? [fromEnv] : []),
+    join(root, 'build', 'Release'),
+    join(root, 'build', 'Debug'),
+    join(root, 'prebuilds', `${process.platform}-${process.arch}`),
+  ];
+  return dirs.map((d) => join(d, file));
+}
+
+let loaded: NativeAddon | undefined;
+
+/**
+ * Loads the addon once. Its error lists every path tried and says how to build it.
+ * `bindings` finds the addon in the usual places; the explicit list covers
+ * STRATOSWARM_NATIVE_DIR, which `bindings` does not know.
+ */
+export function loadNative(explicitPaths?: string[]): NativeAddon {
+  if (loaded && !explicitPaths) return loaded;
+  const paths = explicitPaths ?? candidatePaths('stratoswarm_native.node');
+  const require = createRequire(import.meta.url);
+  const tried: string[] = [];
+  let addon: NativeAddon | undefined;
+  let lastError: unknown;
+  for (const p of paths) {
+    tried.push(p);
+    if (!existsSync(p)) continue;
+    try {
+      addon = require(p) as NativeAddon;
+      break;
+    } catch (e) {
+      lastError = e;
+    }
+  }
+  if (!addon && !explicitPaths) {
+    tried.push('bindings(stratoswarm_native) search paths');
+    try {
+      const bindings = require('bindings') as (opts: { bindings: string; module_root: string }) => NativeAddon;
+      addon = bindings({ bindings: 'stratoswarm_native', module_root: packageRoot() });
+    } catch (e) {
+      lastError = e;
+    }
+  }
+  if (!addon) {
+    const why = lastError instanceof Error ? ` (last error: ${lastError.message})` : '';
+    throw new RuntimeError(
+      `load native addon: not found or not loadable; tried:\n  ${tried.join('\n  ')}${why}\n` +
+        'build it with `npm run build:native` (needs g++, make, python3 and libseccomp-dev)',
+      { code: 'ELOAD', step: 'none', path: tried[0], cause: lastError },
+    );
+  }
+  const steps = addon.init(RuntimeError);
+  // The step names are one closed set shared by C++ and TypeScript; a mismatch means the
+  // addon was built from other sources than this library.
+  if (steps.length !== STEPS.length || steps.some((s, i) => s !== STEPS[i])) {
+    throw new RuntimeError(`load native addon: its step list does not match this library's (rebuild it)`, {
+      code: 'ELOAD',
+      step: 'none',
+    });
+  }
+  if (!explicitPaths) loaded = addon;
+  return addon;
+}
+
+/** The spawner executable, first existing candidate. */
+export function spawnerPath(): string {
+  const paths = candidatePaths('stratoswarm-spawner');
+  const found = paths.find((p) => existsSync(p));
+  if (!found) {
+    throw new RuntimeError(`spawner executable not found; tried:\n  ${paths.join('\n  ')}\nbuild it with \`npm run build:native\``, {
+      code: 'ELOAD',
+      step: 'spawner',
+      path: paths[0],
+    });
+  }
+  return found;
+}
