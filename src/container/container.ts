@@ -1,0 +1,653 @@
+/**
+ * Container: the lifecycle of one agent container. It holds state, events and the order of
+ * operations; the kernel work happens in the spawner (namespaces, mounts, exec) and the
+ * isolation module (cgroups), reached through the Runtime.
+ */
+import { EventEmitter } from 'node:events';
+import * as fs from 'node:fs';
+import { Socket } from 'node:net';
+import { join, posix } from 'node:path';
+import type { Readable } from 'node:stream';
+import { RuntimeError, fromNodeError } from '../errors.js';
+import type { ResolvedImage } from '../images.js';
+import { assertTransition, OperationQueue, type ContainerState } from '../lifecycle.js';
+import type { Logger } from '../logger.js';
+import { containerLogger } from '../logger.js';
+import { compileCreatePlan, compileExecPlan, type PlanSecurity, type PlanUser, type PlanVolume } from '../plan.js';
+import { Runtime } from '../runtime.js';
+import { isSameProcess, newContainerId, processStartTime, type ContainerRecord } from '../state.js';
+import { ContainerConfig } from './config.js';
+import { followFile } from './logs.js';
+import { resolveSecurity } from './security.js';
+
+export interface ContainerStatus {
+  id: string;
+  name: string;
+  state: ContainerState;
+  pid: number | undefined;
+  exitCode: number | null | undefined;
+  signal: string | null | undefined;
+  oomKilled: boolean;
+  createdAt: Date;
+  startedAt: Date | undefined;
+  finishedAt: Date | undefined;
+}
+
+export interface ExitStatus {
+  exitCode: number | null;
+  /** The signal that ended the process, by name ("SIGKILL"), or null. */
+  signal: string | null;
+  oomKilled: boolean;
+}
+
+export interface ExecOptions {
+  env?: Record<string, string>;
+  workingDir?: string;
+  user?: string | number;
+  stdin?: string | Buffer;
+  /** Kill the process (SIGKILL) if it runs longer than this. */
+  timeoutMs?: number;
+}
+
+export interface ExecResult {
+  pid: number;
+  exitCode: number | null;
+  signal: string | null;
+  stdout: string;
+  stderr: string;
+}
+
+export interface StateChange {
+  id: string;
+  from: ContainerState;
+  to: ContainerState;
+}
+
+interface Handle {
+  runtime?: Runtime;
+}
+
+const DEFAULT_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
+const SIGNALS: Record<string, number> = {
+  SIGHUP: 1, SIGINT: 2, SIGQUIT: 3, SIGILL: 4, SIGTRAP: 5, SIGABRT: 6, SIGBUS: 7, SIGFPE: 8, SIGKILL: 9,
+  SIGUSR1: 10, SIGSEGV: 11, SIGUSR2: 12, SIGPIPE: 13, SIGALRM: 14, SIGTERM: 15, SIGCHLD: 17, SIGCONT: 18,
+  SIGSTOP: 19, SIGTSTP: 20, SIGTTIN: 21, SIGTTOU: 22, SIGWINCH: 28,
+};
+
+export function signalNumber(sig: string | number): number {
+  if (typeof sig === 'number') {
+    if (!Number.isInteger(sig) || sig < 1 || sig > 64) throw new RuntimeError(`invalid signal ${sig}`, { code: 'EINVAL', step: 'signal' });
+    return sig;
+  }
+  const name = sig.toUpperCase().startsWith('SIG') ? sig.toUpperCase() : `SIG${sig.toUpperCase()}`;
+  const n = SIGNALS[name];
+  if (n === undefined) throw new RuntimeError(`unknown signal "${sig}"`, { code: 'EINVAL', step: 'signal' });
+  return n;
+}
+
+export function signalName(n: number | null | undefined): string | null {
+  if (!n) return null;
+  return Object.entries(SIGNALS).find(([, v]) => v === n)?.[0] ?? `SIG${n}`;
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}
+
+export class Container extends EventEmitter {
+  readonly id: string;
+  readonly runtime: Runtime;
+  readonly config: ContainerConfig;
+  protected rec: ContainerRecord;
+  protected readonly log: Logger;
+  private readonly queue = new OperationQueue();
+  private exited: Promise<ExitStatus>;
+  private resolveExit!: (s: ExitStatus) => void;
+  private stopWatching: (() => void) | undefined;
+
+  protected constructor(runtime: Runtime, rec: ContainerRecord, config: ContainerConfig) {
+    super();
+    this.runtime = runtime;
+    this.rec = rec;
+    this.id = rec.id;
+    this.config = config;
+    this.log = containerLogger(runtime.logger, rec.id, rec.name);
+    this.exited = new Promise((r) => (this.resolveExit = r));
+    // Nobody has to wait() for a container: an unobserved exit is not an error.
+    this.exited.catch(() => undefined);
+  }
+
+  get name(): string {
+    return this.rec.name;
+  }
+
+  get state(): ContainerState {
+    return this.rec.state;
+  }
+
+  get pid(): number | undefined {
+    return this.rec.pid;
+  }
+
+  /** @internal */
+  record(): Readonly<ContainerRecord> {
+    return this.rec;
+  }
+
+  // ── creation ──────────────────────────────────────────────────────────────
+
+  /**
+   * Prepares a container (image layers, writable layer, cgroups, namespaces, mounts) up to
+   * the point just before its command runs, as OCI `create` does. start() runs the command.
+   */
+  static async create(config: ContainerConfig, handle: Handle = {}): Promise<Container> {
+    Runtime.assertPrivileged();
+    const runtime = handle.runtime ?? Runtime.default();
+    const spec = config.spec;
+    for (const other of runtime.state.list()) {
+      if (other.name === spec.name && other.state !== 'removed') {
+        throw new RuntimeError(`create container "${spec.name}": the name is in use by ${other.id}`, { code: 'EEXIST', step: 'config', containerId: other.id });
+      }
+    }
+    // Everything that can be checked without touching the system is checked first, so
+    // most bad input fails before anything exists to clean up.
+    const image = runtime.images.resolve(spec.image);
+    const user = resolveUser(runtime, image, spec.user ?? image.config.user);
+    const volumes = checkVolumes(spec.volumes);
+    const security = resolveSecurity(runtime, spec.security, user);
+
+    const id = newContainerId();
+    const stateDir = runtime.state.dir(id);
+    const storageDir = runtime.storageDir(id);
+    const paths = {
+      stateDir,
+      storageDir,
+      rootfs: join(storageDir, 'rootfs'),
+      upper: join(storageDir, 'upper'),
+      work: join(storageDir, 'work'),
+      stdoutLog: join(storageDir, 'stdout.log'),
+      stderrLog: join(storageDir, 'stderr.log'),
+    };
+    const namespaces = ['pid', 'mnt', 'uts', 'ipc', 'cgroup', ...(spec.network === 'host' ? [] : ['net'])];
+    const rec: ContainerRecord = {
+      version: 1,
+      id,
+      name: spec.name,
+      state: 'creating',
+      config: config.toJSON(),
+      image: { ref: image.ref, layers: image.layers },
+      createdAt: new Date().toISOString(),
+      paths,
+      cgroupProcs: [],
+      namespaces,
+    };
+    const c = new Container(runtime, rec, config);
+    try {
+      for (const d of [stateDir, paths.rootfs, paths.upper, paths.work]) fs.mkdirSync(d, { recursive: true, mode: 0o700 });
+      fs.writeFileSync(paths.stdoutLog, '', { mode: 0o640 });
+      fs.writeFileSync(paths.stderrLog, '', { mode: 0o640 });
+      runtime.state.save(rec);
+      if (runtime.cgroups) rec.cgroupProcs = runtime.cgroups.create(id, cgroupResources(config)).procsFiles;
+      const env = buildEnv(image, spec.env, spec.hostname ?? id.slice(0, 12), user);
+      const argv = [...(spec.command ?? image.config.cmd), ...spec.args];
+      if (argv.length === 0) throw new RuntimeError('the image has no default command and none was given', { code: 'EINVAL', step: 'config' });
+      const fields = compileCreatePlan({
+        stateDir,
+        rootfs: paths.rootfs,
+        lowerDirs: image.layerPaths,
+        upperDir: paths.upper,
+        workDir: paths.work,
+        stdout: paths.stdoutLog,
+        stderr: paths.stderrLog,
+        network: spec.network,
+        hostname: spec.hostname ?? id.slice(0, 12),
+        volumes,
+        user,
+        env,
+        cwd: spec.workingDir ?? image.config.workingDir ?? '/',
+        argv,
+        searchPath: searchPath(env),
+        security,
+        cgroupProcs: rec.cgroupProcs,
+        lastCap: runtime.lastCap(),
+      });
+      const reply = await runtime.spawner.request(['create', id, ...(fields as string[])], `create container ${spec.name}`);
+      rec.pid = Number(reply[1]);
+      rec.pidStartTime = processStartTime(rec.pid);
+      await c.watch();
+      c.transition('created');
+      c.log.info({ pid: rec.pid }, 'container created');
+      return c;
+    } catch (e) {
+      const err = e instanceof RuntimeError ? e : fromNodeError(e, 'config', `create container ${spec.name}`);
+      err.containerId = id;
+      await c.destroy().catch((cleanupError: unknown) => c.log.error({ err: cleanupError }, 'cleanup after a failed create'));
+      throw err;
+    }
+  }
+
+  /** Loads a container by id (or name) from the state root, possibly written by another process. */
+  static async load(idOrName: string, handle: Handle = {}): Promise<Container> {
+    const runtime = handle.runtime ?? Runtime.default();
+    let rec: ContainerRecord;
+    if (/^[a-f0-9]{32}$/.test(idOrName)) rec = runtime.state.load(idOrName);
+    else {
+      const found = runtime.state.list().find((r) => r.name === idOrName);
+      if (!found) throw new RuntimeError(`no container named "${idOrName}"`, { code: 'ENOTFOUND', step: 'state' });
+      rec = found;
+    }
+    const config = ContainerConfig.fromSpec(rec.config as never, (rec.config as { hardwareAffinity?: never }).hardwareAffinity);
+    const c = new Container(runtime, rec, config);
+    await c.reconcile();
+    return c;
+  }
+
+  /** Every container under the runtime's state root, as records (no spawner needed). */
+  static async list(handle: Handle = {}): Promise<ContainerStatus[]> {
+    const runtime = handle.runtime ?? Runtime.default();
+    const out: ContainerStatus[] = [];
+    for (const r of runtime.state.list()) {
+      const exit = runtime.state.exit(r.id);
+      let state = r.state;
+      if ((state === 'running' || state === 'paused' || state === 'created') && (exit || !isSameProcess(r.pid, r.pidStartTime))) state = 'stopped';
+      out.push(statusOf({ ...r, state, exitCode: exit ? (exit.signal ? null : exit.exitCode) : r.exitCode, signal: exit?.signal ?? r.signal }));
+    }
+    return out;
+  }
+
+  // ── events and state ─────────────────────────────────────────────────────
+
+  private transition(to: ContainerState): void {
+    const from = this.rec.state;
+    if (from === to) return;
+    assertTransition(this.id, 'update', from, to);
+    this.rec.state = to;
+    if (to !== 'removed') this.runtime.state.save(this.rec);
+    this.emit('state', { id: this.id, from, to } satisfies StateChange);
+  }
+
+  /** Subscribes to the init's exit and catches an exit that happened before. */
+  private async watch(): Promise<void> {
+    this.stopWatching ??= await this.runtime.watchExit(this.id, (e) => {
+      this.onExit(e.exitCode, e.signal, e.finishedAt);
+    });
+    const exit = this.runtime.state.exit(this.id);
+    if (exit && exit.pid === this.rec.pid) this.onExit(exit.exitCode >= 0 ? exit.exitCode : null, exit.signal || null, exit.finishedAt);
+  }
+
+  private onExit(exitCode: number | null, signal: number | null, finishedAt: number): void {
+    if (this.rec.state === 'stopped' || this.rec.state === 'removed' || this.rec.finishedAt) {
+      return;
+    }
+    let oomKilled = false;
+    try {
+      oomKilled = (this.runtime.cgroups?.oomKills(this.id) ?? 0) > 0;
+    } catch {
+      // The cgroup may already be gone when the exit is seen late; no OOM was recorded then.
+    }
+    this.rec.exitCode = signal ? null : exitCode;
+    this.rec.signal = signal;
+    this.rec.oomKilled = oomKilled;
+    this.rec.finishedAt = new Date(finishedAt || Date.now()).toISOString();
+    if (this.rec.state === 'creating') return; // create() reports this itself
+    this.transition('stopped');
+    const status: ExitStatus = { exitCode: this.rec.exitCode, signal: signalName(signal), oomKilled };
+    this.log.info(status, 'container exited');
+    if (oomKilled) this.emit('oom', { id: this.id });
+    this.emit('exit', status);
+    this.resolveExit(status);
+  }
+
+  /** Brings a loaded record up to date with the spawner's and the kernel's view. */
+  private async reconcile(): Promise<void> {
+    if (this.rec.state === 'stopped') {
+      this.resolveExit({ exitCode: this.rec.exitCode ?? null, signal: signalName(this.rec.signal), oomKilled: !!this.rec.oomKilled });
+      return;
+    }
+    if (this.rec.state === 'removed' || this.rec.state === 'creating') return;
+    const exit = this.runtime.state.exit(this.id);
+    if (exit || !isSameProcess(this.rec.pid, this.rec.pidStartTime)) {
+      // Exited while nobody watched: the spawner wrote exit.json. Without it (the spawner
+      // died too) the exit code is unknown.
+      if (exit) this.onExit(exit.exitCode >= 0 ? exit.exitCode : null, exit.signal || null, exit.finishedAt);
+      else this.onExit(null, null, Date.now());
+      return;
+    }
+    await this.watch();
+  }
+
+  async status(): Promise<ContainerStatus> {
+    return statusOf(this.rec);
+  }
+
+  /** Resolves once, when the container's init has exited (the same result for every caller). */
+  wait(): Promise<ExitStatus> {
+    return this.exited;
+  }
+
+  // ── operations ───────────────────────────────────────────────────────────
+
+  /** Runs the container's command. */
+  start(): Promise<void> {
+    return this.queue.run(async () => {
+      assertTransition(this.id, 'start', this.rec.state, 'running');
+      try {
+        await this.runtime.spawner.request(['start', this.id], `start container ${this.name}`);
+      } catch (e) {
+        if (e instanceof RuntimeError) e.containerId = this.id;
+        throw e;
+      }
+      this.rec.startedAt = new Date().toISOString();
+      if (this.rec.state === 'created') this.transition('running');
+      this.log.info('container started');
+    });
+  }
+
+  /** Sends a signal to the container's init. */
+  kill(signal: string | number = 'SIGKILL'): Promise<void> {
+    return this.queue.run(() => this.signal(signal));
+  }
+
+  private async signal(signal: string | number): Promise<void> {
+    const sig = signalNumber(signal);
+    const s = this.rec.state;
+    if (s !== 'created' && s !== 'running' && s !== 'paused') {
+      throw new RuntimeError(`kill container ${this.name}: it is ${s}, not running`, { code: 'ESTATE', step: 'signal', containerId: this.id });
+    }
+    try {
+      await this.runtime.spawner.request(['kill', this.id, String(sig)], `kill container ${this.name}`);
+    } catch (e) {
+      // Lost the race with the exit: the container is stopping anyway.
+      if (e instanceof RuntimeError && e.code === 'ESTATE') return;
+      throw e;
+    }
+    // A frozen task acts on a signal only once thawed.
+    if (s === 'paused' && this.runtime.cgroups) await this.runtime.cgroups.thaw(this.id);
+  }
+
+  /**
+   * Stops the container: SIGTERM, then SIGKILL once `timeoutMs` (default 10 s) has passed.
+   * Stopping a stopped container does nothing.
+   */
+  stop(opts: { timeoutMs?: number; signal?: string | number } = {}): Promise<ExitStatus> {
+    return this.queue.run(async () => {
+      if (this.rec.state === 'stopped') return this.exited;
+      assertTransition(this.id, 'stop', this.rec.state, 'stopped');
+      const timeoutMs = opts.timeoutMs ?? 10_000;
+      await this.signal(opts.signal ?? 'SIGTERM');
+      const graceful = await Promise.race([this.exited.then(() => true), sleep(timeoutMs).then(() => false)]);
+      if (!graceful && (this.rec.state as ContainerState) !== 'stopped') {
+        this.log.warn({ timeoutMs }, 'container ignored SIGTERM; sending SIGKILL');
+        await this.signal('SIGKILL');
+      }
+      return this.exited;
+    });
+  }
+
+  /** Freezes every process of the container (cgroup freezer). */
+  pause(): Promise<void> {
+    return this.queue.run(async () => {
+      assertTransition(this.id, 'pause', this.rec.state, 'paused');
+      const cg = this.requireCgroups('pause');
+      await cg.freeze(this.id);
+      this.transition('paused');
+    });
+  }
+
+  resume(): Promise<void> {
+    return this.queue.run(async () => {
+      assertTransition(this.id, 'resume', this.rec.state, 'running');
+      const cg = this.requireCgroups('resume');
+      await cg.thaw(this.id);
+      this.transition('running');
+    });
+  }
+
+  private requireCgroups(op: string) {
+    const cg = this.runtime.cgroups;
+    if (!cg) throw new RuntimeError(`${op} container ${this.name}: no cgroup driver (the freezer is needed)`, { code: 'EUNSUPPORTED', step: 'freezer' });
+    return cg;
+  }
+
+  /**
+   * Removes the container and everything it had: processes, cgroups, writable layer, logs
+   * and state. A running container needs `force` (it is killed first).
+   */
+  remove(opts: { force?: boolean } = {}): Promise<void> {
+    return this.queue.run(async () => {
+      const s = this.rec.state;
+      if (s === 'removed') return;
+      if ((s === 'running' || s === 'paused') && !opts.force) {
+        throw new RuntimeError(`remove container ${this.name}: cannot go from ${s} to removed; stop it first or pass { force: true }`, {
+          code: 'ESTATE',
+          step: 'state',
+          containerId: this.id,
+        });
+      }
+      if (s === 'created' || s === 'running' || s === 'paused') {
+        await this.signal('SIGKILL');
+        await this.exited;
+      }
+      await this.destroy();
+      this.transition('removed');
+      this.log.info('container removed');
+    });
+  }
+
+  /** Removes every trace of the container; safe to call at any point of its life. */
+  private async destroy(): Promise<void> {
+    const errors: unknown[] = [];
+    const attempt = async (f: () => unknown) => {
+      try {
+        await f();
+      } catch (e) {
+        errors.push(e);
+      }
+    };
+    if (this.rec.pid && this.rec.state === 'creating') {
+      // A create that failed after the spawner made the init: make sure it is gone.
+      await attempt(async () => {
+        await this.runtime.spawner.request(['kill', this.id, '9'], 'cleanup').catch(() => undefined);
+        for (let i = 0; i < 100 && !this.runtime.state.exit(this.id) && isSameProcess(this.rec.pid, this.rec.pidStartTime); i++) await sleep(10);
+      });
+    }
+    await attempt(() => this.runtime.spawner.request(['forget', this.id], 'cleanup').catch((e: unknown) => {
+      if (!(e instanceof RuntimeError && e.code === 'ENOSPAWNER')) throw e;
+    }));
+    this.stopWatching?.();
+    this.stopWatching = undefined;
+    if (this.runtime.cgroups) await attempt(() => this.runtime.cgroups!.destroy(this.id));
+    await attempt(() => fs.rmSync(this.rec.paths.storageDir, { recursive: true, force: true }));
+    await attempt(() => this.runtime.state.remove(this.id));
+    if (errors.length > 0) {
+      const first = errors[0];
+      throw first instanceof RuntimeError ? first.wrap(`remove container ${this.name}`) : fromNodeError(first, 'cleanup', `remove container ${this.name}`);
+    }
+  }
+
+  /** Runs a further process inside the running container: its namespaces, cgroups and confinement. */
+  async exec(command: string[], opts: ExecOptions = {}): Promise<ExecResult> {
+    if (this.rec.state !== 'running') {
+      throw new RuntimeError(`exec in container ${this.name}: it is ${this.rec.state}, not running`, { code: 'ESTATE', step: 'setns', containerId: this.id });
+    }
+    if (command.length === 0 || command.some((a) => typeof a !== 'string' || a.includes('\0'))) {
+      throw new RuntimeError('exec: command must be a non-empty list of strings without NUL bytes', { code: 'EINVAL', step: 'config' });
+    }
+    const spec = this.config.spec;
+    const image = this.runtime.images.resolve(this.rec.image.ref);
+    const user = resolveUser(this.runtime, image, opts.user !== undefined ? String(opts.user) : spec.user ?? image.config.user);
+    const security = resolveSecurity(this.runtime, spec.security, user);
+    const env = buildEnv(image, { ...spec.env, ...(opts.env ?? {}) }, spec.hostname ?? this.id.slice(0, 12), user);
+    const fields = compileExecPlan({
+      user,
+      env,
+      cwd: opts.workingDir ?? spec.workingDir ?? image.config.workingDir ?? '/',
+      argv: command,
+      searchPath: searchPath(env),
+      security,
+      cgroupProcs: this.rec.cgroupProcs,
+      lastCap: this.runtime.lastCap(),
+      namespaces: this.rec.namespaces,
+    });
+    const k = this.runtime.kernel;
+    const stdin = k.pipe();
+    const stdout = k.pipe();
+    const stderr = k.pipe();
+    const toChild = [stdin[0], stdout[1], stderr[1]];
+    let started: Awaited<ReturnType<Runtime['spawner']['exec']>>;
+    try {
+      started = await this.runtime.spawner.exec(['exec', this.id, ...(fields as string[])], toChild, `exec in container ${this.name}`);
+    } catch (e) {
+      for (const fd of [...stdin, ...stdout, ...stderr]) k.close(fd);
+      if (e instanceof RuntimeError) e.containerId = this.id;
+      throw e;
+    } finally {
+      // The child has its copies now (or there is no child).
+      for (const fd of toChild) k.close(fd);
+    }
+    const collect = (fd: number) =>
+      new Promise<string>((resolve) => {
+        const chunks: Buffer[] = [];
+        const s = new Socket({ fd, readable: true, writable: false });
+        s.on('data', (c: Buffer) => chunks.push(c));
+        s.on('error', () => resolve(Buffer.concat(chunks).toString('utf8')));
+        s.on('close', () => resolve(Buffer.concat(chunks).toString('utf8')));
+      });
+    const out = collect(stdout[0]);
+    const err = collect(stderr[0]);
+    const input = new Socket({ fd: stdin[1], readable: false, writable: true });
+    input.on('error', () => undefined);
+    input.end(opts.stdin ?? '');
+    let timer: NodeJS.Timeout | undefined;
+    if (opts.timeoutMs) {
+      timer = setTimeout(() => {
+        void this.execKill(started.pid);
+      }, opts.timeoutMs);
+    }
+    const exit = await started.exit.finally(() => clearTimeout(timer));
+    return { pid: started.pid, exitCode: exit.exitCode, signal: signalName(exit.signal), stdout: await out, stderr: await err };
+  }
+
+  private async execKill(pid: number): Promise<void> {
+    try {
+      process.kill(pid, 'SIGKILL');
+    } catch {
+      // Already gone.
+    }
+  }
+
+  /** The container's stdout, from the start, following it until the container exits. */
+  get stdout(): Readable {
+    return followFile(this.rec.paths.stdoutLog, this.exited);
+  }
+
+  get stderr(): Readable {
+    return followFile(this.rec.paths.stderrLog, this.exited);
+  }
+
+  /** What the container wrote so far. */
+  logs(): { stdout: string; stderr: string } {
+    const read = (p: string) => {
+      try {
+        return fs.readFileSync(p, 'utf8');
+      } catch {
+        return '';
+      }
+    };
+    return { stdout: read(this.rec.paths.stdoutLog), stderr: read(this.rec.paths.stderrLog) };
+  }
+}
+
+function statusOf(r: ContainerRecord): ContainerStatus {
+  return {
+    id: r.id,
+    name: r.name,
+    state: r.state,
+    pid: r.state === 'running' || r.state === 'paused' || r.state === 'created' ? r.pid : undefined,
+    exitCode: r.exitCode,
+    signal: r.signal === undefined ? undefined : signalName(r.signal),
+    oomKilled: !!r.oomKilled,
+    createdAt: new Date(r.createdAt),
+    startedAt: r.startedAt ? new Date(r.startedAt) : undefined,
+    finishedAt: r.finishedAt ? new Date(r.finishedAt) : undefined,
+  };
+}
+
+/** Resolves "uid[:gid]" or "name[:group]" against the image's account files. */
+export function resolveUser(runtime: Runtime, image: ResolvedImage, user: string): PlanUser {
+  const [u, g] = user.split(':') as [string, string | undefined];
+  const { users, groups } = runtime.images.accounts(image);
+  let uid: number;
+  let gid: number;
+  let name: string | undefined;
+  if (/^\d+$/.test(u)) {
+    uid = Number(u);
+    const entry = users.find((x) => x.uid === uid);
+    name = entry?.name;
+    gid = entry?.gid ?? uid;
+  } else {
+    const entry = users.find((x) => x.name === u);
+    if (!entry) {
+      throw new RuntimeError(`user "${u}" not found in the image's /etc/passwd`, { code: 'ENOTFOUND', step: 'user', path: '/etc/passwd' });
+    }
+    uid = entry.uid;
+    gid = entry.gid;
+    name = entry.name;
+  }
+  if (g !== undefined) {
+    if (/^\d+$/.test(g)) gid = Number(g);
+    else {
+      const grp = groups.find((x) => x.name === g);
+      if (!grp) throw new RuntimeError(`group "${g}" not found in the image's /etc/group`, { code: 'ENOTFOUND', step: 'user', path: '/etc/group' });
+      gid = grp.gid;
+    }
+  }
+  const extra = name ? groups.filter((x) => x.members.includes(name!)).map((x) => x.gid) : [];
+  return { uid, gid, groups: [...new Set([gid, ...extra])] };
+}
+
+function checkVolumes(volumes: readonly { source: string; target: string; readOnly?: boolean }[]): PlanVolume[] {
+  return volumes.map((v, i) => {
+    let st: fs.Stats;
+    try {
+      st = fs.statSync(v.source);
+    } catch (e) {
+      throw fromNodeError(e, 'volume', `volumes[${i}]: source \`${v.source}\``);
+    }
+    return { source: v.source, target: posix.normalize(v.target), readOnly: !!v.readOnly, isFile: !st.isDirectory() };
+  });
+}
+
+function buildEnv(image: ResolvedImage, extra: Record<string, string>, hostname: string, user: PlanUser): string[] {
+  const env = new Map<string, string>();
+  env.set('PATH', DEFAULT_PATH);
+  for (const kv of image.config.env) {
+    const i = kv.indexOf('=');
+    if (i > 0) env.set(kv.slice(0, i), kv.slice(i + 1));
+  }
+  env.set('HOSTNAME', hostname);
+  if (!env.has('HOME')) env.set('HOME', user.uid === 0 ? '/root' : '/');
+  for (const [k, v] of Object.entries(extra)) env.set(k, v);
+  return [...env].map(([k, v]) => `${k}=${v}`);
+}
+
+function searchPath(env: string[]): string {
+  return env.find((e) => e.startsWith('PATH='))?.slice(5) ?? DEFAULT_PATH;
+}
+
+function cgroupResources(config: ContainerConfig): Record<string, unknown> {
+  const r = config.spec.resources;
+  const affinity = config.hardwareAffinity()?.cpuset();
+  return {
+    cpuLimit: r.cpuLimit,
+    cpuWeight: r.cpuWeight,
+    memoryLimit: r.memoryLimit,
+    memorySwap: r.memorySwap,
+    memoryReservation: r.memoryReservation,
+    pidsLimit: r.pidsLimit,
+    cpusetCpus: r.cpusetCpus ?? affinity?.cpus,
+    cpusetMems: r.cpusetMems ?? affinity?.mems,
+  };
+}
+
+export type { PlanSecurity };

@@ -1,0 +1,16 @@
+/** stratoswarm-runtime: the public API. */
+export { Container, signalName, signalNumber } from './container/container.js';
+export type { ContainerStatus, ExitStatus, ExecOptions, ExecResult, StateChange } from './container/container.js';
+export { ContainerConfig, ContainerConfigBuilder, HardwareAffinity, HardwareAffinityBuilder, NumaNode } from './container/config.js';
+export type { ContainerSpec, VolumeSpec, NetworkMode, ResourceSpec, HardwareAffinitySpec } from './container/config.js';
+export { Runtime } from './runtime.js';
+export type { RuntimeInit } from './runtime.js';
+export { resolveOptions, DEFAULT_OPTIONS, ENVIRONMENT } from './config.js';
+export type { RuntimeOptions, RuntimeEngine, LogLevel } from './config.js';
+export { RuntimeError, ConfigError, ERROR_CODES, STEPS } from './errors.js';
+export type { ErrorCode, Step, FieldProblem } from './errors.js';
+export { STATES, TRANSITIONS, canTransition } from './lifecycle.js';
+export type { ContainerState } from './lifecycle.js';
+export { ImageStore, BASE_IMAGE } from './images.js';
+export { Personality } from './personality.js';
+export type { PersonalityTraits, WorkloadRequest, ResourcePlan } from './personality.js';

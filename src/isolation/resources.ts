@@ -1,0 +1,263 @@
+/**
+ * The resource limits a container can have, and their validation. Every field is optional:
+ * undefined leaves the kernel's default (unlimited) on create and the current value on
+ * update; `UNLIMITED` (Infinity) removes a limit.
+ */
+import { Problems } from '../errors.js';
+
+/** Removes a limit: cpu.max "max", memory.limit_in_bytes -1, pids.max "max", no throttle. */
+export const UNLIMITED = Number.POSITIVE_INFINITY;
+
+/**
+ * One device-access rule. Rules are read in order and the last rule matching an access
+ * decides it, on top of "deny everything" — the way v1's devices.deny "a" followed by
+ * devices.allow lines behaves, and the way the v2 eBPF program is generated.
+ */
+export interface DeviceRule {
+  allow: boolean;
+  /** 'c' character, 'b' block, 'a' every device (major and minor must then be left out). */
+  type: 'a' | 'c' | 'b';
+  /** undefined matches every major ("*"). */
+  major?: number;
+  /** undefined matches every minor ("*"). */
+  minor?: number;
+  /** A non-empty subset of "rwm": read, write, mknod. */
+  access: string;
+}
+
+export interface BlockIoLimit {
+  /** "major:minor" of a whole disk; see blockDeviceFor(). */
+  device: string;
+  readIops?: number;
+  writeIops?: number;
+  readBps?: number;
+  writeBps?: number;
+}
+
+export interface HugetlbLimit {
+  /** The kernel's spelling in file names: "2MB", "1GB", "64KB". */
+  pageSize: string;
+  /** Bytes. */
+  limit: number;
+}
+
+export interface Resources {
+  /** Cores, fractional: quota = cpuLimit × period, period 100000 µs. */
+  cpuLimit?: number;
+  /** 1..10000, v2 semantics (default 100); v1 gets cpu.shares = weight × 1024 / 100. */
+  cpuWeight?: number;
+  /** Bytes. */
+  memoryLimit?: number;
+  /** Memory plus swap, bytes (≥ memoryLimit, which must be given with it). */
+  memorySwap?: number;
+  /** Bytes the container should keep under memory pressure: v1 soft limit, v2 memory.low. */
+  memoryReservation?: number;
+  pidsLimit?: number;
+  /** A cpu list: "0-1", "0,2-3". */
+  cpusetCpus?: string;
+  /** A NUMA node list: "0". */
+  cpusetMems?: string;
+  blockIo?: BlockIoLimit[];
+  /** undefined on create: DEFAULT_DEVICE_RULES; on update: unchanged. */
+  devices?: DeviceRule[];
+  hugetlb?: HugetlbLimit[];
+}
+
+const KNOWN_FIELDS: readonly (keyof Resources)[] = [
+  'cpuLimit',
+  'cpuWeight',
+  'memoryLimit',
+  'memorySwap',
+  'memoryReservation',
+  'pidsLimit',
+  'cpusetCpus',
+  'cpusetMems',
+  'blockIo',
+  'devices',
+  'hugetlb',
+];
+
+/** The v1 CFS period and v2 cpu.max period; 100 ms is the kernel's and runc's default. */
+export const CPU_PERIOD_US = 100_000;
+/** The kernel refuses quotas under 1 ms (kernel/sched/core.c, min_cfs_quota_period). */
+const MIN_CPU_LIMIT = 1000 / CPU_PERIOD_US;
+const MIB = 1024 * 1024;
+/** Values a 64-bit kernel field can hold exactly and JavaScript can too. */
+const MAX_EXACT = Number.MAX_SAFE_INTEGER;
+
+const CPU_LIST_RE = /^\d+(?:-\d+)?(?:,\d+(?:-\d+)?)*$/;
+const DEVICE_RE = /^\d+:\d+$/;
+const PAGE_SIZE_RE = /^[1-9]\d*(?:KB|MB|GB)$/;
+
+function isCount(v: unknown, min: number, allowUnlimited: boolean): boolean {
+  if (typeof v !== 'number') return false;
+  if (v === UNLIMITED) return allowUnlimited;
+  return Number.isInteger(v) && v >= min && v <= MAX_EXACT;
+}
+
+function describe(v: unknown): string {
+  if (v === UNLIMITED) return 'UNLIMITED';
+  return typeof v === 'string' ? JSON.stringify(v) : String(v);
+}
+
+/** Checks "0-3,5"-style lists, including that each range runs upwards. */
+function checkList(problems: Problems, field: string, v: unknown): void {
+  if (v === undefined) return;
+  if (typeof v !== 'string' || !CPU_LIST_RE.test(v)) {
+    problems.add(field, `expected a list like "0-3,6", got ${describe(v)}`);
+    return;
+  }
+  for (const part of v.split(',')) {
+    const [a, b] = part.split('-').map(Number);
+    if (b !== undefined && b < a!) problems.add(field, `range "${part}" runs backwards`);
+  }
+}
+
+function checkBytes(problems: Problems, field: string, v: unknown, min: number): void {
+  if (v === undefined) return;
+  if (!isCount(v, min, true)) {
+    const hint = typeof v === 'number' && Number.isInteger(v) && v > 0 && v < min ? ` (${v} bytes — megabytes? use ${v} * 1024 * 1024)` : '';
+    problems.add(field, `expected whole bytes ≥ ${min} or UNLIMITED, got ${describe(v)}${hint}`);
+  }
+}
+
+function checkBlockIo(problems: Problems, list: unknown): void {
+  if (list === undefined) return;
+  if (!Array.isArray(list)) {
+    problems.add('blockIo', 'expected an array of { device, readIops?, writeIops?, readBps?, writeBps? }');
+    return;
+  }
+  const seen = new Map<string, number>();
+  list.forEach((e: unknown, i) => {
+    const at = `blockIo[${i}]`;
+    if (typeof e !== 'object' || e === null) {
+      problems.add(at, 'expected an object');
+      return;
+    }
+    const o = e as Record<string, unknown>;
+    if (typeof o.device !== 'string' || !DEVICE_RE.test(o.device)) {
+      problems.add(`${at}.device`, `expected "major:minor", got ${describe(o.device)}`);
+    } else if (seen.has(o.device)) {
+      problems.add(`${at}.device`, `${o.device} is already limited by blockIo[${seen.get(o.device)}]`);
+    } else {
+      seen.set(o.device, i);
+    }
+    let any = false;
+    for (const k of ['readIops', 'writeIops', 'readBps', 'writeBps'] as const) {
+      if (o[k] === undefined) continue;
+      any = true;
+      if (!isCount(o[k], 1, true)) problems.add(`${at}.${k}`, `expected a whole number ≥ 1 or UNLIMITED, got ${describe(o[k])}`);
+    }
+    for (const k of Object.keys(o)) {
+      if (!['device', 'readIops', 'writeIops', 'readBps', 'writeBps'].includes(k)) problems.add(`${at}.${k}`, 'unknown field');
+    }
+    if (!any) problems.add(at, 'sets no limit (give readIops, writeIops, readBps or writeBps)');
+  });
+}
+
+function checkDevices(problems: Problems, list: unknown): void {
+  if (list === undefined) return;
+  if (!Array.isArray(list)) {
+    problems.add('devices', 'expected an array of { allow, type, major?, minor?, access }');
+    return;
+  }
+  list.forEach((e: unknown, i) => {
+    const at = `devices[${i}]`;
+    if (typeof e !== 'object' || e === null) {
+      problems.add(at, 'expected an object');
+      return;
+    }
+    const o = e as Record<string, unknown>;
+    if (typeof o.allow !== 'boolean') problems.add(`${at}.allow`, `expected true or false, got ${describe(o.allow)}`);
+    if (o.type !== 'a' && o.type !== 'b' && o.type !== 'c') problems.add(`${at}.type`, `expected "a", "b" or "c", got ${describe(o.type)}`);
+    for (const k of ['major', 'minor'] as const) {
+      if (o[k] === undefined) continue;
+      if (o.type === 'a') problems.add(`${at}.${k}`, 'type "a" matches every device; leave major and minor out');
+      else if (!isCount(o[k], 0, false) || (o[k] as number) > 0xfffff) problems.add(`${at}.${k}`, `expected 0..1048575, got ${describe(o[k])}`);
+    }
+    const access = o.access;
+    if (typeof access !== 'string' || !/^[rwm]{1,3}$/.test(access) || new Set(access).size !== access.length) {
+      problems.add(`${at}.access`, `expected a non-empty subset of "rwm", got ${describe(access)}`);
+    }
+  });
+}
+
+function checkHugetlb(problems: Problems, list: unknown): void {
+  if (list === undefined) return;
+  if (!Array.isArray(list)) {
+    problems.add('hugetlb', 'expected an array of { pageSize, limit }');
+    return;
+  }
+  const seen = new Map<string, number>();
+  list.forEach((e: unknown, i) => {
+    const at = `hugetlb[${i}]`;
+    if (typeof e !== 'object' || e === null) {
+      problems.add(at, 'expected an object');
+      return;
+    }
+    const o = e as Record<string, unknown>;
+    if (typeof o.pageSize !== 'string' || !PAGE_SIZE_RE.test(o.pageSize)) {
+      problems.add(`${at}.pageSize`, `expected a size like "2MB" or "1GB", got ${describe(o.pageSize)}`);
+    } else if (seen.has(o.pageSize)) {
+      problems.add(`${at}.pageSize`, `${o.pageSize} is already limited by hugetlb[${seen.get(o.pageSize)}]`);
+    } else {
+      seen.set(o.pageSize, i);
+    }
+    if (!isCount(o.limit, 0, true)) problems.add(`${at}.limit`, `expected whole bytes or UNLIMITED, got ${describe(o.limit)}`);
+  });
+}
+
+/**
+ * Lists every problem with `r` (all at once); an empty list means valid. Whether a cpu or node
+ * exists is the kernel's to say, at the write.
+ */
+export function resourceProblems(r: unknown): Problems {
+  const problems = new Problems();
+  if (typeof r !== 'object' || r === null || Array.isArray(r)) {
+    problems.add('resources', 'expected an object');
+    return problems;
+  }
+  const o = r as Record<string, unknown>;
+  for (const k of Object.keys(o)) {
+    if (!(KNOWN_FIELDS as readonly string[]).includes(k) && o[k] !== undefined) {
+      const near = KNOWN_FIELDS.find((f) => f.toLowerCase() === k.replace(/_/g, '').toLowerCase());
+      problems.add(k, near ? `unknown field (did you mean ${near}?)` : 'unknown field');
+    }
+  }
+  const cpu = o.cpuLimit;
+  if (cpu !== undefined && (typeof cpu !== 'number' || Number.isNaN(cpu) || cpu < MIN_CPU_LIMIT || (cpu !== UNLIMITED && cpu * CPU_PERIOD_US > MAX_EXACT))) {
+    problems.add('cpuLimit', `expected cores ≥ ${MIN_CPU_LIMIT} (the kernel's 1 ms minimum quota) or UNLIMITED, got ${describe(cpu)}`);
+  }
+  if (o.cpuWeight !== undefined && (!isCount(o.cpuWeight, 1, false) || (o.cpuWeight as number) > 10000)) {
+    problems.add('cpuWeight', `expected a whole number 1..10000, got ${describe(o.cpuWeight)}`);
+  }
+  checkBytes(problems, 'memoryLimit', o.memoryLimit, MIB);
+  checkBytes(problems, 'memorySwap', o.memorySwap, MIB);
+  checkBytes(problems, 'memoryReservation', o.memoryReservation, 0);
+  const mem = o.memoryLimit as number | undefined;
+  const swap = o.memorySwap as number | undefined;
+  if (swap !== undefined && typeof swap === 'number') {
+    // v2 expresses swap as swap.max = memorySwap - memoryLimit, so both must be known together.
+    if (mem === undefined) problems.add('memorySwap', 'needs memoryLimit in the same call (v2 writes their difference)');
+    else if (typeof mem === 'number' && swap < mem) problems.add('memorySwap', `must be ≥ memoryLimit (${describe(swap)} < ${describe(mem)})`);
+    else if (mem === UNLIMITED && swap !== UNLIMITED) problems.add('memorySwap', 'must be UNLIMITED when memoryLimit is');
+  }
+  const res = o.memoryReservation;
+  if (typeof res === 'number' && typeof mem === 'number' && res !== UNLIMITED && res > mem) {
+    problems.add('memoryReservation', `must be ≤ memoryLimit (${describe(res)} > ${describe(mem)})`);
+  }
+  if (o.pidsLimit !== undefined && !isCount(o.pidsLimit, 1, true)) {
+    problems.add('pidsLimit', `expected a whole number ≥ 1 or UNLIMITED, got ${describe(o.pidsLimit)}`);
+  }
+  checkList(problems, 'cpusetCpus', o.cpusetCpus);
+  checkList(problems, 'cpusetMems', o.cpusetMems);
+  checkBlockIo(problems, o.blockIo);
+  checkDevices(problems, o.devices);
+  checkHugetlb(problems, o.hugetlb);
+  return problems;
+}
+
+/** Throws one ConfigError naming every bad field. */
+export function validateResources(r: unknown, what = 'invalid container resources'): asserts r is Resources {
+  resourceProblems(r).throwIfAny(what);
+}

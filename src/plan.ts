@@ -1,0 +1,182 @@
+/**
+ * The SpawnPlan: everything a container's init does between clone() and execve(), compiled
+ * from the configuration into a flat list of ops the spawner runs without deciding anything.
+ * Pure: unit tests check the ops without root.
+ */
+import type { Step } from './errors.js';
+
+// Mount flags, as <sys/mount.h> numbers them.
+export const MS = {
+  RDONLY: 1,
+  NOSUID: 2,
+  NODEV: 4,
+  NOEXEC: 8,
+  BIND: 4096,
+  REC: 16384,
+  STRICTATIME: 1 << 24,
+} as const;
+
+/** The security settings in the form the plan needs (secure-runtime compiles them). */
+export interface PlanSecurity {
+  capabilities: { bounding: bigint; effective: bigint; permitted: bigint; inheritable: bigint; ambient: bigint };
+  noNewPrivileges: boolean;
+  seccomp?: { bpf: Buffer } | undefined;
+  /** Without no_new_privs the filter must be loaded while CAP_SYS_ADMIN is still held. */
+  seccompBeforeCapabilityDrop?: boolean;
+  readonlyRoot: boolean;
+  maskedPaths: string[];
+  readonlyPaths: string[];
+  rlimits: { name: string; resource: number; soft: bigint; hard: bigint }[];
+}
+
+export interface PlanUser {
+  uid: number;
+  gid: number;
+  groups: number[];
+}
+
+export interface PlanVolume {
+  source: string;
+  target: string;
+  readOnly: boolean;
+  isFile: boolean;
+}
+
+export interface CreatePlanInput {
+  stateDir: string;
+  rootfs: string;
+  lowerDirs: string[];
+  upperDir: string;
+  workDir: string;
+  stdout: string;
+  stderr: string;
+  network: 'none' | 'host' | 'bridge';
+  hostname: string;
+  volumes: PlanVolume[];
+  user: PlanUser;
+  env: string[];
+  cwd: string;
+  argv: string[];
+  searchPath: string;
+  security: PlanSecurity;
+  cgroupProcs: string[];
+  lastCap: number;
+}
+
+export interface ExecPlanInput {
+  user: PlanUser;
+  env: string[];
+  cwd: string;
+  argv: string[];
+  searchPath: string;
+  security: PlanSecurity;
+  cgroupProcs: string[];
+  lastCap: number;
+  /** Namespaces the exec joins (those of the container's init). */
+  namespaces: string[];
+}
+
+type Field = string | Buffer;
+
+function op(out: Field[], step: Step, kind: string, strings: string[] = [], numbers: (number | bigint)[] = []): void {
+  out.push('op', step, kind, String(strings.length), ...strings, String(numbers.length), ...numbers.map((n) => BigInt(n).toString()));
+}
+
+/** The devices every container gets, bind-mounted from the host's /dev. */
+export const DEFAULT_DEVICES = ['null', 'zero', 'full', 'random', 'urandom', 'tty'];
+
+function userAndSecurityOps(out: Field[], user: PlanUser, sec: PlanSecurity, lastCap: number): void {
+  for (const r of sec.rlimits) op(out, 'rlimit', r.name, [r.name], [r.resource, r.soft, r.hard]);
+  const earlySeccomp = sec.seccomp && sec.seccompBeforeCapabilityDrop;
+  if (earlySeccomp) op(out, 'seccomp', 'load');
+  op(out, 'capabilities', 'bounding', [], [sec.capabilities.bounding, lastCap]);
+  op(out, 'setgroups', 'set', [], user.groups);
+  op(out, 'setgid', 'set', [String(user.gid)], [user.gid]);
+  op(out, 'setuid', 'set', [String(user.uid)], [user.uid]);
+  const c = sec.capabilities;
+  op(out, 'capabilities', 'sets', [], [c.effective, c.permitted, c.inheritable, c.ambient]);
+  if (sec.noNewPrivileges) op(out, 'no-new-privs', 'set');
+}
+
+function processFields(out: Field[], argv: string[], env: string[], searchPath: string, sec: PlanSecurity): void {
+  out.push('argv', String(argv.length), ...argv);
+  out.push('env', String(env.length), ...env);
+  out.push('path', searchPath);
+  if (sec.seccomp) out.push('seccomp', sec.seccomp.bpf);
+}
+
+/** Fields of a "create" request after its id. */
+export function compileCreatePlan(p: CreatePlanInput): Field[] {
+  const out: Field[] = [];
+  const namespaces = ['pid', 'mnt', 'uts', 'ipc'];
+  if (p.network !== 'host') namespaces.push('net');
+  out.push('state-dir', p.stateDir, 'namespaces', namespaces.join(','), 'stdout', p.stdout, 'stderr', p.stderr);
+  for (const f of p.cgroupProcs) out.push('cgroup-procs', f);
+  processFields(out, p.argv, p.env, p.searchPath, p.security);
+
+  op(out, 'sync', 'go');
+  op(out, 'setsid', 'new');
+  op(out, 'stdio', 'dup');
+  // The cgroup namespace is made after the spawner moved the init into its cgroups, so the
+  // container sees its own cgroup as the root.
+  op(out, 'cgroupns', 'unshare');
+  op(out, 'mount-private', 'rprivate');
+  const lower = p.lowerDirs.join(':');
+  op(out, 'overlay', 'rootfs', [p.rootfs, `lowerdir=${lower},upperdir=${p.upperDir},workdir=${p.workDir}`]);
+  op(out, 'root-open', 'rootfs', [p.rootfs]);
+  op(out, 'mount', 'proc', ['proc', '/proc', 'proc', ''], [MS.NOSUID | MS.NODEV | MS.NOEXEC, 0]);
+  op(out, 'mount', 'dev', ['tmpfs', '/dev', 'tmpfs', 'mode=755,size=65536k'], [MS.NOSUID | MS.STRICTATIME, 0]);
+  for (const d of DEFAULT_DEVICES) op(out, 'bind', 'device', [`/dev/${d}`, `/dev/${d}`], [MS.NOSUID | MS.NOEXEC, 1, 0]);
+  op(out, 'mount', 'devpts', ['devpts', '/dev/pts', 'devpts', 'newinstance,ptmxmode=0666,mode=0620'], [MS.NOSUID | MS.NOEXEC, 0]);
+  op(out, 'symlink', 'ptmx', ['pts/ptmx', '/dev/ptmx']);
+  op(out, 'symlink', 'fd', ['/proc/self/fd', '/dev/fd']);
+  op(out, 'symlink', 'stdin', ['/proc/self/fd/0', '/dev/stdin']);
+  op(out, 'symlink', 'stdout', ['/proc/self/fd/1', '/dev/stdout']);
+  op(out, 'symlink', 'stderr', ['/proc/self/fd/2', '/dev/stderr']);
+  op(out, 'mount', 'shm', ['shm', '/dev/shm', 'tmpfs', 'mode=1777,size=65536k'], [MS.NOSUID | MS.NODEV | MS.NOEXEC, 0]);
+  op(out, 'mount', 'mqueue', ['mqueue', '/dev/mqueue', 'mqueue', ''], [MS.NOSUID | MS.NODEV | MS.NOEXEC, 0]);
+  if (p.network === 'host') {
+    // sysfs can only be mounted by the owner of the network namespace; with the host's
+    // network the host's /sys is bound read-only instead.
+    op(out, 'bind', 'sys', ['/sys', '/sys'], [MS.REC | MS.RDONLY | MS.NOSUID | MS.NODEV | MS.NOEXEC, 0, 0]);
+  } else {
+    op(out, 'mount', 'sys', ['sysfs', '/sys', 'sysfs', ''], [MS.RDONLY | MS.NOSUID | MS.NODEV | MS.NOEXEC, 0]);
+  }
+  for (const v of p.volumes) {
+    const flags = MS.REC | (v.readOnly ? MS.RDONLY : 0);
+    op(out, 'volume', v.readOnly ? 'ro' : 'rw', [v.source, v.target], [flags, v.isFile ? 1 : 0, v.readOnly ? 0 : 1]);
+  }
+  for (const m of p.security.maskedPaths) op(out, 'mask', 'path', [m]);
+  for (const r of p.security.readonlyPaths) op(out, 'readonly', 'path', [r]);
+  op(out, 'pivot-root', 'rootfs');
+  if (p.security.readonlyRoot) op(out, 'root-readonly', 'root');
+  if (p.network !== 'host') op(out, 'loopback', 'up');
+  op(out, 'hostname', 'set', [p.hostname]);
+  userAndSecurityOps(out, p.user, p.security, p.lastCap);
+  op(out, 'chdir', 'cwd', [p.cwd]);
+  op(out, 'resolve-exec', 'argv0');
+  op(out, 'ready', 'park');
+  op(out, 'close-fds', 'cloexec');
+  if (p.security.seccomp && !p.security.seccompBeforeCapabilityDrop) op(out, 'seccomp', 'load');
+  op(out, 'execve', 'exec');
+  return out;
+}
+
+/** Fields of an "exec" request after its id. */
+export function compileExecPlan(p: ExecPlanInput): Field[] {
+  const out: Field[] = [];
+  out.push('join-namespaces', p.namespaces.join(','), 'stdin', '', 'stdout', '', 'stderr', '');
+  for (const f of p.cgroupProcs) out.push('cgroup-procs', f);
+  processFields(out, p.argv, p.env, p.searchPath, p.security);
+  op(out, 'sync', 'go');
+  op(out, 'setns', 'join');
+  op(out, 'setsid', 'new');
+  op(out, 'stdio', 'dup');
+  userAndSecurityOps(out, p.user, p.security, p.lastCap);
+  op(out, 'chdir', 'cwd', [p.cwd]);
+  op(out, 'resolve-exec', 'argv0');
+  op(out, 'close-fds', 'cloexec');
+  if (p.security.seccomp && !p.security.seccompBeforeCapabilityDrop) op(out, 'seccomp', 'load');
+  op(out, 'execve', 'exec');
+  return out;
+}

@@ -1,0 +1,133 @@
+/**
+ * A Runtime binds the pieces one host agent uses: options (environment + explicit), the
+ * kernel seam, the logger, the image store, the state store, the spawner of its state root,
+ * and the cgroup driver. `Runtime.default()` serves callers that pass none.
+ */
+import * as fs from 'node:fs';
+import { join } from 'node:path';
+import { resolveOptions, type RuntimeOptions } from './config.js';
+import { RuntimeError } from './errors.js';
+import { ImageStore } from './images.js';
+import { defaultKernel, type Kernel } from './kernel/kernel.js';
+import { createLogger, type Logger } from './logger.js';
+import { SpawnerClient, type SpawnerExit } from './spawner/client.js';
+import { StateStore } from './state.js';
+
+export interface RuntimeInit extends Partial<RuntimeOptions> {
+  kernel?: Kernel;
+  logger?: Logger;
+  /** The spawner exits after this long without containers or clients (default 60 s). */
+  spawnerIdleMs?: number;
+  env?: NodeJS.ProcessEnv;
+}
+
+type ExitListener = (e: SpawnerExit) => void;
+
+/** What the container module needs of the cgroup driver (src/isolation). */
+export interface CgroupBackend {
+  create(id: string, resources: Record<string, unknown>): { procsFiles: string[] };
+  update(id: string, resources: Record<string, unknown>): void;
+  stats(id: string): unknown;
+  freeze(id: string): Promise<void>;
+  thaw(id: string): Promise<void>;
+  oomKills(id: string): number;
+  destroy(id: string): Promise<void>;
+  list(): string[];
+}
+
+export class Runtime {
+  readonly options: RuntimeOptions;
+  readonly kernel: Kernel;
+  readonly logger: Logger;
+  readonly images: ImageStore;
+  readonly state: StateStore;
+  readonly spawner: SpawnerClient;
+  cgroups: CgroupBackend | undefined;
+  private exitListeners = new Map<string, Set<ExitListener>>();
+  private unsubscribe: (() => void) | undefined;
+  private subscribing: Promise<void> | undefined;
+  private lastCapCache: number | undefined;
+
+  private static shared: Runtime | undefined;
+
+  constructor(init: RuntimeInit = {}) {
+    const { kernel, logger, spawnerIdleMs, env, ...explicit } = init;
+    this.options = resolveOptions(explicit, env ?? process.env);
+    this.kernel = kernel ?? defaultKernel();
+    this.logger = logger ?? createLogger(this.options.logLevel);
+    this.images = new ImageStore(this.options.imageRoot, this.options.registry);
+    this.state = new StateStore(this.options.stateRoot);
+    this.spawner = new SpawnerClient({ stateRoot: this.options.stateRoot, kernel: this.kernel, idleMs: spawnerIdleMs });
+  }
+
+  /** The runtime configured from the environment, created on first use. */
+  static default(): Runtime {
+    Runtime.shared ??= new Runtime();
+    return Runtime.shared;
+  }
+
+  /** Where a container's writable layer, work dir, mount point and logs live. */
+  storageDir(id: string): string {
+    return join(this.options.imageRoot, 'containers', id);
+  }
+
+  /** The highest capability number this kernel knows (bounding-set drops go up to it). */
+  lastCap(): number {
+    if (this.lastCapCache === undefined) {
+      try {
+        this.lastCapCache = Number(fs.readFileSync('/proc/sys/kernel/cap_last_cap', 'utf8').trim());
+      } catch {
+        this.lastCapCache = 40;
+      }
+    }
+    return this.lastCapCache;
+  }
+
+  /** Calls `listener` when the init of container `id` exits. */
+  async watchExit(id: string, listener: ExitListener): Promise<() => void> {
+    let set = this.exitListeners.get(id);
+    if (!set) this.exitListeners.set(id, (set = new Set()));
+    set.add(listener);
+    if (!this.unsubscribe) {
+      this.subscribing ??= this.spawner
+        .onExit((e) => {
+          for (const l of this.exitListeners.get(e.id) ?? []) l(e);
+        })
+        .then((u) => {
+          this.unsubscribe = u;
+        })
+        .finally(() => {
+          this.subscribing = undefined;
+        });
+      await this.subscribing;
+    }
+    return () => {
+      set.delete(listener);
+      if (set.size === 0) this.exitListeners.delete(id);
+    };
+  }
+
+  /**
+   * Ends this runtime's use of its spawner. With `stopSpawner`, asks the spawner to exit
+   * once no container is left (`force`: kill those left first); tests use it so that no
+   * spawner outlives them.
+   */
+  async close(opts: { stopSpawner?: boolean; force?: boolean } = {}): Promise<void> {
+    this.unsubscribe?.();
+    this.unsubscribe = undefined;
+    this.exitListeners.clear();
+    this.spawner.close();
+    if (opts.stopSpawner) await this.spawner.shutdown(opts.force ?? false);
+    if (Runtime.shared === this) Runtime.shared = undefined;
+  }
+
+  /** Requires root: every container operation needs it. */
+  static assertPrivileged(): void {
+    if (process.platform !== 'linux') {
+      throw new RuntimeError('stratoswarm-runtime runs containers on Linux only', { code: 'EUNSUPPORTED', step: 'none' });
+    }
+    if (typeof process.getuid === 'function' && process.getuid() !== 0) {
+      throw new RuntimeError('running containers needs root (namespaces, mounts, cgroups)', { code: 'EUNSUPPORTED', step: 'none', errno: 'EPERM' });
+    }
+  }
+}

@@ -1,0 +1,135 @@
+/**
+ * Container state on disk, one directory per container under the state root:
+ *   state.json  written by the runtime, atomically (temp file + rename)
+ *   exit.json   written by the spawner when the init exits
+ * so another process (or this one after a restart) can list, load and drive containers.
+ */
+import { randomBytes } from 'node:crypto';
+import * as fs from 'node:fs';
+import { join } from 'node:path';
+import { RuntimeError, fromNodeError } from './errors.js';
+import type { ContainerState } from './lifecycle.js';
+
+export interface ContainerRecord {
+  version: 1;
+  id: string;
+  name: string;
+  state: ContainerState;
+  config: Record<string, unknown>;
+  image: { ref: string; layers: string[] };
+  pid?: number;
+  /** Start time of the init (field 22 of /proc/<pid>/stat), so a reused pid is recognised. */
+  pidStartTime?: string;
+  createdAt: string;
+  startedAt?: string;
+  finishedAt?: string;
+  exitCode?: number | null;
+  signal?: number | null;
+  oomKilled?: boolean;
+  paths: { stateDir: string; storageDir: string; rootfs: string; upper: string; work: string; stdoutLog: string; stderrLog: string };
+  cgroupProcs: string[];
+  namespaces: string[];
+  evolution?: unknown;
+}
+
+export interface ExitRecord {
+  pid: number;
+  exitCode: number;
+  signal: number;
+  finishedAt: number;
+}
+
+export function newContainerId(): string {
+  return randomBytes(16).toString('hex');
+}
+
+export function writeAtomic(path: string, data: string): void {
+  const tmp = `${path}.${randomBytes(4).toString('hex')}.tmp`;
+  try {
+    fs.writeFileSync(tmp, data, { mode: 0o600 });
+    fs.renameSync(tmp, path);
+  } catch (e) {
+    fs.rmSync(tmp, { force: true });
+    throw fromNodeError(e, 'state', `write \`${path}\``);
+  }
+}
+
+/** Field 22 of /proc/<pid>/stat: the process start time in clock ticks since boot. */
+export function processStartTime(pid: number): string | undefined {
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    // The command name (field 2) may hold spaces and parentheses: split after the last ')'.
+    const rest = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return rest[19];
+  } catch {
+    return undefined;
+  }
+}
+
+/** True when `pid` is the same process that was recorded (not a reuse of its number). */
+export function isSameProcess(pid: number | undefined, startTime: string | undefined): boolean {
+  if (!pid || !startTime) return false;
+  return processStartTime(pid) === startTime;
+}
+
+export class StateStore {
+  constructor(readonly root: string) {}
+
+  dir(id: string): string {
+    return join(this.root, id);
+  }
+
+  save(rec: ContainerRecord): void {
+    writeAtomic(join(this.dir(rec.id), 'state.json'), JSON.stringify(rec, null, 2));
+  }
+
+  load(id: string): ContainerRecord {
+    if (!/^[a-f0-9]{32}$/.test(id)) {
+      throw new RuntimeError(`no container with id "${id}"`, { code: 'ENOTFOUND', step: 'state', containerId: id });
+    }
+    const p = join(this.dir(id), 'state.json');
+    try {
+      return JSON.parse(fs.readFileSync(p, 'utf8')) as ContainerRecord;
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT') {
+        throw new RuntimeError(`no container with id "${id}"`, { code: 'ENOTFOUND', step: 'state', path: p, containerId: id });
+      }
+      throw fromNodeError(e, 'state', `read \`${p}\``);
+    }
+  }
+
+  exit(id: string): ExitRecord | undefined {
+    try {
+      return JSON.parse(fs.readFileSync(join(this.dir(id), 'exit.json'), 'utf8')) as ExitRecord;
+    } catch {
+      return undefined;
+    }
+  }
+
+  ids(): string[] {
+    try {
+      return fs
+        .readdirSync(this.root, { withFileTypes: true })
+        .filter((e) => e.isDirectory() && /^[a-f0-9]{32}$/.test(e.name) && fs.existsSync(join(this.root, e.name, 'state.json')))
+        .map((e) => e.name);
+    } catch {
+      return [];
+    }
+  }
+
+  list(): ContainerRecord[] {
+    const out: ContainerRecord[] = [];
+    for (const id of this.ids()) {
+      try {
+        out.push(this.load(id));
+      } catch {
+        // A directory being removed by another process between readdir and read.
+      }
+    }
+    return out;
+  }
+
+  remove(id: string): void {
+    fs.rmSync(this.dir(id), { recursive: true, force: true });
+  }
+}

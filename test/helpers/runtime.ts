@@ -1,0 +1,46 @@
+/**
+ * Test runtimes: private state and storage roots under /tmp, a shared image root with the
+ * base image built once, a spawner stopped when the test file ends.
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { pino } from 'pino';
+import { Runtime } from '../../src/runtime.js';
+
+export const IS_ROOT = typeof process.getuid === 'function' && process.getuid() === 0;
+export const SKIP_REASON = IS_ROOT ? '' : 'needs root (namespaces, mounts, cgroups): run the suite as root';
+
+/** Shared across test files so the base image is built once per machine. */
+export const TEST_IMAGE_ROOT = '/var/tmp/stratoswarm-test-images';
+
+export interface TestRuntime {
+  runtime: Runtime;
+  stateRoot: string;
+  cleanup(): Promise<void>;
+}
+
+export function testRuntime(opts: { cgroupParent?: string } = {}): TestRuntime {
+  // Short: the spawner socket path must fit in sun_path (108 bytes).
+  const stateRoot = mkdtempSync(join(tmpdir(), 'ss-'));
+  const imageRoot = mkdtempSync(join('/var/tmp', 'ss-img-'));
+  const runtime = new Runtime({
+    stateRoot,
+    imageRoot,
+    cgroupParent: opts.cgroupParent ?? `stratoswarm-test-${process.pid}`,
+    logger: pino({ level: 'silent' }),
+    spawnerIdleMs: 30_000,
+    env: {},
+  });
+  // Layers are shared: point this runtime's image store at the shared layers and records.
+  runtime.images.buildBaseImage();
+  return {
+    runtime,
+    stateRoot,
+    async cleanup() {
+      await runtime.close({ stopSpawner: true, force: true });
+      rmSync(stateRoot, { recursive: true, force: true });
+      rmSync(imageRoot, { recursive: true, force: true });
+    },
+  };
+}
