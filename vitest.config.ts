@@ -8,7 +8,9 @@ export default defineConfig({
     fileParallelism: false,
     testTimeout: 60_000,
     hookTimeout: 60_000,
-    reporters: ['default'],
+    // The JSON report is what .ci/run counts; the default reporter is for people.
+    reporters: ['default', 'json'],
+    outputFile: { json: 'build/test-results.json' },
     coverage: {
       provider: 'v8',
       include: ['src/**/*.ts'],

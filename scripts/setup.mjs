@@ -1,0 +1,111 @@
+#!/usr/bin/env node
+// Prepares a host to build, test and run stratoswarm-runtime. Dependency-free (it runs
+// before `npm ci`) and idempotent: each step checks whether it is needed first.
+//
+//   node scripts/setup.mjs [--quiet] [--no-image]
+import { execFileSync, spawnSync } from 'node:child_process';
+import { existsSync, readdirSync, statSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const root = join(dirname(fileURLToPath(import.meta.url)), '..');
+const quiet = process.argv.includes('--quiet');
+const withImage = !process.argv.includes('--no-image');
+
+// Debian packages: the build (libseccomp-dev, compilers), the base image (busybox-static),
+// bridged networking (containernetworking-plugins, iproute2), the resource tests (fio,
+// iperf3) and the peers the benchmarks compare against (crun, runc, bubblewrap, hyperfine).
+export const DEBIAN_PACKAGES = [
+  'build-essential',
+  'python3',
+  'libseccomp-dev',
+  'busybox-static',
+  'iproute2',
+  'containernetworking-plugins',
+  'fio',
+  'iperf3',
+  'crun',
+  'runc',
+  'bubblewrap',
+  'hyperfine',
+];
+
+function say(msg) {
+  if (!quiet) process.stderr.write(`setup: ${msg}\n`);
+}
+
+function fail(msg) {
+  process.stderr.write(`setup: error: ${msg}\n`);
+  process.exit(1);
+}
+
+function run(cmd, args, opts = {}) {
+  const r = spawnSync(cmd, args, { cwd: root, stdio: quiet ? ['ignore', 'ignore', 'inherit'] : 'inherit', ...opts });
+  if (r.error) fail(`${cmd}: ${r.error.message}`);
+  if (r.status !== 0) fail(`\`${cmd} ${args.join(' ')}\` exited with ${r.status}`);
+}
+
+function newestMtime(paths) {
+  let newest = 0;
+  const visit = (p) => {
+    if (!existsSync(p)) return;
+    const st = statSync(p);
+    if (st.isDirectory()) for (const e of readdirSync(p)) visit(join(p, e));
+    else newest = Math.max(newest, st.mtimeMs);
+  };
+  for (const p of paths) visit(p);
+  return newest;
+}
+
+if (process.platform !== 'linux') fail('stratoswarm-runtime runs on Linux only');
+if (process.getuid() !== 0) fail('run as root (containers need namespaces, mounts and cgroups): sudo npm ...');
+const major = Number(process.versions.node.split('.')[0]);
+if (major < 20) fail(`Node.js >= 20 is required, this is ${process.versions.node}`);
+
+// 1. Debian packages
+const missing = DEBIAN_PACKAGES.filter((p) => spawnSync('dpkg-query', ['-W', '-f=${Status}', p], { encoding: 'utf8' }).stdout?.includes('install ok installed') !== true);
+if (missing.length > 0) {
+  if (!existsSync('/usr/bin/apt-get')) fail(`missing packages ${missing.join(', ')} and no apt-get to install them`);
+  say(`installing ${missing.join(' ')}`);
+  run('apt-get', ['update', '-qq']);
+  run('apt-get', ['install', '-y', '-qq', '--no-install-recommends', ...missing], { env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' } });
+}
+
+// 2. npm dependencies
+const lock = join(root, 'package-lock.json');
+const installed = join(root, 'node_modules', '.package-lock.json');
+if (!existsSync(installed) || statSync(installed).mtimeMs < statSync(lock).mtimeMs) {
+  say('npm ci');
+  run('npm', ['ci', '--no-audit', '--no-fund']);
+}
+
+// 3. native addon and spawner
+const nativeOut = [join(root, 'build/Release/stratoswarm_native.node'), join(root, 'build/Release/stratoswarm-spawner')];
+const nativeSrc = newestMtime([join(root, 'native'), join(root, 'binding.gyp')]);
+if (nativeOut.some((p) => !existsSync(p) || statSync(p).mtimeMs < nativeSrc)) {
+  say('building the native addon and the spawner');
+  run(join(root, 'node_modules/.bin/node-gyp'), ['rebuild']);
+}
+
+// 4. TypeScript
+const distOut = join(root, 'dist/src/index.js');
+const tsSrc = newestMtime([join(root, 'src'), join(root, 'scripts'), join(root, 'bench'), join(root, 'tsconfig.json')]);
+if (!existsSync(distOut) || statSync(distOut).mtimeMs < tsSrc) {
+  say('compiling TypeScript');
+  run(join(root, 'node_modules/.bin/tsc'), ['-p', 'tsconfig.json']);
+}
+
+// 5. test fixtures (static binaries the attack suite runs inside containers)
+const fixtures = join(root, 'test/fixtures/build-fixtures.sh');
+if (existsSync(fixtures)) run('bash', [fixtures, join(root, 'build/fixtures')]);
+
+// 6. the base image, in the configured image root
+if (withImage) {
+  const out = execFileSync(process.execPath, ['--input-type=module', '-e', `
+    import { Runtime } from ${JSON.stringify(join(root, 'dist/src/index.js'))};
+    const rt = new Runtime({ logLevel: 'silent' });
+    if (!rt.images.has('stratoswarm/base-agent:latest')) { rt.images.buildBaseImage(); console.log('built'); }
+  `], { cwd: root, encoding: 'utf8' });
+  if (out.includes('built')) say('built image stratoswarm/base-agent:latest');
+}
+say('ready');
