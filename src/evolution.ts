@@ -99,13 +99,22 @@ function specOf(name: string, b: GeneBounds): GeneSpec {
   };
 }
 
-function boundsProblem(b: GeneBounds | undefined): string | undefined {
+/** Genes the kernel rejects or misbehaves on at zero, and cpu.weight's own range. */
+const POSITIVE_GENES = new Set(['cpuLimit', 'memoryLimit', 'cpuWeight', 'pidsLimit']);
+const CPU_WEIGHT_MIN = 1;
+const CPU_WEIGHT_MAX = 10_000;
+
+function boundsProblem(name: string, b: GeneBounds | undefined): string | undefined {
   if (!b || typeof b !== 'object') return 'expected { min, max }';
   const { min, max, scale } = b;
   if (typeof min !== 'number' || typeof max !== 'number' || !Number.isFinite(min) || !Number.isFinite(max)) {
     return `expected finite min and max, got min=${JSON.stringify(min)} max=${JSON.stringify(max)}`;
   }
   if (!(min < max)) return `expected min < max, got min=${min} max=${max}`;
+  if (POSITIVE_GENES.has(name) && !(min > 0)) return `${name} needs min > 0, got ${min}`;
+  if (name === 'cpuWeight' && (min < CPU_WEIGHT_MIN || max > CPU_WEIGHT_MAX)) {
+    return `cpuWeight must stay within [${CPU_WEIGHT_MIN}, ${CPU_WEIGHT_MAX}], got [${min}, ${max}]`;
+  }
   if (scale !== undefined && scale !== 'log' && scale !== 'linear') return `expected scale "log" or "linear", got ${JSON.stringify(scale)}`;
   if ((scale ?? (min > 0 ? 'log' : 'linear')) === 'log' && !(min > 0)) return `a log-scale gene needs min > 0, got ${min}`;
   if (b.integer && Math.ceil(min) > Math.floor(max)) return `no integer lies in [${min}, ${max}]`;
@@ -117,8 +126,8 @@ function toCoord(g: GeneSpec, v: number): number {
   return Math.min(g.hi, Math.max(g.lo, c));
 }
 
-function fromCoord(g: GeneSpec, c: number): number {
-  let v = g.log ? Math.exp(c) : g.min + c * (g.max - g.min);
+function fromCoord(g: GeneSpec, c: number, exact?: number): number {
+  let v = exact ?? (g.log ? Math.exp(c) : g.min + c * (g.max - g.min));
   if (g.integer) v = Math.round(v);
   // Rounding and exp() may step just outside the bounds; the bounds are a promise.
   const lo = g.integer ? Math.ceil(g.min) : g.min;
@@ -399,7 +408,7 @@ export class EvolutionEngine {
     const entries = Object.entries(options?.genes ?? {});
     if (entries.length === 0) problems.add('genes', 'expected at least one gene with bounds');
     for (const [name, b] of entries) {
-      const p = boundsProblem(b);
+      const p = boundsProblem(name, b);
       if (p) problems.add(`bounds.${name}`, p);
       else genes.push(specOf(name, b));
       const v = options.initial?.[name];
@@ -429,7 +438,11 @@ export class EvolutionEngine {
     this.rng = Random.fromSeed(seed);
     this.sigma = genes.map(() => (mutation.kind === 'fixed' ? mutation.rate! : step));
     const x = genes.map((g) => toCoord(g, options.initial[g.name]!));
-    this.archive = [{ id: 0, x, genome: this.genomeOf(x), fitness: [], measuredAt: 0 }];
+    // The start keeps its exact values (exp(log(v)) need not give v back), so the first
+    // proposal matches the settings in force and needs no update.
+    const start: Genome = {};
+    genes.forEach((g, i) => (start[g.name] = fromCoord(g, x[i]!, options.initial[g.name])));
+    this.archive = [{ id: 0, x, genome: start, fitness: [], measuredAt: 0 }];
     this.nextId = 1;
   }
 
@@ -951,7 +964,7 @@ export class EvolutionConfigBuilder {
       problems.add('generationInterval', `expected at least ${MIN_GENERATION_INTERVAL_MS} ms, got ${JSON.stringify(interval)}`);
     }
     for (const [gene, b] of Object.entries(this._bounds)) {
-      const p = boundsProblem(b);
+      const p = boundsProblem(gene, b);
       if (p) problems.add(`bounds.${gene}`, p);
     }
     const maxG = this._maxGenerations;

@@ -35,15 +35,30 @@ export function assertTransition(id: string, op: string, from: ContainerState, t
   }
 }
 
-/** Operations allowed per state, for callers that want to ask before acting. */
-export const can = {
-  start: (s: ContainerState) => s === 'created',
-  pause: (s: ContainerState) => s === 'running',
-  resume: (s: ContainerState) => s === 'paused',
-  kill: (s: ContainerState) => s === 'created' || s === 'running' || s === 'paused',
-  exec: (s: ContainerState) => s === 'running',
-  remove: (s: ContainerState, force: boolean) => s === 'stopped' || s === 'created' || (force && s !== 'removed'),
-};
+/**
+ * Each operation: the states it starts from and the state it leads to. A transition the
+ * table allows can still be the wrong operation (resume from created is not start).
+ */
+export const OPERATIONS = {
+  start: { from: ['created'], to: 'running' },
+  pause: { from: ['running'], to: 'paused' },
+  resume: { from: ['paused'], to: 'running' },
+  stop: { from: ['created', 'running', 'paused'], to: 'stopped' },
+  remove: { from: ['created', 'stopped'], to: 'removed' },
+} as const satisfies Record<string, { from: readonly ContainerState[]; to: ContainerState }>;
+export type Operation = keyof typeof OPERATIONS;
+
+/** Throws a RuntimeError naming both states when `op` is not allowed in state `from`. */
+export function assertOperation(id: string, op: Operation, from: ContainerState): void {
+  const rule = OPERATIONS[op];
+  if (!(rule.from as readonly ContainerState[]).includes(from)) {
+    throw new RuntimeError(`${op} container ${id}: cannot go from ${from} to ${rule.to}`, {
+      code: 'ESTATE',
+      step: 'state',
+      containerId: id,
+    });
+  }
+}
 
 /**
  * Serializes operations on one container: each runs after the previous one settles, so two

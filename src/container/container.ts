@@ -10,7 +10,7 @@ import { join, posix } from 'node:path';
 import type { Readable } from 'node:stream';
 import { RuntimeError, fromNodeError } from '../errors.js';
 import type { ResolvedImage } from '../images.js';
-import { assertTransition, OperationQueue, type ContainerState } from '../lifecycle.js';
+import { assertOperation, assertTransition, OperationQueue, type ContainerState } from '../lifecycle.js';
 import type { Logger } from '../logger.js';
 import { containerLogger } from '../logger.js';
 import { compileCreatePlan, compileExecPlan, type PlanSecurity, type PlanUser, type PlanVolume } from '../plan.js';
@@ -183,7 +183,11 @@ export class Container extends EventEmitter {
     };
     const c = new Container(runtime, rec, config);
     try {
-      for (const d of [stateDir, paths.rootfs, paths.upper, paths.work]) fs.mkdirSync(d, { recursive: true, mode: 0o700 });
+      // The storage dir keeps host users out; the upper dir's mode becomes the mode of the
+      // container's "/", which every user inside must be able to traverse.
+      for (const d of [stateDir, paths.rootfs, paths.work]) fs.mkdirSync(d, { recursive: true, mode: 0o700 });
+      fs.mkdirSync(paths.upper, { mode: 0o755 });
+      fs.chmodSync(paths.upper, 0o755);
       fs.writeFileSync(paths.stdoutLog, '', { mode: 0o640 });
       fs.writeFileSync(paths.stderrLog, '', { mode: 0o640 });
       runtime.state.save(rec);
@@ -330,7 +334,7 @@ export class Container extends EventEmitter {
   /** Runs the container's command. */
   start(): Promise<void> {
     return this.queue.run(async () => {
-      assertTransition(this.id, 'start', this.rec.state, 'running');
+      assertOperation(this.name, 'start', this.rec.state);
       try {
         await this.runtime.spawner.request(['start', this.id], `start container ${this.name}`);
       } catch (e) {
@@ -372,7 +376,7 @@ export class Container extends EventEmitter {
   stop(opts: { timeoutMs?: number; signal?: string | number } = {}): Promise<ExitStatus> {
     return this.queue.run(async () => {
       if (this.rec.state === 'stopped') return this.exited;
-      assertTransition(this.id, 'stop', this.rec.state, 'stopped');
+      assertOperation(this.name, 'stop', this.rec.state);
       const timeoutMs = opts.timeoutMs ?? 10_000;
       await this.signal(opts.signal ?? 'SIGTERM');
       const graceful = await Promise.race([this.exited.then(() => true), sleep(timeoutMs).then(() => false)]);
@@ -387,7 +391,7 @@ export class Container extends EventEmitter {
   /** Freezes every process of the container (cgroup freezer). */
   pause(): Promise<void> {
     return this.queue.run(async () => {
-      assertTransition(this.id, 'pause', this.rec.state, 'paused');
+      assertOperation(this.name, 'pause', this.rec.state);
       const cg = this.requireCgroups('pause');
       await cg.freeze(this.id);
       this.transition('paused');
@@ -396,7 +400,7 @@ export class Container extends EventEmitter {
 
   resume(): Promise<void> {
     return this.queue.run(async () => {
-      assertTransition(this.id, 'resume', this.rec.state, 'running');
+      assertOperation(this.name, 'resume', this.rec.state);
       const cg = this.requireCgroups('resume');
       await cg.thaw(this.id);
       this.transition('running');

@@ -1,0 +1,396 @@
+/**
+ * Containers against the real kernel (root): isolation, lifecycle, exit reporting, exec,
+ * failed creates that leave nothing behind, re-adoption after the host agent dies, leaks.
+ */
+import { execFileSync, spawn } from 'node:child_process';
+import * as fs from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Container, ContainerConfig, RuntimeError } from '../../src/index.js';
+import { Runtime } from '../../src/runtime.js';
+import { IS_ROOT, SKIP_REASON, testRuntime, type TestRuntime } from '../helpers/runtime.js';
+
+if (!IS_ROOT) console.warn(`container integration tests skipped: ${SKIP_REASON}`);
+
+const IMAGE = 'stratoswarm/base-agent:latest';
+let t: TestRuntime;
+let rt: Runtime;
+let n = 0;
+
+function config(script: string, more: (b: ReturnType<typeof ContainerConfig.builder>) => void = () => {}) {
+  const b = ContainerConfig.builder().name(`c${++n}-${process.pid}`).image(IMAGE).command(['/bin/sh', '-c', script]);
+  more(b);
+  return b.build();
+}
+
+async function run(script: string, more?: Parameters<typeof config>[1]) {
+  const c = await Container.create(config(script, more), { runtime: rt });
+  await c.start();
+  const exit = await c.wait();
+  const logs = c.logs();
+  await c.remove();
+  return { exit, ...logs };
+}
+
+function mountsOf(root: string): string[] {
+  return fs.readFileSync('/proc/self/mountinfo', 'utf8').split('\n').filter((l) => l.includes(root));
+}
+
+function childrenOf(pid: number): number[] {
+  const out: number[] = [];
+  for (const p of fs.readdirSync('/proc')) {
+    if (!/^\d+$/.test(p)) continue;
+    try {
+      const stat = fs.readFileSync(`/proc/${p}/stat`, 'utf8');
+      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+      if (ppid === pid) out.push(Number(p));
+    } catch {
+      // exited meanwhile
+    }
+  }
+  return out;
+}
+
+function spawnerPid(stateRoot: string): number | undefined {
+  for (const p of fs.readdirSync('/proc')) {
+    if (!/^\d+$/.test(p)) continue;
+    try {
+      const cmd = fs.readFileSync(`/proc/${p}/cmdline`, 'utf8').split('\0');
+      if (cmd[0]?.endsWith('stratoswarm-spawner') && cmd.includes(stateRoot)) return Number(p);
+    } catch {
+      // exited meanwhile
+    }
+  }
+  return undefined;
+}
+
+function leftovers(id: string) {
+  return {
+    state: fs.existsSync(rt.state.dir(id)),
+    storage: fs.existsSync(rt.storageDir(id)),
+    mounts: mountsOf(id).length,
+    cgroups: rt.cgroups ? rt.cgroups.list().includes(id) : false,
+  };
+}
+
+describe.skipIf(!IS_ROOT)('containers (root, real kernel)', () => {
+  beforeAll(() => {
+    t = testRuntime();
+    rt = t.runtime;
+  });
+  afterAll(async () => {
+    await t?.cleanup();
+  });
+
+  describe('isolation', () => {
+    it('is pid 1 with its own hostname, root filesystem and loopback-only network', async () => {
+      const marker = `/tmp/host-only-${process.pid}`;
+      fs.writeFileSync(marker, 'host');
+      try {
+        const r = await run(
+          `echo "pid=$$"; hostname; test -e ${marker} && echo host-visible || echo host-hidden; ls /sys/class/net; cat /etc/hostname`,
+          (b) => b.hostname('agent-one'),
+        );
+        expect(r.exit).toEqual({ exitCode: 0, signal: null, oomKilled: false });
+        const lines = r.stdout.trim().split('\n');
+        expect(lines[0]).toBe('pid=1');
+        expect(lines[1]).toBe('agent-one');
+        expect(lines[2]).toBe('host-hidden');
+        expect(lines[3]).toBe('lo');
+      } finally {
+        fs.rmSync(marker);
+      }
+    });
+
+    it('writes go to its own upper layer, which goes away on remove; the image layer is untouched', async () => {
+      const c = await Container.create(config('echo agent-data > /etc/agent-file; sleep 1000'), { runtime: rt });
+      await c.start();
+      const upperFile = join(rt.storageDir(c.id), 'upper/etc/agent-file');
+      for (let i = 0; i < 200 && !fs.existsSync(upperFile); i++) await new Promise((r) => setTimeout(r, 10));
+      expect(fs.readFileSync(upperFile, 'utf8')).toBe('agent-data\n');
+      const layer = rt.images.resolve(IMAGE).layerPaths[0]!;
+      expect(fs.existsSync(join(layer, 'etc/agent-file'))).toBe(false);
+      await c.remove({ force: true });
+      expect(fs.existsSync(upperFile)).toBe(false);
+      expect(leftovers(c.id)).toEqual({ state: false, storage: false, mounts: 0, cgroups: false });
+      // Another container from the same image does not see it either.
+      const r = await run('cat /etc/agent-file 2>/dev/null || echo absent');
+      expect(r.stdout).toBe('absent\n');
+    });
+
+    it('mounts volumes read-write and read-only', async () => {
+      const dir = fs.mkdtempSync('/tmp/ss-vol-');
+      try {
+        fs.writeFileSync(join(dir, 'in.txt'), 'from host');
+        const r = await run('cat /data/in.txt; echo out > /data/out.txt; echo x > /ro/x 2>/dev/null && echo ro-writable || echo ro-denied', (b) =>
+          b.volume({ source: dir, target: '/data' }).volume({ source: dir, target: '/ro', readOnly: true }),
+        );
+        expect(r.stdout).toBe('from host' + 'ro-denied\n');
+        expect(fs.readFileSync(join(dir, 'out.txt'), 'utf8')).toBe('out\n');
+      } finally {
+        fs.rmSync(dir, { recursive: true, force: true });
+      }
+    });
+
+    it('runs as the configured user with the configured environment and working directory', async () => {
+      const r = await run('id -u; id -g; pwd; echo "$GREETING"', (b) => b.user('agent').env({ GREETING: 'hello' }).workingDir('/home/agent'));
+      expect(r.stdout).toBe('1000\n1000\n/home/agent\nhello\n');
+    });
+  });
+
+  describe('lifecycle', () => {
+    it('goes through every state and refuses illegal transitions, naming both states', async () => {
+      const c = await Container.create(config('sleep 1000'), { runtime: rt });
+      const seen: string[] = [];
+      c.on('state', (s: { from: string; to: string }) => seen.push(`${s.from}>${s.to}`));
+      expect((await c.status()).state).toBe('created');
+      await expect(c.exec(['true'])).rejects.toMatchObject({ code: 'ESTATE' });
+      await expect(c.resume()).rejects.toThrow(/cannot go from created to running/);
+      await expect(c.pause()).rejects.toThrow(/cannot go from created to paused/);
+      await c.start();
+      await expect(c.start()).rejects.toThrow(/cannot go from running to running/);
+      await expect(c.resume()).rejects.toThrow(/cannot go from running to running/);
+      await expect(c.remove()).rejects.toThrow(/cannot go from running to removed/);
+      if (rt.cgroups) {
+        await c.pause();
+        expect((await c.status()).state).toBe('paused');
+        await expect(c.pause()).rejects.toThrow(/cannot go from paused to paused/);
+        await c.resume();
+      }
+      const st = await c.stop({ timeoutMs: 200 });
+      expect(st.signal).toBe('SIGKILL'); // pid 1 without a handler ignores SIGTERM
+      await expect(c.start()).rejects.toThrow(/cannot go from stopped to running/);
+      await expect(c.pause()).rejects.toThrow(/cannot go from stopped to paused/);
+      await c.stop(); // stopping a stopped container does nothing, as in Docker
+      await c.remove();
+      await expect(c.start()).rejects.toThrow(/cannot go from removed to running/);
+      expect(seen).toEqual([
+        'created>running',
+        ...(rt.cgroups ? ['running>paused', 'paused>running'] : []),
+        'running>stopped',
+        'stopped>removed',
+      ]);
+    });
+
+    it('serializes concurrent start() and stop(): one start wins, both stops see the same exit', async () => {
+      const c = await Container.create(config('sleep 1000'), { runtime: rt });
+      const starts = await Promise.allSettled([c.start(), c.start()]);
+      expect(starts.filter((s) => s.status === 'fulfilled')).toHaveLength(1);
+      const rejected = starts.find((s) => s.status === 'rejected') as PromiseRejectedResult;
+      expect(rejected.reason).toBeInstanceOf(RuntimeError);
+      expect(rejected.reason.code).toBe('ESTATE');
+      const [a, b] = await Promise.all([c.stop({ timeoutMs: 100 }), c.stop({ timeoutMs: 100 })]);
+      expect(a).toBe(b);
+      await c.remove();
+    });
+
+    it('a created container can be removed without starting it', async () => {
+      const c = await Container.create(config('echo never'), { runtime: rt });
+      await c.remove();
+      expect(leftovers(c.id)).toEqual({ state: false, storage: false, mounts: 0, cgroups: false });
+    });
+  });
+
+  describe('exit reporting', () => {
+    it('reports exit codes and signals exactly', async () => {
+      expect((await run('exit 7')).exit).toEqual({ exitCode: 7, signal: null, oomKilled: false });
+      expect((await run('exit 0')).exit.exitCode).toBe(0);
+      // pid 1 can take a signal it has a handler for: re-raise it with the default action.
+      const killed = await run('kill -9 $$');
+      expect(killed.exit.exitCode).toBe(0); // the kernel protects pid 1 from its own SIGKILL
+      const c = await Container.create(config('sleep 1000'), { runtime: rt });
+      await c.start();
+      await c.kill('SIGUSR1'); // no handler in pid 1: ignored
+      await new Promise((r) => setTimeout(r, 100));
+      expect(c.state).toBe('running');
+      await c.kill('SIGKILL');
+      expect(await c.wait()).toEqual({ exitCode: null, signal: 'SIGKILL', oomKilled: false });
+      expect((await c.status()).signal).toBe('SIGKILL');
+      await c.remove();
+    });
+
+    it('stop() sends SIGTERM first and a handler can exit cleanly', async () => {
+      const c = await Container.create(config('trap "exit 3" TERM; while true; do sleep 0.05; done'), { runtime: rt });
+      await c.start();
+      await new Promise((r) => setTimeout(r, 100));
+      expect(await c.stop({ timeoutMs: 5000 })).toEqual({ exitCode: 3, signal: null, oomKilled: false });
+      await c.remove();
+    });
+
+    it('stop() escalates to SIGKILL for a process that ignores SIGTERM', async () => {
+      const c = await Container.create(config('trap "" TERM; while true; do sleep 0.05; done'), { runtime: rt });
+      await c.start();
+      const t0 = Date.now();
+      const st = await c.stop({ timeoutMs: 300 });
+      expect(st.signal).toBe('SIGKILL');
+      expect(Date.now() - t0).toBeGreaterThanOrEqual(290);
+      await c.remove();
+    });
+
+    it('wait() resolves once, with the same result for every caller', async () => {
+      const c = await Container.create(config('sleep 0.2; exit 5'), { runtime: rt });
+      let exits = 0;
+      c.on('exit', () => exits++);
+      const w1 = c.wait();
+      await c.start();
+      const w2 = c.wait();
+      const [a, b] = await Promise.all([w1, w2]);
+      expect(a).toBe(b);
+      expect(a.exitCode).toBe(5);
+      expect(await c.wait()).toBe(a);
+      expect(exits).toBe(1);
+      await c.remove();
+    });
+
+    it('streams stdout and stderr and keeps them in the log files', async () => {
+      const c = await Container.create(config('echo one; sleep 0.2; echo two; echo err >&2'), { runtime: rt });
+      const chunks: string[] = [];
+      const out = c.stdout;
+      out.on('data', (d: Buffer) => chunks.push(d.toString()));
+      const ended = new Promise((r) => out.on('end', r));
+      await c.start();
+      await ended;
+      expect(chunks.join('')).toBe('one\ntwo\n');
+      expect(c.logs()).toEqual({ stdout: 'one\ntwo\n', stderr: 'err\n' });
+      await c.remove();
+    });
+  });
+
+  describe('exec', () => {
+    it('runs inside the container namespaces and returns output and exit code', async () => {
+      const c = await Container.create(config('sleep 1000', (b) => b.hostname('exec-host')), { runtime: rt });
+      await c.start();
+      const r = await c.exec(['/bin/sh', '-c', 'hostname; echo $$; cat /proc/1/cmdline | tr "\\0" " "; echo; for n in pid mnt net; do readlink /proc/self/ns/$n; done; echo oops >&2; exit 3']);
+      expect(r.exitCode).toBe(3);
+      expect(r.stderr).toBe('oops\n');
+      const lines = r.stdout.trim().split('\n');
+      expect(lines[0]).toBe('exec-host');
+      expect(Number(lines[1])).toBeGreaterThan(1);
+      expect(lines[2]).toBe('sleep 1000 '); // busybox sh execs its last command in place
+      const initNs = ['pid', 'mnt', 'net'].map((ns) => fs.readlinkSync(`/proc/${c.pid}/ns/${ns}`));
+      expect(lines.slice(3)).toEqual(initNs);
+      expect(initNs[0]).not.toBe(fs.readlinkSync('/proc/self/ns/pid'));
+      const piped = await c.exec(['cat'], { stdin: 'through stdin' });
+      expect(piped.stdout).toBe('through stdin');
+      const missing = await c.exec(['/no/such/binary']).catch((e: unknown) => e);
+      expect(missing).toBeInstanceOf(RuntimeError);
+      expect((missing as RuntimeError).step).toBe('resolve-exec');
+      await c.remove({ force: true });
+    });
+  });
+
+  describe('failed creates leave nothing behind', () => {
+    const cases: [string, () => ContainerConfig, string][] = [
+      ['a bad image', () => ContainerConfig.builder().name(`bad-image-${process.pid}`).image('no/such-image:1').command(['true']).build(), 'image'],
+      ['a missing command', () => config('x', (b) => b.command(['/bin/no-such-command'])), 'resolve-exec'],
+      ['a non-existent user', () => config('true', (b) => b.user('nosuchuser')), 'user'],
+      ['a uid that may not enter the working directory', () => config('true', (b) => b.user('4242:4242').workingDir('/root')), 'chdir'],
+      ['a missing volume source', () => config('true', (b) => b.volume({ source: '/no/such/dir', target: '/data' })), 'volume'],
+    ];
+    for (const [what, make, step] of cases) {
+      it(`${what} → RuntimeError at step ${step}`, async () => {
+        const before = { mounts: mountsOf(t.stateRoot).length + mountsOf(rt.options.imageRoot).length, ids: rt.state.ids().length, cgroups: rt.cgroups?.list().length ?? 0 };
+        const sp = spawnerPid(t.stateRoot);
+        const kidsBefore = sp ? childrenOf(sp).length : 0;
+        const err = await Container.create(make(), { runtime: rt }).catch((e: unknown) => e);
+        expect(err).toBeInstanceOf(RuntimeError);
+        expect((err as RuntimeError).step).toBe(step);
+        expect((err as RuntimeError).message.length).toBeGreaterThan(10);
+        expect(mountsOf(t.stateRoot).length + mountsOf(rt.options.imageRoot).length).toBe(before.mounts);
+        expect(rt.state.ids().length).toBe(before.ids);
+        expect(fs.readdirSync(join(rt.options.imageRoot, 'containers')).filter((d) => !rt.state.ids().includes(d))).toEqual([]);
+        expect(rt.cgroups?.list().length ?? 0).toBe(before.cgroups);
+        const sp2 = spawnerPid(t.stateRoot);
+        expect(sp2 ? childrenOf(sp2).length : 0).toBe(kidsBefore);
+      });
+    }
+
+    it('an unwritable read-write volume → RuntimeError at step volume', async () => {
+      const src = fs.mkdtempSync('/tmp/ss-rovol-');
+      const ro = fs.mkdtempSync('/tmp/ss-romnt-');
+      execFileSync('mount', ['--bind', src, ro]);
+      execFileSync('mount', ['-o', 'remount,bind,ro', ro]);
+      try {
+        const ids = rt.state.ids().length;
+        const err = await Container.create(config('true', (b) => b.volume({ source: ro, target: '/data' })), { runtime: rt }).catch((e: unknown) => e);
+        expect(err).toBeInstanceOf(RuntimeError);
+        expect((err as RuntimeError).step).toBe('volume');
+        expect((err as RuntimeError).errno).toBe('EROFS');
+        expect(rt.state.ids().length).toBe(ids);
+      } finally {
+        execFileSync('umount', [ro]);
+        fs.rmSync(ro, { recursive: true, force: true });
+        fs.rmSync(src, { recursive: true, force: true });
+      }
+    });
+  });
+
+  describe('re-adoption', () => {
+    it('survives the host agent being SIGKILLed: a fresh process sees the true exit code and stops the rest', async () => {
+      const agent = spawn(process.execPath, [join(__dirname, '../fixtures/host-agent.mjs'), t.stateRoot, rt.options.imageRoot, rt.options.cgroupParent], {
+        stdio: ['ignore', 'pipe', 'inherit'],
+      });
+      const line = await new Promise<string>((resolve, reject) => {
+        let buf = '';
+        agent.stdout!.on('data', (d: Buffer) => {
+          buf += d.toString();
+          if (buf.includes('\n')) resolve(buf.split('\n')[0]!);
+        });
+        agent.on('exit', (code) => reject(new Error(`host agent exited with ${code}`)));
+      });
+      const ids = JSON.parse(line) as { long1: string; short: string; long2: string };
+      agent.kill('SIGKILL');
+      await new Promise((r) => agent.once('exit', r));
+      // "short" exits (code 42) while no host agent is alive.
+      for (let i = 0; i < 300 && !rt.state.exit(ids.short); i++) await new Promise((r) => setTimeout(r, 10));
+
+      const fresh = new Runtime({ ...rt.options, logger: rt.logger, env: {} });
+      fresh.cgroups = rt.cgroups;
+      try {
+        const listed = await Container.list({ runtime: fresh });
+        const byName = Object.fromEntries(listed.map((s) => [s.name, s]));
+        expect(byName.short).toMatchObject({ state: 'stopped', exitCode: 42 });
+        expect(byName.long1!.state).toBe('running');
+        expect(byName.long2!.state).toBe('running');
+        const short = await Container.load(ids.short, { runtime: fresh });
+        expect(await short.wait()).toEqual({ exitCode: 42, signal: null, oomKilled: false });
+        const long1 = await Container.load('long1', { runtime: fresh });
+        const long2 = await Container.load(ids.long2, { runtime: fresh });
+        expect(await long1.stop({ timeoutMs: 200 })).toMatchObject({ signal: 'SIGKILL' });
+        expect(await long2.stop({ timeoutMs: 5000 })).toEqual({ exitCode: 0, signal: null, oomKilled: false });
+        for (const c of [short, long1, long2]) await c.remove();
+        for (const id of Object.values(ids)) expect(leftovers(id)).toEqual({ state: false, storage: false, mounts: 0, cgroups: false });
+      } finally {
+        await fresh.close();
+      }
+    });
+  });
+
+  describe('leaks', () => {
+    it('100 containers created, run and removed leave no mounts, cgroups, fds or zombies', async () => {
+      const fdsBefore = fs.readdirSync('/proc/self/fd').length;
+      const mountsBefore = fs.readFileSync('/proc/self/mountinfo', 'utf8').split('\n').length;
+      const cgroupsBefore = rt.cgroups?.list().length ?? 0;
+      const idsBefore = rt.state.ids().sort();
+      for (let i = 0; i < 100; i++) {
+        const r = await run(`exit ${i % 5}`);
+        expect(r.exit.exitCode).toBe(i % 5);
+      }
+      await new Promise((r) => setTimeout(r, 50));
+      expect(fs.readdirSync('/proc/self/fd').length).toBeLessThanOrEqual(fdsBefore + 1);
+      expect(fs.readFileSync('/proc/self/mountinfo', 'utf8').split('\n').length).toBe(mountsBefore);
+      expect(rt.cgroups?.list().length ?? 0).toBe(cgroupsBefore);
+      expect(rt.state.ids().sort()).toEqual(idsBefore);
+      const sp = spawnerPid(t.stateRoot)!;
+      const zombies = childrenOf(sp).filter((p) => {
+        try {
+          const stat = fs.readFileSync(`/proc/${p}/stat`, 'utf8');
+          return stat.slice(stat.lastIndexOf(')') + 2).startsWith('Z');
+        } catch {
+          return false;
+        }
+      });
+      expect(zombies).toEqual([]);
+    });
+  });
+});
