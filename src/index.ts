@@ -7,7 +7,7 @@ export { Runtime } from './runtime.js';
 export type { RuntimeInit } from './runtime.js';
 export { resolveOptions, DEFAULT_OPTIONS, ENVIRONMENT } from './config.js';
 export type { RuntimeOptions, RuntimeEngine, LogLevel } from './config.js';
-export { RuntimeError, ConfigError, ERROR_CODES, STEPS } from './errors.js';
+export { RuntimeError, ConfigError, ERROR_CODES, STEPS, fromNodeError } from './errors.js';
 export type { ErrorCode, Step, FieldProblem } from './errors.js';
 export { STATES, TRANSITIONS, canTransition } from './lifecycle.js';
 export type { ContainerState } from './lifecycle.js';
