@@ -326,7 +326,10 @@ export class Container extends EventEmitter {
 
   /** Resolves once, when the container's init has exited (the same result for every caller). */
   wait(): Promise<ExitStatus> {
-    return this.exited;
+    if (this.rec.state === 'stopped' || this.rec.state === 'removed') return this.exited;
+    // Like a child process, an awaited container keeps the host agent's event loop alive.
+    this.runtime.spawner.hold(1);
+    return this.exited.finally(() => this.runtime.spawner.hold(-1));
   }
 
   // ── operations ───────────────────────────────────────────────────────────
@@ -379,12 +382,12 @@ export class Container extends EventEmitter {
       assertOperation(this.name, 'stop', this.rec.state);
       const timeoutMs = opts.timeoutMs ?? 10_000;
       await this.signal(opts.signal ?? 'SIGTERM');
-      const graceful = await Promise.race([this.exited.then(() => true), sleep(timeoutMs).then(() => false)]);
+      const graceful = await Promise.race([this.wait().then(() => true), sleep(timeoutMs).then(() => false)]);
       if (!graceful && (this.rec.state as ContainerState) !== 'stopped') {
         this.log.warn({ timeoutMs }, 'container ignored SIGTERM; sending SIGKILL');
         await this.signal('SIGKILL');
       }
-      return this.exited;
+      return this.wait();
     });
   }
 
@@ -430,7 +433,7 @@ export class Container extends EventEmitter {
       }
       if (s === 'created' || s === 'running' || s === 'paused') {
         await this.signal('SIGKILL');
-        await this.exited;
+        await this.wait();
       }
       await this.destroy();
       this.transition('removed');

@@ -262,8 +262,17 @@ export class SpawnerClient {
     });
     socket.write(encodeFrame(['subscribe']));
     await ack;
-    // The subscription alone does not keep a host agent alive.
-    socket.unref();
+    // The subscription alone does not keep a host agent alive; a pending wait() does.
+    if (this.holds === 0) socket.unref();
+  }
+
+  private holds = 0;
+
+  /** Keeps the event loop alive while something waits for an exit. */
+  hold(delta: 1 | -1): void {
+    this.holds += delta;
+    if (this.holds > 0) this.subscription?.ref();
+    else this.subscription?.unref();
   }
 
   private unsubscribe(): void {
