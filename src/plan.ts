@@ -42,6 +42,13 @@ export interface PlanVolume {
   isFile: boolean;
 }
 
+/** A user namespace for the container: id maps, and one staging dir per image layer. */
+export interface PlanUserNamespace {
+  uidMap: string;
+  gidMap: string;
+  stagingDirs: string[];
+}
+
 export interface CreatePlanInput {
   stateDir: string;
   rootfs: string;
@@ -61,6 +68,7 @@ export interface CreatePlanInput {
   security: PlanSecurity;
   cgroupProcs: string[];
   lastCap: number;
+  userns?: PlanUserNamespace | undefined;
 }
 
 export interface ExecPlanInput {
@@ -85,8 +93,10 @@ function op(out: Field[], step: Step, kind: string, strings: string[] = [], numb
 /** The devices every container gets, bind-mounted from the host's /dev. */
 export const DEFAULT_DEVICES = ['null', 'zero', 'full', 'random', 'urandom', 'tty'];
 
-function userAndSecurityOps(out: Field[], user: PlanUser, sec: PlanSecurity, lastCap: number): void {
+function userAndSecurityOps(out: Field[], user: PlanUser, sec: PlanSecurity, lastCap: number, joinUserns = false): void {
+  // Raising a hard limit needs CAP_SYS_RESOURCE in the host's user namespace: before joining.
   for (const r of sec.rlimits) op(out, 'rlimit', r.name, [r.name], [r.resource, r.soft, r.hard]);
+  if (joinUserns) op(out, 'setns', 'user');
   const earlySeccomp = sec.seccomp && sec.seccompBeforeCapabilityDrop;
   if (earlySeccomp) op(out, 'seccomp', 'load');
   op(out, 'capabilities', 'bounding', [], [sec.capabilities.bounding, lastCap]);
@@ -109,8 +119,12 @@ function processFields(out: Field[], argv: string[], env: string[], searchPath: 
 export function compileCreatePlan(p: CreatePlanInput): Field[] {
   const out: Field[] = [];
   const namespaces = ['pid', 'mnt', 'uts', 'ipc'];
-  if (p.network !== 'host') namespaces.push('net');
+  // With a user namespace, the spawner makes the network namespace inside it (so that
+  // NET_BIND_SERVICE and NET_RAW apply there) and the init joins it.
+  const usernsNet = !!p.userns && p.network !== 'host';
+  if (p.network !== 'host' && !usernsNet) namespaces.push('net');
   out.push('state-dir', p.stateDir, 'namespaces', namespaces.join(','), 'stdout', p.stdout, 'stderr', p.stderr);
+  if (p.userns) out.push('uid-map', p.userns.uidMap, 'gid-map', p.userns.gidMap, 'userns-net', usernsNet ? '1' : '0');
   for (const f of p.cgroupProcs) out.push('cgroup-procs', f);
   processFields(out, p.argv, p.env, p.searchPath, p.security);
 
@@ -120,8 +134,14 @@ export function compileCreatePlan(p: CreatePlanInput): Field[] {
   // The cgroup namespace is made after the spawner moved the init into its cgroups, so the
   // container sees its own cgroup as the root.
   op(out, 'cgroupns', 'unshare');
+  if (usernsNet) op(out, 'setns', 'net');
   op(out, 'mount-private', 'rprivate');
-  const lower = p.lowerDirs.join(':');
+  let lowerDirs = p.lowerDirs;
+  if (p.userns) {
+    p.lowerDirs.forEach((l, i) => op(out, 'overlay', 'idmap', [l, p.userns!.stagingDirs[i]!]));
+    lowerDirs = p.userns.stagingDirs.slice(0, p.lowerDirs.length);
+  }
+  const lower = lowerDirs.join(':');
   op(out, 'overlay', 'rootfs', [p.rootfs, `lowerdir=${lower},upperdir=${p.upperDir},workdir=${p.workDir}`]);
   op(out, 'root-open', 'rootfs', [p.rootfs]);
   op(out, 'mount', 'proc', ['proc', '/proc', 'proc', ''], [MS.NOSUID | MS.NODEV | MS.NOEXEC, 0]);
@@ -150,9 +170,9 @@ export function compileCreatePlan(p: CreatePlanInput): Field[] {
   for (const r of p.security.readonlyPaths) op(out, 'readonly', 'path', [r]);
   op(out, 'pivot-root', 'rootfs');
   if (p.security.readonlyRoot) op(out, 'root-readonly', 'root');
-  if (p.network !== 'host') op(out, 'loopback', 'up');
+  if (p.network !== 'host' && !usernsNet) op(out, 'loopback', 'up');
   op(out, 'hostname', 'set', [p.hostname]);
-  userAndSecurityOps(out, p.user, p.security, p.lastCap);
+  userAndSecurityOps(out, p.user, p.security, p.lastCap, !!p.userns);
   op(out, 'chdir', 'cwd', [p.cwd]);
   op(out, 'resolve-exec', 'argv0');
   op(out, 'ready', 'park');

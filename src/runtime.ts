@@ -11,6 +11,7 @@ import { ImageStore } from './images.js';
 import { defaultKernel, type Kernel } from './kernel/kernel.js';
 import { createLogger, type Logger } from './logger.js';
 import { SpawnerClient, type SpawnerExit } from './spawner/client.js';
+import { IdRangeAllocator } from './idmap.js';
 import { StateStore } from './state.js';
 
 export interface RuntimeInit extends Partial<RuntimeOptions> {
@@ -43,6 +44,7 @@ export class Runtime {
   readonly state: StateStore;
   readonly spawner: SpawnerClient;
   cgroups: CgroupBackend | undefined;
+  readonly idRanges: IdRangeAllocator;
   private exitListeners = new Map<string, Set<ExitListener>>();
   private unsubscribe: (() => void) | undefined;
   private subscribing: Promise<void> | undefined;
@@ -57,6 +59,7 @@ export class Runtime {
     this.logger = logger ?? createLogger(this.options.logLevel);
     this.images = new ImageStore(this.options.imageRoot, this.options.registry);
     this.state = new StateStore(this.options.stateRoot);
+    this.idRanges = new IdRangeAllocator(this.options.stateRoot, (owner) => fs.existsSync(join(this.state.dir(owner), 'state.json')));
     this.spawner = new SpawnerClient({ stateRoot: this.options.stateRoot, kernel: this.kernel, idleMs: spawnerIdleMs });
   }
 

@@ -280,9 +280,21 @@ void runChild(const Plan& plan, const ChildFds& fds) {
         }
         break;
       case Step::setns: {
-        // A pidfd names every namespace of the target at once (Linux 5.8), so the joins are
-        // atomic with respect to that process.
-        if (setns(fds.targetPidfd, int(plan.setnsFlags)) < 0) fail(Step::setns, errno, nullptr);
+        if (op.kind == "net") {
+          if (setns(fds.netns, CLONE_NEWNET) < 0) fail(Step::setns, errno, "net");
+          break;
+        }
+        if (op.kind == "user") {
+          // Last of the setup done as the host's root: from here on this process is root
+          // only inside the container's user namespace.
+          if (setns(fds.userns, CLONE_NEWUSER) < 0) fail(Step::setns, errno, "user");
+          break;
+        }
+        // An exec: a pidfd names every namespace of the target at once (Linux 5.8). The user
+        // namespace is joined last and on its own: its mount namespace belongs to the host's
+        // user namespace, which a process already inside the container's could not enter.
+        unsigned long joinFlags = plan.setnsFlags & ~static_cast<unsigned long>(CLONE_NEWUSER);
+        if (joinFlags != 0 && setns(fds.targetPidfd, int(joinFlags)) < 0) fail(Step::setns, errno, nullptr);
         if (plan.setnsFlags & CLONE_NEWPID) {
           // setns(CLONE_NEWPID) applies to children only: fork once more, as a sibling
           // (CLONE_PARENT) so the spawner reaps the workload directly.
@@ -293,6 +305,7 @@ void runChild(const Plan& plan, const ChildFds& fds) {
             _exit(0);
           }
         }
+        if ((plan.setnsFlags & CLONE_NEWUSER) && setns(fds.targetPidfd, CLONE_NEWUSER) < 0) fail(Step::setns, errno, "user");
         break;
       }
       case Step::cgroupns:
@@ -302,6 +315,21 @@ void runChild(const Plan& plan, const ChildFds& fds) {
         if (mount("", "/", nullptr, MS_REC | MS_PRIVATE, nullptr) < 0) fail(Step::mount_private, errno, "/");
         break;
       case Step::overlay:
+        if (op.kind == "idmap") {
+          // s: image layer, staging dir. An idmapped copy of the layer shows the host's
+          // root-owned files as owned by the container's root, without a chown of the
+          // layer every container shares.
+          int tree = int(syscall(SYS_open_tree, AT_FDCWD, s0, OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC));
+          if (tree < 0) fail(Step::overlay, errno, s0);
+          struct mount_attr attr;
+          memset(&attr, 0, sizeof attr);
+          attr.attr_set = MOUNT_ATTR_IDMAP | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV;
+          attr.userns_fd = uint64_t(fds.userns);
+          if (syscall(SYS_mount_setattr, tree, "", AT_EMPTY_PATH, &attr, sizeof attr) < 0) fail(Step::overlay, errno, s0);
+          if (syscall(SYS_move_mount, tree, "", AT_FDCWD, s1, MOVE_MOUNT_F_EMPTY_PATH) < 0) fail(Step::overlay, errno, s1);
+          close(tree);
+          break;
+        }
         // s: target (a host path the runtime created), mount data
         if (mount("overlay", s0, "overlay", 0, s1) < 0) fail(Step::overlay, errno, s0);
         break;

@@ -27,6 +27,10 @@ struct ChildFds {
   int sync = -1;
   int stdio[3] = {-1, -1, -1};
   int targetPidfd = -1;
+  // A user namespace (and a network namespace it owns) prepared by the spawner before the
+  // container's init exists: the init mounts as real root, then joins them.
+  int userns = -1;
+  int netns = -1;
 };
 
 // Runs the plan's ops in order and ends in execve(); never returns. Allocates nothing.

@@ -8,7 +8,9 @@
 #include <fcntl.h>
 #include <sched.h>
 #include <signal.h>
+#include <net/if.h>
 #include <sys/epoll.h>
+#include <sys/ioctl.h>
 #include <sys/file.h>
 #include <sys/prctl.h>
 #include <sys/signalfd.h>
@@ -413,7 +415,7 @@ bool Spawner::launch(Plan& plan, const ChildFds& childFds, unsigned long flags, 
       return false;
     }
   }
-  if (!plan.uidMap.empty() || !plan.gidMap.empty()) {
+  if ((flags & CLONE_NEWUSER) && (!plan.uidMap.empty() || !plan.gidMap.empty())) {
     std::string base = "/proc/" + spid;
     if ((!plan.uidMap.empty() && !writeFileAll(base + "/uid_map", plan.uidMap, e, Step::id_map)) ||
         (!plan.gidMap.empty() && !writeFileAll(base + "/gid_map", plan.gidMap, e, Step::id_map))) {
@@ -461,6 +463,81 @@ bool Spawner::launch(Plan& plan, const ChildFds& childFds, unsigned long flags, 
   return true;
 }
 
+// Makes the container's user namespace before its init exists: a helper process creates it
+// (and, when asked, a network namespace it owns, with loopback up), the spawner writes the id
+// maps, keeps fds of both namespaces, and lets the helper go. The init then mounts as the
+// host's root and joins these namespaces last.
+bool prepareUserns(const Plan& plan, ChildFds* fds, Error* e) {
+  int sv[2];
+  if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0) {
+    *e = {"ESYSCALL", Step::id_map, errno, "socketpair", "", ""};
+    return false;
+  }
+  long pid = syscall(SYS_clone, CLONE_NEWUSER | SIGCHLD, nullptr, nullptr, nullptr, 0);
+  if (pid < 0) {
+    *e = {"ESYSCALL", Step::id_map, errno, "clone", "", ""};
+    close(sv[0]);
+    close(sv[1]);
+    return false;
+  }
+  if (pid == 0) {
+    close(sv[0]);
+    char c;
+    if (recv(sv[1], &c, 1, 0) != 1) _exit(0);
+    int err = 0;
+    if (plan.usernsOwnsNet) {
+      if (unshare(CLONE_NEWNET) < 0) err = errno;
+      else {
+        int sock = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+        struct ifreq ifr;
+        memset(&ifr, 0, sizeof ifr);
+        memcpy(ifr.ifr_name, "lo", 3);
+        if (sock < 0 || ioctl(sock, SIOCGIFFLAGS, &ifr) < 0) err = errno;
+        ifr.ifr_flags = short(ifr.ifr_flags | IFF_UP);
+        if (err == 0 && ioctl(sock, SIOCSIFFLAGS, &ifr) < 0) err = errno;
+      }
+    }
+    (void)send(sv[1], &err, sizeof err, MSG_NOSIGNAL);
+    if (recv(sv[1], &c, 1, 0) < 0) _exit(1);  // EOF: the spawner has what it needs
+    _exit(0);
+  }
+  close(sv[1]);
+  std::string base = "/proc/" + std::to_string(pid);
+  auto done = [&](bool ok) {
+    close(sv[0]);
+    ::kill(pid_t(pid), SIGKILL);
+    waitpid(pid_t(pid), nullptr, 0);
+    return ok;
+  };
+  if (!writeFileAll(base + "/uid_map", plan.uidMap, e, Step::id_map) ||
+      !writeFileAll(base + "/gid_map", plan.gidMap, e, Step::id_map)) {
+    return done(false);
+  }
+  char go = kGo;
+  int err = 0;
+  if (send(sv[0], &go, 1, MSG_NOSIGNAL) != 1 || recv(sv[0], &err, sizeof err, 0) != ssize_t(sizeof err)) {
+    *e = {"ESYSCALL", Step::id_map, errno, "recv", "", "user namespace helper"};
+    return done(false);
+  }
+  if (err != 0) {
+    *e = {"ESYSCALL", Step::loopback, err, "", "lo", "network namespace of the user namespace"};
+    return done(false);
+  }
+  fds->userns = open((base + "/ns/user").c_str(), O_RDONLY | O_CLOEXEC);
+  if (fds->userns < 0) {
+    *e = {"ESYSCALL", Step::id_map, errno, "open", base + "/ns/user", ""};
+    return done(false);
+  }
+  if (plan.usernsOwnsNet) {
+    fds->netns = open((base + "/ns/net").c_str(), O_RDONLY | O_CLOEXEC);
+    if (fds->netns < 0) {
+      *e = {"ESYSCALL", Step::id_map, errno, "open", base + "/ns/net", ""};
+      return done(false);
+    }
+  }
+  return done(true);
+}
+
 bool openStdio(const Plan& plan, ChildFds* fds, Error* e) {
   const std::string* paths[3] = {&plan.stdinPath, &plan.stdoutPath, &plan.stderrPath};
   for (int i = 0; i < 3; ++i) {
@@ -481,6 +558,11 @@ void closeStdio(ChildFds* fds) {
       close(x);
       x = -1;
     }
+  for (int* x : {&fds->userns, &fds->netns})
+    if (*x >= 0) {
+      close(*x);
+      *x = -1;
+    }
 }
 
 wire::Fields Spawner::create(Client&, const wire::Fields& f) {
@@ -493,7 +575,7 @@ wire::Fields Spawner::create(Client&, const wire::Fields& f) {
   if (!parsePlan(f, 2, &plan, &err)) return errorReply({"EPROTO", Step::config, EINVAL, "", "", err});
   ChildFds fds;
   Error e;
-  if (!openStdio(plan, &fds, &e)) {
+  if (!openStdio(plan, &fds, &e) || (!plan.uidMap.empty() && !prepareUserns(plan, &fds, &e))) {
     closeStdio(&fds);
     return errorReply(e);
   }

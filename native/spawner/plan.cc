@@ -58,7 +58,7 @@ bool parsePlan(const wire::Fields& f, size_t i, Plan* p, std::string* err) {
     const std::string& key = f[i++];
     if (key == "state-dir" || key == "stdin" || key == "stdout" || key == "stderr" || key == "uid-map" ||
         key == "gid-map" || key == "cgroup-procs" || key == "path" || key == "namespaces" ||
-        key == "join-namespaces") {
+        key == "join-namespaces" || key == "userns-net") {
       if (!need(1, key.c_str())) return false;
       const std::string& v = f[i++];
       if (hasNul(v)) {
@@ -73,6 +73,7 @@ bool parsePlan(const wire::Fields& f, size_t i, Plan* p, std::string* err) {
       else if (key == "gid-map") p->gidMap = v;
       else if (key == "cgroup-procs") p->cgroupProcs.push_back(v);
       else if (key == "path") p->searchPath = v;
+      else if (key == "userns-net") p->usernsOwnsNet = v == "1";
       else {
         unsigned long fl = nsFlags(v, err);
         if (fl == ~0ul) return false;

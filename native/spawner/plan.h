@@ -32,6 +32,7 @@ struct Plan {
   unsigned long setnsFlags = 0;          // namespaces an exec joins
   std::vector<std::string> cgroupProcs;  // cgroup.procs files the child joins before it runs
   std::string uidMap, gidMap;            // written by the spawner for a user namespace
+  bool usernsOwnsNet = false;            // the prepared user namespace gets its own netns
   std::string stdinPath = "/dev/null", stdoutPath, stderrPath;
   std::vector<Op> ops;
   std::vector<std::string> argv, env;

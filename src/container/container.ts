@@ -18,7 +18,7 @@ import { Runtime } from '../runtime.js';
 import { isSameProcess, newContainerId, processStartTime, type ContainerRecord } from '../state.js';
 import { ContainerConfig } from './config.js';
 import { followFile } from './logs.js';
-import { resolveSecurity } from './security.js';
+import { resolveSecurity, userNamespaceOf } from './security.js';
 
 export interface ContainerStatus {
   id: string;
@@ -168,7 +168,8 @@ export class Container extends EventEmitter {
       stdoutLog: join(storageDir, 'stdout.log'),
       stderrLog: join(storageDir, 'stderr.log'),
     };
-    const namespaces = ['pid', 'mnt', 'uts', 'ipc', 'cgroup', ...(spec.network === 'host' ? [] : ['net'])];
+    const userns = userNamespaceOf(spec.security);
+    const namespaces = ['pid', 'mnt', 'uts', 'ipc', 'cgroup', ...(spec.network === 'host' ? [] : ['net']), ...(userns.enabled ? ['user'] : [])];
     const rec: ContainerRecord = {
       version: 1,
       id,
@@ -191,6 +192,19 @@ export class Container extends EventEmitter {
       fs.writeFileSync(paths.stdoutLog, '', { mode: 0o640 });
       fs.writeFileSync(paths.stderrLog, '', { mode: 0o640 });
       runtime.state.save(rec);
+      let planUserns: { uidMap: string; gidMap: string; stagingDirs: string[] } | undefined;
+      if (userns.enabled) {
+        const range = runtime.idRanges.allocate(id);
+        rec.idRange = range;
+        runtime.state.save(rec);
+        const map = `0 ${range.hostId} ${Math.min(userns.size, range.size)}`;
+        const stagingDirs = image.layerPaths.map((_, i) => join(storageDir, 'lower', String(i)));
+        for (const d of stagingDirs) fs.mkdirSync(d, { recursive: true, mode: 0o700 });
+        // The upper dir is the container's own: its owner is the container's root, so "/"
+        // inside is root's, as it is in the image.
+        fs.chownSync(paths.upper, range.hostId, range.hostId);
+        planUserns = { uidMap: map, gidMap: map, stagingDirs };
+      }
       if (runtime.cgroups) rec.cgroupProcs = runtime.cgroups.create(id, cgroupResources(config)).procsFiles;
       const env = buildEnv(image, spec.env, spec.hostname ?? id.slice(0, 12), user);
       const argv = [...(spec.command ?? image.config.cmd), ...spec.args];
@@ -214,6 +228,7 @@ export class Container extends EventEmitter {
         security,
         cgroupProcs: rec.cgroupProcs,
         lastCap: runtime.lastCap(),
+        userns: planUserns,
       });
       const reply = await runtime.spawner.request(['create', id, ...(fields as string[])], `create container ${spec.name}`);
       rec.pid = Number(reply[1]);
@@ -465,6 +480,7 @@ export class Container extends EventEmitter {
     this.stopWatching = undefined;
     if (this.runtime.cgroups) await attempt(() => this.runtime.cgroups!.destroy(this.id));
     await attempt(() => fs.rmSync(this.rec.paths.storageDir, { recursive: true, force: true }));
+    if (this.rec.idRange) await attempt(() => this.runtime.idRanges.release(this.rec.idRange!, this.id));
     await attempt(() => this.runtime.state.remove(this.id));
     if (errors.length > 0) {
       const first = errors[0];

@@ -6,6 +6,11 @@ import type { PlanSecurity, PlanUser } from '../plan.js';
 import type { Runtime } from '../runtime.js';
 import { capabilityMask, DEFAULT_CAPABILITIES } from '../secure-runtime/capabilities.js';
 
+/** Whether the container gets a user namespace, and how many ids it maps. */
+export function userNamespaceOf(_profile: unknown): { enabled: boolean; size: number } {
+  return { enabled: true, size: 65536 };
+}
+
 export function resolveSecurity(_runtime: Runtime, _profile: unknown, user: PlanUser): PlanSecurity {
   const caps = capabilityMask(DEFAULT_CAPABILITIES);
   const root = user.uid === 0;

@@ -120,6 +120,8 @@ describe.skipIf(!IS_ROOT)('containers (root, real kernel)', () => {
 
     it('mounts volumes read-write and read-only', async () => {
       const dir = fs.mkdtempSync('/tmp/ss-vol-');
+      // Container root is an unprivileged host uid (user namespace): the volume must let it write.
+      fs.chmodSync(dir, 0o777);
       try {
         fs.writeFileSync(join(dir, 'in.txt'), 'from host');
         const r = await run('cat /data/in.txt; echo out > /data/out.txt; echo x > /ro/x 2>/dev/null && echo ro-writable || echo ro-denied', (b) =>
@@ -130,6 +132,40 @@ describe.skipIf(!IS_ROOT)('containers (root, real kernel)', () => {
       } finally {
         fs.rmSync(dir, { recursive: true, force: true });
       }
+    });
+
+    it('maps container root to its own unprivileged host id range; image files still look root-owned', async () => {
+      const dir = fs.mkdtempSync('/tmp/ss-userns-');
+      fs.chmodSync(dir, 0o777);
+      const a = await Container.create(config('sleep 1000', (b) => b.volume({ source: dir, target: '/shared' })), { runtime: rt });
+      const b = await Container.create(config('sleep 1000'), { runtime: rt });
+      try {
+        await a.start();
+        await b.start();
+        const ra = a.record().idRange!;
+        const rb = b.record().idRange!;
+        expect(ra.hostId).toBeGreaterThanOrEqual(100000);
+        // Ranges never overlap.
+        expect(ra.hostId + ra.size <= rb.hostId || rb.hostId + rb.size <= ra.hostId).toBe(true);
+        const r = await a.exec(['/bin/sh', '-c', 'cat /proc/self/uid_map; stat -c "%u:%g" /bin/busybox /etc/passwd /; id -u; touch /shared/made-inside; echo "0 0 1" > /proc/self/uid_map 2>/dev/null && echo map-written || echo map-refused']);
+        const lines = r.stdout.trim().split('\n');
+        expect(lines[0]!.trim().split(/\s+/)).toEqual(['0', String(ra.hostId), String(ra.size)]);
+        expect(lines.slice(1, 4)).toEqual(['0:0', '0:0', '0:0']);
+        expect(lines[4]).toBe('0');
+        expect(lines[5]).toBe('map-refused');
+        // On the host, the container's root is the unprivileged base of its range ...
+        const status = fs.readFileSync(`/proc/${a.pid}/status`, 'utf8');
+        expect(status).toMatch(new RegExp(`^Uid:\\s+${ra.hostId}\\s`, 'm'));
+        // ... files it creates on a shared volume are owned by the mapped host ids ...
+        expect(fs.statSync(join(dir, 'made-inside')).uid).toBe(ra.hostId);
+        // ... and the shared image layer was not chowned.
+        expect(fs.statSync(join(rt.images.resolve(IMAGE).layerPaths[0]!, 'bin/busybox')).uid).toBe(0);
+      } finally {
+        await a.remove({ force: true });
+        await b.remove({ force: true });
+        fs.rmSync(dir, { recursive: true, force: true });
+      }
+      expect(rt.idRanges.claims().map((c) => c.owner)).not.toContain(a.id);
     });
 
     it('runs as the configured user with the configured environment and working directory', async () => {
