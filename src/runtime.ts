@@ -12,6 +12,7 @@ import { defaultKernel, type Kernel } from './kernel/kernel.js';
 import { createLogger, type Logger } from './logger.js';
 import { SpawnerClient, type SpawnerExit } from './spawner/client.js';
 import { IdRangeAllocator } from './idmap.js';
+import { BridgeNetwork } from './network/cni.js';
 import { StateStore } from './state.js';
 
 export interface RuntimeInit extends Partial<RuntimeOptions> {
@@ -19,6 +20,8 @@ export interface RuntimeInit extends Partial<RuntimeOptions> {
   logger?: Logger;
   /** The spawner exits after this long without containers or clients (default 60 s). */
   spawnerIdleMs?: number;
+  /** The bridge for containers with network "bridge" (default ssbr0, 10.88.0.0/16). */
+  bridge?: { name?: string; subnet?: string; pluginDirs?: string[] };
   env?: NodeJS.ProcessEnv;
 }
 
@@ -45,6 +48,7 @@ export class Runtime {
   readonly spawner: SpawnerClient;
   cgroups: CgroupBackend | undefined;
   readonly idRanges: IdRangeAllocator;
+  readonly network: BridgeNetwork;
   private exitListeners = new Map<string, Set<ExitListener>>();
   private unsubscribe: (() => void) | undefined;
   private subscribing: Promise<void> | undefined;
@@ -53,12 +57,18 @@ export class Runtime {
   private static shared: Runtime | undefined;
 
   constructor(init: RuntimeInit = {}) {
-    const { kernel, logger, spawnerIdleMs, env, ...explicit } = init;
+    const { kernel, logger, spawnerIdleMs, env, bridge, ...explicit } = init;
     this.options = resolveOptions(explicit, env ?? process.env);
     this.kernel = kernel ?? defaultKernel();
     this.logger = logger ?? createLogger(this.options.logLevel);
     this.images = new ImageStore(this.options.imageRoot, this.options.registry);
     this.state = new StateStore(this.options.stateRoot);
+    this.network = new BridgeNetwork({
+      bridge: bridge?.name,
+      subnet: bridge?.subnet,
+      pluginDirs: bridge?.pluginDirs,
+      dataDir: join(this.options.stateRoot, 'cni'),
+    });
     this.idRanges = new IdRangeAllocator(this.options.stateRoot, (owner) => fs.existsSync(join(this.state.dir(owner), 'state.json')));
     this.spawner = new SpawnerClient({ stateRoot: this.options.stateRoot, kernel: this.kernel, idleMs: spawnerIdleMs });
   }

@@ -31,6 +31,8 @@ export interface ContainerRecord {
   namespaces: string[];
   /** The host ids the container's user namespace maps (uid and gid alike). */
   idRange?: { index: number; hostId: number; size: number };
+  /** The bridge attachment (network "bridge"): address and the CNI result DEL needs. */
+  network?: { ip: string; gateway: string | undefined; result: unknown; bandwidthMbps?: number | undefined };
   evolution?: unknown;
 }
 

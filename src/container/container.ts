@@ -129,6 +129,11 @@ export class Container extends EventEmitter {
     return this.rec.pid;
   }
 
+  /** The container's address on the bridge (network "bridge"), else undefined. */
+  get ip(): string | undefined {
+    return this.rec.network?.ip;
+  }
+
   /** @internal */
   record(): Readonly<ContainerRecord> {
     return this.rec;
@@ -233,6 +238,12 @@ export class Container extends EventEmitter {
       const reply = await runtime.spawner.request(['create', id, ...(fields as string[])], `create container ${spec.name}`);
       rec.pid = Number(reply[1]);
       rec.pidStartTime = processStartTime(rec.pid);
+      if (spec.network === 'bridge') {
+        const bw = spec.resources.networkBandwidth;
+        const a = await runtime.network.add(id, `/proc/${rec.pid}/ns/net`, bw);
+        rec.network = { ip: a.ip, gateway: a.gateway, result: a.result, bandwidthMbps: bw };
+        runtime.state.save(rec);
+      }
       await c.watch();
       c.transition('created');
       c.log.info({ pid: rec.pid }, 'container created');
@@ -472,6 +483,11 @@ export class Container extends EventEmitter {
         await this.runtime.spawner.request(['kill', this.id, '9'], 'cleanup').catch(() => undefined);
         for (let i = 0; i < 100 && !this.runtime.state.exit(this.id) && isSameProcess(this.rec.pid, this.rec.pidStartTime); i++) await sleep(10);
       });
+    }
+    if (this.rec.network) {
+      const n = this.rec.network;
+      const alive = isSameProcess(this.rec.pid, this.rec.pidStartTime);
+      await attempt(() => this.runtime.network.del(this.id, alive ? `/proc/${this.rec.pid}/ns/net` : '', n.result as never, n.bandwidthMbps));
     }
     await attempt(() => this.runtime.spawner.request(['forget', this.id], 'cleanup').catch((e: unknown) => {
       if (!(e instanceof RuntimeError && e.code === 'ENOSPAWNER')) throw e;
