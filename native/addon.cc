@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "cgroup.h"
+#include "devices_bpf.h"
 #include "seccomp.h"
 #include "steps.h"
 
@@ -222,6 +223,29 @@ Napi::Value CompileSeccomp(const Napi::CallbackInfo& info) {
   return out;
 }
 
+// attachDeviceProgram(cgroupDir, rules): the cgroup v2 device filter (an eBPF program).
+Napi::Value AttachDeviceProgram(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  std::string dir = info[0].As<Napi::String>();
+  Napi::Array rules = info[1].As<Napi::Array>();
+  std::vector<ss::devices::DeviceRule> out;
+  for (uint32_t i = 0; i < rules.Length(); ++i) {
+    Napi::Object r = rules.Get(i).As<Napi::Object>();
+    ss::devices::DeviceRule rule;
+    rule.allow = r.Get("allow").ToBoolean();
+    std::string type = getString(r, "type", "a");
+    rule.type = type.empty() ? 'a' : type[0];
+    rule.major = r.Get("major").IsNumber() ? r.Get("major").As<Napi::Number>().Int64Value() : -1;
+    rule.minor = r.Get("minor").IsNumber() ? r.Get("minor").As<Napi::Number>().Int64Value() : -1;
+    rule.access = getString(r, "access");
+    out.push_back(rule);
+  }
+  std::string err;
+  int rc = ss::devices::attachDeviceProgram(dir, out, &err);
+  if (rc != 0) throwRuntime(env, err + ": " + errnoName(rc), "ESYSCALL", ss::Step::cgroup, rc, "bpf", dir);
+  return env.Undefined();
+}
+
 Napi::Object Module(Napi::Env env, Napi::Object exports) {
   env.SetInstanceData(new AddonData());
   exports.Set("init", Napi::Function::New(env, Init, "init"));
@@ -230,6 +254,7 @@ Napi::Object Module(Napi::Env env, Napi::Object exports) {
   exports.Set("close", Napi::Function::New(env, Close, "close"));
   exports.Set("cgroupWrite", Napi::Function::New(env, CgroupWrite, "cgroupWrite"));
   exports.Set("compileSeccomp", Napi::Function::New(env, CompileSeccomp, "compileSeccomp"));
+  exports.Set("attachDeviceProgram", Napi::Function::New(env, AttachDeviceProgram, "attachDeviceProgram"));
   return exports;
 }
 

@@ -14,3 +14,16 @@ export type { ContainerState } from './lifecycle.js';
 export { ImageStore, BASE_IMAGE } from './images.js';
 export { Personality } from './personality.js';
 export type { PersonalityTraits, WorkloadRequest, ResourcePlan } from './personality.js';
+export {
+  SecurityProfile,
+  SecurityProfileBuilder,
+  defaultSeccompProfile,
+  defaultSeccompTemplate,
+  parseOciSeccomp,
+  securityReport,
+  DEFAULT_CAPABILITIES,
+  DEFAULT_MASKED_PATHS,
+  DEFAULT_READONLY_PATHS,
+  CAPABILITY_NAMES,
+} from './secure-runtime/index.js';
+export type { SecurityOptions, SecurityReport, SeccompProfile, CompiledSecurity } from './secure-runtime/index.js';

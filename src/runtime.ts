@@ -12,6 +12,7 @@ import { defaultKernel, type Kernel } from './kernel/kernel.js';
 import { createLogger, type Logger } from './logger.js';
 import { SpawnerClient, type SpawnerExit } from './spawner/client.js';
 import { IdRangeAllocator } from './idmap.js';
+import { CgroupDriver, readCgroupLayout } from './isolation/index.js';
 import { BridgeNetwork } from './network/cni.js';
 import { StateStore } from './state.js';
 
@@ -27,18 +28,6 @@ export interface RuntimeInit extends Partial<RuntimeOptions> {
 
 type ExitListener = (e: SpawnerExit) => void;
 
-/** What the container module needs of the cgroup driver (src/isolation). */
-export interface CgroupBackend {
-  create(id: string, resources: Record<string, unknown>): { procsFiles: string[] };
-  update(id: string, resources: Record<string, unknown>): void;
-  stats(id: string): unknown;
-  freeze(id: string): Promise<void>;
-  thaw(id: string): Promise<void>;
-  oomKills(id: string): number;
-  destroy(id: string): Promise<void>;
-  list(): string[];
-}
-
 export class Runtime {
   readonly options: RuntimeOptions;
   readonly kernel: Kernel;
@@ -46,7 +35,8 @@ export class Runtime {
   readonly images: ImageStore;
   readonly state: StateStore;
   readonly spawner: SpawnerClient;
-  cgroups: CgroupBackend | undefined;
+  private cgroupDriver: CgroupDriver | undefined;
+  private reconciled: Promise<string[]> | undefined;
   readonly idRanges: IdRangeAllocator;
   readonly network: BridgeNetwork;
   private exitListeners = new Map<string, Set<ExitListener>>();
@@ -77,6 +67,47 @@ export class Runtime {
   static default(): Runtime {
     Runtime.shared ??= new Runtime();
     return Runtime.shared;
+  }
+
+  /**
+   * The cgroup driver, over the hierarchies this host mounts (v1, v2 or both), under the
+   * configured parent. Created on first use.
+   */
+  get cgroups(): CgroupDriver {
+    if (!this.cgroupDriver) {
+      const kernel = this.kernel;
+      this.cgroupDriver = new CgroupDriver(kernel, readCgroupLayout(kernel), this.options.cgroupParent, {
+        devicePrograms: { attachDeviceProgram: (dir, rules) => kernel.attachDeviceProgram(dir, rules) },
+      });
+    }
+    return this.cgroupDriver;
+  }
+
+  set cgroups(driver: CgroupDriver) {
+    this.cgroupDriver = driver;
+  }
+
+  /**
+   * Once per runtime, before its first container: removes the cgroups of containers that no
+   * longer exist (left by a crash of an earlier runtime). Returns the ids removed.
+   */
+  reconcile(): Promise<string[]> {
+    this.reconciled ??= (async () => {
+      const known = new Set(this.state.ids());
+      const removed: string[] = [];
+      for (const id of this.cgroups.list()) {
+        if (known.has(id)) continue;
+        try {
+          await this.cgroups.destroy(id);
+          removed.push(id);
+        } catch (e) {
+          this.logger.warn({ err: e, container: id }, 'could not remove the cgroups of a container that no longer exists');
+        }
+      }
+      if (removed.length) this.logger.info({ removed }, 'removed cgroups of containers that no longer exist');
+      return removed;
+    })();
+    return this.reconciled;
   }
 
   /** Where a container's writable layer, work dir, mount point and logs live. */

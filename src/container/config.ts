@@ -6,6 +6,7 @@ import { isAbsolute, posix } from 'node:path';
 import { ConfigError, Problems } from '../errors.js';
 import { ImageStore } from '../images.js';
 import { Personality, type PersonalityTraits } from '../personality.js';
+import { SecurityProfile, type SecurityOptions } from '../secure-runtime/index.js';
 
 export interface VolumeSpec {
   /** Host path (must exist). */
@@ -114,7 +115,7 @@ export interface ContainerSpec {
   terminal: false;
   resources: ResourceSpec;
   /** Security settings (secure-runtime); undefined means the default profile. */
-  security?: unknown;
+  security?: SecurityProfile | SecurityOptions;
   labels: Record<string, string>;
 }
 
@@ -306,7 +307,7 @@ export class ContainerConfigBuilder {
     this.s.resources.gpuDevices = [...indexes];
     return this;
   }
-  security(profile: unknown): this {
+  security(profile: SecurityProfile | SecurityOptions): this {
     this.s.security = profile;
     return this;
   }
@@ -388,6 +389,7 @@ export class ContainerConfigBuilder {
     r.gpuDevices?.forEach((g, i) => integer(`gpuDevices[${i}]`, g, 0, 63));
     if (r.gpuDevices && r.gpuCount !== undefined && r.gpuCount !== r.gpuDevices.length) p.add('gpuCount', 'disagrees with the number of gpuDevices');
     for (const k of Object.keys(s.labels)) if (!k || k.includes('\0')) p.add(`labels.${k}`, 'invalid label key');
+    if (s.security !== undefined && !(s.security instanceof SecurityProfile)) SecurityProfile.check(s.security, 'security', p);
     p.throwIfAny('invalid container configuration');
     const spec: ContainerSpec = {
       name: s.name!,

@@ -16,7 +16,8 @@ import { containerLogger } from '../logger.js';
 import { compileCreatePlan, compileExecPlan, type PlanSecurity, type PlanUser, type PlanVolume } from '../plan.js';
 import { Runtime } from '../runtime.js';
 import { isSameProcess, newContainerId, processStartTime, type ContainerRecord } from '../state.js';
-import { ContainerConfig } from './config.js';
+import { ContainerConfig, type ResourceSpec } from './config.js';
+import { blockDeviceFor, type Resources } from '../isolation/index.js';
 import { followFile } from './logs.js';
 import { resolveSecurity, userNamespaceOf } from './security.js';
 
@@ -149,6 +150,7 @@ export class Container extends EventEmitter {
     Runtime.assertPrivileged();
     const runtime = handle.runtime ?? Runtime.default();
     const spec = config.spec;
+    await runtime.reconcile();
     for (const other of runtime.state.list()) {
       if (other.name === spec.name && other.state !== 'removed') {
         throw new RuntimeError(`create container "${spec.name}": the name is in use by ${other.id}`, { code: 'EEXIST', step: 'config', containerId: other.id });
@@ -210,7 +212,7 @@ export class Container extends EventEmitter {
         fs.chownSync(paths.upper, range.hostId, range.hostId);
         planUserns = { uidMap: map, gidMap: map, stagingDirs };
       }
-      if (runtime.cgroups) rec.cgroupProcs = runtime.cgroups.create(id, cgroupResources(config)).procsFiles;
+      rec.cgroupProcs = runtime.cgroups.create(id, cgroupResources(config.spec.resources, config, storageDir)).procsFiles;
       const env = buildEnv(image, spec.env, spec.hostname ?? id.slice(0, 12), user);
       const argv = [...(spec.command ?? image.config.cmd), ...spec.args];
       if (argv.length === 0) throw new RuntimeError('the image has no default command and none was given', { code: 'EINVAL', step: 'config' });
@@ -311,7 +313,7 @@ export class Container extends EventEmitter {
     }
     let oomKilled = false;
     try {
-      oomKilled = (this.runtime.cgroups?.oomKills(this.id) ?? 0) > 0;
+      oomKilled = this.runtime.cgroups.oomKills(this.id) > 0;
     } catch {
       // The cgroup may already be gone when the exit is seen late; no OOM was recorded then.
     }
@@ -395,7 +397,7 @@ export class Container extends EventEmitter {
       throw e;
     }
     // A frozen task acts on a signal only once thawed.
-    if (s === 'paused' && this.runtime.cgroups) await this.runtime.cgroups.thaw(this.id);
+    if (s === 'paused') await this.runtime.cgroups.thaw(this.id);
   }
 
   /**
@@ -421,8 +423,7 @@ export class Container extends EventEmitter {
   pause(): Promise<void> {
     return this.queue.run(async () => {
       assertOperation(this.name, 'pause', this.rec.state);
-      const cg = this.requireCgroups('pause');
-      await cg.freeze(this.id);
+      await this.runtime.cgroups.freeze(this.id);
       this.transition('paused');
     });
   }
@@ -430,16 +431,9 @@ export class Container extends EventEmitter {
   resume(): Promise<void> {
     return this.queue.run(async () => {
       assertOperation(this.name, 'resume', this.rec.state);
-      const cg = this.requireCgroups('resume');
-      await cg.thaw(this.id);
+      await this.runtime.cgroups.thaw(this.id);
       this.transition('running');
     });
-  }
-
-  private requireCgroups(op: string) {
-    const cg = this.runtime.cgroups;
-    if (!cg) throw new RuntimeError(`${op} container ${this.name}: no cgroup driver (the freezer is needed)`, { code: 'EUNSUPPORTED', step: 'freezer' });
-    return cg;
   }
 
   /**
@@ -494,7 +488,7 @@ export class Container extends EventEmitter {
     }));
     this.stopWatching?.();
     this.stopWatching = undefined;
-    if (this.runtime.cgroups) await attempt(() => this.runtime.cgroups!.destroy(this.id));
+    await attempt(() => this.runtime.cgroups.destroy(this.id));
     await attempt(() => fs.rmSync(this.rec.paths.storageDir, { recursive: true, force: true }));
     if (this.rec.idRange) await attempt(() => this.runtime.idRanges.release(this.rec.idRange!, this.id));
     await attempt(() => this.runtime.state.remove(this.id));
@@ -674,10 +668,10 @@ function searchPath(env: string[]): string {
   return env.find((e) => e.startsWith('PATH='))?.slice(5) ?? DEFAULT_PATH;
 }
 
-function cgroupResources(config: ContainerConfig): Record<string, unknown> {
-  const r = config.spec.resources;
+/** The cgroup limits for a container's resource settings (the mapping is src/isolation/mapping.ts). */
+function cgroupResources(r: ResourceSpec, config: ContainerConfig, storageDir: string): Resources {
   const affinity = config.hardwareAffinity()?.cpuset();
-  return {
+  const out: Resources = {
     cpuLimit: r.cpuLimit,
     cpuWeight: r.cpuWeight,
     memoryLimit: r.memoryLimit,
@@ -687,6 +681,11 @@ function cgroupResources(config: ContainerConfig): Record<string, unknown> {
     cpusetCpus: r.cpusetCpus ?? affinity?.cpus,
     cpusetMems: r.cpusetMems ?? affinity?.mems,
   };
+  if (r.diskIops !== undefined || r.diskBps !== undefined) {
+    // The device that holds the container's writable layer, where its disk I/O lands.
+    out.blockIo = [{ device: blockDeviceFor(storageDir), readIops: r.diskIops, writeIops: r.diskIops, readBps: r.diskBps, writeBps: r.diskBps }];
+  }
+  return out;
 }
 
 export type { PlanSecurity };

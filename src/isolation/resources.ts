@@ -234,16 +234,18 @@ export function resourceProblems(r: unknown): Problems {
   checkBytes(problems, 'memoryLimit', o.memoryLimit, MIB);
   checkBytes(problems, 'memorySwap', o.memorySwap, MIB);
   checkBytes(problems, 'memoryReservation', o.memoryReservation, 0);
-  const mem = o.memoryLimit as number | undefined;
-  const swap = o.memorySwap as number | undefined;
-  if (swap !== undefined && typeof swap === 'number') {
+  // Relations are checked only between values that are valid on their own.
+  const ok = (v: unknown, min: number) => (isCount(v, min, true) ? (v as number) : undefined);
+  const mem = ok(o.memoryLimit, MIB);
+  const swap = ok(o.memorySwap, MIB);
+  const res = ok(o.memoryReservation, 0);
+  if (swap !== undefined) {
     // v2 expresses swap as swap.max = memorySwap - memoryLimit, so both must be known together.
-    if (mem === undefined) problems.add('memorySwap', 'needs memoryLimit in the same call (v2 writes their difference)');
-    else if (typeof mem === 'number' && swap < mem) problems.add('memorySwap', `must be ≥ memoryLimit (${describe(swap)} < ${describe(mem)})`);
+    if (o.memoryLimit === undefined) problems.add('memorySwap', 'needs memoryLimit in the same call (v2 writes their difference)');
     else if (mem === UNLIMITED && swap !== UNLIMITED) problems.add('memorySwap', 'must be UNLIMITED when memoryLimit is');
+    else if (mem !== undefined && swap < mem) problems.add('memorySwap', `must be ≥ memoryLimit (${describe(swap)} < ${describe(mem)})`);
   }
-  const res = o.memoryReservation;
-  if (typeof res === 'number' && typeof mem === 'number' && res !== UNLIMITED && res > mem) {
+  if (res !== undefined && mem !== undefined && res !== UNLIMITED && res > mem) {
     problems.add('memoryReservation', `must be ≤ memoryLimit (${describe(res)} > ${describe(mem)})`);
   }
   if (o.pidsLimit !== undefined && !isCount(o.pidsLimit, 1, true)) {

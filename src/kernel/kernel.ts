@@ -7,6 +7,14 @@ import * as fs from 'node:fs';
 import { fromNodeError, type Step } from '../errors.js';
 import { loadNative, type NativeAddon, type OciSeccompProfile } from './native.js';
 
+export interface DeviceRuleData {
+  allow: boolean;
+  type: 'a' | 'b' | 'c';
+  major?: number;
+  minor?: number;
+  access: string;
+}
+
 export interface Kernel {
   /** One write(2) of a cgroup (or other kernel) file; errors name the file and the value. */
   cgroupWrite(path: string, value: string): void;
@@ -18,6 +26,8 @@ export interface Kernel {
   rmdir(path: string): void;
   readdir(path: string): string[];
   compileSeccomp(profile: OciSeccompProfile): { bpf: Buffer; unknownSyscalls: string[] };
+  /** Attaches a cgroup v2 device filter (eBPF) built from the rules, replacing the previous one. */
+  attachDeviceProgram(cgroupDir: string, rules: readonly DeviceRuleData[]): void;
   /** Connects to a unix socket and sends one frame, with fds; returns the connected fd. */
   request(socketPath: string, frame: Buffer, fds?: number[]): number;
   pipe(): [number, number];
@@ -64,6 +74,9 @@ export class NativeKernel implements Kernel {
   }
   compileSeccomp(profile: OciSeccompProfile): { bpf: Buffer; unknownSyscalls: string[] } {
     return this.addon.compileSeccomp(profile);
+  }
+  attachDeviceProgram(cgroupDir: string, rules: readonly DeviceRuleData[]): void {
+    this.addon.attachDeviceProgram(cgroupDir, rules);
   }
   request(socketPath: string, frame: Buffer, fds?: number[]): number {
     return this.addon.request(socketPath, frame, fds);

@@ -36,6 +36,7 @@ export interface NativeAddon {
   close(fd: number): void;
   cgroupWrite(path: string, value: string): void;
   compileSeccomp(profile: OciSeccompProfile): { bpf: Buffer; unknownSyscalls: string[] };
+  attachDeviceProgram(cgroupDir: string, rules: readonly { allow: boolean; type: string; major?: number; minor?: number; access: string }[]): void;
 }
 
 const here = dirname(fileURLToPath(import.meta.url));

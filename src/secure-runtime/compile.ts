@@ -48,6 +48,30 @@ export interface CompileSecurityOptions {
 
 const CAP_SYS_ADMIN = 1n << BigInt(capabilityNumber('CAP_SYS_ADMIN'));
 
+/**
+ * libseccomp takes milliseconds for a profile this size (hundreds of names, three ABIs) and
+ * every create and exec needs one, while a host sees few distinct profiles: compiled
+ * filters are kept per kernel seam, keyed by the resolved profile.
+ */
+const filterCache = new WeakMap<Kernel, Map<string, { bpf: Buffer; unknownSyscalls: string[] }>>();
+const FILTER_CACHE_SIZE = 32;
+
+function compileCached(kernel: Kernel, profile: OciSeccompProfile): { bpf: Buffer; unknownSyscalls: string[] } {
+  let cache = filterCache.get(kernel);
+  if (!cache) filterCache.set(kernel, (cache = new Map()));
+  const key = JSON.stringify(profile, (_k, v: unknown) => (typeof v === 'bigint' ? `${v}n` : v));
+  const hit = cache.get(key);
+  if (hit) {
+    cache.delete(key); // most recently used last
+    cache.set(key, hit);
+    return { bpf: Buffer.from(hit.bpf), unknownSyscalls: [...hit.unknownSyscalls] };
+  }
+  const compiled = kernel.compileSeccomp(profile);
+  cache.set(key, { bpf: Buffer.from(compiled.bpf), unknownSyscalls: [...compiled.unknownSyscalls] });
+  if (cache.size > FILTER_CACHE_SIZE) cache.delete(cache.keys().next().value!);
+  return compiled;
+}
+
 function globToRegExp(component: string): RegExp {
   const escaped = component.replace(/[.+?^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '[^/]*');
   return new RegExp(`^${escaped}$`);
@@ -136,7 +160,7 @@ export function compileSecurity(
       p.seccomp === 'default' ? defaultSeccompProfile(ctx) : resolveSeccompProfile(p.seccomp, ctx);
     let compiled: { bpf: Buffer; unknownSyscalls: string[] };
     try {
-      compiled = kernel.compileSeccomp(resolved);
+      compiled = compileCached(kernel, resolved);
     } catch (e) {
       if (e instanceof RuntimeError) throw e.wrap('security.seccomp');
       throw e;

@@ -87,7 +87,10 @@ export interface SecurityOptions {
   readonlyPaths?: string[];
   /** By name (RLIMIT_NOFILE or NOFILE); a number sets soft and hard alike. */
   rlimits?: Record<string, RlimitSpec | RlimitValue>;
-  /** Run in a user namespace (default off); `size` ids are mapped (default 65536). */
+  /**
+   * Run in a user namespace (default on): root inside maps to an unprivileged host uid, so
+   * an escape lands without host privileges. `size` ids are mapped (default 65536).
+   */
   userNamespace?: boolean | { enabled?: boolean; size?: number };
 }
 
@@ -111,6 +114,8 @@ function checkRlimitValue(v: unknown, field: string, problems: Problems): bigint
   if (v === 'unlimited' || v === 'infinity' || v === -1) return RLIM_INFINITY;
   if (typeof v === 'number' && Number.isSafeInteger(v) && v >= 0) return BigInt(v);
   if (typeof v === 'bigint' && v >= 0n && v <= RLIM_INFINITY) return v;
+  // Decimal text: what toJSON() writes for values JSON numbers cannot hold exactly.
+  if (typeof v === 'string' && /^(?:0|[1-9]\d*)$/.test(v) && BigInt(v) <= RLIM_INFINITY) return BigInt(v);
   problems.add(field, `expected a non-negative integer or "unlimited", got ${describe(v)}`);
   return undefined;
 }
@@ -209,7 +214,8 @@ export class SecurityProfile {
   }
 
   /** Validates plain options (e.g. parsed JSON); throws a ConfigError naming every bad field. */
-  static from(options: SecurityOptions | undefined, field = 'security'): SecurityProfile {
+  static from(options: SecurityOptions | SecurityProfile | undefined, field = 'security'): SecurityProfile {
+    if (options instanceof SecurityProfile) return options;
     const problems = new Problems();
     const p = SecurityProfile.check(options, field, problems);
     problems.throwIfAny('invalid security profile');
@@ -262,7 +268,7 @@ export class SecurityProfile {
 
     const rlimits = checkRlimits(o.rlimits, `${field}.rlimits`, problems);
 
-    let userNamespace = { enabled: false, size: DEFAULT_USERNS_SIZE };
+    let userNamespace = { enabled: true, size: DEFAULT_USERNS_SIZE };
     const u = o.userNamespace;
     if (typeof u === 'boolean') userNamespace = { enabled: u, size: DEFAULT_USERNS_SIZE };
     else if (typeof u === 'object' && u !== null && !Array.isArray(u)) {
@@ -289,7 +295,27 @@ export class SecurityProfile {
     return new SecurityProfile({ capabilities, noNewPrivileges, seccomp, readonlyRoot, maskedPaths, readonlyPaths, rlimits, userNamespace });
   }
 
-  /** The plain options that reproduce this profile (JSON-safe but for bigint rlimits). */
+  /**
+   * Plain JSON-safe options that reproduce this profile (for state files): integers beyond
+   * 2^53 are written as decimal strings, which from() accepts.
+   */
+  toJSON(): SecurityOptions {
+    const o = this.toOptions();
+    const safe = (v: RlimitValue): RlimitValue | string =>
+      typeof v === 'bigint' ? (v <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(v) : v.toString()) : v;
+    const rlimits: Record<string, { soft: RlimitValue | string; hard: RlimitValue | string }> = {};
+    for (const [k, r] of Object.entries(o.rlimits ?? {})) {
+      const spec = r as RlimitSpec;
+      rlimits[k] = { soft: safe(spec.soft), hard: safe(spec.hard) };
+    }
+    const seccomp =
+      typeof o.seccomp === 'object'
+        ? (JSON.parse(JSON.stringify(o.seccomp, (_k, v: unknown) => (typeof v === 'bigint' ? v.toString() : v))) as SeccompProfile)
+        : o.seccomp;
+    return { ...o, rlimits: rlimits as Record<string, RlimitSpec>, seccomp };
+  }
+
+  /** The plain options that reproduce this profile (rlimits as bigints). */
   toOptions(): SecurityOptions {
     const have = new Set(this.capabilities);
     const def = new Set(DEFAULT_CAPABILITIES);
@@ -316,19 +342,18 @@ export class SecurityProfile {
   }
 }
 
-function checkNameList(v: unknown, field: string, problems: Problems): (CapabilityName | 'ALL')[] {
+/** Normalized names, index for index (undefined where the name is unknown). */
+function checkNameList(v: unknown, field: string, problems: Problems): (CapabilityName | 'ALL' | undefined)[] {
   if (v === undefined) return [];
   if (!Array.isArray(v)) {
     problems.add(field, `expected an array of capability names, got ${describe(v)}`);
     return [];
   }
-  const out: (CapabilityName | 'ALL')[] = [];
-  v.forEach((n, i) => {
+  return v.map((n, i) => {
     const c = typeof n === 'string' ? normalizeCapability(n) : undefined;
     if (c === undefined) problems.add(`${field}[${i}]`, `unknown capability ${describe(n)}`);
-    else out.push(c);
+    return c;
   });
-  return out;
 }
 
 /** Docker's TweakCapabilities: add ALL = every capability but the dropped; drop ALL = only the added. */
@@ -348,13 +373,14 @@ function checkCapabilities(v: unknown, field: string, problems: Problems): Capab
   }
   const dropSet = new Set(drop);
   add.forEach((c, i) => {
-    if (c !== 'ALL' && dropSet.has(c)) problems.add(`${field}.add[${i}]`, `${c} is also in ${field}.drop`);
+    if (c !== undefined && c !== 'ALL' && dropSet.has(c)) problems.add(`${field}.add[${i}]`, `${c} is also in ${field}.drop`);
   });
   if (problems.list.length > before) return undefined;
+  const added = add.filter((c): c is CapabilityName => c !== undefined && c !== 'ALL');
   let caps: CapabilityName[];
   if (add.includes('ALL')) caps = CAPABILITY_NAMES.filter((c) => !dropSet.has(c));
-  else if (dropSet.has('ALL')) caps = add as CapabilityName[];
-  else caps = [...DEFAULT_CAPABILITIES.filter((c) => !dropSet.has(c)), ...(add as CapabilityName[])];
+  else if (dropSet.has('ALL')) caps = added;
+  else caps = [...DEFAULT_CAPABILITIES.filter((c) => !dropSet.has(c)), ...added];
   return sortCapabilities(caps);
 }
 
@@ -365,6 +391,7 @@ function checkRlimits(v: unknown, field: string, problems: Problems): ResolvedRl
     return undefined;
   }
   const out: ResolvedRlimit[] = [];
+  const seen = new Set<RlimitName>();
   const before = problems.list.length;
   for (const [key, spec] of Object.entries(v as Record<string, unknown>)) {
     const f = `${field}.${key}`;
@@ -373,10 +400,11 @@ function checkRlimits(v: unknown, field: string, problems: Problems): ResolvedRl
       problems.add(f, `unknown resource (expected one of ${Object.keys(RLIMITS).join(', ')})`);
       continue;
     }
-    if (out.some((r) => r.name === name)) {
+    if (seen.has(name)) {
       problems.add(f, `${name} is given twice`);
       continue;
     }
+    seen.add(name);
     let soft: bigint | undefined;
     let hard: bigint | undefined;
     if (typeof spec === 'object' && spec !== null && !Array.isArray(spec)) {

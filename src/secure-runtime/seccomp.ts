@@ -85,7 +85,11 @@ export const SECCOMP_ARCHES = [
   'SCMP_ARCH_SHEB',
 ] as const;
 
-/** Filter flags accepted in a profile. The filter is loaded by a single-threaded init, so TSYNC is moot; the others only change logging or speculation mitigations, so ignoring them never widens access. */
+/**
+ * Filter flags accepted in a profile, and ignored: the filter is loaded by a single-threaded
+ * init, so TSYNC is moot; the others only change logging, speculation mitigations or notify
+ * waits, so ignoring them never widens what the filter allows.
+ */
 export const SECCOMP_FLAGS = [
   'SECCOMP_FILTER_FLAG_TSYNC',
   'SECCOMP_FILTER_FLAG_LOG',

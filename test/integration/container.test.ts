@@ -69,7 +69,7 @@ function leftovers(id: string) {
     state: fs.existsSync(rt.state.dir(id)),
     storage: fs.existsSync(rt.storageDir(id)),
     mounts: mountsOf(id).length,
-    cgroups: rt.cgroups ? rt.cgroups.list().includes(id) : false,
+    cgroups: rt.cgroups.list().includes(id),
   };
 }
 
@@ -187,7 +187,7 @@ describe.skipIf(!IS_ROOT)('containers (root, real kernel)', () => {
       await expect(c.start()).rejects.toThrow(/cannot go from running to running/);
       await expect(c.resume()).rejects.toThrow(/cannot go from running to running/);
       await expect(c.remove()).rejects.toThrow(/cannot go from running to removed/);
-      if (rt.cgroups) {
+      {
         await c.pause();
         expect((await c.status()).state).toBe('paused');
         await expect(c.pause()).rejects.toThrow(/cannot go from paused to paused/);
@@ -202,7 +202,8 @@ describe.skipIf(!IS_ROOT)('containers (root, real kernel)', () => {
       await expect(c.start()).rejects.toThrow(/cannot go from removed to running/);
       expect(seen).toEqual([
         'created>running',
-        ...(rt.cgroups ? ['running>paused', 'paused>running'] : []),
+        'running>paused',
+        'paused>running',
         'running>stopped',
         'stopped>removed',
       ]);
@@ -325,7 +326,7 @@ describe.skipIf(!IS_ROOT)('containers (root, real kernel)', () => {
     ];
     for (const [what, make, step] of cases) {
       it(`${what} → RuntimeError at step ${step}`, async () => {
-        const before = { mounts: mountsOf(t.stateRoot).length + mountsOf(rt.options.imageRoot).length, ids: rt.state.ids().length, cgroups: rt.cgroups?.list().length ?? 0 };
+        const before = { mounts: mountsOf(t.stateRoot).length + mountsOf(rt.options.imageRoot).length, ids: rt.state.ids().length, cgroups: rt.cgroups.list().length };
         const sp = spawnerPid(t.stateRoot);
         const kidsBefore = sp ? childrenOf(sp).length : 0;
         const err = await Container.create(make(), { runtime: rt }).catch((e: unknown) => e);
@@ -335,7 +336,7 @@ describe.skipIf(!IS_ROOT)('containers (root, real kernel)', () => {
         expect(mountsOf(t.stateRoot).length + mountsOf(rt.options.imageRoot).length).toBe(before.mounts);
         expect(rt.state.ids().length).toBe(before.ids);
         expect(fs.readdirSync(join(rt.options.imageRoot, 'containers')).filter((d) => !rt.state.ids().includes(d))).toEqual([]);
-        expect(rt.cgroups?.list().length ?? 0).toBe(before.cgroups);
+        expect(rt.cgroups.list().length).toBe(before.cgroups);
         const sp2 = spawnerPid(t.stateRoot);
         expect(sp2 ? childrenOf(sp2).length : 0).toBe(kidsBefore);
       });
@@ -406,7 +407,7 @@ describe.skipIf(!IS_ROOT)('containers (root, real kernel)', () => {
     it('100 containers created, run and removed leave no mounts, cgroups, fds or zombies', async () => {
       const fdsBefore = fs.readdirSync('/proc/self/fd').length;
       const mountsBefore = fs.readFileSync('/proc/self/mountinfo', 'utf8').split('\n').length;
-      const cgroupsBefore = rt.cgroups?.list().length ?? 0;
+      const cgroupsBefore = rt.cgroups.list().length;
       const idsBefore = rt.state.ids().sort();
       for (let i = 0; i < 100; i++) {
         const r = await run(`exit ${i % 5}`);
@@ -415,7 +416,7 @@ describe.skipIf(!IS_ROOT)('containers (root, real kernel)', () => {
       await new Promise((r) => setTimeout(r, 50));
       expect(fs.readdirSync('/proc/self/fd').length).toBeLessThanOrEqual(fdsBefore + 1);
       expect(fs.readFileSync('/proc/self/mountinfo', 'utf8').split('\n').length).toBe(mountsBefore);
-      expect(rt.cgroups?.list().length ?? 0).toBe(cgroupsBefore);
+      expect(rt.cgroups.list().length).toBe(cgroupsBefore);
       expect(rt.state.ids().sort()).toEqual(idsBefore);
       const sp = spawnerPid(t.stateRoot)!;
       const zombies = childrenOf(sp).filter((p) => {

@@ -1,0 +1,310 @@
+/**
+ * An in-memory cgroup filesystem behind the `Kernel` seam, so the driver's logic (which file,
+ * which value, which order, what is undone) is tested without root. It models what the driver
+ * relies on: the files a new cgroup gets, v1 cpuset clone_children, v2 subtree_control
+ * delegation, keyed files (io.max, blkio throttles), devices.list, freezer state, and rmdir's
+ * EBUSY. It does not model limits being enforced.
+ */
+import { RuntimeError, type ErrorCode } from '../errors.js';
+import type { Kernel } from '../kernel/kernel.js';
+import type { OciSeccompProfile } from '../kernel/native.js';
+import { CONTROLLERS, type CgroupLayout, type Controller } from './layout.js';
+
+const UNLIMITED_V1 = '9223372036854771712';
+
+const V1_FILES: Record<Controller, Record<string, string>> = {
+  cpu: { 'cpu.cfs_period_us': '100000', 'cpu.cfs_quota_us': '-1', 'cpu.shares': '1024', 'cpu.stat': 'nr_periods 0\nnr_throttled 0\nthrottled_time 0\n' },
+  cpuacct: { 'cpuacct.usage': '0' },
+  cpuset: { 'cpuset.cpus': '', 'cpuset.mems': '' },
+  memory: {
+    'memory.limit_in_bytes': UNLIMITED_V1,
+    'memory.memsw.limit_in_bytes': UNLIMITED_V1,
+    'memory.soft_limit_in_bytes': UNLIMITED_V1,
+    'memory.usage_in_bytes': '0',
+    'memory.max_usage_in_bytes': '0',
+    'memory.oom_control': 'oom_kill_disable 0\nunder_oom 0\noom_kill 0\n',
+  },
+  pids: { 'pids.max': 'max', 'pids.current': '0' },
+  blkio: {
+    'blkio.throttle.read_bps_device': '',
+    'blkio.throttle.write_bps_device': '',
+    'blkio.throttle.read_iops_device': '',
+    'blkio.throttle.write_iops_device': '',
+    'blkio.throttle.io_service_bytes_recursive': 'Total 0\n',
+    'blkio.throttle.io_serviced_recursive': 'Total 0\n',
+  },
+  devices: { 'devices.allow': '', 'devices.deny': '', 'devices.list': 'a *:* rwm\n' },
+  freezer: { 'freezer.state': 'THAWED' },
+  hugetlb: { 'hugetlb.2MB.limit_in_bytes': UNLIMITED_V1, 'hugetlb.1GB.limit_in_bytes': UNLIMITED_V1 },
+};
+
+const V2_FILES: Record<string, Record<string, string>> = {
+  cpu: { 'cpu.max': 'max 100000', 'cpu.weight': '100' },
+  cpuset: { 'cpuset.cpus': '', 'cpuset.mems': '' },
+  memory: {
+    'memory.max': 'max',
+    'memory.swap.max': 'max',
+    'memory.low': '0',
+    'memory.current': '0',
+    'memory.peak': '0',
+    'memory.events': 'low 0\nhigh 0\nmax 0\noom 0\noom_kill 0\n',
+  },
+  pids: { 'pids.max': 'max', 'pids.current': '0' },
+  io: { 'io.max': '', 'io.stat': '' },
+  hugetlb: { 'hugetlb.2MB.max': 'max', 'hugetlb.1GB.max': 'max' },
+};
+
+const KEYED = /^(blkio\.throttle\.(read|write)_(bps|iops)_device|io\.max)$/;
+
+interface Mount {
+  path: string;
+  version: 1 | 2;
+  controllers: Controller[];
+}
+
+export interface RecordedWrite {
+  path: string;
+  value: string;
+}
+
+/** Decides whether a write fails: return an errno name ("EINVAL") to fail it. */
+export type WriteFault = (path: string, value: string) => string | undefined;
+
+const base = (p: string) => p.slice(p.lastIndexOf('/') + 1);
+const parentOf = (p: string) => p.slice(0, p.lastIndexOf('/')) || '/';
+
+export class MemoryCgroupFs implements Kernel {
+  readonly files = new Map<string, string>();
+  readonly dirs = new Set<string>();
+  /** Every cgroupWrite/writeFile that succeeded, in order. */
+  readonly writes: RecordedWrite[] = [];
+  private readonly mounts: Mount[] = [];
+  private faults: WriteFault[] = [];
+
+  /** A filesystem with the hierarchies of `layout`, each root populated as the kernel does. */
+  /**
+   * `rootSubtreeControl` defaults to every v2 controller on a pure-v2 host (systemd enables them
+   * at the root) and to none on a hybrid one (this project's CI VM).
+   */
+  static forLayout<T extends MemoryCgroupFs>(
+    this: new () => T,
+    layout: CgroupLayout,
+    options: { cpus?: string; mems?: string; rootSubtreeControl?: string[] } = {},
+  ): T {
+    const fs = new this();
+    const v1Mounts = new Map<string, Controller[]>();
+    for (const c of CONTROLLERS) {
+      const m = layout.v1[c];
+      if (m !== undefined) v1Mounts.set(m, [...(v1Mounts.get(m) ?? []), c]);
+    }
+    for (const [path, controllers] of v1Mounts) fs.addMount({ path, version: 1, controllers });
+    if (layout.v2) {
+      const controllers = CONTROLLERS.filter((c) => layout.controllers[c]?.version === 2);
+      fs.addMount({ path: layout.v2.mount, version: 2, controllers });
+      fs.files.set(`${layout.v2.mount}/cgroup.controllers`, layout.v2.controllers.join(' '));
+      const pureV2 = Object.keys(layout.v1).length === 0;
+      fs.files.set(`${layout.v2.mount}/cgroup.subtree_control`, (options.rootSubtreeControl ?? (pureV2 ? layout.v2.controllers : [])).join(' '));
+    }
+    for (const [path, controllers] of v1Mounts) {
+      if (controllers.includes('cpuset')) {
+        fs.files.set(`${path}/cpuset.cpus`, options.cpus ?? '0-1');
+        fs.files.set(`${path}/cpuset.mems`, options.mems ?? '0');
+      }
+    }
+    return fs;
+  }
+
+  private addMount(m: Mount): void {
+    this.mounts.push(m);
+    this.dirs.add(m.path);
+    for (const [k, v] of Object.entries(this.filesFor(m, m.path))) this.files.set(`${m.path}/${k}`, v);
+  }
+
+  /** Makes matching writes fail with the errno `fault` returns; cleared by clearFaults(). */
+  failWrites(fault: WriteFault): this {
+    this.faults.push(fault);
+    return this;
+  }
+
+  /** Makes writes to files named `file` fail with `errno` (optionally only for `value`). */
+  failOn(file: string, errno = 'EINVAL', value?: string): this {
+    return this.failWrites((p, v) => (base(p) === file && (value === undefined || v === value) ? errno : undefined));
+  }
+
+  clearFaults(): void {
+    this.faults = [];
+  }
+
+  /** The content of a file, for assertions. */
+  get(path: string): string | undefined {
+    return this.files.get(path);
+  }
+
+  /** Sets a file as the kernel would (counters, events) without recording a write. */
+  set(path: string, content: string): void {
+    this.files.set(path, content);
+  }
+
+  private mountOf(path: string): Mount | undefined {
+    return this.mounts.filter((m) => path === m.path || path.startsWith(`${m.path}/`)).sort((a, b) => b.path.length - a.path.length)[0];
+  }
+
+  private filesFor(m: Mount, dir: string): Record<string, string> {
+    const common: Record<string, string> = { 'cgroup.procs': '' };
+    if (m.version === 1) {
+      Object.assign(common, { tasks: '', 'cgroup.clone_children': '0', notify_on_release: '0' });
+      for (const c of m.controllers) Object.assign(common, V1_FILES[c]);
+      return common;
+    }
+    const isRoot = dir === m.path;
+    Object.assign(common, {
+      'cgroup.controllers': '',
+      'cgroup.subtree_control': '',
+      'cpu.stat': 'usage_usec 0\nuser_usec 0\nsystem_usec 0\n',
+    });
+    if (!isRoot) Object.assign(common, { 'cgroup.events': 'populated 0\nfrozen 0\n', 'cgroup.freeze': '0' });
+    if (isRoot) return common;
+    // A v2 child has the files of the controllers its parent enabled for it.
+    const enabled = (this.files.get(`${parentOf(dir)}/cgroup.subtree_control`) ?? '').split(' ').filter(Boolean);
+    common['cgroup.controllers'] = enabled.join(' ');
+    for (const name of enabled) Object.assign(common, V2_FILES[name] ?? {});
+    if (enabled.includes('cpu')) common['cpu.stat'] += 'nr_periods 0\nnr_throttled 0\nthrottled_usec 0\n';
+    return common;
+  }
+
+  private error(code: ErrorCode, errno: string, syscall: string, path: string, message: string): RuntimeError {
+    return new RuntimeError(message, { code, step: 'cgroup', errno, syscall, path });
+  }
+
+  cgroupWrite(path: string, value: string): void {
+    const name = base(path);
+    if (!this.files.has(path)) throw this.error('ESYSCALL', 'ENOENT', 'open', path, `open \`${name}\`: ENOENT (value "${value}")`);
+    for (const f of this.faults) {
+      const errno = f(path, value);
+      if (errno !== undefined) throw this.error('ESYSCALL', errno, 'write', path, `write \`${name}\`: ${errno} (value "${value}")`);
+    }
+    this.writes.push({ path, value });
+    const dir = parentOf(path);
+    if (KEYED.test(name)) {
+      const key = value.split(' ')[0]!;
+      const lines = (this.files.get(path) ?? '').split('\n').filter((l) => l !== '' && !l.startsWith(`${key} `));
+      const rest = value.slice(key.length + 1);
+      // The kernel drops a throttle rule set to 0 and shows io.max keys merged into one line.
+      if (name.startsWith('blkio') ? rest !== '0' : true) {
+        if (name === 'io.max') {
+          const prev = (this.files.get(path) ?? '').split('\n').find((l) => l.startsWith(`${key} `));
+          const merged = new Map((prev ?? `${key} rbps=max wbps=max riops=max wiops=max`).split(' ').slice(1).map((kv) => kv.split('=') as [string, string]));
+          for (const kv of rest.split(' ')) merged.set(...(kv.split('=') as [string, string]));
+          const line = `${key} ${[...merged].map(([k, v]) => `${k}=${v}`).join(' ')}`;
+          if (![...merged.values()].every((v) => v === 'max')) lines.push(line);
+        } else {
+          lines.push(value);
+        }
+      }
+      this.files.set(path, lines.map((l) => `${l}\n`).join(''));
+    } else if (name === 'devices.allow' || name === 'devices.deny') {
+      const listPath = `${dir}/devices.list`;
+      let list = (this.files.get(listPath) ?? '').split('\n').filter(Boolean);
+      if (value === 'a') list = name === 'devices.allow' ? ['a *:* rwm'] : [];
+      else if (name === 'devices.allow' && !list.includes('a *:* rwm')) list.push(value);
+      else if (name === 'devices.deny') list = list.filter((l) => l !== value);
+      this.files.set(listPath, list.map((l) => `${l}\n`).join(''));
+      this.files.set(path, value);
+    } else if (name === 'cgroup.procs') {
+      const procs = (this.files.get(path) ?? '').split('\n').filter(Boolean);
+      if (!procs.includes(value)) procs.push(value);
+      this.files.set(path, procs.map((p) => `${p}\n`).join(''));
+    } else if (name === 'cgroup.subtree_control') {
+      const set = new Set((this.files.get(path) ?? '').split(' ').filter(Boolean));
+      for (const tok of value.split(' ')) {
+        if (tok.startsWith('+')) set.add(tok.slice(1));
+        else if (tok.startsWith('-')) set.delete(tok.slice(1));
+      }
+      this.files.set(path, [...set].join(' '));
+      // Children see the change at once: their cgroup.controllers and the controllers' files.
+      const m = this.mountOf(path);
+      for (const child of this.readdir(dir)) {
+        const cdir = `${dir}/${child}`;
+        if (!m || !this.dirs.has(cdir)) continue;
+        for (const [k, v] of Object.entries(this.filesFor(m, cdir))) if (!this.files.has(`${cdir}/${k}`) || k === 'cgroup.controllers') this.files.set(`${cdir}/${k}`, v);
+      }
+    } else if (name === 'cgroup.freeze') {
+      this.files.set(path, value);
+      this.files.set(`${dir}/cgroup.events`, `populated 0\nfrozen ${value === '1' ? 1 : 0}\n`);
+    } else {
+      this.files.set(path, value);
+    }
+  }
+
+  readFile(path: string): string {
+    const v = this.files.get(path);
+    if (v === undefined) {
+      throw this.error(this.dirs.has(path) ? 'ESYSCALL' : 'ENOTFOUND', this.dirs.has(path) ? 'EISDIR' : 'ENOENT', 'open', path, `read \`${path}\`: ENOENT`);
+    }
+    return v;
+  }
+
+  writeFile(path: string, data: string): void {
+    this.cgroupWrite(path, data);
+  }
+
+  exists(path: string): boolean {
+    return this.files.has(path) || this.dirs.has(path);
+  }
+
+  mkdir(path: string): void {
+    if (this.dirs.has(path)) return;
+    if (this.files.has(path)) throw this.error('ESYSCALL', 'EEXIST', 'mkdir', path, `mkdir \`${path}\`: EEXIST`);
+    const up = parentOf(path);
+    if (!this.dirs.has(up)) this.mkdir(up);
+    this.dirs.add(path);
+    const m = this.mountOf(path);
+    if (!m || m.path === path) return;
+    for (const [k, v] of Object.entries(this.filesFor(m, path))) this.files.set(`${path}/${k}`, v);
+    if (m.version === 1 && m.controllers.includes('cpuset') && this.files.get(`${up}/cgroup.clone_children`) === '1') {
+      this.files.set(`${path}/cpuset.cpus`, this.files.get(`${up}/cpuset.cpus`) ?? '');
+      this.files.set(`${path}/cpuset.mems`, this.files.get(`${up}/cpuset.mems`) ?? '');
+    }
+  }
+
+  rmdir(path: string): void {
+    if (!this.dirs.has(path)) return;
+    const prefix = `${path}/`;
+    if ([...this.dirs].some((d) => d.startsWith(prefix)) || (this.files.get(`${path}/cgroup.procs`) ?? '').trim() !== '') {
+      throw this.error('ESYSCALL', 'EBUSY', 'rmdir', path, `rmdir \`${path}\`: EBUSY`);
+    }
+    this.dirs.delete(path);
+    for (const f of [...this.files.keys()]) if (f.startsWith(prefix)) this.files.delete(f);
+  }
+
+  readdir(path: string): string[] {
+    if (!this.dirs.has(path)) throw this.error('ENOTFOUND', 'ENOENT', 'scandir', path, `readdir \`${path}\`: ENOENT`);
+    const prefix = `${path}/`;
+    const names = new Set<string>();
+    for (const p of [...this.dirs, ...this.files.keys()]) {
+      if (p.startsWith(prefix) && !p.slice(prefix.length).includes('/')) names.add(p.slice(prefix.length));
+    }
+    return [...names].sort();
+  }
+
+  /** The directories below `path` (cgroups), for assertions. */
+  cgroupsUnder(path: string): string[] {
+    return [...this.dirs].filter((d) => d.startsWith(`${path}/`)).sort();
+  }
+
+  compileSeccomp(_profile: OciSeccompProfile): { bpf: Buffer; unknownSyscalls: string[] } {
+    throw new RuntimeError('MemoryCgroupFs models cgroup files only', { code: 'EUNSUPPORTED' });
+  }
+  /** Records the program's rules as a write to a pseudo-file, so tests can read them back. */
+  attachDeviceProgram(cgroupDir: string, rules: readonly { allow: boolean; type: string; major?: number; minor?: number; access: string }[]): void {
+    this.attachedPrograms.set(cgroupDir, rules.map((r) => ({ ...r })));
+  }
+  readonly attachedPrograms = new Map<string, { allow: boolean; type: string; major?: number; minor?: number; access: string }[]>();
+  request(_socketPath: string, _frame: Buffer, _fds?: number[]): number {
+    throw new RuntimeError('MemoryCgroupFs models cgroup files only', { code: 'EUNSUPPORTED' });
+  }
+  pipe(): [number, number] {
+    throw new RuntimeError('MemoryCgroupFs models cgroup files only', { code: 'EUNSUPPORTED' });
+  }
+  close(_fd: number): void {}
+}
