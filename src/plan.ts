@@ -69,6 +69,8 @@ export interface CreatePlanInput {
   cgroupProcs: string[];
   lastCap: number;
   userns?: PlanUserNamespace | undefined;
+  /** Further host device nodes to bind into /dev (assigned GPUs). */
+  devices?: string[];
 }
 
 export interface ExecPlanInput {
@@ -147,6 +149,7 @@ export function compileCreatePlan(p: CreatePlanInput): Field[] {
   op(out, 'mount', 'proc', ['proc', '/proc', 'proc', ''], [MS.NOSUID | MS.NODEV | MS.NOEXEC, 0]);
   op(out, 'mount', 'dev', ['tmpfs', '/dev', 'tmpfs', 'mode=755,size=65536k'], [MS.NOSUID | MS.STRICTATIME, 0]);
   for (const d of DEFAULT_DEVICES) op(out, 'bind', 'device', [`/dev/${d}`, `/dev/${d}`], [MS.NOSUID | MS.NOEXEC, 1, 0]);
+  for (const d of p.devices ?? []) op(out, 'bind', 'device', [d, `/dev/${d.split('/').pop()}`], [MS.NOSUID | MS.NOEXEC, 1, 0]);
   op(out, 'mount', 'devpts', ['devpts', '/dev/pts', 'devpts', 'newinstance,ptmxmode=0666,mode=0620'], [MS.NOSUID | MS.NOEXEC, 0]);
   op(out, 'symlink', 'ptmx', ['pts/ptmx', '/dev/ptmx']);
   op(out, 'symlink', 'fd', ['/proc/self/fd', '/dev/fd']);

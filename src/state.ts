@@ -29,6 +29,8 @@ export interface ContainerRecord {
   paths: { stateDir: string; storageDir: string; rootfs: string; upper: string; work: string; stdoutLog: string; stderrLog: string };
   cgroupProcs: string[];
   namespaces: string[];
+  /** The resource settings in force (the configuration's, as changed by update()). */
+  resources?: Record<string, unknown>;
   /** The host ids the container's user namespace maps (uid and gid alike). */
   idRange?: { index: number; hostId: number; size: number };
   /** The bridge attachment (network "bridge"): address and the CNI result DEL needs. */

@@ -17,9 +17,12 @@ import { compileCreatePlan, compileExecPlan, type PlanSecurity, type PlanUser, t
 import { Runtime } from '../runtime.js';
 import { isSameProcess, newContainerId, processStartTime, type ContainerRecord } from '../state.js';
 import { ContainerConfig, type ResourceSpec } from './config.js';
-import { blockDeviceFor, type Resources } from '../isolation/index.js';
+import { blockDeviceFor, UNLIMITED, type CgroupStats, type Resources } from '../isolation/index.js';
+import { allocateResources, type ResourcePlan, type WorkloadRequest } from '../personality.js';
+import { UsageHistory } from '../usage-histogram.js';
 import { followFile } from './logs.js';
 import { resolveSecurity, userNamespaceOf } from './security.js';
+import { assignGpus } from '../gpu.js';
 
 export interface ContainerStatus {
   id: string;
@@ -56,6 +59,17 @@ export interface ExecResult {
   signal: string | null;
   stdout: string;
   stderr: string;
+}
+
+/** Resource settings for update(): numbers set a limit, null removes it. */
+export type ResourceUpdate = { [K in keyof ResourceSpec]?: ResourceSpec[K] | null };
+
+export interface ContainerStats extends CgroupStats {
+  /** When the sample was taken (ms since the epoch). */
+  timestamp: number;
+  /** Average cores used since the previous stats() call (undefined on the first). */
+  cpuCores?: number;
+  network?: { rxBytes: number; txBytes: number; rxPackets: number; txPackets: number };
 }
 
 export interface StateChange {
@@ -105,6 +119,10 @@ export class Container extends EventEmitter {
   private exited: Promise<ExitStatus>;
   private resolveExit!: (s: ExitStatus) => void;
   private stopWatching: (() => void) | undefined;
+  /** Decaying history of observed usage, fed by stats(); personalities plan from it. */
+  readonly usage = new UsageHistory();
+  private lastCpuSample: { usageNs: number; t: number } | undefined;
+  private lastPlan: ResourcePlan | undefined;
 
   protected constructor(runtime: Runtime, rec: ContainerRecord, config: ContainerConfig) {
     super();
@@ -162,6 +180,7 @@ export class Container extends EventEmitter {
     const user = resolveUser(runtime, image, spec.user ?? image.config.user);
     const volumes = checkVolumes(spec.volumes);
     const security = resolveSecurity(runtime, spec.security, user);
+    const gpus = assignGpus(spec.resources);
 
     const id = newContainerId();
     const stateDir = runtime.state.dir(id);
@@ -188,6 +207,7 @@ export class Container extends EventEmitter {
       paths,
       cgroupProcs: [],
       namespaces,
+      resources: { ...spec.resources },
     };
     const c = new Container(runtime, rec, config);
     try {
@@ -212,7 +232,9 @@ export class Container extends EventEmitter {
         fs.chownSync(paths.upper, range.hostId, range.hostId);
         planUserns = { uidMap: map, gidMap: map, stagingDirs };
       }
-      rec.cgroupProcs = runtime.cgroups.create(id, cgroupResources(config.spec.resources, config, storageDir)).procsFiles;
+      const limits = cgroupResources(config.spec.resources, config, storageDir);
+      if (gpus) limits.devices = gpus.rules;
+      rec.cgroupProcs = runtime.cgroups.create(id, limits).procsFiles;
       const env = buildEnv(image, spec.env, spec.hostname ?? id.slice(0, 12), user);
       const argv = [...(spec.command ?? image.config.cmd), ...spec.args];
       if (argv.length === 0) throw new RuntimeError('the image has no default command and none was given', { code: 'EINVAL', step: 'config' });
@@ -236,6 +258,7 @@ export class Container extends EventEmitter {
         cgroupProcs: rec.cgroupProcs,
         lastCap: runtime.lastCap(),
         userns: planUserns,
+        devices: gpus?.deviceNodes,
       });
       const reply = await runtime.spawner.request(['create', id, ...(fields as string[])], `create container ${spec.name}`);
       rec.pid = Number(reply[1]);
@@ -569,6 +592,102 @@ export class Container extends EventEmitter {
     }
   }
 
+  /** The resource settings in force. */
+  get resources(): ResourceSpec {
+    return { ...((this.rec.resources ?? this.config.spec.resources) as ResourceSpec) };
+  }
+
+  /**
+   * Changes resource limits in place, all or nothing: if one write fails, every value
+   * already written is restored and the error says which write failed. Works while the
+   * container is created, running or paused. `null` removes a limit.
+   */
+  update(changes: ResourceUpdate): Promise<void> {
+    return this.queue.run(async () => {
+      const s = this.rec.state;
+      if (s !== 'created' && s !== 'running' && s !== 'paused') {
+        throw new RuntimeError(`update container ${this.name}: it is ${s}`, { code: 'ESTATE', step: 'state', containerId: this.id });
+      }
+      const before = this.resources;
+      const after: ResourceSpec = { ...before };
+      for (const [k, v] of Object.entries(changes) as [keyof ResourceSpec, unknown][]) {
+        if (v === null) delete after[k];
+        else if (v !== undefined) (after as Record<string, unknown>)[k] = v;
+      }
+      // The same validation as at build time, naming each bad field.
+      const spec = this.config.spec;
+      ContainerConfig.fromSpec({ ...spec, personality: spec.personality, resources: after } as never);
+      if ((changes.gpuCount !== undefined || changes.gpuDevices !== undefined) && JSON.stringify(after.gpuDevices) !== JSON.stringify(before.gpuDevices)) {
+        throw new RuntimeError(`update container ${this.name}: GPUs are assigned at create and cannot change while it exists`, { code: 'EUNSUPPORTED', step: 'config', containerId: this.id });
+      }
+      const delta = resourceDelta(changes, after, this.rec.paths.storageDir);
+      this.runtime.cgroups.update(this.id, delta);
+      if (changes.networkBandwidth !== undefined && after.networkBandwidth !== before.networkBandwidth) {
+        const n = this.rec.network;
+        if (!n) {
+          this.runtime.cgroups.update(this.id, resourceDelta(changes, before, this.rec.paths.storageDir, true));
+          throw new RuntimeError(`update container ${this.name}: networkBandwidth needs network "bridge"`, { code: 'EINVAL', step: 'config', containerId: this.id });
+        }
+        try {
+          await this.runtime.network.setBandwidth(this.id, `/proc/${this.rec.pid}/ns/net`, n.result as never, before.networkBandwidth, after.networkBandwidth);
+          n.bandwidthMbps = after.networkBandwidth;
+        } catch (e) {
+          this.runtime.cgroups.update(this.id, resourceDelta(changes, before, this.rec.paths.storageDir, true));
+          throw e;
+        }
+      }
+      this.rec.resources = { ...after };
+      this.runtime.state.save(this.rec);
+      this.log.info({ changes }, 'resources updated');
+    });
+  }
+
+  /**
+   * Usage and limits from the container's cgroups (CPU time and throttling, memory, OOM
+   * kills, pids, block I/O) and its network interfaces. Each call also feeds the usage
+   * history that allocateResources() plans from.
+   */
+  async stats(): Promise<ContainerStats> {
+    const s = this.rec.state;
+    if (s !== 'created' && s !== 'running' && s !== 'paused') {
+      throw new RuntimeError(`stats of container ${this.name}: it is ${s}`, { code: 'ESTATE', step: 'state', containerId: this.id });
+    }
+    const now = Date.now();
+    const cg = this.runtime.cgroups.stats(this.id);
+    const out: ContainerStats = { ...cg, timestamp: now };
+    if (cg.cpu) {
+      if (this.lastCpuSample && now > this.lastCpuSample.t) {
+        out.cpuCores = (cg.cpu.usageNs - this.lastCpuSample.usageNs) / 1e6 / (now - this.lastCpuSample.t);
+      }
+      this.lastCpuSample = { usageNs: cg.cpu.usageNs, t: now };
+    }
+    if (this.rec.pid && this.config.spec.network !== 'host') out.network = readNetDev(this.rec.pid);
+    if (out.cpuCores !== undefined || cg.memory) {
+      this.usage.add({ timestampMs: now, cpuCores: out.cpuCores ?? 0, memoryBytes: cg.memory?.currentBytes ?? 0 });
+    }
+    return out;
+  }
+
+  /**
+   * The resources this container's personality allocates for a workload, from the request
+   * and the usage observed through stats(). With `apply`, the plan is put in force with
+   * update().
+   */
+  async allocateResources(workload: WorkloadRequest = {}, opts: { apply?: boolean } = {}): Promise<ResourcePlan> {
+    const plan = allocateResources(this.config.spec.personality, workload, this.usage, this.lastPlan, Date.now());
+    if (opts.apply) {
+      await this.update({
+        cpuLimit: plan.hardLimits ? Math.max(0.01, Math.round(plan.cpuLimit * 100) / 100) : null,
+        cpuWeight: Math.max(1, Math.min(10000, Math.round(plan.cpuWeight))),
+        memoryLimit: Math.max(4 * 1024 * 1024, Math.ceil(plan.memoryLimit / 4096) * 4096),
+        memoryReservation: plan.memoryReservation > 0 ? Math.ceil(plan.memoryReservation / 4096) * 4096 : null,
+        pidsLimit: plan.pidsLimit,
+      });
+    }
+    this.lastPlan = plan;
+    return plan;
+  }
+
   /** The container's stdout, from the start, following it until the container exits. */
   get stdout(): Readable {
     return followFile(this.rec.paths.stdoutLog, this.exited);
@@ -666,6 +785,50 @@ function buildEnv(image: ResolvedImage, extra: Record<string, string>, hostname:
 
 function searchPath(env: string[]): string {
   return env.find((e) => e.startsWith('PATH='))?.slice(5) ?? DEFAULT_PATH;
+}
+
+/** The cgroup changes for an update: only the fields named in `changes`, `null` → unlimited. */
+function resourceDelta(changes: ResourceUpdate, target: ResourceSpec, storageDir: string, revert = false): Resources {
+  const out: Resources = {};
+  const pick = <K extends 'cpuLimit' | 'cpuWeight' | 'memoryLimit' | 'memorySwap' | 'memoryReservation' | 'pidsLimit'>(k: K) => {
+    if (changes[k] === undefined) return;
+    const v = target[k];
+    (out as Record<string, unknown>)[k] = v === undefined ? (k === 'cpuWeight' ? 100 : UNLIMITED) : v;
+  };
+  for (const k of ['cpuLimit', 'cpuWeight', 'memoryLimit', 'memorySwap', 'memoryReservation', 'pidsLimit'] as const) pick(k);
+  if (changes.memorySwap !== undefined && out.memoryLimit === undefined) out.memoryLimit = target.memoryLimit ?? UNLIMITED;
+  if (changes.cpusetCpus !== undefined && target.cpusetCpus !== undefined) out.cpusetCpus = target.cpusetCpus;
+  if (changes.cpusetMems !== undefined && target.cpusetMems !== undefined) out.cpusetMems = target.cpusetMems;
+  if (changes.diskIops !== undefined || changes.diskBps !== undefined) {
+    const iops = target.diskIops ?? UNLIMITED;
+    const bps = target.diskBps ?? UNLIMITED;
+    out.blockIo = [{
+      device: blockDeviceFor(storageDir),
+      ...(changes.diskIops !== undefined || revert ? { readIops: iops, writeIops: iops } : {}),
+      ...(changes.diskBps !== undefined || revert ? { readBps: bps, writeBps: bps } : {}),
+    }];
+  }
+  return out;
+}
+
+/** Interface counters of the init's network namespace (all but loopback). */
+function readNetDev(pid: number): ContainerStats['network'] {
+  try {
+    const text = fs.readFileSync(`/proc/${pid}/net/dev`, 'utf8');
+    const total = { rxBytes: 0, txBytes: 0, rxPackets: 0, txPackets: 0 };
+    for (const line of text.split('\n').slice(2)) {
+      const [name, rest] = line.split(':');
+      if (!rest || name!.trim() === 'lo') continue;
+      const f = rest.trim().split(/\s+/).map(Number);
+      total.rxBytes += f[0]!;
+      total.rxPackets += f[1]!;
+      total.txBytes += f[8]!;
+      total.txPackets += f[9]!;
+    }
+    return total;
+  } catch {
+    return undefined;
+  }
 }
 
 /** The cgroup limits for a container's resource settings (the mapping is src/isolation/mapping.ts). */

@@ -155,6 +155,22 @@ export class BridgeNetwork {
     return { ip: ip.address.split('/')[0]!, gateway: ip.gateway, ifname, result };
   }
 
+  /**
+   * Changes the shaping of an attached container: the bandwidth plugin's DEL with the old
+   * rates, ADD with the new ones (undefined: unshaped). On failure the old shaping is put back.
+   */
+  async setBandwidth(containerId: string, netns: string, bridgeResult: CniResult, fromMbps: number | undefined, toMbps: number | undefined, ifname = 'eth0'): Promise<void> {
+    const conf = (mbps: number) => ({ type: 'bandwidth', ...bandwidthLimits(mbps), cniVersion: CNI_VERSION, name: this.name, prevResult: bridgeResult });
+    if (fromMbps !== undefined) await this.invoke('DEL', 'bandwidth', conf(fromMbps), containerId, netns, ifname);
+    if (toMbps === undefined) return;
+    try {
+      await this.invoke('ADD', 'bandwidth', conf(toMbps), containerId, netns, ifname);
+    } catch (e) {
+      if (fromMbps !== undefined) await this.invoke('ADD', 'bandwidth', conf(fromMbps), containerId, netns, ifname).catch(() => undefined);
+      throw e;
+    }
+  }
+
   /** Detaches; tolerates a namespace that is already gone (CNI spec: DEL must not fail then). */
   async del(containerId: string, netns: string, result: CniResult | undefined, bandwidthMbps?: number, ifname = 'eth0'): Promise<void> {
     const list = this.conflist(bandwidthMbps);

@@ -1,0 +1,62 @@
+/**
+ * GPUs of the host, as device nodes. A container given GPUs gets their device nodes bound
+ * into its /dev and device-cgroup rules that allow exactly them (plus the control and UVM
+ * nodes the driver needs). Discovery reads /dev, so it needs no driver library; NVML (for
+ * memory, utilisation and topology) and CDI specs come on top of it.
+ */
+import * as fs from 'node:fs';
+import { RuntimeError } from './errors.js';
+import { DEFAULT_DEVICE_RULES, nvidiaDeviceRules, type DeviceRule } from './isolation/index.js';
+
+export interface GpuAssignment {
+  indexes: number[];
+  /** Host device nodes to bind into the container's /dev. */
+  deviceNodes: string[];
+  rules: DeviceRule[];
+}
+
+/** Indexes of /dev/nvidia<N> on this host. */
+export function hostGpus(devDir = '/dev'): number[] {
+  try {
+    return fs
+      .readdirSync(devDir)
+      .map((n) => /^nvidia(\d+)$/.exec(n))
+      .filter((m): m is RegExpExecArray => m !== null)
+      .map((m) => Number(m[1]))
+      .sort((a, b) => a - b);
+  } catch {
+    return [];
+  }
+}
+
+/**
+ * Picks the GPUs for a container: the listed indexes, or the first `count`. Throws when the
+ * host does not have them, so a container never starts believing it has a GPU it lacks.
+ */
+export function assignGpus(request: { gpuCount?: number; gpuDevices?: number[] }, devDir = '/dev', procDevices?: string): GpuAssignment | undefined {
+  const wanted = request.gpuDevices ?? (request.gpuCount ? Array.from({ length: request.gpuCount }, (_, i) => i) : []);
+  if (wanted.length === 0) return undefined;
+  const present = hostGpus(devDir);
+  const missing = wanted.filter((g) => !present.includes(g));
+  if (missing.length > 0) {
+    const field = request.gpuDevices ? 'gpuDevices' : 'gpuCount';
+    throw new RuntimeError(
+      `${field}: GPU ${missing.join(', ')} requested but this host has ${present.length ? `only GPUs ${present.join(', ')}` : 'no NVIDIA GPU'} (no ${devDir}/nvidia${missing[0]})`,
+      { code: 'EUNSUPPORTED', step: 'config', path: `${devDir}/nvidia${missing[0]}` },
+    );
+  }
+  const extra = ['nvidiactl', 'nvidia-uvm', 'nvidia-uvm-tools'].map((n) => `${devDir}/${n}`).filter((p) => fs.existsSync(p));
+  let devices = procDevices;
+  if (devices === undefined) {
+    try {
+      devices = fs.readFileSync('/proc/devices', 'utf8');
+    } catch {
+      devices = '';
+    }
+  }
+  return {
+    indexes: wanted,
+    deviceNodes: [...extra, ...wanted.map((g) => `${devDir}/nvidia${g}`)],
+    rules: [...DEFAULT_DEVICE_RULES, ...nvidiaDeviceRules(wanted, devices)],
+  };
+}
