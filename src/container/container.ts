@@ -23,6 +23,7 @@ import { UsageHistory } from '../usage-histogram.js';
 import { followFile } from './logs.js';
 import { resolveSecurity, userNamespaceOf } from './security.js';
 import { assignGpus } from '../gpu.js';
+import { securityReport, type SecurityReport } from '../secure-runtime/index.js';
 
 export interface ContainerStatus {
   id: string;
@@ -686,6 +687,18 @@ export class Container extends EventEmitter {
     }
     this.lastPlan = plan;
     return plan;
+  }
+
+  /**
+   * The confinement the container's init really has, read back from the kernel: capability
+   * sets, no_new_privs, seccomp mode and filters, id maps, namespaces, read-only mounts.
+   */
+  async securityReport(): Promise<SecurityReport> {
+    const s = this.rec.state;
+    if ((s !== 'created' && s !== 'running' && s !== 'paused') || !isSameProcess(this.rec.pid, this.rec.pidStartTime)) {
+      throw new RuntimeError(`security report of container ${this.name}: it is ${s}, no init to inspect`, { code: 'ESTATE', step: 'state', containerId: this.id });
+    }
+    return securityReport(this.rec.pid!);
   }
 
   /** The container's stdout, from the start, following it until the container exits. */

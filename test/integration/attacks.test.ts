@@ -220,7 +220,7 @@ describe.skipIf(!attackBinary)('attacks from inside a container (root, real kern
 
   it("securityReport reads the init's confinement back from /proc", async () => {
     await withContainer(undefined, async (c) => {
-      const r = await securityReport(c.pid!);
+      const r = await c.securityReport();
       expect(r.capabilities.bounding.names.sort()).toEqual(
         ['CAP_AUDIT_WRITE', 'CAP_CHOWN', 'CAP_DAC_OVERRIDE', 'CAP_FOWNER', 'CAP_FSETID', 'CAP_KILL', 'CAP_MKNOD', 'CAP_NET_BIND_SERVICE',
           'CAP_NET_RAW', 'CAP_SETFCAP', 'CAP_SETGID', 'CAP_SETPCAP', 'CAP_SETUID', 'CAP_SYS_CHROOT'],
