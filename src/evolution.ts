@@ -7,7 +7,7 @@
  * running means over a small archive of incumbents. See EvolutionEngine for why.
  */
 import { EventEmitter } from 'node:events';
-import { ConfigError, Problems, RuntimeError } from './errors.js';
+import { Problems, RuntimeError } from './errors.js';
 import { Personality, evolutionParameters } from './personality.js';
 
 /** Gene name → value. Known genes: cpuLimit (cores), memoryLimit (bytes), cpuWeight (1..10000). */
@@ -122,6 +122,7 @@ function boundsProblem(name: string, b: GeneBounds | undefined): string | undefi
 }
 
 function toCoord(g: GeneSpec, v: number): number {
+  if (g.log && !(v > 0)) return g.lo;
   const c = g.log ? Math.log(v) : (v - g.min) / (g.max - g.min);
   return Math.min(g.hi, Math.max(g.lo, c));
 }
@@ -309,7 +310,7 @@ export interface EvolutionEngineOptions {
   personality?: Personality;
   seed?: number;
   maxGenerations?: number;
-  /** How many generation records to keep (and persist). Default 64. */
+  /** How many generation records to keep (and persist). Default 32. */
   historyLimit?: number;
 }
 
@@ -426,7 +427,7 @@ export class EvolutionEngine {
     if (!validSeed(seed)) problems.add('seed', `expected an integer in [0, 2^32), got ${JSON.stringify(seed)}`);
     const maxG = options.maxGenerations;
     if (maxG !== undefined && !(Number.isInteger(maxG) && maxG > 0)) problems.add('maxGenerations', `expected a positive integer, got ${JSON.stringify(maxG)}`);
-    const historyLimit = options.historyLimit ?? 64;
+    const historyLimit = options.historyLimit ?? 32;
     if (!(Number.isInteger(historyLimit) && historyLimit >= 0)) problems.add('historyLimit', `expected a non-negative integer, got ${JSON.stringify(historyLimit)}`);
     problems.throwIfAny('invalid evolution configuration');
 
@@ -714,8 +715,11 @@ export class EvolutionEngine {
   /**
    * Everything needed to resume; plain data, safe for JSON. Generation records are frozen,
    * so they are shared rather than copied: a snapshot per generation stays cheap.
+   * `history` caps how many of the newest records it carries (default: all kept); the
+   * records are for people, resuming does not need them.
    */
-  snapshot(): EngineSnapshot {
+  snapshot(options: { history?: number } = {}): EngineSnapshot {
+    const keep = options.history ?? this.history.length;
     return {
       version: 1,
       genes: this.genes.map((g) => ({ name: g.name, min: g.min, max: g.max, scale: g.log ? 'log' : 'linear', integer: g.integer })),
@@ -736,7 +740,7 @@ export class EvolutionEngine {
       successes: this.successes,
       failures: this.failures,
       successRate: this.successRate,
-      history: this.history.slice(),
+      history: keep > 0 ? this.history.slice(-keep) : [],
     };
   }
 }
@@ -945,7 +949,7 @@ export class EvolutionConfigBuilder {
     return this;
   }
 
-  /** Throws a ConfigError naming every invalid field. */
+  /** Throws a ConfigError (from Problems) naming every invalid field. */
   build(): EvolutionConfig {
     const problems = new Problems();
     const d = this.defaults;
@@ -1024,7 +1028,12 @@ export interface EvolutionControllerOptions {
   snapshot?: EvolutionSnapshot;
   /** Called after every generation with the state to store alongside the container. */
   persist?: (snapshot: EvolutionSnapshot) => void | Promise<void>;
-  /** Default: the global timers, unref'd so evolution never keeps a process alive. */
+  /**
+   * How many of the newest generation records the persisted snapshots carry. Default 8:
+   * the records make up most of a snapshot's size and none of what resuming needs.
+   */
+  persistedHistory?: number;
+  /** Default: a shared coalescingTimers grid (250 ms, finer for sub-second intervals), unref'd so evolution never keeps a process alive. */
   timers?: EvolutionTimers;
   /** Default: Date.now. */
   now?: () => number;
@@ -1037,16 +1046,72 @@ export interface EvolutionState extends EngineState {
   lastError: string | null;
 }
 
-const defaultTimers: EvolutionTimers = {
-  setTimeout(fn, ms) {
-    const t = setTimeout(fn, ms);
-    t.unref();
-    return t;
-  },
-  clearTimeout(handle) {
-    clearTimeout(handle as NodeJS.Timeout);
-  },
-};
+/**
+ * Timers that fire on a shared grid of `granularityMs`: every callback due near the same
+ * grid point runs from one wake-up. A hundred controllers each on its own 1-second timer
+ * wake the process a hundred times a second, and on a small host those wake-ups alone cost
+ * more than the evolution they drive. Due times are rounded to the nearest grid point (not
+ * up), so a periodic timer keeps its period instead of drifting by a grid step each time.
+ * The timers are unref'd: evolution never keeps a process alive.
+ */
+export function coalescingTimers(granularityMs = 250): EvolutionTimers {
+  const slots = new Map<number, { timer: NodeJS.Timeout; fns: Set<() => void> }>();
+  const fire = (due: number) => {
+    const slot = slots.get(due);
+    slots.delete(due);
+    if (!slot) return;
+    // One throwing callback must not cancel the others that share its wake-up; its error
+    // still surfaces, as it would from a timer of its own.
+    for (const fn of slot.fns) {
+      try {
+        fn();
+      } catch (err) {
+        queueMicrotask(() => {
+          throw err;
+        });
+      }
+    }
+  };
+  return {
+    setTimeout(fn, ms) {
+      const now = Date.now();
+      let due = Math.round((now + ms) / granularityMs) * granularityMs;
+      if (due <= now) due += granularityMs;
+      let slot = slots.get(due);
+      if (!slot) {
+        const timer = setTimeout(() => fire(due), due - now);
+        timer.unref?.();
+        slot = { timer, fns: new Set() };
+        slots.set(due, slot);
+      }
+      slot.fns.add(fn);
+      return { due, fn };
+    },
+    clearTimeout(handle) {
+      const { due, fn } = handle as { due: number; fn: () => void };
+      const slot = slots.get(due);
+      if (!slot) return;
+      slot.fns.delete(fn);
+      if (slot.fns.size === 0) {
+        clearTimeout(slot.timer);
+        slots.delete(due);
+      }
+    },
+  };
+}
+
+const sharedGrids = new Map<number, EvolutionTimers>();
+
+/** The shared grid for an interval: 250 ms, or finer for intervals under a second so they keep their length. */
+function defaultTimers(intervalMs: number): EvolutionTimers {
+  const granularity = Math.max(1, Math.min(250, Math.floor(intervalMs / 4)));
+  let t = sharedGrids.get(granularity);
+  if (!t) {
+    t = coalescingTimers(granularity);
+    sharedGrids.set(granularity, t);
+  }
+  return t;
+}
 
 /** Whether the settings in force already carry every gene of the genome. */
 function inForce(genome: Genome, applied: Genome | null): boolean {
@@ -1070,6 +1135,7 @@ export class EvolutionController extends EventEmitter {
   private readonly target: EvolutionTarget;
   private readonly engine: EvolutionEngine;
   private readonly persistHook: ((s: EvolutionSnapshot) => void | Promise<void>) | undefined;
+  private readonly persistedHistory: number;
   private readonly timers: EvolutionTimers;
   private readonly now: () => number;
   private applied: Genome | null;
@@ -1087,7 +1153,8 @@ export class EvolutionController extends EventEmitter {
     this.target = target;
     this.config = config;
     this.persistHook = options.persist;
-    this.timers = options.timers ?? defaultTimers;
+    this.persistedHistory = options.persistedHistory ?? 8;
+    this.timers = options.timers ?? defaultTimers(config.generationIntervalMs);
     this.now = options.now ?? Date.now;
     this.applied = { ...options.initial };
     if (options.snapshot) {
@@ -1143,8 +1210,9 @@ export class EvolutionController extends EventEmitter {
     return { ...this.engine.state(), running: this.active, applied: this.applied && { ...this.applied }, lastError: this.lastError };
   }
 
-  snapshot(): EvolutionSnapshot {
-    return { version: 1, engine: this.engine.snapshot(), applied: this.applied && { ...this.applied } };
+  /** The state to persist; `history` as in EvolutionEngine.snapshot() (default: all records kept). */
+  snapshot(options: { history?: number } = {}): EvolutionSnapshot {
+    return { version: 1, engine: this.engine.snapshot(options), applied: this.applied && { ...this.applied } };
   }
 
   private enqueue<T>(fn: () => Promise<T>): Promise<T> {
@@ -1248,7 +1316,7 @@ export class EvolutionController extends EventEmitter {
     this.emit('generation', record);
     if (!this.persistHook) return;
     try {
-      await this.persistHook(this.snapshot());
+      await this.persistHook(this.snapshot({ history: this.persistedHistory }));
     } catch (err) {
       this.fail(err);
     }

@@ -175,10 +175,10 @@ export const DECISION_TABLE: readonly DecisionRule[] = [
     id: 'maxRetries',
     decision: 'restart',
     output: 'restart retries',
-    formula: 'round(2 + 8·r − 2·s)',
+    formula: 'max(1, round(2 + 8·r − 2·s))',
     increasesWith: ['riskTolerance'],
     decreasesWith: ['stability'],
-    evaluate: (t) => Math.round(2 + 8 * t.riskTolerance - 2 * t.stability),
+    evaluate: (t) => Math.max(1, Math.round(2 + 8 * t.riskTolerance - 2 * t.stability)),
   },
   {
     id: 'initialBackoffMs',
@@ -394,7 +394,12 @@ const CONFIDENCE_SAMPLES = 30;
 /** Usage at or above this fraction of the current limit means the limit hides the demand. */
 const SATURATION = 0.9;
 
+const okAmount = (v: unknown): boolean => v === undefined || (typeof v === 'number' && v >= 0 && v < Number.POSITIVE_INFINITY);
+const okCount = (v: unknown): boolean => v === undefined || (typeof v === 'number' && v >= 0 && Number.isSafeInteger(v));
+
 function validateWorkload(w: WorkloadRequest): void {
+  // The common, valid case allocates nothing: decisions run often and must stay cheap.
+  if (w && okAmount(w.cpu) && okAmount(w.memory) && okCount(w.gpus) && okCount(w.pids)) return;
   const problems = new Problems();
   for (const key of ['cpu', 'memory', 'gpus', 'pids'] as const) {
     const v = w?.[key];

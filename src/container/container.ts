@@ -20,6 +20,8 @@ import { ContainerConfig, type ResourceSpec } from './config.js';
 import { blockDeviceFor, UNLIMITED, type CgroupStats, type Resources } from '../isolation/index.js';
 import { allocateResources, type ResourcePlan, type WorkloadRequest } from '../personality.js';
 import { UsageHistory } from '../usage-histogram.js';
+import { EvolutionConfig, EvolutionController, metricsBetween, type EvolutionSnapshot, type EvolutionState, type Genome, type StatsReading } from '../evolution.js';
+import { availableParallelism } from 'node:os';
 import { followFile } from './logs.js';
 import { resolveSecurity, userNamespaceOf } from './security.js';
 import { assignGpus } from '../gpu.js';
@@ -73,6 +75,16 @@ export interface ContainerStats extends CgroupStats {
   network?: { rxBytes: number; txBytes: number; rxPackets: number; txPackets: number };
 }
 
+export interface EvolutionOptions {
+  /**
+   * The workload's own cumulative work counter (items processed, requests served...). With
+   * it, a generation's throughput is work per second; without, CPU-seconds per second.
+   */
+  workDone?: () => number | Promise<number>;
+  /** Start over instead of continuing from the state persisted with the container. */
+  restart?: boolean;
+}
+
 export interface StateChange {
   id: string;
   from: ContainerState;
@@ -124,6 +136,7 @@ export class Container extends EventEmitter {
   readonly usage = new UsageHistory();
   private lastCpuSample: { usageNs: number; t: number } | undefined;
   private lastPlan: ResourcePlan | undefined;
+  private evolution: EvolutionController | undefined;
 
   protected constructor(runtime: Runtime, rec: ContainerRecord, config: ContainerConfig) {
     super();
@@ -346,6 +359,11 @@ export class Container extends EventEmitter {
     this.rec.oomKilled = oomKilled;
     this.rec.finishedAt = new Date(finishedAt || Date.now()).toISOString();
     if (this.rec.state === 'creating') return; // create() reports this itself
+    if (this.evolution) {
+      const c = this.evolution;
+      this.evolution = undefined;
+      void c.stop({ settle: false });
+    }
     this.transition('stopped');
     const status: ExitStatus = { exitCode: this.rec.exitCode, signal: signalName(signal), oomKilled };
     this.log.info(status, 'container exited');
@@ -399,6 +417,11 @@ export class Container extends EventEmitter {
       this.rec.startedAt = new Date().toISOString();
       if (this.rec.state === 'created') this.transition('running');
       this.log.info('container started');
+      // STRATOSWARM_EVOLUTION_ENABLED: containers evolve with the default configuration
+      // unless the host agent enables evolution itself.
+      if (this.runtime.options.evolutionEnabled && !this.evolution && this.rec.state === 'running') {
+        await this.enableEvolution(EvolutionConfig.fromDefaults(this.runtime.options));
+      }
     });
   }
 
@@ -475,6 +498,7 @@ export class Container extends EventEmitter {
           containerId: this.id,
         });
       }
+      await this.disableEvolution({ settle: false });
       if (s === 'created' || s === 'running' || s === 'paused') {
         await this.signal('SIGKILL');
         await this.wait();
@@ -699,6 +723,89 @@ export class Container extends EventEmitter {
       throw new RuntimeError(`security report of container ${this.name}: it is ${s}, no init to inspect`, { code: 'ESTATE', step: 'state', containerId: this.id });
     }
     return securityReport(this.rec.pid!);
+  }
+
+  /**
+   * Lets the container tune its own live-updatable settings (cpuLimit, memoryLimit,
+   * cpuWeight, or the genes `config` gives bounds for) toward `config`'s fitness: each
+   * generation measures the settings in force through stats(), then applies the next
+   * proposal with update(). Emits 'generation' with each record. The state persists with
+   * the container: after a host restart, enabling evolution again continues where it was.
+   */
+  async enableEvolution(config: EvolutionConfig, opts: EvolutionOptions = {}): Promise<void> {
+    if (this.rec.state !== 'running' && this.rec.state !== 'created') {
+      throw new RuntimeError(`enable evolution of container ${this.name}: it is ${this.rec.state}`, { code: 'ESTATE', step: 'state', containerId: this.id });
+    }
+    if (this.evolution) await this.disableEvolution({ settle: false });
+    const current = this.resources;
+    const wanted = Object.keys(config.bounds).length > 0 ? Object.keys(config.bounds) : ['cpuLimit', 'cpuWeight', ...(current.memoryLimit ? ['memoryLimit'] : [])];
+    const defaults: Genome = { cpuLimit: availableParallelism(), cpuWeight: 100, memoryLimit: current.memoryLimit ?? 1024 ** 3 };
+    const initial: Genome = {};
+    for (const g of wanted) {
+      const v = (current as Record<string, unknown>)[g];
+      initial[g] = typeof v === 'number' ? v : (defaults[g] ?? 0);
+    }
+    const persisted = this.rec.evolution as { snapshot?: EvolutionSnapshot } | undefined;
+    let prev: StatsReading | undefined;
+    const read = async (): Promise<StatsReading> => {
+      const st = await this.stats();
+      const reading: StatsReading = { timestampMs: st.timestamp, cpuUsageUsec: (st.cpu?.usageNs ?? 0) / 1000, memoryBytes: st.memory?.currentBytes ?? 0 };
+      if (opts.workDone) reading.workDone = await opts.workDone();
+      return reading;
+    };
+    const controller = new EvolutionController(
+      {
+        update: async (settings) => {
+          const r = settings as Record<string, number>;
+          const change: ResourceUpdate = {};
+          for (const [k, v] of Object.entries(r)) (change as Record<string, number>)[k] = k === 'cpuLimit' ? Math.max(0.01, Math.round(v * 1000) / 1000) : Math.round(v);
+          await this.update(change);
+        },
+        sample: async () => {
+          const cur = await read();
+          const last = prev ?? cur;
+          prev = cur;
+          const res = this.resources;
+          return metricsBetween(last, cur, { cpuLimit: res.cpuLimit ?? availableParallelism(), memoryLimit: res.memoryLimit ?? 1024 ** 3 });
+        },
+      },
+      config,
+      {
+        initial,
+        personality: this.config.spec.personality,
+        snapshot: opts.restart ? undefined : persisted?.snapshot,
+        persist: (snapshot) => {
+          this.rec.evolution = { snapshot, enabled: true };
+          if (this.rec.state !== 'removed') this.runtime.state.save(this.rec);
+        },
+      },
+    );
+    controller.on('generation', (record) => this.emit('generation', record));
+    controller.on('error', (err) => {
+      this.log.warn({ err }, 'evolution generation failed');
+      this.emit('evolutionError', err);
+    });
+    this.evolution = controller;
+    controller.start();
+    this.log.info({ initial, resumed: !!persisted?.snapshot && !opts.restart }, 'evolution enabled');
+  }
+
+  /** Stops evolving; by default the best settings found are put in force. */
+  async disableEvolution(opts: { settle?: boolean } = {}): Promise<void> {
+    const c = this.evolution;
+    if (!c) return;
+    this.evolution = undefined;
+    const settle = (opts.settle ?? true) && (this.rec.state === 'running' || this.rec.state === 'paused' || this.rec.state === 'created');
+    await c.stop({ settle });
+    if (this.rec.state !== 'removed') {
+      this.rec.evolution = { ...(this.rec.evolution as object), snapshot: c.snapshot(), enabled: false };
+      this.runtime.state.save(this.rec);
+    }
+  }
+
+  /** Generation, current and best genome and fitness history; undefined when evolution never ran. */
+  evolutionState(): EvolutionState | undefined {
+    return this.evolution?.state();
   }
 
   /** The container's stdout, from the start, following it until the container exits. */
