@@ -138,4 +138,59 @@ export class StateStore {
   remove(id: string): void {
     fs.rmSync(this.dir(id), { recursive: true, force: true });
   }
+
+  /**
+   * Claims a container name for `id`: a file created with O_EXCL, so two processes can
+   * never give one name to two containers, and a create costs the same however many
+   * containers exist. A claim whose container is gone is taken over. Returns the id of the
+   * container holding the name when it is taken.
+   */
+  claimName(name: string, id: string): string | undefined {
+    const dir = join(this.root, 'names');
+    fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
+    const file = join(dir, name);
+    for (let attempt = 0; attempt < 2; attempt++) {
+      try {
+        fs.writeFileSync(file, id, { flag: 'wx', mode: 0o600 });
+        return undefined;
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw fromNodeError(e, 'state', `claim name \`${name}\``);
+      }
+      let holder = '';
+      try {
+        holder = fs.readFileSync(file, 'utf8');
+      } catch {
+        continue;
+      }
+      // A holder without state is gone, unless its claim is fresh: its create may not have
+      // written state.json yet.
+      let fresh = false;
+      try {
+        fresh = Date.now() - fs.statSync(file).mtimeMs < 60_000;
+      } catch {
+        continue;
+      }
+      if (holder && (fresh || fs.existsSync(join(this.dir(holder), 'state.json')))) return holder;
+      fs.rmSync(file, { force: true });
+    }
+    return 'unknown';
+  }
+
+  /** Where a container's name lookup is (name → id). */
+  nameOwner(name: string): string | undefined {
+    try {
+      return fs.readFileSync(join(this.root, 'names', name), 'utf8');
+    } catch {
+      return undefined;
+    }
+  }
+
+  releaseName(name: string, id: string): void {
+    const file = join(this.root, 'names', name);
+    try {
+      if (fs.readFileSync(file, 'utf8') === id) fs.rmSync(file, { force: true });
+    } catch {
+      // not claimed
+    }
+  }
 }

@@ -183,11 +183,6 @@ export class Container extends EventEmitter {
     const runtime = handle.runtime ?? Runtime.default();
     const spec = config.spec;
     await runtime.reconcile();
-    for (const other of runtime.state.list()) {
-      if (other.name === spec.name && other.state !== 'removed') {
-        throw new RuntimeError(`create container "${spec.name}": the name is in use by ${other.id}`, { code: 'EEXIST', step: 'config', containerId: other.id });
-      }
-    }
     // Everything that can be checked without touching the system is checked first, so
     // most bad input fails before anything exists to clean up.
     const image = runtime.images.resolve(spec.image);
@@ -224,6 +219,10 @@ export class Container extends EventEmitter {
       resources: { ...spec.resources },
     };
     const c = new Container(runtime, rec, config);
+    const holder = runtime.state.claimName(spec.name, id);
+    if (holder !== undefined) {
+      throw new RuntimeError(`create container "${spec.name}": the name is in use by ${holder}`, { code: 'EEXIST', step: 'config', containerId: holder });
+    }
     try {
       // The storage dir keeps host users out; the upper dir's mode becomes the mode of the
       // container's "/", which every user inside must be able to traverse.
@@ -301,7 +300,8 @@ export class Container extends EventEmitter {
     let rec: ContainerRecord;
     if (/^[a-f0-9]{32}$/.test(idOrName)) rec = runtime.state.load(idOrName);
     else {
-      const found = runtime.state.list().find((r) => r.name === idOrName);
+      const owner = runtime.state.nameOwner(idOrName);
+      const found = owner && /^[a-f0-9]{32}$/.test(owner) ? runtime.state.load(owner) : runtime.state.list().find((r) => r.name === idOrName);
       if (!found) throw new RuntimeError(`no container named "${idOrName}"`, { code: 'ENOTFOUND', step: 'state' });
       rec = found;
     }
@@ -540,6 +540,7 @@ export class Container extends EventEmitter {
     await attempt(() => fs.rmSync(this.rec.paths.storageDir, { recursive: true, force: true }));
     if (this.rec.idRange) await attempt(() => this.runtime.idRanges.release(this.rec.idRange!, this.id));
     await attempt(() => this.runtime.state.remove(this.id));
+    await attempt(() => this.runtime.state.releaseName(this.rec.name, this.id));
     if (errors.length > 0) {
       const first = errors[0];
       throw first instanceof RuntimeError ? first.wrap(`remove container ${this.name}`) : fromNodeError(first, 'cleanup', `remove container ${this.name}`);

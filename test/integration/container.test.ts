@@ -221,6 +221,18 @@ describe.skipIf(!IS_ROOT)('containers (root, real kernel)', () => {
       await c.remove();
     });
 
+    it('refuses a second container with a name in use, and frees the name on remove', async () => {
+      const first = await Container.create(config('sleep 1000', (b) => b.name(`named-${process.pid}`)), { runtime: rt });
+      const dup = await Container.create(config('true', (b) => b.name(`named-${process.pid}`)), { runtime: rt }).catch((e: unknown) => e);
+      expect(dup).toBeInstanceOf(RuntimeError);
+      expect((dup as RuntimeError).code).toBe('EEXIST');
+      expect((dup as Error).message).toContain(first.id);
+      expect((await Container.load(`named-${process.pid}`, { runtime: rt })).id).toBe(first.id);
+      await first.remove();
+      const second = await Container.create(config('true', (b) => b.name(`named-${process.pid}`)), { runtime: rt });
+      await second.remove();
+    });
+
     it('a created container can be removed without starting it', async () => {
       const c = await Container.create(config('echo never'), { runtime: rt });
       await c.remove();
