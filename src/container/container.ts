@@ -189,7 +189,11 @@ export class Container extends EventEmitter {
     const user = resolveUser(runtime, image, spec.user ?? image.config.user);
     const volumes = checkVolumes(spec.volumes);
     const security = resolveSecurity(runtime, spec.security, user);
-    const gpus = assignGpus(spec.resources);
+    const affinity = config.hardwareAffinity()?.spec;
+    const gpus = assignGpus({
+      ...spec.resources,
+      gpuDevices: spec.resources.gpuDevices ?? (affinity?.gpuDevice !== undefined ? [affinity.gpuDevice] : undefined),
+    });
 
     const id = newContainerId();
     const stateDir = runtime.state.dir(id);

@@ -8,7 +8,7 @@ import * as fs from 'node:fs';
 import { join } from 'node:path';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Container, ContainerConfig, ConfigError, RuntimeError } from '../../src/index.js';
+import { Container, ContainerConfig, ConfigError, HardwareAffinity, NumaNode, RuntimeError } from '../../src/index.js';
 import { Runtime } from '../../src/runtime.js';
 import { IS_ROOT, SKIP_REASON, testRuntime, type TestRuntime } from '../helpers/runtime.js';
 
@@ -223,6 +223,17 @@ describe.skipIf(!IS_ROOT)('resource limits on containers (root, real kernel)', (
     } finally {
       await restarted.close();
     }
+  });
+
+  it('pins a container to the CPUs and NUMA node of its hardware affinity', async () => {
+    const config = cfg('grep -E "Cpus_allowed_list|Mems_allowed_list" /proc/self/status');
+    config.setHardwareAffinity(HardwareAffinity.builder().cpuCores([1]).numaNode(new NumaNode(0)).preferLocalMemory(true).build());
+    const c = await Container.create(config, { runtime: rt });
+    await c.start();
+    await c.wait();
+    expect(c.logs().stdout).toMatch(/Cpus_allowed_list:\s+1\n/);
+    expect(c.logs().stdout).toMatch(/Mems_allowed_list:\s+0\n/);
+    await c.remove();
   });
 
   it('a GPU the host does not have is a clear error, and nothing is left', async () => {

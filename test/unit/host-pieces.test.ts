@@ -1,0 +1,190 @@
+/** GPUs, id ranges, images, CNI configuration, hardware affinity: the parts that need no root. */
+import * as fs from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { ConfigError, HardwareAffinity, NumaNode, RuntimeError } from '../../src/index.js';
+import { assignGpus, hostGpus } from '../../src/gpu.js';
+import { IdRangeAllocator } from '../../src/idmap.js';
+import { ImageStore } from '../../src/images.js';
+import { BridgeNetwork, bandwidthLimits } from '../../src/network/cni.js';
+import { StateStore } from '../../src/state.js';
+
+const dirs: string[] = [];
+function tmp(): string {
+  const d = fs.mkdtempSync(join(tmpdir(), 'ss-unit-'));
+  dirs.push(d);
+  return d;
+}
+afterEach(() => {
+  for (const d of dirs.splice(0)) fs.rmSync(d, { recursive: true, force: true });
+});
+
+describe('GPU assignment', () => {
+  function fakeDev(gpus: number[], uvm = true): string {
+    const d = tmp();
+    for (const g of gpus) fs.writeFileSync(join(d, `nvidia${g}`), '');
+    fs.writeFileSync(join(d, 'nvidiactl'), '');
+    if (uvm) fs.writeFileSync(join(d, 'nvidia-uvm'), '');
+    return d;
+  }
+
+  it('finds /dev/nvidia<N> and nothing else', () => {
+    const d = fakeDev([1, 0, 3]);
+    fs.writeFileSync(join(d, 'nvidia-modeset'), '');
+    expect(hostGpus(d)).toEqual([0, 1, 3]);
+    expect(hostGpus('/nonexistent')).toEqual([]);
+  });
+
+  it('gives the first N GPUs, their nodes and device rules', () => {
+    const d = fakeDev([0, 1]);
+    const a = assignGpus({ gpuCount: 2 }, d, 'Character devices:\n195 nvidia\n508 nvidia-uvm\n')!;
+    expect(a.indexes).toEqual([0, 1]);
+    expect(a.deviceNodes).toEqual([join(d, 'nvidiactl'), join(d, 'nvidia-uvm'), join(d, 'nvidia0'), join(d, 'nvidia1')]);
+    const allowed = a.rules.filter((r) => r.allow && r.major === 195).map((r) => r.minor);
+    expect(allowed).toEqual([255, 0, 1]);
+    expect(a.rules.some((r) => r.major === 508)).toBe(true);
+  });
+
+  it('names the missing GPU', () => {
+    const d = fakeDev([0]);
+    expect(() => assignGpus({ gpuDevices: [0, 2] }, d, '')).toThrow(/gpuDevices: GPU 2 requested but this host has only GPUs 0/);
+    expect(() => assignGpus({ gpuCount: 1 }, tmp(), '')).toThrow(/no NVIDIA GPU/);
+    expect(assignGpus({}, d, '')).toBeUndefined();
+  });
+});
+
+describe('user namespace id ranges', () => {
+  it('hands out disjoint ranges, reuses released ones, and takes over stale claims', () => {
+    const root = tmp();
+    const live = new Set<string>();
+    const a = new IdRangeAllocator(root, (o) => live.has(o));
+    live.add('a').add('b');
+    const ra = a.allocate('a');
+    const rb = a.allocate('b');
+    expect(ra.hostId).toBe(100000);
+    expect(rb.hostId).toBe(100000 + 65536);
+    a.release(ra, 'a');
+    live.delete('a');
+    expect(a.allocate('c').index).toBe(0);
+    live.add('c');
+    // "b" disappears without releasing: its range is taken over.
+    live.delete('b');
+    expect(a.allocate('d').index).toBe(1);
+    expect(a.claims().map((c) => c.owner).sort()).toEqual(['c', 'd']);
+    a.release(rb, 'b'); // not the holder any more: nothing happens
+    expect(a.claims()).toHaveLength(2);
+  });
+
+  it('says so when every range is taken', () => {
+    const a = new IdRangeAllocator(tmp(), () => true, 100000, 65536, 2);
+    a.allocate('x');
+    a.allocate('y');
+    expect(() => a.allocate('z')).toThrow(/no free user namespace id range/);
+  });
+});
+
+describe('container names', () => {
+  it('claims a name once; a stale claim is taken over', () => {
+    const s = new StateStore(tmp());
+    expect(s.claimName('web', 'a'.repeat(32))).toBeUndefined();
+    expect(s.claimName('web', 'b'.repeat(32))).toBe('a'.repeat(32)); // fresh claim: held
+    const file = join(s.root, 'names', 'web');
+    const old = new Date(Date.now() - 120_000);
+    fs.utimesSync(file, old, old);
+    expect(s.claimName('web', 'b'.repeat(32))).toBeUndefined(); // no state.json and old: stale
+    expect(s.nameOwner('web')).toBe('b'.repeat(32));
+    s.releaseName('web', 'a'.repeat(32));
+    expect(s.nameOwner('web')).toBe('b'.repeat(32));
+    s.releaseName('web', 'b'.repeat(32));
+    expect(s.nameOwner('web')).toBeUndefined();
+    expect(() => s.load('nope')).toThrow(RuntimeError);
+  });
+});
+
+describe('image store', () => {
+  it('normalizes references and reports a missing image with its path', () => {
+    const store = new ImageStore(tmp(), 'registry.example.org');
+    expect(store.normalize('registry.example.org/team/agent')).toBe('team/agent:latest');
+    expect(store.normalize('x:1')).toBe('x:1');
+    expect(ImageStore.validRef('stratoswarm/base-agent:latest')).toBe(true);
+    expect(ImageStore.validRef('Bad Ref')).toBe(false);
+    expect(() => store.resolve('no/such:1')).toThrow(/image "no\/such:1" not found/);
+    try {
+      store.resolve('no/such:1');
+    } catch (e) {
+      expect(e).toMatchObject({ code: 'ENOTFOUND', step: 'image' });
+    }
+  });
+
+  it('refuses an image whose layer is missing, lists images, reads accounts without following links', () => {
+    const store = new ImageStore(tmp(), 'r.example');
+    store.save({ ref: 'a/b:1', layers: ['sha256:00'], config: { env: [], cmd: ['sh'], workingDir: '/', user: '0' }, createdAt: '' });
+    expect(store.list()).toEqual(['a/b:1']);
+    expect(() => store.resolve('a/b:1')).toThrow(/layer directory .* is missing/);
+    const layer = store.layerPath('sha256:00');
+    fs.mkdirSync(join(layer, 'etc'), { recursive: true });
+    fs.writeFileSync(join(layer, 'etc/passwd'), 'root:x:0:0:root:/root:/bin/sh\nbad line\nagent:x:1000:1000::/home/agent:/bin/sh\n');
+    fs.symlinkSync('/etc/group', join(layer, 'etc/group'));
+    const img = store.resolve('a/b:1');
+    const acc = store.accounts(img);
+    expect(acc.users.map((u) => u.name)).toEqual(['root', 'agent']);
+    expect(acc.groups).toEqual([]); // a symlinked /etc/group is not followed to the host's
+  });
+
+  it('a base image build without busybox names the file', () => {
+    const store = new ImageStore(tmp(), 'r.example');
+    expect(() => store.buildBaseImage('/nonexistent/busybox')).toThrow(/read busybox `\/nonexistent\/busybox`/);
+  });
+});
+
+describe('CNI configuration', () => {
+  it('builds the bridge, host-local and bandwidth list', () => {
+    const n = new BridgeNetwork({ dataDir: '/run/x/cni' });
+    const plain = n.conflist();
+    expect(plain.plugins.map((p) => p.type)).toEqual(['bridge']);
+    const shaped = n.conflist(100);
+    expect(shaped.plugins[1]).toMatchObject({ type: 'bandwidth', ingressRate: 100_000_000, egressRate: 100_000_000 });
+    expect(shaped.plugins[0]).toMatchObject({ bridge: 'ssbr0', ipam: { type: 'host-local', dataDir: '/run/x/cni', ranges: [[{ subnet: '10.88.0.0/16' }]] } });
+  });
+
+  it('bursts are about 10 ms of traffic, never below 64 KiB', () => {
+    expect(bandwidthLimits(1000).ingressBurst).toBe(10_000_000);
+    expect(bandwidthLimits(1).ingressBurst).toBe(64 * 1024 * 8);
+  });
+
+  it('a missing plugin is a clear error', async () => {
+    const n = new BridgeNetwork({ dataDir: tmp(), pluginDirs: [tmp()] });
+    await expect(n.add('id', '/proc/1/ns/net')).rejects.toThrow(/CNI plugin "bridge" not found/);
+  });
+
+  it('a failing plugin reports the CNI error message and undoes what was added', async () => {
+    const plugins = tmp();
+    const log = join(plugins, 'calls.log');
+    fs.writeFileSync(join(plugins, 'bridge'), `#!/bin/sh\necho "$CNI_COMMAND bridge" >> ${log}\ncat >/dev/null\necho '{"cniVersion":"1.0.0","ips":[{"address":"10.88.0.9/16","gateway":"10.88.0.1"}]}'\n`, { mode: 0o755 });
+    fs.writeFileSync(join(plugins, 'bandwidth'), `#!/bin/sh\necho "$CNI_COMMAND bandwidth" >> ${log}\ncat >/dev/null\necho '{"code":7,"msg":"no ifb","details":"module missing"}'\nexit 1\n`, { mode: 0o755 });
+    const n = new BridgeNetwork({ dataDir: tmp(), pluginDirs: [plugins] });
+    await expect(n.add('cid', '/proc/self/ns/net', 10)).rejects.toThrow(/CNI bandwidth ADD for cid: no ifb: module missing/);
+    expect(fs.readFileSync(log, 'utf8').trim().split('\n')).toEqual(['ADD bridge', 'ADD bandwidth', 'DEL bridge']);
+    const ok = await n.add('cid', '/proc/self/ns/net');
+    expect(ok).toMatchObject({ ip: '10.88.0.9', gateway: '10.88.0.1', ifname: 'eth0' });
+  });
+});
+
+describe('hardware affinity', () => {
+  it('builds the spec example and turns it into a cpuset', () => {
+    const a = HardwareAffinity.builder().cpuCores([3, 0, 1, 2]).gpuDevice(0).numaNode(new NumaNode(0)).preferLocalMemory(true).build();
+    expect(a.cpuset()).toEqual({ cpus: '0,1,2,3', mems: '0' });
+    expect(HardwareAffinity.builder().numaNode(1).preferLocalMemory(false).build().cpuset()).toEqual({ cpus: undefined, mems: undefined });
+  });
+
+  it('names every bad field', () => {
+    try {
+      HardwareAffinity.builder().cpuCores([-1, 1.5]).gpuDevice(-2).numaNode(-1).build();
+      expect.unreachable();
+    } catch (e) {
+      expect(e).toBeInstanceOf(ConfigError);
+      expect((e as ConfigError).fields()).toEqual(['cpuCores[0]', 'cpuCores[1]', 'gpuDevice', 'numaNode']);
+    }
+  });
+});
