@@ -19,6 +19,8 @@ export const ID_RANGE_SIZE = 65_536;
 
 export class IdRangeAllocator {
   private readonly dir: string;
+  /** Where the next search starts: round robin, so an allocation does not walk every claim. */
+  private cursor = 0;
 
   constructor(
     stateRoot: string,
@@ -32,10 +34,12 @@ export class IdRangeAllocator {
 
   allocate(owner: string): IdRange {
     fs.mkdirSync(this.dir, { recursive: true, mode: 0o700 });
-    for (let index = 0; index < this.count; index++) {
+    for (let n = 0; n < this.count; n++) {
+      const index = (this.cursor + n) % this.count;
       const claim = join(this.dir, String(index));
       try {
         fs.writeFileSync(claim, owner, { flag: 'wx', mode: 0o600 });
+        this.cursor = index + 1;
         return { index, hostId: this.base + index * this.size, size: this.size };
       } catch (e) {
         if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
@@ -52,7 +56,10 @@ export class IdRangeAllocator {
         const tmp = `${claim}.${owner}`;
         fs.writeFileSync(tmp, owner, { mode: 0o600 });
         fs.renameSync(tmp, claim);
-        if (fs.readFileSync(claim, 'utf8') === owner) return { index, hostId: this.base + index * this.size, size: this.size };
+        if (fs.readFileSync(claim, 'utf8') === owner) {
+          this.cursor = index + 1;
+          return { index, hostId: this.base + index * this.size, size: this.size };
+        }
       }
     }
     throw new RuntimeError(`no free user namespace id range (all ${this.count} are in use)`, { code: 'EBUSY', step: 'id-map' });

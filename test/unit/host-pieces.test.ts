@@ -66,14 +66,18 @@ describe('user namespace id ranges', () => {
     expect(rb.hostId).toBe(100000 + 65536);
     a.release(ra, 'a');
     live.delete('a');
-    expect(a.allocate('c').index).toBe(0);
+    // Round robin: the next search starts after the last range handed out.
+    expect(a.allocate('c').index).toBe(2);
     live.add('c');
+    const small = new IdRangeAllocator(root, (o) => live.has(o), 100000, 65536, 3);
+    expect(small.allocate('e').index).toBe(0); // the released range
+    live.add('e');
     // "b" disappears without releasing: its range is taken over.
     live.delete('b');
-    expect(a.allocate('d').index).toBe(1);
-    expect(a.claims().map((c) => c.owner).sort()).toEqual(['c', 'd']);
+    expect(small.allocate('d').index).toBe(1);
+    expect(small.claims().map((c) => c.owner).sort()).toEqual(['c', 'd', 'e']);
     a.release(rb, 'b'); // not the holder any more: nothing happens
-    expect(a.claims()).toHaveLength(2);
+    expect(a.claims()).toHaveLength(3);
   });
 
   it('says so when every range is taken', () => {
