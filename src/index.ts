@@ -27,3 +27,12 @@ export {
   CAPABILITY_NAMES,
 } from './secure-runtime/index.js';
 export type { SecurityOptions, SecurityReport, SeccompProfile, CompiledSecurity } from './secure-runtime/index.js';
+export { allocateResources, restartPolicy, restartBackoffMs, evolutionParameters, DECISION_TABLE, decisionTableMarkdown } from './personality.js';
+export type { RestartPolicy, EvolutionParameters } from './personality.js';
+export { UsageHistory } from './usage-histogram.js';
+export { EvolutionConfig, EvolutionConfigBuilder, EvolutionEngine, EvolutionController, MutationRate, defaultFitness, metricsBetween } from './evolution.js';
+export type { EvolutionMetrics, EvolutionState, FitnessFunction, Genome, GeneBounds } from './evolution.js';
+export type { EvolutionOptions, ContainerStats, ResourceUpdate } from './container/container.js';
+export { BridgeNetwork } from './network/cni.js';
+export { CgroupDriver, renderMappingTable } from './isolation/index.js';
+export type { Resources, CgroupStats } from './isolation/index.js';
