@@ -155,7 +155,8 @@ bool writeAtomic(const std::string& path, const std::string& data) {
   std::string tmp = path + ".tmp";
   int fd = open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
   if (fd < 0) return false;
-  bool ok = write(fd, data.data(), data.size()) == ssize_t(data.size()) && fsync(fd) == 0;
+  // No fsync: the state root is per boot (tmpfs); rename alone keeps readers consistent.
+  bool ok = write(fd, data.data(), data.size()) == ssize_t(data.size());
   close(fd);
   return ok && rename(tmp.c_str(), path.c_str()) == 0;
 }
