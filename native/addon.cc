@@ -16,6 +16,7 @@
 
 #include "cgroup.h"
 #include "devices_bpf.h"
+#include "nvml.h"
 #include "seccomp.h"
 #include "steps.h"
 
@@ -246,6 +247,39 @@ Napi::Value AttachDeviceProgram(const Napi::CallbackInfo& info) {
   return env.Undefined();
 }
 
+// nvmlInventory(libraryPath?) -> { library, driverVersion, devices: [...] }. Loads NVML with
+// dlopen for the call only; a host without the driver gets an ELOAD error naming dlopen.
+Napi::Value NvmlInventory(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  std::string lib = info.Length() > 0 && info[0].IsString() ? info[0].As<Napi::String>().Utf8Value() : "";
+  ss::nvml::Inventory inv;
+  std::string err;
+  if (!ss::nvml::inventory(lib, &inv, &err)) {
+    bool loadFailed = err.rfind("dlopen", 0) == 0 || err.find(" lacks ") != std::string::npos;
+    throwRuntime(env, "NVML: " + err, loadFailed ? "ELOAD" : "ESYSCALL", ss::Step::none, 0, nullptr, inv.library.empty() ? lib : inv.library);
+  }
+  Napi::Object out = Napi::Object::New(env);
+  out.Set("library", inv.library);
+  out.Set("driverVersion", inv.driverVersion);
+  Napi::Array devices = Napi::Array::New(env, inv.devices.size());
+  for (size_t i = 0; i < inv.devices.size(); ++i) {
+    const auto& d = inv.devices[i];
+    Napi::Object o = Napi::Object::New(env);
+    o.Set("index", d.index);
+    o.Set("name", d.name);
+    o.Set("uuid", d.uuid);
+    o.Set("pciBusId", d.pciBusId);
+    o.Set("minor", d.minor);
+    o.Set("memoryTotal", Napi::Number::New(env, double(d.memoryTotal)));
+    o.Set("memoryUsed", Napi::Number::New(env, double(d.memoryUsed)));
+    o.Set("gpuUtilization", d.gpuUtilization);
+    o.Set("memoryUtilization", d.memoryUtilization);
+    devices.Set(uint32_t(i), o);
+  }
+  out.Set("devices", devices);
+  return out;
+}
+
 Napi::Object Module(Napi::Env env, Napi::Object exports) {
   env.SetInstanceData(new AddonData());
   exports.Set("init", Napi::Function::New(env, Init, "init"));
@@ -255,6 +289,7 @@ Napi::Object Module(Napi::Env env, Napi::Object exports) {
   exports.Set("cgroupWrite", Napi::Function::New(env, CgroupWrite, "cgroupWrite"));
   exports.Set("compileSeccomp", Napi::Function::New(env, CompileSeccomp, "compileSeccomp"));
   exports.Set("attachDeviceProgram", Napi::Function::New(env, AttachDeviceProgram, "attachDeviceProgram"));
+  exports.Set("nvmlInventory", Napi::Function::New(env, NvmlInventory, "nvmlInventory"));
   return exports;
 }
 

@@ -7,6 +7,38 @@
 import * as fs from 'node:fs';
 import { RuntimeError } from './errors.js';
 import { DEFAULT_DEVICE_RULES, nvidiaDeviceRules, type DeviceRule } from './isolation/index.js';
+import type { Kernel } from './kernel/kernel.js';
+import type { NvmlDevice } from './kernel/native.js';
+
+export interface GpuInventory {
+  /** "nvml" when the driver's library answered, "dev" when only /dev was read. */
+  source: 'nvml' | 'dev';
+  driverVersion?: string;
+  /** Why NVML was not used, when it was not. */
+  nvmlError?: string;
+  devices: (Partial<NvmlDevice> & { index: number; minor: number })[];
+}
+
+/**
+ * The host's GPUs: from NVML when it loads (names, UUIDs, memory, utilisation, and the minor
+ * number of each device node), else from the /dev/nvidia<N> nodes alone.
+ */
+export function gpuInventory(kernel: Pick<Kernel, 'nvmlInventory'>, library?: string, devDir = '/dev'): GpuInventory {
+  try {
+    const inv = kernel.nvmlInventory(library);
+    return {
+      source: 'nvml',
+      driverVersion: inv.driverVersion,
+      devices: inv.devices.map((d) => ({ ...d, minor: d.minor >= 0 ? d.minor : d.index })),
+    };
+  } catch (e) {
+    return {
+      source: 'dev',
+      nvmlError: (e as Error).message,
+      devices: hostGpus(devDir).map((minor, index) => ({ index, minor })),
+    };
+  }
+}
 
 export interface GpuAssignment {
   indexes: number[];
@@ -33,18 +65,26 @@ export function hostGpus(devDir = '/dev'): number[] {
  * Picks the GPUs for a container: the listed indexes, or the first `count`. Throws when the
  * host does not have them, so a container never starts believing it has a GPU it lacks.
  */
-export function assignGpus(request: { gpuCount?: number; gpuDevices?: number[] }, devDir = '/dev', procDevices?: string): GpuAssignment | undefined {
+export function assignGpus(
+  request: { gpuCount?: number; gpuDevices?: number[] },
+  devDir = '/dev',
+  procDevices?: string,
+  inventory?: GpuInventory,
+): GpuAssignment | undefined {
   const wanted = request.gpuDevices ?? (request.gpuCount ? Array.from({ length: request.gpuCount }, (_, i) => i) : []);
   if (wanted.length === 0) return undefined;
-  const present = hostGpus(devDir);
+  // GPU i is NVML's index i; its device node is /dev/nvidia<minor>, which need not be i.
+  const inv = inventory ?? { source: 'dev' as const, devices: hostGpus(devDir).map((minor, index) => ({ index, minor })) };
+  const present = inv.devices.map((d) => d.index);
   const missing = wanted.filter((g) => !present.includes(g));
   if (missing.length > 0) {
     const field = request.gpuDevices ? 'gpuDevices' : 'gpuCount';
     throw new RuntimeError(
-      `${field}: GPU ${missing.join(', ')} requested but this host has ${present.length ? `only GPUs ${present.join(', ')}` : 'no NVIDIA GPU'} (no ${devDir}/nvidia${missing[0]})`,
+      `${field}: GPU ${missing.join(', ')} requested but this host has ${present.length ? `only GPUs ${present.join(', ')}` : 'no NVIDIA GPU'} (no ${devDir}/nvidia${missing[0]}${inv.source === 'dev' && 'nvmlError' in inv && inv.nvmlError ? `; ${inv.nvmlError}` : ''})`,
       { code: 'EUNSUPPORTED', step: 'config', path: `${devDir}/nvidia${missing[0]}` },
     );
   }
+  const minors = wanted.map((g) => inv.devices.find((d) => d.index === g)!.minor);
   const extra = ['nvidiactl', 'nvidia-uvm', 'nvidia-uvm-tools'].map((n) => `${devDir}/${n}`).filter((p) => fs.existsSync(p));
   let devices = procDevices;
   if (devices === undefined) {
@@ -56,7 +96,7 @@ export function assignGpus(request: { gpuCount?: number; gpuDevices?: number[] }
   }
   return {
     indexes: wanted,
-    deviceNodes: [...extra, ...wanted.map((g) => `${devDir}/nvidia${g}`)],
-    rules: [...DEFAULT_DEVICE_RULES, ...nvidiaDeviceRules(wanted, devices)],
+    deviceNodes: [...extra, ...minors.map((m) => `${devDir}/nvidia${m}`)],
+    rules: [...DEFAULT_DEVICE_RULES, ...nvidiaDeviceRules(minors, devices)],
   };
 }

@@ -12,6 +12,7 @@ import { defaultKernel, type Kernel } from './kernel/kernel.js';
 import { createLogger, type Logger } from './logger.js';
 import { SpawnerClient, type SpawnerExit } from './spawner/client.js';
 import { IdRangeAllocator } from './idmap.js';
+import { gpuInventory, type GpuInventory } from './gpu.js';
 import { CgroupDriver, readCgroupLayout } from './isolation/index.js';
 import { BridgeNetwork } from './network/cni.js';
 import { StateStore } from './state.js';
@@ -21,6 +22,8 @@ export interface RuntimeInit extends Partial<RuntimeOptions> {
   logger?: Logger;
   /** The spawner exits after this long without containers or clients (default 60 s). */
   spawnerIdleMs?: number;
+  /** NVML's library (default libnvidia-ml.so.1, or STRATOSWARM_NVML_LIBRARY). */
+  nvmlLibrary?: string;
   /** The bridge for containers with network "bridge" (default ssbr0, 10.88.0.0/16). */
   bridge?: { name?: string; subnet?: string; pluginDirs?: string[] };
   env?: NodeJS.ProcessEnv;
@@ -39,6 +42,7 @@ export class Runtime {
   private reconciled: Promise<string[]> | undefined;
   readonly idRanges: IdRangeAllocator;
   readonly network: BridgeNetwork;
+  private readonly nvmlLibrary: string | undefined;
   private exitListeners = new Map<string, Set<ExitListener>>();
   private unsubscribe: (() => void) | undefined;
   private subscribing: Promise<void> | undefined;
@@ -47,7 +51,8 @@ export class Runtime {
   private static shared: Runtime | undefined;
 
   constructor(init: RuntimeInit = {}) {
-    const { kernel, logger, spawnerIdleMs, env, bridge, ...explicit } = init;
+    const { kernel, logger, spawnerIdleMs, env, bridge, nvmlLibrary, ...explicit } = init;
+    this.nvmlLibrary = nvmlLibrary ?? (env ?? process.env).STRATOSWARM_NVML_LIBRARY;
     this.options = resolveOptions(explicit, env ?? process.env);
     this.kernel = kernel ?? defaultKernel();
     this.logger = logger ?? createLogger(this.options.logLevel);
@@ -108,6 +113,11 @@ export class Runtime {
       return removed;
     })();
     return this.reconciled;
+  }
+
+  /** The host's GPUs, through NVML when its library loads, else from /dev. */
+  gpus(): GpuInventory {
+    return gpuInventory(this.kernel, this.nvmlLibrary);
   }
 
   /** Where a container's writable layer, work dir, mount point and logs live. */

@@ -190,10 +190,12 @@ export class Container extends EventEmitter {
     const volumes = checkVolumes(spec.volumes);
     const security = resolveSecurity(runtime, spec.security, user);
     const affinity = config.hardwareAffinity()?.spec;
-    const gpus = assignGpus({
+    const gpuRequest = {
       ...spec.resources,
       gpuDevices: spec.resources.gpuDevices ?? (affinity?.gpuDevice !== undefined ? [affinity.gpuDevice] : undefined),
-    });
+    };
+    const wantsGpus = !!gpuRequest.gpuCount || !!gpuRequest.gpuDevices?.length;
+    const gpus = wantsGpus ? assignGpus(gpuRequest, '/dev', undefined, runtime.gpus()) : undefined;
 
     const id = newContainerId();
     const stateDir = runtime.state.dir(id);

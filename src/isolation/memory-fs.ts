@@ -295,6 +295,9 @@ export class MemoryCgroupFs implements Kernel {
   compileSeccomp(_profile: OciSeccompProfile): { bpf: Buffer; unknownSyscalls: string[] } {
     throw new RuntimeError('MemoryCgroupFs models cgroup files only', { code: 'EUNSUPPORTED' });
   }
+  nvmlInventory(): never {
+    throw new RuntimeError('MemoryCgroupFs models cgroup files only', { code: 'EUNSUPPORTED' });
+  }
   /** Records the program's rules as a write to a pseudo-file, so tests can read them back. */
   attachDeviceProgram(cgroupDir: string, rules: readonly { allow: boolean; type: string; major?: number; minor?: number; access: string }[]): void {
     this.attachedPrograms.set(cgroupDir, rules.map((r) => ({ ...r })));

@@ -5,7 +5,7 @@
  */
 import * as fs from 'node:fs';
 import { fromNodeError, type Step } from '../errors.js';
-import { loadNative, type NativeAddon, type OciSeccompProfile } from './native.js';
+import { loadNative, type NativeAddon, type NvmlInventory, type OciSeccompProfile } from './native.js';
 
 export interface DeviceRuleData {
   allow: boolean;
@@ -26,6 +26,8 @@ export interface Kernel {
   rmdir(path: string): void;
   readdir(path: string): string[];
   compileSeccomp(profile: OciSeccompProfile): { bpf: Buffer; unknownSyscalls: string[] };
+  /** GPUs through NVML, loaded with dlopen from `library` (default libnvidia-ml.so.1). */
+  nvmlInventory(library?: string): NvmlInventory;
   /** Attaches a cgroup v2 device filter (eBPF) built from the rules, replacing the previous one. */
   attachDeviceProgram(cgroupDir: string, rules: readonly DeviceRuleData[]): void;
   /** Connects to a unix socket and sends one frame, with fds; returns the connected fd. */
@@ -74,6 +76,9 @@ export class NativeKernel implements Kernel {
   }
   compileSeccomp(profile: OciSeccompProfile): { bpf: Buffer; unknownSyscalls: string[] } {
     return this.addon.compileSeccomp(profile);
+  }
+  nvmlInventory(library?: string): NvmlInventory {
+    return this.addon.nvmlInventory(library);
   }
   attachDeviceProgram(cgroupDir: string, rules: readonly DeviceRuleData[]): void {
     this.addon.attachDeviceProgram(cgroupDir, rules);

@@ -28,6 +28,25 @@ export interface OciSeccompProfile {
   syscalls?: OciSeccompRule[];
 }
 
+export interface NvmlDevice {
+  index: number;
+  name: string;
+  uuid: string;
+  pciBusId: string;
+  /** /dev/nvidia<minor>; -1 when NVML does not report it. */
+  minor: number;
+  memoryTotal: number;
+  memoryUsed: number;
+  /** Percent; -1 when the GPU does not report it. */
+  gpuUtilization: number;
+  memoryUtilization: number;
+}
+export interface NvmlInventory {
+  library: string;
+  driverVersion: string;
+  devices: NvmlDevice[];
+}
+
 /** The raw addon (native/addon.cc). */
 export interface NativeAddon {
   init(errorClass: typeof RuntimeError): string[];
@@ -36,6 +55,7 @@ export interface NativeAddon {
   close(fd: number): void;
   cgroupWrite(path: string, value: string): void;
   compileSeccomp(profile: OciSeccompProfile): { bpf: Buffer; unknownSyscalls: string[] };
+  nvmlInventory(library?: string): NvmlInventory;
   attachDeviceProgram(cgroupDir: string, rules: readonly { allow: boolean; type: string; major?: number; minor?: number; access: string }[]): void;
 }
 

@@ -1,0 +1,136 @@
+#include "nvml.h"
+
+#include <dlfcn.h>
+
+#include <cstring>
+
+namespace ss::nvml {
+namespace {
+
+// The subset of nvml.h the runtime needs, declared here so the build needs no NVIDIA headers.
+using nvmlReturn_t = int;
+using nvmlDevice_t = void*;
+constexpr nvmlReturn_t NVML_SUCCESS = 0;
+constexpr nvmlReturn_t NVML_ERROR_NOT_SUPPORTED = 3;
+struct nvmlMemory_t {
+  unsigned long long total, free, used;
+};
+struct nvmlUtilization_t {
+  unsigned int gpu, memory;
+};
+struct nvmlPciInfo_t {
+  char busIdLegacy[16];
+  unsigned int domain, bus, device, pciDeviceId, pciSubSystemId;
+  char busId[32];
+};
+
+struct Api {
+  void* handle = nullptr;
+  nvmlReturn_t (*init)() = nullptr;
+  nvmlReturn_t (*shutdown)() = nullptr;
+  const char* (*errorString)(nvmlReturn_t) = nullptr;
+  nvmlReturn_t (*systemGetDriverVersion)(char*, unsigned) = nullptr;
+  nvmlReturn_t (*deviceGetCount)(unsigned*) = nullptr;
+  nvmlReturn_t (*deviceGetHandleByIndex)(unsigned, nvmlDevice_t*) = nullptr;
+  nvmlReturn_t (*deviceGetName)(nvmlDevice_t, char*, unsigned) = nullptr;
+  nvmlReturn_t (*deviceGetUUID)(nvmlDevice_t, char*, unsigned) = nullptr;
+  nvmlReturn_t (*deviceGetMinorNumber)(nvmlDevice_t, unsigned*) = nullptr;
+  nvmlReturn_t (*deviceGetMemoryInfo)(nvmlDevice_t, nvmlMemory_t*) = nullptr;
+  nvmlReturn_t (*deviceGetUtilizationRates)(nvmlDevice_t, nvmlUtilization_t*) = nullptr;
+  nvmlReturn_t (*deviceGetPciInfo)(nvmlDevice_t, nvmlPciInfo_t*) = nullptr;
+};
+
+template <typename F>
+bool resolve(void* h, F* fn, const char* versioned, const char* plain) {
+  void* p = versioned != nullptr ? dlsym(h, versioned) : nullptr;
+  if (p == nullptr) p = dlsym(h, plain);
+  *fn = reinterpret_cast<F>(p);
+  return p != nullptr;
+}
+
+std::string why(const Api& api, const char* call, nvmlReturn_t rc) {
+  const char* msg = api.errorString != nullptr ? api.errorString(rc) : nullptr;
+  return std::string(call) + ": " + (msg != nullptr ? msg : "error") + " (" + std::to_string(rc) + ")";
+}
+
+}  // namespace
+
+bool inventory(const std::string& library, Inventory* out, std::string* err) {
+  std::string lib = library.empty() ? "libnvidia-ml.so.1" : library;
+  Api api;
+  api.handle = dlopen(lib.c_str(), RTLD_NOW | RTLD_LOCAL);
+  if (api.handle == nullptr) {
+    const char* e = dlerror();
+    *err = "dlopen " + lib + ": " + (e != nullptr ? e : "failed");
+    return false;
+  }
+  out->library = lib;
+  bool ok = resolve(api.handle, &api.init, "nvmlInit_v2", "nvmlInit") &&
+            resolve(api.handle, &api.shutdown, nullptr, "nvmlShutdown") &&
+            resolve(api.handle, &api.deviceGetCount, "nvmlDeviceGetCount_v2", "nvmlDeviceGetCount") &&
+            resolve(api.handle, &api.deviceGetHandleByIndex, "nvmlDeviceGetHandleByIndex_v2", "nvmlDeviceGetHandleByIndex");
+  resolve(api.handle, &api.errorString, nullptr, "nvmlErrorString");
+  resolve(api.handle, &api.systemGetDriverVersion, nullptr, "nvmlSystemGetDriverVersion");
+  resolve(api.handle, &api.deviceGetName, nullptr, "nvmlDeviceGetName");
+  resolve(api.handle, &api.deviceGetUUID, nullptr, "nvmlDeviceGetUUID");
+  resolve(api.handle, &api.deviceGetMinorNumber, nullptr, "nvmlDeviceGetMinorNumber");
+  resolve(api.handle, &api.deviceGetMemoryInfo, nullptr, "nvmlDeviceGetMemoryInfo");
+  resolve(api.handle, &api.deviceGetUtilizationRates, nullptr, "nvmlDeviceGetUtilizationRates");
+  resolve(api.handle, &api.deviceGetPciInfo, "nvmlDeviceGetPciInfo_v3", "nvmlDeviceGetPciInfo");
+  if (!ok) {
+    *err = lib + " lacks nvmlInit, nvmlShutdown, nvmlDeviceGetCount or nvmlDeviceGetHandleByIndex";
+    dlclose(api.handle);
+    return false;
+  }
+  nvmlReturn_t rc = api.init();
+  if (rc != NVML_SUCCESS) {
+    *err = why(api, "nvmlInit", rc);
+    dlclose(api.handle);
+    return false;
+  }
+  bool result = true;
+  char buf[256];
+  if (api.systemGetDriverVersion != nullptr && api.systemGetDriverVersion(buf, sizeof buf) == NVML_SUCCESS) {
+    out->driverVersion.assign(buf, strnlen(buf, sizeof buf));
+  }
+  unsigned count = 0;
+  rc = api.deviceGetCount(&count);
+  if (rc != NVML_SUCCESS) {
+    *err = why(api, "nvmlDeviceGetCount", rc);
+    result = false;
+  }
+  for (unsigned i = 0; result && i < count; ++i) {
+    nvmlDevice_t dev = nullptr;
+    rc = api.deviceGetHandleByIndex(i, &dev);
+    if (rc != NVML_SUCCESS) {
+      *err = why(api, "nvmlDeviceGetHandleByIndex", rc) + " for GPU " + std::to_string(i);
+      result = false;
+      break;
+    }
+    Device d;
+    d.index = i;
+    if (api.deviceGetName != nullptr && api.deviceGetName(dev, buf, sizeof buf) == NVML_SUCCESS) d.name.assign(buf, strnlen(buf, sizeof buf));
+    if (api.deviceGetUUID != nullptr && api.deviceGetUUID(dev, buf, sizeof buf) == NVML_SUCCESS) d.uuid.assign(buf, strnlen(buf, sizeof buf));
+    unsigned minor = 0;
+    if (api.deviceGetMinorNumber != nullptr && api.deviceGetMinorNumber(dev, &minor) == NVML_SUCCESS) d.minor = int(minor);
+    nvmlMemory_t mem;
+    if (api.deviceGetMemoryInfo != nullptr && api.deviceGetMemoryInfo(dev, &mem) == NVML_SUCCESS) {
+      d.memoryTotal = mem.total;
+      d.memoryUsed = mem.used;
+    }
+    nvmlUtilization_t util;
+    rc = api.deviceGetUtilizationRates != nullptr ? api.deviceGetUtilizationRates(dev, &util) : NVML_ERROR_NOT_SUPPORTED;
+    if (rc == NVML_SUCCESS) {
+      d.gpuUtilization = int(util.gpu);
+      d.memoryUtilization = int(util.memory);
+    }
+    nvmlPciInfo_t pci;
+    if (api.deviceGetPciInfo != nullptr && api.deviceGetPciInfo(dev, &pci) == NVML_SUCCESS) d.pciBusId.assign(pci.busId, strnlen(pci.busId, sizeof pci.busId));
+    out->devices.push_back(d);
+  }
+  api.shutdown();
+  dlclose(api.handle);
+  return result;
+}
+
+}  // namespace ss::nvml

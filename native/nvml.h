@@ -1,0 +1,34 @@
+// NVML, loaded at run time with dlopen (never linked), so the runtime works on hosts without
+// the NVIDIA driver and a GPU host needs nothing at build time. Only the handful of calls the
+// runtime uses are resolved; each is looked up by its versioned name where NVML has one.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace ss::nvml {
+
+struct Device {
+  unsigned index = 0;
+  std::string name;
+  std::string uuid;
+  std::string pciBusId;
+  int minor = -1;  // /dev/nvidia<minor>; -1 when NVML does not say
+  uint64_t memoryTotal = 0;
+  uint64_t memoryUsed = 0;
+  int gpuUtilization = -1;     // percent, -1 when not supported
+  int memoryUtilization = -1;  // percent
+};
+
+struct Inventory {
+  std::string library;  // the path that was loaded
+  std::string driverVersion;
+  std::vector<Device> devices;
+};
+
+// Loads `library` (default "libnvidia-ml.so.1"), initialises NVML, reads every device and
+// shuts NVML down again. Returns false with *err naming the failing call and NVML's message.
+bool inventory(const std::string& library, Inventory* out, std::string* err);
+
+}  // namespace ss::nvml

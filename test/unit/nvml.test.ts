@@ -1,0 +1,81 @@
+/**
+ * NVML through the addon (dlopen at run time), against a stand-in library the test builds
+ * from test/fixtures/fake-nvml.c: the same calls a real driver answers on a GPU host.
+ */
+import { spawnSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { RuntimeError } from '../../src/errors.js';
+import { assignGpus, gpuInventory } from '../../src/gpu.js';
+import { NativeKernel } from '../../src/kernel/kernel.js';
+import { candidatePaths } from '../../src/kernel/native.js';
+
+const HAVE_CC = spawnSync('sh', ['-c', 'command -v cc']).status === 0;
+const BUILT = candidatePaths('stratoswarm_native.node').some((p) => fs.existsSync(p));
+const SKIP = !BUILT ? 'the addon is not built (npm run build:native)' : !HAVE_CC ? 'needs a C compiler to build the stand-in NVML library' : '';
+if (SKIP) console.warn(`NVML tests skipped: ${SKIP}`);
+
+let dir: string;
+let lib: string;
+
+describe.skipIf(!!SKIP)('NVML through the addon', () => {
+  beforeAll(() => {
+    dir = fs.mkdtempSync(join(tmpdir(), 'ss-nvml-'));
+    lib = join(dir, 'libnvidia-ml.so.1');
+    const r = spawnSync('cc', ['-shared', '-fPIC', '-O1', '-o', lib, join(__dirname, '../fixtures/fake-nvml.c')], { encoding: 'utf8' });
+    if (r.status !== 0) throw new Error(`building the stand-in NVML failed: ${r.stderr}`);
+  });
+  afterAll(() => {
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('reads every GPU: name, UUID, minor number, memory, utilisation, PCI bus', () => {
+    const inv = new NativeKernel().nvmlInventory(lib);
+    expect(inv.library).toBe(lib);
+    expect(inv.driverVersion).toBe('999.99.fake');
+    expect(inv.devices).toEqual([
+      { index: 0, name: 'Fake H200', uuid: 'GPU-fake-0', pciBusId: '00000000:18:00.0', minor: 4, memoryTotal: 141 * 2 ** 30, memoryUsed: 0, gpuUtilization: 42, memoryUtilization: 7 },
+      // A GPU that does not report utilisation says so with -1.
+      { index: 1, name: 'Fake H200', uuid: 'GPU-fake-1', pciBusId: '00000000:19:00.0', minor: 5, memoryTotal: 141 * 2 ** 30, memoryUsed: 2 ** 30, gpuUtilization: -1, memoryUtilization: -1 },
+    ]);
+  });
+
+  it('a library that cannot be loaded is ELOAD naming dlopen; a failing init names the call and NVML\'s message', () => {
+    const k = new NativeKernel();
+    expect(() => k.nvmlInventory(join(dir, 'missing.so'))).toThrow(RuntimeError);
+    try {
+      k.nvmlInventory(join(dir, 'missing.so'));
+    } catch (e) {
+      expect(e).toMatchObject({ code: 'ELOAD' });
+      expect((e as Error).message).toMatch(/^NVML: dlopen .*missing\.so/);
+    }
+    process.env.FAKE_NVML_FAIL_INIT = '1';
+    try {
+      expect(() => k.nvmlInventory(lib)).toThrow('NVML: nvmlInit: Driver Not Loaded (9)');
+    } finally {
+      delete process.env.FAKE_NVML_FAIL_INIT;
+    }
+  });
+
+  it('the inventory maps NVML indexes to their /dev/nvidia<minor> nodes for assignment', () => {
+    const inv = gpuInventory(new NativeKernel(), lib);
+    expect(inv.source).toBe('nvml');
+    const dev = fs.mkdtempSync(join(tmpdir(), 'ss-dev-'));
+    try {
+      for (const n of ['nvidia4', 'nvidia5', 'nvidiactl']) fs.writeFileSync(join(dev, n), '');
+      const a = assignGpus({ gpuDevices: [1] }, dev, 'Character devices:\n195 nvidia\n', inv)!;
+      expect(a.deviceNodes).toEqual([join(dev, 'nvidiactl'), join(dev, 'nvidia5')]);
+      expect(a.rules.filter((r) => r.major === 195 && r.allow).map((r) => r.minor)).toEqual([255, 5]);
+    } finally {
+      fs.rmSync(dev, { recursive: true, force: true });
+    }
+  });
+
+  it('without NVML the inventory falls back to /dev and says why', () => {
+    const inv = gpuInventory(new NativeKernel(), join(dir, 'missing.so'), '/nonexistent');
+    expect(inv).toMatchObject({ source: 'dev', devices: [] });
+    expect(inv.nvmlError).toMatch(/dlopen/);
+  });
+});
