@@ -11,7 +11,7 @@ import {
   sortCapabilities,
   type CapabilityName,
 } from './capabilities.js';
-import { checkSeccompProfile, type SeccompProfile } from './seccomp.js';
+import { checkSeccompProfile, describe, type SeccompProfile } from './seccomp.js';
 
 /**
  * runc's and Docker's masked paths: kernel state that is global (not namespaced), leaks
@@ -101,14 +101,6 @@ export interface ResolvedRlimit {
   hard: bigint;
 }
 
-function describe(v: unknown): string {
-  if (typeof v === 'bigint') return `${v}n`;
-  try {
-    return JSON.stringify(v) ?? String(v);
-  } catch {
-    return String(v);
-  }
-}
 
 function checkRlimitValue(v: unknown, field: string, problems: Problems): bigint | undefined {
   if (v === 'unlimited' || v === 'infinity' || v === -1) return RLIM_INFINITY;

@@ -13,6 +13,7 @@ import { Container, ContainerConfig } from '../../src/index.js';
 import { packageRoot } from '../../src/kernel/native.js';
 import { SecurityProfile, securityReport, type SecurityOptions } from '../../src/secure-runtime/index.js';
 import { IS_ROOT, SKIP_REASON, testRuntime, type TestRuntime } from '../helpers/runtime.js';
+import { parseAttackOutput, type AttackLine } from '../helpers/attack.js';
 
 const IMAGE = 'stratoswarm/base-agent:latest';
 const root = packageRoot();
@@ -40,23 +41,8 @@ function hostBlockDevice(): string | undefined {
   return undefined;
 }
 
-interface Line {
-  name: string;
-  result: string;
-  expect: string;
-  want: string;
-  verdict: string;
-  detail: string;
-}
-
-function parse(out: string): Map<string, Line> {
-  const m = new Map<string, Line>();
-  for (const l of out.split('\n').filter(Boolean)) {
-    const [name, result, expect, want, verdict, ...rest] = l.split(' ');
-    m.set(name!, { name: name!, result: result!, expect: expect!.slice(7), want: want!.slice(5), verdict: verdict!, detail: rest.join(' ') });
-  }
-  return m;
-}
+const parse = parseAttackOutput;
+type Line = AttackLine;
 
 /** "CapEff=000000..." and friends from the caps line. */
 function fields(detail: string): Record<string, string> {

@@ -14,6 +14,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { NativeKernel } from '../../src/kernel/kernel.js';
 import { packageRoot } from '../../src/kernel/native.js';
 import { compileSecurity, type SecurityOptions } from '../../src/secure-runtime/index.js';
+import { parseAttackOutput, type AttackLine } from '../helpers/attack.js';
 
 const root = packageRoot();
 const fixtureDir = join(root, 'build', 'fixtures');
@@ -54,23 +55,8 @@ const SECCOMP_DENIED = [
 ];
 const MUST_WORK = ['tmp-write', 'fork-pipe', 'thread', 'tcp-loopback', 'exec', 'personality-query'];
 
-interface Line {
-  name: string;
-  result: string;
-  expect: string;
-  want: string;
-  verdict: string;
-  detail: string;
-}
-
-function parse(out: string): Map<string, Line> {
-  const m = new Map<string, Line>();
-  for (const l of out.split('\n').filter(Boolean)) {
-    const [name, result, expect, want, verdict, ...rest] = l.split(' ');
-    m.set(name!, { name: name!, result: result!, expect: expect!.slice(7), want: want!.slice(5), verdict: verdict!, detail: rest.join(' ') });
-  }
-  return m;
-}
+const parse = parseAttackOutput;
+type Line = AttackLine;
 
 const tmp = mkdtempSync(join(tmpdir(), 'ss-seccomp-'));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
