@@ -78,6 +78,7 @@ async function main(): Promise<void> {
   console.table(rows);
   for (const c of live) await c.remove({ force: true });
   await runtime.close({ stopSpawner: true, force: true });
+  runtime.cgroups.removeParent();
   fs.rmSync(stateRoot, { recursive: true, force: true });
   fs.rmSync(imageRoot, { recursive: true, force: true });
 }

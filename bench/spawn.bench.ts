@@ -118,6 +118,7 @@ async function main(): Promise<void> {
   console.log(`spawn of /bin/true in a busybox rootfs, ${RUNS} runs each`);
   console.table(rows);
   await runtime.close({ stopSpawner: true, force: true });
+  runtime.cgroups.removeParent();
   for (const d of [stateRoot, imageRoot, bundle]) fs.rmSync(d, { recursive: true, force: true });
 }
 

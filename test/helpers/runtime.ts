@@ -39,6 +39,12 @@ export function testRuntime(opts: { cgroupParent?: string } = {}): TestRuntime {
     stateRoot,
     async cleanup() {
       await runtime.close({ stopSpawner: true, force: true });
+      // The test's own cgroup parent, once its containers are gone.
+      try {
+        runtime.cgroups.removeParent();
+      } catch (e) {
+        console.warn(`cgroup parent ${runtime.options.cgroupParent} left behind: ${(e as Error).message}`);
+      }
       rmSync(stateRoot, { recursive: true, force: true });
       rmSync(imageRoot, { recursive: true, force: true });
     },
