@@ -8,9 +8,9 @@ import { join } from 'node:path';
 import { resolveOptions, type RuntimeOptions } from './config.js';
 import { RuntimeError } from './errors.js';
 import { ImageStore } from './images.js';
-import { defaultKernel, type Kernel } from './kernel/kernel.js';
+import { defaultKernel, NativeKernel, type Kernel } from './kernel/kernel.js';
 import { createLogger, type Logger } from './logger.js';
-import { SpawnerClient, type SpawnerExit } from './spawner/client.js';
+import { SpawnerClient, type Spawner, type SpawnerExit } from './spawner/client.js';
 import { IdRangeAllocator } from './idmap.js';
 import { gpuInventory, type GpuInventory } from './gpu.js';
 import { CgroupDriver, readCgroupLayout } from './isolation/index.js';
@@ -22,6 +22,8 @@ export interface RuntimeInit extends Partial<RuntimeOptions> {
   logger?: Logger;
   /** The spawner exits after this long without containers or clients (default 60 s). */
   spawnerIdleMs?: number;
+  /** The spawner to use (default: the one of the state root, started on demand). */
+  spawner?: Spawner;
   /** NVML's library (default libnvidia-ml.so.1, or STRATOSWARM_NVML_LIBRARY). */
   nvmlLibrary?: string;
   /** The bridge for containers with network "bridge" (default ssbr0, 10.88.0.0/16). */
@@ -37,7 +39,7 @@ export class Runtime {
   readonly logger: Logger;
   readonly images: ImageStore;
   readonly state: StateStore;
-  readonly spawner: SpawnerClient;
+  readonly spawner: Spawner;
   private cgroupDriver: CgroupDriver | undefined;
   private reconciled: Promise<string[]> | undefined;
   readonly idRanges: IdRangeAllocator;
@@ -51,7 +53,7 @@ export class Runtime {
   private static shared: Runtime | undefined;
 
   constructor(init: RuntimeInit = {}) {
-    const { kernel, logger, spawnerIdleMs, env, bridge, nvmlLibrary, ...explicit } = init;
+    const { kernel, logger, spawnerIdleMs, env, bridge, nvmlLibrary, spawner, ...explicit } = init;
     this.nvmlLibrary = nvmlLibrary ?? (env ?? process.env).STRATOSWARM_NVML_LIBRARY;
     this.options = resolveOptions(explicit, env ?? process.env);
     this.kernel = kernel ?? defaultKernel();
@@ -65,7 +67,7 @@ export class Runtime {
       dataDir: join(this.options.stateRoot, 'cni'),
     });
     this.idRanges = new IdRangeAllocator(this.options.stateRoot, (owner) => fs.existsSync(join(this.state.dir(owner), 'state.json')));
-    this.spawner = new SpawnerClient({ stateRoot: this.options.stateRoot, kernel: this.kernel, idleMs: spawnerIdleMs });
+    this.spawner = spawner ?? new SpawnerClient({ stateRoot: this.options.stateRoot, kernel: this.kernel, idleMs: spawnerIdleMs });
   }
 
   /** The runtime configured from the environment, created on first use. */
@@ -173,6 +175,11 @@ export class Runtime {
     this.spawner.close();
     if (opts.stopSpawner) await this.spawner.shutdown(opts.force ?? false);
     if (Runtime.shared === this) Runtime.shared = undefined;
+  }
+
+  /** Requires root when this runtime drives the real kernel (a fake kernel needs none). */
+  assertPrivileged(): void {
+    if (this.kernel instanceof NativeKernel) Runtime.assertPrivileged();
   }
 
   /** Requires root: every container operation needs it. */

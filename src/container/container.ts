@@ -179,8 +179,8 @@ export class Container extends EventEmitter {
    * the point just before its command runs, as OCI `create` does. start() runs the command.
    */
   static async create(config: ContainerConfig, handle: Handle = {}): Promise<Container> {
-    Runtime.assertPrivileged();
     const runtime = handle.runtime ?? Runtime.default();
+    runtime.assertPrivileged();
     const spec = config.spec;
     await runtime.reconcile();
     // Everything that can be checked without touching the system is checked first, so

@@ -21,6 +21,20 @@ export interface SpawnerExit {
   finishedAt: number;
 }
 
+/**
+ * What the runtime needs of a spawner. SpawnerClient is the real one; tests of lifecycle
+ * logic use an in-memory fake (test/helpers/fake-spawner.ts) and need no root.
+ */
+export interface Spawner {
+  ensure(): Promise<void>;
+  request(fields: string[], context: string, fds?: number[]): Promise<string[]>;
+  exec(fields: string[], fds: number[], context: string): Promise<{ pid: number; exit: Promise<{ exitCode: number | null; signal: number | null }> }>;
+  onExit(listener: (e: SpawnerExit) => void): Promise<() => void>;
+  hold(delta: 1 | -1): void;
+  shutdown(force?: boolean): Promise<void>;
+  close(): void;
+}
+
 export interface SpawnerOptions {
   stateRoot: string;
   kernel: Kernel;
@@ -109,7 +123,7 @@ class Exchange {
   }
 }
 
-export class SpawnerClient {
+export class SpawnerClient implements Spawner {
   readonly socketPath: string;
   private readonly opts: SpawnerOptions;
   private starting: Promise<void> | undefined;
