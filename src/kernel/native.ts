@@ -86,38 +86,43 @@ export function candidatePaths(file: string, root = packageRoot()): string[] {
 let loaded: NativeAddon | undefined;
 
 /**
- * Loads the addon once. Its error lists every path tried and says how to build it.
- * `bindings` finds the addon in the usual places; the explicit list covers
- * STRATOSWARM_NATIVE_DIR, which `bindings` does not know.
+ * Loads the addon once, through `bindings` (which knows node-gyp's output directories), after
+ * STRATOSWARM_NATIVE_DIR when that is set. The error lists every path tried and says how to
+ * build the addon. `explicitPaths` (tests) replaces the search.
  */
 export function loadNative(explicitPaths?: string[]): NativeAddon {
   if (loaded && !explicitPaths) return loaded;
-  const paths = explicitPaths ?? candidatePaths('stratoswarm_native.node');
   const require = createRequire(import.meta.url);
   const tried: string[] = [];
   let addon: NativeAddon | undefined;
   let lastError: unknown;
-  for (const p of paths) {
+  const tryPath = (p: string) => {
     tried.push(p);
-    if (!existsSync(p)) continue;
+    if (addon || !existsSync(p)) return;
     try {
       addon = require(p) as NativeAddon;
-      break;
     } catch (e) {
       lastError = e;
     }
-  }
-  if (!addon && !explicitPaths) {
-    tried.push('bindings(stratoswarm_native) search paths');
-    try {
-      const bindings = require('bindings') as (opts: { bindings: string; module_root: string }) => NativeAddon;
-      addon = bindings({ bindings: 'stratoswarm_native', module_root: packageRoot() });
-    } catch (e) {
-      lastError = e;
+  };
+  if (explicitPaths) explicitPaths.forEach(tryPath);
+  else {
+    const fromEnv = process.env.STRATOSWARM_NATIVE_DIR;
+    if (fromEnv) tryPath(join(fromEnv, 'stratoswarm_native.node'));
+    if (!addon) {
+      try {
+        const bindings = require('bindings') as (opts: { bindings: string; module_root: string }) => NativeAddon;
+        addon = bindings({ bindings: 'stratoswarm_native', module_root: packageRoot() });
+      } catch (e) {
+        lastError = e;
+        // bindings lists what it tried as lines " → /path".
+        const listed = String((e as Error).message ?? '').split('\n').map((l) => l.replace(/^\s*→\s*/, '').trim()).filter((l) => l.startsWith('/'));
+        tried.push(...(listed.length ? listed : candidatePaths('stratoswarm_native.node')));
+      }
     }
   }
   if (!addon) {
-    const why = lastError instanceof Error ? ` (last error: ${lastError.message})` : '';
+    const why = lastError instanceof Error && !/Could not locate the bindings file/.test(lastError.message) ? ` (last error: ${lastError.message})` : '';
     throw new RuntimeError(
       `load native addon: not found or not loadable; tried:\n  ${tried.join('\n  ')}${why}\n` +
         'build it with `npm run build:native` (needs g++, make, python3 and libseccomp-dev)',
