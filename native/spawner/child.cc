@@ -98,7 +98,7 @@ int resolveInRoot(int rootfd, const char* path) {
 
 // Like resolveInRoot, creating what is missing: directories on the way, and the last
 // component as a directory or an empty file (a mount target for a file bind).
-int ensureInRoot(int rootfd, const char* path, bool lastIsFile) {
+int ensureInRoot(int rootfd, const char* path, bool lastIsFile, int depth = 0) {
   int fd = resolveInRoot(rootfd, path);
   if (fd >= 0 || errno != ENOENT) return fd;
   char buf[PATH_MAX];
@@ -134,6 +134,37 @@ int ensureInRoot(int rootfd, const char* path, bool lastIsFile) {
           return -1;
         }
         next = resolveInRoot(rootfd, buf);
+        if (next < 0 && errno == ENOENT) {
+          // A dangling symlink: create what it names, inside the root (an absolute target
+          // from the container's "/", a relative one from the link's directory), then go on.
+          char link[PATH_MAX];
+          ssize_t n = readlinkat(parent, comp, link, sizeof link - 1);
+          close(parent);
+          if (n < 0) return -1;
+          if (depth >= 40) {
+            errno = ELOOP;
+            return -1;
+          }
+          link[n] = '\0';
+          char target[PATH_MAX];
+          size_t off = 0;
+          auto put = [&](const char* s, size_t k) {
+            if (off + k >= sizeof target) return false;
+            memcpy(target + off, s, k);
+            off += k;
+            return true;
+          };
+          bool ok = true;
+          if (link[0] != '/') ok = put(buf, start);  // the directory holding the link, with its '/'
+          ok = ok && put(link, size_t(n));
+          if (!last) ok = ok && put("/", 1) && put(path + end + 1, len - end - 1);
+          if (!ok) {
+            errno = ENAMETOOLONG;
+            return -1;
+          }
+          target[off] = '\0';
+          return ensureInRoot(rootfd, target, lastIsFile, depth + 1);
+        }
       }
       if (next < 0) {
         close(parent);
