@@ -661,7 +661,7 @@ export class Container extends EventEmitter {
           throw new RuntimeError(`update container ${this.name}: networkBandwidth needs network "bridge"`, { code: 'EINVAL', step: 'config', containerId: this.id });
         }
         try {
-          await this.runtime.network.setBandwidth(this.id, `/proc/${this.rec.pid}/ns/net`, n.result as never, before.networkBandwidth, after.networkBandwidth);
+          n.result = await this.runtime.network.setBandwidth(this.id, `/proc/${this.rec.pid}/ns/net`, n.result as never, before.networkBandwidth, after.networkBandwidth);
           n.bandwidthMbps = after.networkBandwidth;
         } catch (e) {
           this.runtime.cgroups.update(this.id, resourceDelta(changes, before, this.rec.paths.storageDir, true));

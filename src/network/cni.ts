@@ -5,12 +5,19 @@
  * stdout; ADD runs the list in order passing each result on as prevResult, DEL runs it in
  * reverse with the result ADD returned.
  */
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import { join } from 'node:path';
 import { RuntimeError } from '../errors.js';
 
 export const CNI_VERSION = '1.0.0';
+
+function tc(args: string[], tolerateMissing = false): void {
+  const r = spawnSync('tc', args, { encoding: 'utf8' });
+  if (r.status !== 0 && !(tolerateMissing && /No such file|Cannot find device|Invalid handle/.test(r.stderr))) {
+    throw new RuntimeError(`tc ${args.join(' ')}: ${(r.stderr || r.error?.message || `exit ${r.status}`).trim()}`, { code: 'ESYSCALL', step: 'config' });
+  }
+}
 /** Where distributions install the reference plugins (Debian: containernetworking-plugins). */
 export const DEFAULT_PLUGIN_DIRS = ['/usr/lib/cni', '/opt/cni/bin', '/usr/libexec/cni'];
 
@@ -156,19 +163,35 @@ export class BridgeNetwork {
   }
 
   /**
-   * Changes the shaping of an attached container: the bandwidth plugin's DEL with the old
-   * rates, ADD with the new ones (undefined: unshaped). On failure the old shaping is put back.
+   * Changes the shaping of an attached container and returns the attachment's new CNI result.
+   * A changed rate rewrites the two token buckets the bandwidth plugin made (`tc qdisc
+   * change`: the host side of the veth shapes traffic into the container, the ifb device
+   * traffic out of it) without a moment unshaped; adding or removing the limit runs the
+   * plugin's ADD or DEL.
    */
-  async setBandwidth(containerId: string, netns: string, bridgeResult: CniResult, fromMbps: number | undefined, toMbps: number | undefined, ifname = 'eth0'): Promise<void> {
-    const conf = (mbps: number) => ({ type: 'bandwidth', ...bandwidthLimits(mbps), cniVersion: CNI_VERSION, name: this.name, prevResult: bridgeResult });
-    if (fromMbps !== undefined) await this.invoke('DEL', 'bandwidth', conf(fromMbps), containerId, netns, ifname);
-    if (toMbps === undefined) return;
-    try {
-      await this.invoke('ADD', 'bandwidth', conf(toMbps), containerId, netns, ifname);
-    } catch (e) {
-      if (fromMbps !== undefined) await this.invoke('ADD', 'bandwidth', conf(fromMbps), containerId, netns, ifname).catch(() => undefined);
-      throw e;
+  async setBandwidth(containerId: string, netns: string, result: CniResult, fromMbps: number | undefined, toMbps: number | undefined, ifname = 'eth0'): Promise<CniResult> {
+    const conf = (mbps: number) => ({ type: 'bandwidth', ...bandwidthLimits(mbps), cniVersion: CNI_VERSION, name: this.name, prevResult: result });
+    const hostSide = (result.interfaces ?? []).filter((i) => !i.sandbox && i.name !== this.bridge).map((i) => i.name);
+    if (fromMbps !== undefined && toMbps !== undefined) {
+      const l = bandwidthLimits(toMbps);
+      for (const dev of hostSide) {
+        // bandwidth plugin: rate in bits/s, burst in bits; tc wants bytes for the burst.
+        tc(['qdisc', 'change', 'dev', dev, 'root', 'tbf', 'rate', `${l.ingressRate}bit`, 'burst', `${Math.ceil(l.ingressBurst / 8)}b`, 'latency', '25ms']);
+      }
+      return result;
     }
+    if (fromMbps !== undefined) {
+      await this.invoke('DEL', 'bandwidth', conf(fromMbps), containerId, netns, ifname);
+      // The plugin's DEL removes the ifb device but not the veth's token bucket or the ingress
+      // redirect to the (now missing) ifb, which would drop every packet from the container.
+      for (const dev of hostSide.filter((d) => !d.startsWith('bwp'))) {
+        tc(['qdisc', 'del', 'dev', dev, 'root'], true);
+        tc(['qdisc', 'del', 'dev', dev, 'ingress'], true);
+      }
+      return { ...result, interfaces: (result.interfaces ?? []).filter((i) => !i.name.startsWith('bwp')) };
+    }
+    if (toMbps !== undefined) return (await this.invoke('ADD', 'bandwidth', conf(toMbps), containerId, netns, ifname)) ?? result;
+    return result;
   }
 
   /** Detaches; tolerates a namespace that is already gone (CNI spec: DEL must not fail then). */

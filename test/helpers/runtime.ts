@@ -45,8 +45,9 @@ export function testRuntime(opts: { cgroupParent?: string } = {}): TestRuntime {
       } catch (e) {
         console.warn(`cgroup parent ${runtime.options.cgroupParent} left behind: ${(e as Error).message}`);
       }
-      rmSync(stateRoot, { recursive: true, force: true });
-      rmSync(imageRoot, { recursive: true, force: true });
+      // The spawner may still be writing an exit record of a container it killed last.
+      rmSync(stateRoot, { recursive: true, force: true, maxRetries: 10, retryDelay: 50 });
+      rmSync(imageRoot, { recursive: true, force: true, maxRetries: 10, retryDelay: 50 });
     },
   };
 }

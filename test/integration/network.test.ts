@@ -59,26 +59,47 @@ describe.skipIf(!!SKIP)('bridge network (root, CNI)', () => {
     }
   });
 
-  it('holds a bandwidth limit within ±20 % (egress and ingress shaped by the bandwidth plugin)', async () => {
-    const mbps = 40;
-    const a = await bridged('sleep 1000', mbps);
-    const b = await bridged('sleep 1000', mbps);
+  async function measure(a: Container, b: Container, bytes: number): Promise<number> {
+    // The server counts what arrives until the client closes (busybox nc would otherwise
+    // hang up as soon as its own stdin ends).
+    const server = a.exec(['/bin/sh', '-c', 'nc -l -p 7001 -e /bin/sh -c "wc -c > /tmp/count"; cat /tmp/count']);
+    await new Promise((r) => setTimeout(r, 200));
+    const t0 = performance.now();
+    const sent = await b.exec(['/bin/sh', '-c', `dd if=/dev/zero bs=65536 count=${bytes / 65536} 2>/dev/null | nc ${a.ip} 7001`]);
+    const received = await server;
+    const seconds = (performance.now() - t0) / 1000;
+    expect(sent.exitCode).toBe(0);
+    expect(Number(received.stdout.trim())).toBe(bytes);
+    return (bytes * 8) / seconds / 1e6;
+  }
+
+  it('holds a bandwidth limit within ±20 %, and a new limit set live with update()', async () => {
+    const a = await bridged('sleep 1000', 40);
+    const b = await bridged('sleep 1000', 40);
     try {
-      const bytes = 64 * 1024 * 160; // 10 MiB: about 2 s at 40 Mbps
-      // The server counts what arrives until the client closes (busybox nc would otherwise
-      // hang up as soon as its own stdin ends).
-      const server = a.exec(['/bin/sh', '-c', 'nc -l -p 7001 -e /bin/sh -c "wc -c > /tmp/count"; cat /tmp/count']);
-      await new Promise((r) => setTimeout(r, 200));
-      const t0 = performance.now();
-      const sent = await b.exec(['/bin/sh', '-c', `dd if=/dev/zero bs=65536 count=160 2>/dev/null | nc ${a.ip} 7001`]);
-      const received = await server;
-      const seconds = (performance.now() - t0) / 1000;
-      expect(sent.exitCode).toBe(0);
-      expect(Number(received.stdout.trim())).toBe(bytes);
-      const measured = (bytes * 8) / seconds / 1e6;
-      console.log(`bandwidth limit ${mbps} Mbps: measured ${measured.toFixed(1)} Mbps over ${seconds.toFixed(2)} s`);
-      expect(measured).toBeGreaterThan(mbps * 0.8);
-      expect(measured).toBeLessThan(mbps * 1.2);
+      const at40 = await measure(a, b, 64 * 1024 * 160); // 10 MiB: about 2 s at 40 Mbps
+      console.log(`bandwidth limit 40 Mbps: measured ${at40.toFixed(1)} Mbps`);
+      expect(at40).toBeGreaterThan(40 * 0.8);
+      expect(at40).toBeLessThan(40 * 1.2);
+      await a.update({ networkBandwidth: 20 });
+      await b.update({ networkBandwidth: 20 });
+      expect(b.resources.networkBandwidth).toBe(20);
+      const at20 = await measure(a, b, 64 * 1024 * 80); // 5 MiB: about 2 s at 20 Mbps
+      console.log(`bandwidth limit 20 Mbps after update(): measured ${at20.toFixed(1)} Mbps`);
+      expect(at20).toBeGreaterThan(20 * 0.8);
+      expect(at20).toBeLessThan(20 * 1.2);
+      // Removing the limit, then setting one again.
+      await a.update({ networkBandwidth: null });
+      await b.update({ networkBandwidth: null });
+      const free = await measure(a, b, 64 * 1024 * 160);
+      console.log(`no bandwidth limit: measured ${free.toFixed(1)} Mbps`);
+      expect(free).toBeGreaterThan(80);
+      await a.update({ networkBandwidth: 30 });
+      await b.update({ networkBandwidth: 30 });
+      const at30 = await measure(a, b, 64 * 1024 * 112);
+      console.log(`bandwidth limit 30 Mbps set again: measured ${at30.toFixed(1)} Mbps`);
+      expect(at30).toBeGreaterThan(30 * 0.8);
+      expect(at30).toBeLessThan(30 * 1.2);
     } finally {
       await a.remove({ force: true });
       await b.remove({ force: true });
