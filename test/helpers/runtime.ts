@@ -6,6 +6,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pino } from 'pino';
+import { Container } from '../../src/container/container.js';
 import { Runtime } from '../../src/runtime.js';
 
 export const IS_ROOT = typeof process.getuid === 'function' && process.getuid() === 0;
@@ -38,6 +39,14 @@ export function testRuntime(opts: { cgroupParent?: string } = {}): TestRuntime {
     runtime,
     stateRoot,
     async cleanup() {
+      // Whatever a failed test left behind goes the way remove() would take it.
+      for (const s of await Container.list({ runtime })) {
+        try {
+          await (await Container.load(s.id, { runtime })).remove({ force: true });
+        } catch (e) {
+          console.warn(`container ${s.name} left behind by a test could not be removed: ${(e as Error).message}`);
+        }
+      }
       await runtime.close({ stopSpawner: true, force: true });
       // The test's own cgroup parent, once its containers are gone.
       try {
