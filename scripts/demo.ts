@@ -1,16 +1,15 @@
 /**
- * The quick-start demo: one agent container per personality from the base image, each
- * given the resources its personality allocates for the same workload, each running a small
- * CPU-bound task; then a table of state, spawn time, resources and exit.
+ * The quick-start demo: one agent container per personality from the base image. Each asks
+ * its personality for resources for the same workload (container.allocateResources, put in
+ * force with update()), runs a small CPU-bound task, and the table shows what each got.
  *
  *   sudo npm run demo
  */
-import { Container, ContainerConfig, Personality, Runtime } from '../src/index.js';
-import { allocateResources } from '../src/personality.js';
+import { Container, ContainerConfig, Personality, Runtime, type ResourcePlan } from '../src/index.js';
 
 const MIB = 1024 * 1024;
 const WORKLOAD = { cpu: 1, memory: 256 * MIB, pids: 128 };
-// About a second of shell arithmetic on one core: long enough to see limits at work.
+// About a third of a second of shell arithmetic on one core.
 const TASK = 'i=0; while [ $i -lt 150000 ]; do i=$((i+1)); done; echo "counted to $i as $(hostname)"';
 
 async function main(): Promise<void> {
@@ -18,46 +17,41 @@ async function main(): Promise<void> {
   // The table is the output; the library's JSON log stays for warnings unless asked for.
   const runtime = new Runtime({ logLevel: process.env.STRATOSWARM_LOG_LEVEL ? undefined : 'warn' });
   if (!runtime.images.has('stratoswarm/base-agent:latest')) runtime.images.buildBaseImage();
-  const rows: Record<string, string>[] = [];
-  const running: { c: Container; personality: Personality; spawnMs: number; t0: number }[] = [];
+  const started: { c: Container; personality: Personality; spawnMs: number; t0: number; plan: ResourcePlan }[] = [];
   for (const personality of Personality.presets) {
-    const plan = allocateResources(personality, WORKLOAD, undefined, undefined, 0);
-    const name = `demo-${personality.name.toLowerCase()}-${process.pid}`;
     const config = ContainerConfig.builder()
-      .name(name)
+      .name(`demo-${personality.name.toLowerCase()}-${process.pid}`)
       .image('stratoswarm/base-agent:latest')
       .personality(personality)
       .hostname(personality.name.toLowerCase())
-      .cpuLimit(Math.round(plan.cpuLimit * 100) / 100)
-      .cpuWeight(plan.cpuWeight)
-      .memoryLimit(Math.max(4 * MIB, Math.round(plan.memoryLimit / 4096) * 4096))
-      .pidsLimit(plan.pidsLimit)
       .command(['/bin/sh', '-c', TASK])
       .build();
     const t0 = performance.now();
     const c = await Container.create(config, { runtime });
+    const plan = await c.allocateResources(WORKLOAD, { apply: true });
     await c.start();
-    running.push({ c, personality, spawnMs: performance.now() - t0, t0 });
+    started.push({ c, personality, spawnMs: performance.now() - t0, t0, plan });
   }
-  for (const { c, personality, spawnMs, t0 } of running) {
+  const rows: Record<string, string>[] = [];
+  for (const { c, personality, spawnMs, t0, plan } of started) {
     const exit = await c.wait();
-    const wallMs = performance.now() - t0;
-    const r = c.config.spec.resources;
+    const r = c.resources;
     rows.push({
       personality: personality.name,
       state: (await c.status()).state,
       'spawn ms': spawnMs.toFixed(1),
-      'cpu limit': `${r.cpuLimit} cores`,
+      'cpu limit': r.cpuLimit !== undefined ? `${r.cpuLimit} cores` : 'none (shares)',
       'cpu weight': String(r.cpuWeight),
-      memory: `${Math.round((r.memoryLimit ?? 0) / MIB)} MiB`,
+      memory: r.memoryLimit !== undefined ? `${Math.round(r.memoryLimit / MIB)} MiB` : `no cap (plans ${Math.round(plan.memoryLimit / MIB)} MiB)`,
+      reserved: `${Math.round((r.memoryReservation ?? 0) / MIB)} MiB`,
       pids: String(r.pidsLimit),
       exit: exit.signal ?? String(exit.exitCode),
-      'run ms': wallMs.toFixed(0),
+      'run ms': (performance.now() - t0).toFixed(0),
       output: c.logs().stdout.trim(),
     });
     await c.remove();
   }
-  console.log(`one agent per personality, workload ${JSON.stringify({ ...WORKLOAD, memory: '256 MiB' })}`);
+  console.log(`one agent per personality, same workload: ${WORKLOAD.cpu} core, ${WORKLOAD.memory / MIB} MiB, ${WORKLOAD.pids} pids`);
   console.table(rows);
   await runtime.close();
 }

@@ -711,7 +711,9 @@ export class Container extends EventEmitter {
       await this.update({
         cpuLimit: plan.hardLimits ? Math.max(0.01, Math.round(plan.cpuLimit * 100) / 100) : null,
         cpuWeight: Math.max(1, Math.min(10000, Math.round(plan.cpuWeight))),
-        memoryLimit: Math.max(4 * 1024 * 1024, Math.ceil(plan.memoryLimit / 4096) * 4096),
+        // Soft limits (a cooperative personality): no cap, only the reservation it keeps
+        // under pressure (soft limit / memory.low).
+        memoryLimit: plan.hardLimits ? Math.max(4 * 1024 * 1024, Math.ceil(plan.memoryLimit / 4096) * 4096) : null,
         memoryReservation: plan.memoryReservation > 0 ? Math.ceil(plan.memoryReservation / 4096) * 4096 : null,
         pidsLimit: plan.pidsLimit,
       });
