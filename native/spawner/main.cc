@@ -107,7 +107,7 @@ class Spawner {
   void handle(Client& c, const wire::Fields& f);
   void reply(int fd, const wire::Fields& f);
   void reap();
-  void recordExit(Container& ct, int status);
+  void recordExit(Container& ct, int status, bool known = true);
 
   wire::Fields create(Client& c, const wire::Fields& f);
   wire::Fields start(const wire::Fields& f);
@@ -115,6 +115,8 @@ class Spawner {
   wire::Fields forget(const wire::Fields& f);
   wire::Fields exec(Client& c, const wire::Fields& f, bool* deferred);
   wire::Fields status(const wire::Fields& f);
+  wire::Fields adopt(const wire::Fields& f);
+  void adoptedExit(int pidfd);
 
   // Clones a child that runs `plan`, joins its cgroups, writes its id maps, lets it run
   // to its first report and returns it. Cleans up the child on any failure.
@@ -132,6 +134,8 @@ class Spawner {
   std::map<std::string, Container> containers_;
   std::map<pid_t, ExecProc> execs_;
   std::map<pid_t, std::string> pidToId_;
+  // Containers of an earlier spawner that died: not our children, watched through pidfds.
+  std::map<int, std::string> adopted_;
 };
 
 bool writeFileAll(const std::string& path, const std::string& data, Error* e, Step step) {
@@ -228,7 +232,8 @@ int Spawner::loop() {
           }
         }
         reap();
-      } else readClient(fd);
+      } else if (adopted_.count(fd)) adoptedExit(fd);
+      else readClient(fd);
     }
   }
 }
@@ -334,6 +339,7 @@ void Spawner::handle(Client& c, const wire::Fields& f) {
   else if (verb == "forget") out = forget(f);
   else if (verb == "exec") out = exec(c, f, &deferred);
   else if (verb == "status") out = status(f);
+  else if (verb == "adopt") out = adopt(f);
   else if (verb == "subscribe") {
     c.subscriber = true;
     out = {"ok"};
@@ -680,7 +686,60 @@ wire::Fields Spawner::exec(Client& c, const wire::Fields& f, bool* deferred) {
   return {};
 }
 
-void Spawner::recordExit(Container& ct, int status) {
+// A container whose spawner died: its init was reparented, so no waitpid() will ever report
+// it here. A pidfd still names exactly that process (never a later one with the same pid)
+// and becomes readable when it exits; the exit code itself is lost with the old parent.
+wire::Fields Spawner::adopt(const wire::Fields& f) {
+  if (f.size() < 5) return errorReply({"EPROTO", Step::spawner, EPROTO, "", "", "adopt needs id, pid, start time, state dir"});
+  const std::string& id = f[1];
+  if (containers_.count(id)) return {"ok", "known"};
+  pid_t pid = pid_t(atoi(f[2].c_str()));
+  int pidfd = int(syscall(SYS_pidfd_open, pid, 0));
+  if (pidfd < 0) return errorReply({"ESTATE", Step::spawner, errno, "pidfd_open", "", "container init is gone"});
+  // The pidfd is taken first, then the start time checked: if it matches, the pidfd names the
+  // recorded process, even if that exits and its pid is reused a moment later.
+  char path[64];
+  snprintf(path, sizeof path, "/proc/%d/stat", pid);
+  std::string startTime;
+  if (FILE* fp = fopen(path, "re")) {
+    char buf[4096];
+    size_t n = fread(buf, 1, sizeof buf - 1, fp);
+    fclose(fp);
+    buf[n] = '\0';
+    const char* p = strrchr(buf, ')');
+    for (int field = 2; p != nullptr && field < 22; ++field) p = strchr(p + 1, ' ');
+    if (p != nullptr) startTime.assign(p + 1, strcspn(p + 1, " "));
+  }
+  if (startTime != f[3]) {
+    close(pidfd);
+    return errorReply({"ESTATE", Step::spawner, ESRCH, "", path, "pid " + f[2] + " is another process now"});
+  }
+  Container ct;
+  ct.id = id;
+  ct.pid = pid;
+  ct.pidfd = pidfd;
+  ct.stateDir = f[4];
+  containers_[id] = ct;
+  adopted_[pidfd] = id;
+  struct epoll_event ev;
+  memset(&ev, 0, sizeof ev);
+  ev.events = EPOLLIN;
+  ev.data.fd = pidfd;
+  epoll_ctl(epfd_, EPOLL_CTL_ADD, pidfd, &ev);
+  logf("adopted container %s (pid %d)", id.c_str(), pid);
+  return {"ok", "adopted"};
+}
+
+void Spawner::adoptedExit(int pidfd) {
+  auto it = adopted_.find(pidfd);
+  std::string id = it->second;
+  adopted_.erase(it);
+  epoll_ctl(epfd_, EPOLL_CTL_DEL, pidfd, nullptr);
+  auto ci = containers_.find(id);
+  if (ci != containers_.end()) recordExit(ci->second, 0, false);
+}
+
+void Spawner::recordExit(Container& ct, int status, bool known) {
   ct.exited = true;
   ct.status = status;
   ct.finishedAt = nowMs();
@@ -692,11 +751,11 @@ void Spawner::recordExit(Container& ct, int status) {
     close(ct.pidfd);
     ct.pidfd = -1;
   }
-  int code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  int sig = WIFSIGNALED(status) ? WTERMSIG(status) : 0;
+  int code = known && WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  int sig = known && WIFSIGNALED(status) ? WTERMSIG(status) : 0;
   char json[256];
-  snprintf(json, sizeof json, "{\"pid\":%d,\"exitCode\":%d,\"signal\":%d,\"finishedAt\":%lld}\n", ct.pid,
-           code, sig, static_cast<long long>(ct.finishedAt));
+  snprintf(json, sizeof json, "{\"pid\":%d,\"exitCode\":%d,\"signal\":%d,\"finishedAt\":%lld%s}\n", ct.pid,
+           code, sig, static_cast<long long>(ct.finishedAt), known ? "" : ",\"unknown\":true");
   if (!ct.stateDir.empty() && !writeAtomic(ct.stateDir + "/exit.json", json)) {
     logf("write %s/exit.json: %s", ct.stateDir.c_str(), strerror(errno));
   }

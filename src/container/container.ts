@@ -393,6 +393,16 @@ export class Container extends EventEmitter {
       else this.onExit(null, null, Date.now());
       return;
     }
+    // Alive, but perhaps its spawner died and a new one does not know it: the new one adopts
+    // it (through a pidfd, checked against the recorded start time) to signal and watch it.
+    const known = await this.runtime.spawner.request(['status', this.id], `status of container ${this.name}`);
+    if (known[1] === 'unknown') {
+      await this.runtime.spawner.request(
+        ['adopt', this.id, String(this.rec.pid), this.rec.pidStartTime ?? '', this.rec.paths.stateDir],
+        `adopt container ${this.name}`,
+      );
+      this.log.warn('adopted from a spawner that is gone: its exit code will not be known');
+    }
     await this.watch();
   }
 

@@ -53,6 +53,8 @@ export class FakeSpawner implements Spawner {
         setImmediate(() => this.exit(id!, null, sig));
         return ['ok'];
       }
+      case 'status':
+        return ['ok', ct ? (ct.exited ? 'exited' : ct.started ? 'running' : 'created') : 'unknown'];
       case 'forget':
         this.containers.delete(id!);
         return ['ok'];

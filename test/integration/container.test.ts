@@ -415,6 +415,32 @@ describe.skipIf(!IS_ROOT)('containers (root, real kernel)', () => {
     });
   });
 
+  describe('spawner loss', () => {
+    it('a killed spawner leaves containers running; a new one adopts them, execs into and stops them', async () => {
+      const c = await Container.create(config('trap "exit 0" TERM; while true; do sleep 0.05; done'), { runtime: rt });
+      await c.start();
+      const old = spawnerPid(t.stateRoot)!;
+      process.kill(old, 'SIGKILL');
+      for (let i = 0; i < 100 && spawnerPid(t.stateRoot) === old; i++) await new Promise((r) => setTimeout(r, 10));
+      await rt.close(); // this runtime's subscription went with the spawner
+      const fresh = new Runtime({ ...rt.options, logger: rt.logger, env: {} });
+      try {
+        expect((await Container.list({ runtime: fresh })).find((s) => s.id === c.id)?.state).toBe('running');
+        const again = await Container.load(c.id, { runtime: fresh });
+        expect(again.state).toBe('running');
+        const r = await again.exec(['/bin/sh', '-c', 'echo inside; hostname']);
+        expect(r.stdout.split('\n')[0]).toBe('inside');
+        const exit = await again.stop({ timeoutMs: 5000 });
+        // The exit is seen (through a pidfd), its code died with the old parent.
+        expect(exit).toEqual({ exitCode: null, signal: null, oomKilled: false });
+        await again.remove();
+        expect(leftovers(c.id)).toEqual({ state: false, storage: false, mounts: 0, cgroups: false });
+      } finally {
+        await fresh.close();
+      }
+    });
+  });
+
   describe('leaks', () => {
     it('100 containers created, run and removed leave no mounts, cgroups, fds or zombies', async () => {
       const fdsBefore = fs.readdirSync('/proc/self/fd').length;
