@@ -76,7 +76,7 @@ const lock = join(root, 'package-lock.json');
 const installed = join(root, 'node_modules', '.package-lock.json');
 if (!existsSync(installed) || statSync(installed).mtimeMs < statSync(lock).mtimeMs) {
   say('npm ci');
-  run('npm', ['ci', '--no-audit', '--no-fund']);
+  run('npm', ['ci', '--no-audit', '--no-fund', ...(quiet ? ['--loglevel=error'] : [])]);
 }
 
 // 3. native addon and spawner
@@ -84,7 +84,7 @@ const nativeOut = [join(root, 'build/Release/stratoswarm_native.node'), join(roo
 const nativeSrc = newestMtime([join(root, 'native'), join(root, 'binding.gyp')]);
 if (nativeOut.some((p) => !existsSync(p) || statSync(p).mtimeMs < nativeSrc)) {
   say('building the native addon and the spawner');
-  run(join(root, 'node_modules/.bin/node-gyp'), ['rebuild']);
+  run(join(root, 'node_modules/.bin/node-gyp'), ['rebuild', ...(quiet ? ['--loglevel=error'] : [])]);
 }
 
 // 4. TypeScript
