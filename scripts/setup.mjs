@@ -84,7 +84,11 @@ const nativeOut = [join(root, 'build/Release/stratoswarm_native.node'), join(roo
 const nativeSrc = newestMtime([join(root, 'native'), join(root, 'binding.gyp')]);
 if (nativeOut.some((p) => !existsSync(p) || statSync(p).mtimeMs < nativeSrc)) {
   say('building the native addon and the spawner');
-  run(join(root, 'node_modules/.bin/node-gyp'), ['rebuild', ...(quiet ? ['--loglevel=error'] : [])]);
+  // Build against the headers of the Node.js that runs this, when it ships them (Debian's and
+  // the official packages do), instead of downloading them.
+  const prefix = dirname(dirname(process.execPath));
+  const headers = !process.env.npm_config_nodedir && existsSync(join(prefix, 'include/node/node.h')) ? [`--nodedir=${prefix}`] : [];
+  run(join(root, 'node_modules/.bin/node-gyp'), ['rebuild', ...headers, ...(quiet ? ['--loglevel=error'] : [])]);
 }
 
 // 4. TypeScript
