@@ -69,6 +69,9 @@ export const STEPS = [
   'signal',
   'freezer',
   'cleanup',
+  // the init again: CPU and memory placement
+  'affinity',
+  'mempolicy',
 ] as const;
 export type Step = (typeof STEPS)[number];
 

@@ -42,6 +42,12 @@ export interface PlanVolume {
   isFile: boolean;
 }
 
+/** Where the container's processes run: CPUs (affinity mask) and a NUMA memory policy. */
+export interface PlanPlacement {
+  cpus?: number[] | undefined;
+  mempolicy?: { mode: number; nodes: number[] } | undefined;
+}
+
 /** A user namespace for the container: id maps, and one staging dir per image layer. */
 export interface PlanUserNamespace {
   uidMap: string;
@@ -71,6 +77,7 @@ export interface CreatePlanInput {
   userns?: PlanUserNamespace | undefined;
   /** Further host device nodes to bind into /dev (assigned GPUs). */
   devices?: string[];
+  placement?: PlanPlacement;
 }
 
 export interface ExecPlanInput {
@@ -84,6 +91,7 @@ export interface ExecPlanInput {
   lastCap: number;
   /** Namespaces the exec joins (those of the container's init). */
   namespaces: string[];
+  placement?: PlanPlacement;
 }
 
 type Field = string | Buffer;
@@ -94,6 +102,11 @@ function op(out: Field[], step: Step, kind: string, strings: string[] = [], numb
 
 /** The devices every container gets, bind-mounted from the host's /dev. */
 export const DEFAULT_DEVICES = ['null', 'zero', 'full', 'random', 'urandom', 'tty'];
+
+function placementOps(out: Field[], p: PlanPlacement | undefined): void {
+  if (p?.cpus?.length) op(out, 'affinity', 'cpus', [], p.cpus);
+  if (p?.mempolicy) op(out, 'mempolicy', 'set', [], [p.mempolicy.mode, ...p.mempolicy.nodes]);
+}
 
 function userAndSecurityOps(out: Field[], user: PlanUser, sec: PlanSecurity, lastCap: number, joinUserns = false): void {
   // Raising a hard limit needs CAP_SYS_RESOURCE in the host's user namespace: before joining.
@@ -175,6 +188,7 @@ export function compileCreatePlan(p: CreatePlanInput): Field[] {
   if (p.security.readonlyRoot) op(out, 'root-readonly', 'root');
   if (p.network !== 'host' && !usernsNet) op(out, 'loopback', 'up');
   op(out, 'hostname', 'set', [p.hostname]);
+  placementOps(out, p.placement);
   userAndSecurityOps(out, p.user, p.security, p.lastCap, !!p.userns);
   op(out, 'chdir', 'cwd', [p.cwd]);
   op(out, 'resolve-exec', 'argv0');
@@ -195,6 +209,7 @@ export function compileExecPlan(p: ExecPlanInput): Field[] {
   op(out, 'setns', 'join');
   op(out, 'setsid', 'new');
   op(out, 'stdio', 'dup');
+  placementOps(out, p.placement);
   userAndSecurityOps(out, p.user, p.security, p.lastCap);
   op(out, 'chdir', 'cwd', [p.cwd]);
   op(out, 'resolve-exec', 'argv0');

@@ -7,6 +7,7 @@
 
 #include <fcntl.h>
 #include <linux/close_range.h>
+#include <linux/mempolicy.h>
 #include <linux/openat2.h>
 #include <linux/seccomp.h>
 #include <net/if.h>
@@ -481,6 +482,25 @@ void runChild(const Plan& plan, const ChildFds& fds) {
         ifr.ifr_flags = short(ifr.ifr_flags | IFF_UP);
         if (ioctl(sock, SIOCSIFFLAGS, &ifr) < 0) fail(Step::loopback, errno, "lo");
         close(sock);
+        break;
+      }
+      case Step::affinity: {
+        // n: CPU numbers. The cpuset cgroup enforces the set; the affinity mask applies it
+        // from the first instruction even where cpuset is not delegated.
+        cpu_set_t set;
+        CPU_ZERO(&set);
+        for (uint64_t cpu : op.n)
+          if (cpu < CPU_SETSIZE) CPU_SET(cpu, &set);
+        if (sched_setaffinity(0, sizeof set, &set) < 0) fail(Step::affinity, errno, nullptr);
+        break;
+      }
+      case Step::mempolicy: {
+        // n: mode (MPOL_*), then NUMA nodes. Set before seccomp, which refuses it inside.
+        unsigned long mask[16];
+        memset(mask, 0, sizeof mask);
+        for (size_t i = 1; i < op.n.size(); ++i)
+          if (op.n[i] < 16 * 64) mask[op.n[i] / 64] |= 1ul << (op.n[i] % 64);
+        if (syscall(SYS_set_mempolicy, int(op.n[0]), mask, 16 * 64) < 0) fail(Step::mempolicy, errno, nullptr);
         break;
       }
       case Step::hostname:

@@ -2,6 +2,7 @@
  * ContainerConfig: what a container should be, validated once at build() time. Every
  * invalid field is reported together in one ConfigError.
  */
+import { readFileSync } from 'node:fs';
 import { isAbsolute, posix } from 'node:path';
 import { ConfigError, Problems } from '../errors.js';
 import { ImageStore } from '../images.js';
@@ -42,6 +43,19 @@ export interface HardwareAffinitySpec {
   preferLocalMemory?: boolean;
 }
 
+const MPOL_PREFERRED = 1;
+const MPOL_BIND = 2;
+
+/** "0-3,6" → [0, 1, 2, 3, 6] */
+export function parseCpuList(text: string): number[] {
+  const out: number[] = [];
+  for (const part of text.trim().split(',').filter(Boolean)) {
+    const [a, b] = part.split('-').map(Number) as [number, number | undefined];
+    for (let c = a; c <= (b ?? a); c++) out.push(c);
+  }
+  return out;
+}
+
 export class NumaNode {
   constructor(readonly id: number) {}
 }
@@ -52,13 +66,33 @@ export class HardwareAffinity {
   static builder(): HardwareAffinityBuilder {
     return new HardwareAffinityBuilder();
   }
-  /** The cpuset this affinity asks for, e.g. "0-3" → cpus "0,1,2,3", mems "0". */
+  /** The cpuset cgroup this affinity asks for (CPUs only: memory placement is a policy). */
   cpuset(): { cpus?: string; mems?: string } {
-    return {
-      cpus: this.spec.cpuCores?.length ? [...this.spec.cpuCores].sort((a, b) => a - b).join(',') : undefined,
-      mems: this.spec.numaNode !== undefined && this.spec.preferLocalMemory !== false ? String(this.spec.numaNode) : undefined,
-    };
+    const cpus = this.cpus();
+    return { cpus: cpus?.join(','), mems: undefined };
   }
+
+  /** The CPUs: those given, else those of the NUMA node (from sysfs). */
+  cpus(sysNodeDir = '/sys/devices/system/node'): number[] | undefined {
+    if (this.spec.cpuCores?.length) return [...this.spec.cpuCores].sort((a, b) => a - b);
+    if (this.spec.numaNode === undefined) return undefined;
+    try {
+      return parseCpuList(readFileSync(`${sysNodeDir}/node${this.spec.numaNode}/cpulist`, 'utf8'));
+    } catch {
+      return undefined;
+    }
+  }
+
+  /**
+   * The memory policy for the NUMA node: preferLocalMemory (the default) prefers the node and
+   * falls back to others under pressure (MPOL_PREFERRED); preferLocalMemory(false) binds to
+   * it strictly (MPOL_BIND).
+   */
+  memoryPolicy(): { mode: number; nodes: number[] } | undefined {
+    if (this.spec.numaNode === undefined) return undefined;
+    return { mode: this.spec.preferLocalMemory === false ? MPOL_BIND : MPOL_PREFERRED, nodes: [this.spec.numaNode] };
+  }
+
   /** @internal */
   static make(spec: HardwareAffinitySpec): HardwareAffinity {
     return new HardwareAffinity(Object.freeze({ ...spec }));

@@ -13,7 +13,7 @@ import type { ResolvedImage } from '../images.js';
 import { assertOperation, assertTransition, OperationQueue, type ContainerState } from '../lifecycle.js';
 import type { Logger } from '../logger.js';
 import { containerLogger } from '../logger.js';
-import { compileCreatePlan, compileExecPlan, type PlanSecurity, type PlanUser, type PlanVolume } from '../plan.js';
+import { compileCreatePlan, compileExecPlan, type PlanPlacement, type PlanSecurity, type PlanUser, type PlanVolume } from '../plan.js';
 import { Runtime } from '../runtime.js';
 import { isSameProcess, newContainerId, processStartTime, type ContainerRecord } from '../state.js';
 import { ContainerConfig, type ResourceSpec } from './config.js';
@@ -278,6 +278,7 @@ export class Container extends EventEmitter {
         lastCap: runtime.lastCap(),
         userns: planUserns,
         devices: gpus?.deviceNodes,
+        placement: placementOf(config),
       });
       const reply = await runtime.spawner.request(['create', id, ...(fields as string[])], `create container ${spec.name}`);
       rec.pid = Number(reply[1]);
@@ -586,6 +587,7 @@ export class Container extends EventEmitter {
       cgroupProcs: this.rec.cgroupProcs,
       lastCap: this.runtime.lastCap(),
       namespaces: this.rec.namespaces,
+      placement: placementOf(this.config),
     });
     const k = this.runtime.kernel;
     const stdin = k.pipe();
@@ -924,6 +926,13 @@ function buildEnv(image: ResolvedImage, extra: Record<string, string>, hostname:
 
 function searchPath(env: string[]): string {
   return env.find((e) => e.startsWith('PATH='))?.slice(5) ?? DEFAULT_PATH;
+}
+
+/** CPU affinity and memory policy from the configuration's hardware affinity. */
+function placementOf(config: ContainerConfig): PlanPlacement | undefined {
+  const a = config.hardwareAffinity();
+  if (!a) return undefined;
+  return { cpus: a.cpus(), mempolicy: a.memoryPolicy() };
 }
 
 /** The cgroup changes for an update: only the fields named in `changes`, `null` → unlimited. */

@@ -226,13 +226,25 @@ describe.skipIf(!IS_ROOT)('resource limits on containers (root, real kernel)', (
   });
 
   it('pins a container to the CPUs and NUMA node of its hardware affinity', async () => {
-    const config = cfg('grep -E "Cpus_allowed_list|Mems_allowed_list" /proc/self/status');
+    const config = cfg('grep -E "Cpus_allowed_list|Mems_allowed_list" /proc/self/status; head -1 /proc/self/numa_maps | cut -d" " -f2');
     config.setHardwareAffinity(HardwareAffinity.builder().cpuCores([1]).numaNode(new NumaNode(0)).preferLocalMemory(true).build());
     const c = await Container.create(config, { runtime: rt });
     await c.start();
     await c.wait();
     expect(c.logs().stdout).toMatch(/Cpus_allowed_list:\s+1\n/);
     expect(c.logs().stdout).toMatch(/Mems_allowed_list:\s+0\n/);
+    // preferLocalMemory: the NUMA node is preferred (MPOL_PREFERRED), not imposed.
+    if (fs.existsSync('/proc/self/numa_maps')) expect(c.logs().stdout.trim().split('\n').at(-1)).toBe('prefer:0');
+    const r = await (async () => {
+      const d = await Container.create(cfg('sleep 1000'), { runtime: rt });
+      d.config.setHardwareAffinity(HardwareAffinity.builder().cpuCores([0]).build());
+      await d.start();
+      const x = await d.exec(['grep', 'Cpus_allowed_list', '/proc/self/status']);
+      await d.remove({ force: true });
+      return x.stdout;
+    })();
+    // An exec'd process gets the same placement.
+    expect(r).toMatch(/Cpus_allowed_list:\s+0\n/);
     await c.remove();
   });
 

@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { ConfigError, HardwareAffinity, NumaNode, RuntimeError } from '../../src/index.js';
+import { parseCpuList } from '../../src/container/config.js';
 import { assignGpus, hostGpus } from '../../src/gpu.js';
 import { IdRangeAllocator } from '../../src/idmap.js';
 import { ImageStore } from '../../src/images.js';
@@ -176,10 +177,22 @@ describe('CNI configuration', () => {
 });
 
 describe('hardware affinity', () => {
-  it('builds the spec example and turns it into a cpuset', () => {
+  it('builds the spec example: a cpuset, an affinity mask and a memory policy', () => {
     const a = HardwareAffinity.builder().cpuCores([3, 0, 1, 2]).gpuDevice(0).numaNode(new NumaNode(0)).preferLocalMemory(true).build();
-    expect(a.cpuset()).toEqual({ cpus: '0,1,2,3', mems: '0' });
-    expect(HardwareAffinity.builder().numaNode(1).preferLocalMemory(false).build().cpuset()).toEqual({ cpus: undefined, mems: undefined });
+    expect(a.cpuset()).toEqual({ cpus: '0,1,2,3', mems: undefined });
+    expect(a.cpus()).toEqual([0, 1, 2, 3]);
+    expect(a.memoryPolicy()).toEqual({ mode: 1, nodes: [0] }); // MPOL_PREFERRED
+    expect(HardwareAffinity.builder().numaNode(1).preferLocalMemory(false).build().memoryPolicy()).toEqual({ mode: 2, nodes: [1] }); // MPOL_BIND
+    expect(HardwareAffinity.builder().build().memoryPolicy()).toBeUndefined();
+  });
+
+  it("a NUMA node without CPUs given takes the node's CPUs", () => {
+    const sys = tmp();
+    fs.mkdirSync(join(sys, 'node1'));
+    fs.writeFileSync(join(sys, 'node1/cpulist'), '4-6,9\n');
+    expect(HardwareAffinity.builder().numaNode(1).build().cpus(sys)).toEqual([4, 5, 6, 9]);
+    expect(HardwareAffinity.builder().numaNode(7).build().cpus(sys)).toBeUndefined();
+    expect(parseCpuList('0-2,5')).toEqual([0, 1, 2, 5]);
   });
 
   it('names every bad field', () => {

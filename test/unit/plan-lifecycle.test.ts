@@ -60,6 +60,16 @@ describe('spawn plan', () => {
     expect(o).toContain('loopback:up');
   });
 
+  it('places the init on its CPUs and NUMA node before it drops privileges', () => {
+    const f = compileCreatePlan({ ...input, placement: { cpus: [0, 1], mempolicy: { mode: 1, nodes: [0] } } });
+    const o = ops(f);
+    expect(o.indexOf('affinity:cpus')).toBeGreaterThan(o.indexOf('hostname:set'));
+    expect(o.indexOf('mempolicy:set')).toBeLessThan(o.indexOf('capabilities:bounding'));
+    const at = f.indexOf('affinity');
+    expect(f.slice(at, at + 6)).toEqual(['affinity', 'cpus', '0', '2', '0', '1']);
+    expect(ops(compileCreatePlan(input))).not.toContain('affinity:cpus');
+  });
+
   it('the host network binds /sys and skips loopback setup', () => {
     const o = ops(compileCreatePlan({ ...input, network: 'host' }));
     expect(o).toContain('bind:sys');
