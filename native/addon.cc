@@ -162,6 +162,20 @@ Napi::Value CgroupWrite(const Napi::CallbackInfo& info) {
   return env.Undefined();
 }
 
+// cgroupRead(path) -> string: errors name the file and the errno.
+Napi::Value CgroupRead(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  std::string path = info[0].As<Napi::String>();
+  std::string out;
+  const char* syscall = "read";
+  int err = ss::cgroup::readValue(path, &out, &syscall);
+  if (err != 0) {
+    std::string msg = std::string(syscall) + " `" + path + "`: " + errnoName(err);
+    throwRuntime(env, msg, err == ENOENT ? "ENOTFOUND" : "ESYSCALL", ss::Step::cgroup, err, syscall, path);
+  }
+  return Napi::String::New(env, out);
+}
+
 std::string getString(const Napi::Object& o, const char* key, const std::string& dflt = "") {
   Napi::Value v = o.Get(key);
   return v.IsString() ? v.As<Napi::String>().Utf8Value() : dflt;
@@ -287,6 +301,7 @@ Napi::Object Module(Napi::Env env, Napi::Object exports) {
   exports.Set("pipe", Napi::Function::New(env, Pipe, "pipe"));
   exports.Set("close", Napi::Function::New(env, Close, "close"));
   exports.Set("cgroupWrite", Napi::Function::New(env, CgroupWrite, "cgroupWrite"));
+  exports.Set("cgroupRead", Napi::Function::New(env, CgroupRead, "cgroupRead"));
   exports.Set("compileSeccomp", Napi::Function::New(env, CompileSeccomp, "compileSeccomp"));
   exports.Set("attachDeviceProgram", Napi::Function::New(env, AttachDeviceProgram, "attachDeviceProgram"));
   exports.Set("nvmlInventory", Napi::Function::New(env, NvmlInventory, "nvmlInventory"));

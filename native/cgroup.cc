@@ -22,4 +22,28 @@ int writeValue(const std::string& path, const std::string& value, const char** s
   return err;
 }
 
+int readValue(const std::string& path, std::string* out, const char** syscall) {
+  int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
+    *syscall = "open";
+    return errno;
+  }
+  char buf[4096];
+  out->clear();
+  while (true) {
+    ssize_t n = read(fd, buf, sizeof buf);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      int err = errno;
+      close(fd);
+      *syscall = "read";
+      return err;
+    }
+    if (n == 0) break;
+    out->append(buf, size_t(n));
+  }
+  close(fd);
+  return 0;
+}
+
 }  // namespace ss::cgroup

@@ -11,4 +11,7 @@ namespace ss::cgroup {
 // an errno value; `syscall` names the call that failed.
 int writeValue(const std::string& path, const std::string& value, const char** syscall);
 
+// Reads a (small) kernel file whole: open, read until EOF, close — no fstat, one buffer.
+int readValue(const std::string& path, std::string* out, const char** syscall);
+
 }  // namespace ss::cgroup

@@ -49,8 +49,11 @@ export function newContainerId(): string {
   return randomBytes(16).toString('hex');
 }
 
+let tmpCounter = 0;
+
 export function writeAtomic(path: string, data: string): void {
-  const tmp = `${path}.${randomBytes(4).toString('hex')}.tmp`;
+  // pid + counter: unique among writers, without drawing random bytes on every save.
+  const tmp = `${path}.${process.pid}.${tmpCounter++}.tmp`;
   try {
     fs.writeFileSync(tmp, data, { mode: 0o600 });
     fs.renameSync(tmp, path);

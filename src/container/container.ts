@@ -17,7 +17,7 @@ import { compileCreatePlan, compileExecPlan, type PlanPlacement, type PlanSecuri
 import { Runtime } from '../runtime.js';
 import { isSameProcess, newContainerId, processStartTime, type ContainerRecord } from '../state.js';
 import { ContainerConfig, type ResourceSpec } from './config.js';
-import { blockDeviceFor, UNLIMITED, type CgroupStats, type Resources } from '../isolation/index.js';
+import { blockDeviceFor, UNLIMITED, type CgroupStats, type Controller, type Resources } from '../isolation/index.js';
 import { allocateResources, type ResourcePlan, type WorkloadRequest } from '../personality.js';
 import { UsageHistory } from '../usage-histogram.js';
 import { EvolutionConfig, EvolutionController, metricsBetween, type EvolutionSnapshot, type EvolutionState, type Genome, type StatsReading } from '../evolution.js';
@@ -95,6 +95,8 @@ interface Handle {
   runtime?: Runtime;
 }
 
+/** How often an evolving container's state file is rewritten at most. */
+const PERSIST_EVERY_MS = 60_000;
 const DEFAULT_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
 const SIGNALS: Record<string, number> = {
   SIGHUP: 1, SIGINT: 2, SIGQUIT: 3, SIGILL: 4, SIGTRAP: 5, SIGABRT: 6, SIGBUS: 7, SIGFPE: 8, SIGKILL: 9,
@@ -647,7 +649,12 @@ export class Container extends EventEmitter {
    * container is created, running or paused. `null` removes a limit.
    */
   update(changes: ResourceUpdate): Promise<void> {
-    return this.queue.run(async () => {
+    return this.queue.run(() => this.applyResources(changes, true));
+  }
+
+  /** update(); evolution passes save = false and persists with its own, less frequent, saves. */
+  private async applyResources(changes: ResourceUpdate, save: boolean): Promise<void> {
+    {
       const s = this.rec.state;
       if (s !== 'created' && s !== 'running' && s !== 'paused') {
         throw new RuntimeError(`update container ${this.name}: it is ${s}`, { code: 'ESTATE', step: 'state', containerId: this.id });
@@ -681,9 +688,9 @@ export class Container extends EventEmitter {
         }
       }
       this.rec.resources = { ...after };
-      this.runtime.state.save(this.rec);
-      this.log.info({ changes }, 'resources updated');
-    });
+      if (save) this.runtime.state.save(this.rec);
+      this.log.debug({ changes }, 'resources updated');
+    }
   }
 
   /**
@@ -691,13 +698,15 @@ export class Container extends EventEmitter {
    * kills, pids, block I/O) and its network interfaces. Each call also feeds the usage
    * history that allocateResources() plans from.
    */
-  async stats(): Promise<ContainerStats> {
+  async stats(opts: { only?: readonly ('cpu' | 'memory' | 'pids' | 'blockIo' | 'network')[] } = {}): Promise<ContainerStats> {
     const s = this.rec.state;
     if (s !== 'created' && s !== 'running' && s !== 'paused') {
       throw new RuntimeError(`stats of container ${this.name}: it is ${s}`, { code: 'ESTATE', step: 'state', containerId: this.id });
     }
     const now = Date.now();
-    const cg = this.runtime.cgroups.stats(this.id);
+    const only = opts.only;
+    const controllers = only?.flatMap((k): Controller[] => (k === 'cpu' ? ['cpu', 'cpuacct'] : k === 'blockIo' ? ['blkio'] : k === 'network' ? [] : [k]));
+    const cg = this.runtime.cgroups.stats(this.id, controllers);
     const out: ContainerStats = { ...cg, timestamp: now };
     if (cg.cpu) {
       if (this.lastCpuSample && now > this.lastCpuSample.t) {
@@ -705,7 +714,7 @@ export class Container extends EventEmitter {
       }
       this.lastCpuSample = { usageNs: cg.cpu.usageNs, t: now };
     }
-    if (this.rec.pid && this.config.spec.network !== 'host') out.network = readNetDev(this.rec.pid);
+    if (this.rec.pid && this.config.spec.network !== 'host' && (!only || only.includes('network'))) out.network = readNetDev(this.rec.pid);
     if (out.cpuCores !== undefined || cg.memory) {
       this.usage.add({ timestampMs: now, cpuCores: out.cpuCores ?? 0, memoryBytes: cg.memory?.currentBytes ?? 0 });
     }
@@ -767,10 +776,11 @@ export class Container extends EventEmitter {
       initial[g] = typeof v === 'number' ? v : (defaults[g] ?? 0);
     }
     const persisted = this.rec.evolution as { snapshot?: EvolutionSnapshot } | undefined;
+    let lastSave = 0;
     let prev: StatsReading | undefined;
     const read = async (): Promise<StatsReading> => {
-      const st = await this.stats();
-      const reading: StatsReading = { timestampMs: st.timestamp, cpuUsageUsec: (st.cpu?.usageNs ?? 0) / 1000, memoryBytes: st.memory?.currentBytes ?? 0 };
+      const u = this.runtime.cgroups.usage(this.id);
+      const reading: StatsReading = { timestampMs: Date.now(), cpuUsageUsec: u.cpuNs / 1000, memoryBytes: u.memoryBytes };
       if (opts.workDone) reading.workDone = await opts.workDone();
       return reading;
     };
@@ -780,7 +790,7 @@ export class Container extends EventEmitter {
           const r = settings as Record<string, number>;
           const change: ResourceUpdate = {};
           for (const [k, v] of Object.entries(r)) (change as Record<string, number>)[k] = k === 'cpuLimit' ? Math.max(0.01, Math.round(v * 1000) / 1000) : Math.round(v);
-          await this.update(change);
+          await this.queue.run(() => this.applyResources(change, false));
         },
         sample: async () => {
           const cur = await read();
@@ -796,8 +806,15 @@ export class Container extends EventEmitter {
         personality: this.config.spec.personality,
         snapshot: opts.restart ? undefined : persisted?.snapshot,
         persist: (snapshot) => {
+          // Every generation updates the record; the file is written at most once a minute
+          // (and when evolution stops): a host restart loses at most that much progress,
+          // and a hundred containers on 1-second generations do not write 100 files a second.
           this.rec.evolution = { snapshot, enabled: true };
-          if (this.rec.state !== 'removed') this.runtime.state.save(this.rec);
+          const now = Date.now();
+          if (this.rec.state !== 'removed' && now - lastSave >= PERSIST_EVERY_MS) {
+            lastSave = now;
+            this.runtime.state.save(this.rec);
+          }
         },
       },
     );

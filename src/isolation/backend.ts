@@ -61,6 +61,8 @@ export interface Backend {
   restore(w: Write, previous: string): { group?: string; writes: Write[] };
   /** Adds what `controller`'s files say to `into`; one read per file. */
   readStats(controller: Controller, dir: DirReader, into: CgroupStats): void;
+  /** One read per controller: CPU time used (ns) or memory in use (bytes); undefined for others. */
+  readUsage(controller: Controller, dir: DirReader): number | undefined;
   freezeWrite(frozen: boolean): Write;
   /** True once the kernel reports every task frozen (v1 FROZEN, v2 "frozen 1"). */
   isFrozen(dir: DirReader): boolean;

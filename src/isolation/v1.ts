@@ -71,6 +71,12 @@ export const V1: Backend = {
     return { writes: [{ file: w.file, value: parseLimit(prev) === Infinity && /^\d+$/.test(prev) ? '-1' : prev }] };
   },
 
+  readUsage(controller, dir: DirReader) {
+    if (controller === 'cpuacct') return Number(dir.read('cpuacct.usage'));
+    if (controller === 'memory') return Number(dir.read('memory.usage_in_bytes'));
+    return undefined;
+  },
+
   readStats(controller, dir: DirReader, into: CgroupStats) {
     switch (controller) {
       case 'cpu': {

@@ -51,6 +51,12 @@ export const V2: Backend = {
     return { writes: [{ file: w.file, value: previous.trim() }] };
   },
 
+  readUsage(controller: Controller, dir: DirReader) {
+    if (controller === 'cpu') return (flatKeyed(dir.read('cpu.stat')).get('usage_usec') ?? 0) * 1000;
+    if (controller === 'memory') return Number(dir.read('memory.current'));
+    return undefined;
+  },
+
   readStats(controller: Controller, dir: DirReader, into: CgroupStats) {
     switch (controller) {
       case 'cpu':

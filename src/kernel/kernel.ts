@@ -52,8 +52,9 @@ export class NativeKernel implements Kernel {
   cgroupWrite(path: string, value: string): void {
     this.addon.cgroupWrite(path, value);
   }
+  /** One open/read/close in native code: cgroup files are read every second per container. */
   readFile(path: string): string {
-    return wrapFs('cgroup', `read \`${path}\``, () => fs.readFileSync(path, 'utf8'));
+    return this.addon.cgroupRead(path);
   }
   writeFile(path: string, data: string): void {
     wrapFs('state', `write \`${path}\``, () => fs.writeFileSync(path, data));

@@ -54,6 +54,7 @@ export interface NativeAddon {
   pipe(): [number, number];
   close(fd: number): void;
   cgroupWrite(path: string, value: string): void;
+  cgroupRead(path: string): string;
   compileSeccomp(profile: OciSeccompProfile): { bpf: Buffer; unknownSyscalls: string[] };
   nvmlInventory(library?: string): NvmlInventory;
   attachDeviceProgram(cgroupDir: string, rules: readonly { allow: boolean; type: string; major?: number; minor?: number; access: string }[]): void;
