@@ -13,8 +13,8 @@ const quiet = process.argv.includes('--quiet');
 const withImage = !process.argv.includes('--no-image');
 
 // Debian packages: the build (libseccomp-dev, compilers), the base image (busybox-static),
-// bridged networking (containernetworking-plugins, iproute2), the resource tests (fio,
-// iperf3) and the peers the benchmarks compare against (crun, runc, bubblewrap, hyperfine).
+// bridged networking (containernetworking-plugins, iproute2 for tc) and the peers the
+// benchmarks compare against (crun, runc, bubblewrap, hyperfine).
 export const DEBIAN_PACKAGES = [
   'build-essential',
   'python3',
@@ -22,8 +22,6 @@ export const DEBIAN_PACKAGES = [
   'busybox-static',
   'iproute2',
   'containernetworking-plugins',
-  'fio',
-  'iperf3',
   'crun',
   'runc',
   'bubblewrap',
