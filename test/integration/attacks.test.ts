@@ -83,7 +83,8 @@ async function attackAll(c: Container, opts: { user?: number } = {}) {
 
 const DOCKER_CAPS = '00000000a80425fb';
 
-describe.skipIf(!attackBinary)('attacks from inside a container (root, real kernel)', () => {
+const skipReason = attackBinary ? '' : (built as Error).message;
+describe.skipIf(!attackBinary)(`attacks from inside a container (root, real kernel)${skipReason ? ` — skipped: ${skipReason}` : ''}`, () => {
   beforeAll(() => {
     t = testRuntime();
     attackDir = fs.mkdtempSync('/tmp/ss-attack-');

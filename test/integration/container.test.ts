@@ -73,7 +73,7 @@ function leftovers(id: string) {
   };
 }
 
-describe.skipIf(!IS_ROOT)('containers (root, real kernel)', () => {
+describe.skipIf(!IS_ROOT)(`containers (root, real kernel)${SKIP_REASON ? ` — skipped: ${SKIP_REASON}` : ''}`, () => {
   beforeAll(() => {
     t = testRuntime();
     rt = t.runtime;

@@ -25,7 +25,7 @@ function hostMountsUnder(prefix: string): string[] {
   return fs.readFileSync('/proc/self/mountinfo', 'utf8').split('\n').filter((l) => l.split(' ')[4]?.startsWith(prefix));
 }
 
-describe.skipIf(!IS_ROOT)('escape routes (root, real kernel)', () => {
+describe.skipIf(!IS_ROOT)(`escape routes (root, real kernel)${SKIP_REASON ? ` — skipped: ${SKIP_REASON}` : ''}`, () => {
   beforeAll(() => {
     t = testRuntime();
     rt = t.runtime;

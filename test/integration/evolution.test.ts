@@ -36,7 +36,7 @@ function workCounter(c: Container, runtime = rt): () => number {
   return () => (fs.existsSync(file) ? fs.statSync(file).size : 0);
 }
 
-describe.skipIf(!IS_ROOT)('evolution on a real container (root)', () => {
+describe.skipIf(!IS_ROOT)(`evolution on a real container (root)${SKIP_REASON ? ` — skipped: ${SKIP_REASON}` : ''}`, () => {
   beforeAll(() => {
     t = testRuntime();
     rt = t.runtime;

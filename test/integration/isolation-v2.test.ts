@@ -88,7 +88,8 @@ const harnessLoader: DeviceProgramLoader = {
 const skip = setup();
 if (skip) console.log(`skipping cgroup v2 device-program and freezer tests: ${skip}`);
 else driver = new CgroupDriver(kernel, layout, PARENT, { devicePrograms: harnessLoader });
-const itRoot = it.skipIf(skip !== undefined);
+// Each test is skipped with the reason printed above (skip holds it).
+const itRoot = it.skipIf(skip !== undefined); // reason: `skip`
 
 const children: ChildProcess[] = [];
 const ids = new Set<string>();

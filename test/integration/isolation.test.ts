@@ -42,7 +42,7 @@ if (!reason) {
 }
 const skip = reason ?? (enforcing || undefined);
 if (skip) console.log(`skipping cgroup isolation integration tests: ${skip}`);
-const itRoot = it.skipIf(skip !== undefined);
+const itRoot = it.skipIf(skip !== undefined); // reason: `skip`, printed above
 
 const children: ChildProcess[] = [];
 const ids = new Set<string>();

@@ -29,7 +29,7 @@ async function bridged(script: string, mbps?: number): Promise<Container> {
   return c;
 }
 
-describe.skipIf(!!SKIP)('bridge network (root, CNI)', () => {
+describe.skipIf(!!SKIP)(`bridge network (root, CNI)${SKIP ? ` — skipped: ${SKIP}` : ''}`, () => { // reason printed above
   beforeAll(() => {
     t = testRuntime();
     rt = t.runtime;

@@ -46,7 +46,7 @@ function cgroupFile(id: string, controller: string, file: string): string {
   return fs.readFileSync(join(dir!, file), 'utf8').trim();
 }
 
-describe.skipIf(!IS_ROOT)('resource limits on containers (root, real kernel)', () => {
+describe.skipIf(!IS_ROOT)(`resource limits on containers (root, real kernel)${SKIP_REASON ? ` — skipped: ${SKIP_REASON}` : ''}`, () => {
   beforeAll(() => {
     t = testRuntime();
     rt = t.runtime;

@@ -1,3 +1,4 @@
+import { skipBecause } from '../helpers/skip.js';
 import { existsSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { RuntimeError, STEPS } from '../../src/errors.js';
@@ -33,7 +34,7 @@ describe('native addon loading', () => {
   });
 });
 
-describe.skipIf(!built)('native errors arrive as RuntimeError instances', () => {
+describe.skipIf(skipBecause(!built && 'the addon is not built (npm run build:native)', 'native error tests'))('native errors arrive as RuntimeError instances', () => {
   if (!built) console.warn('native error tests skipped: the addon is not built (npm run build:native)');
 
   it('the addon and TypeScript share one list of steps', () => {

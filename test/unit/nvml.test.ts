@@ -20,7 +20,7 @@ if (SKIP) console.warn(`NVML tests skipped: ${SKIP}`);
 let dir: string;
 let lib: string;
 
-describe.skipIf(!!SKIP)('NVML through the addon', () => {
+describe.skipIf(!!SKIP)(`NVML through the addon${SKIP ? ` — skipped: ${SKIP}` : ''}`, () => { // reason printed above
   beforeAll(() => {
     dir = fs.mkdtempSync(join(tmpdir(), 'ss-nvml-'));
     lib = join(dir, 'libnvidia-ml.so.1');

@@ -3,6 +3,7 @@
  * process and for children started under setpriv(1) and unshare(1) (util-linux), which
  * change capabilities, no_new_privs and namespaces the way a container's init does.
  */
+import { skipBecause } from '../helpers/skip.js';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { readFileSync, readlinkSync } from 'node:fs';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -98,7 +99,7 @@ describe('securityReport of a confined child', () => {
     throw new Error(`${cmd} did not exec sleep`);
   }
 
-  it.skipIf(!IS_ROOT || !has('setpriv'))('decodes reduced capabilities and no_new_privs', async () => {
+  it.skipIf(skipBecause((!IS_ROOT && 'needs root') || (!has('setpriv') && 'needs setpriv (util-linux)'), 'reduced capabilities report'))('decodes reduced capabilities and no_new_privs', async () => {
     const pid = await startSleeping('setpriv', ['--no-new-privs', '--bounding-set=-all,+chown,+kill', '--inh-caps=-all', 'sleep', '30']);
     const r = await securityReport(pid);
     expect(r.noNewPrivileges).toBe(true);
@@ -107,7 +108,7 @@ describe('securityReport of a confined child', () => {
     expect(r.capabilities.ambient.names).toEqual([]);
   });
 
-  it.skipIf(!has('unshare'))('sees a user and network namespace of its own, and its id map', async () => {
+  it.skipIf(skipBecause(!has('unshare') && 'needs unshare (util-linux)', 'namespace report'))('sees a user and network namespace of its own, and its id map', async () => {
     let pid: number;
     try {
       pid = await startSleeping('unshare', ['--user', '--map-root-user', '--net', 'sleep', '30']);

@@ -3,6 +3,7 @@
  * architecture), Docker-style conditional rules, OCI profile validation, and compilation
  * through the real addon where it is built (no root needed).
  */
+import { skipBecause } from '../helpers/skip.js';
 import { describe, expect, it } from 'vitest';
 import { ConfigError } from '../../src/errors.js';
 import { NativeKernel } from '../../src/kernel/kernel.js';
@@ -287,7 +288,7 @@ try {
   addonError = e;
 }
 
-describe.skipIf(addonError !== undefined)('compiled by the native addon (libseccomp)', () => {
+describe.skipIf(skipBecause(addonError !== undefined && `the addon does not load: ${(addonError as Error).message}`, 'libseccomp compilation'))('compiled by the native addon (libseccomp)', () => {
   const kernel = new NativeKernel();
 
   it('compiles the default profile to classic BPF', () => {
