@@ -135,11 +135,19 @@ export class SpawnerClient implements Spawner {
     this.socketPath = join(opts.stateRoot, 'spawner.sock');
   }
 
-  /** Starts the spawner for this state root unless one is running. */
+  /**
+   * Starts the spawner for this state root unless one is running, and renews the exit
+   * subscription if the spawner it was on is gone (crashed, killed, shut down): otherwise
+   * the exits of containers made from now on would never arrive.
+   */
   async ensure(): Promise<void> {
-    this.starting ??= this.launch().finally(() => {
-      this.starting = undefined;
-    });
+    this.starting ??= this.launch()
+      .then(async () => {
+        if (this.listeners.size > 0 && !this.subscription) await this.subscribe();
+      })
+      .finally(() => {
+        this.starting = undefined;
+      });
     return this.starting;
   }
 
@@ -239,8 +247,18 @@ export class SpawnerClient implements Spawner {
     };
   }
 
-  private async subscribe(): Promise<void> {
-    await this.ensure();
+  private subscribing: Promise<void> | undefined;
+
+  /** One subscription at a time, however many callers ask for it at once. */
+  private subscribe(): Promise<void> {
+    this.subscribing ??= this.openSubscription().finally(() => {
+      this.subscribing = undefined;
+    });
+    return this.subscribing;
+  }
+
+  private async openSubscription(): Promise<void> {
+    if (!this.starting) await this.launch();
     const socket = new Socket();
     this.subscription = socket;
     const decoder = new FrameDecoder();

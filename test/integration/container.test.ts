@@ -422,7 +422,12 @@ describe.skipIf(!IS_ROOT)(`containers (root, real kernel)${SKIP_REASON ? ` — s
       const old = spawnerPid(t.stateRoot)!;
       process.kill(old, 'SIGKILL');
       for (let i = 0; i < 100 && spawnerPid(t.stateRoot) === old; i++) await new Promise((r) => setTimeout(r, 10));
-      await rt.close(); // this runtime's subscription went with the spawner
+      // The runtime that was using it goes on: its next request starts a new spawner and
+      // renews its exit subscription, so a new container's exit still arrives.
+      const next = await Container.create(config('exit 9'), { runtime: rt });
+      await next.start();
+      expect(await next.wait()).toEqual({ exitCode: 9, signal: null, oomKilled: false });
+      await next.remove();
       const fresh = new Runtime({ ...rt.options, logger: rt.logger, env: {} });
       try {
         expect((await Container.list({ runtime: fresh })).find((s) => s.id === c.id)?.state).toBe('running');
