@@ -123,11 +123,14 @@ function userAndSecurityOps(out: Field[], user: PlanUser, sec: PlanSecurity, las
   if (sec.noNewPrivileges) op(out, 'no-new-privs', 'set');
 }
 
-function processFields(out: Field[], argv: string[], env: string[], searchPath: string, sec: PlanSecurity): void {
-  out.push('argv', String(argv.length), ...argv);
-  out.push('env', String(env.length), ...env);
-  out.push('path', searchPath);
-  if (sec.seccomp) out.push('seccomp', sec.seccomp.bpf);
+/** What create and exec plans share: cgroups to join, the process, and the wait for the spawner. */
+function processFields(out: Field[], p: { cgroupProcs: string[]; argv: string[]; env: string[]; searchPath: string; security: PlanSecurity }): void {
+  for (const f of p.cgroupProcs) out.push('cgroup-procs', f);
+  out.push('argv', String(p.argv.length), ...p.argv);
+  out.push('env', String(p.env.length), ...p.env);
+  out.push('path', p.searchPath);
+  if (p.security.seccomp) out.push('seccomp', p.security.seccomp.bpf);
+  op(out, 'sync', 'go');
 }
 
 /** Fields of a "create" request after its id. */
@@ -140,10 +143,7 @@ export function compileCreatePlan(p: CreatePlanInput): Field[] {
   if (p.network !== 'host' && !usernsNet) namespaces.push('net');
   out.push('state-dir', p.stateDir, 'namespaces', namespaces.join(','), 'stdout', p.stdout, 'stderr', p.stderr);
   if (p.userns) out.push('uid-map', p.userns.uidMap, 'gid-map', p.userns.gidMap, 'userns-net', usernsNet ? '1' : '0');
-  for (const f of p.cgroupProcs) out.push('cgroup-procs', f);
-  processFields(out, p.argv, p.env, p.searchPath, p.security);
-
-  op(out, 'sync', 'go');
+  processFields(out, p);
   op(out, 'setsid', 'new');
   op(out, 'stdio', 'dup');
   // The cgroup namespace is made after the spawner moved the init into its cgroups, so the
@@ -203,9 +203,7 @@ export function compileCreatePlan(p: CreatePlanInput): Field[] {
 export function compileExecPlan(p: ExecPlanInput): Field[] {
   const out: Field[] = [];
   out.push('join-namespaces', p.namespaces.join(','), 'stdin', '', 'stdout', '', 'stderr', '');
-  for (const f of p.cgroupProcs) out.push('cgroup-procs', f);
-  processFields(out, p.argv, p.env, p.searchPath, p.security);
-  op(out, 'sync', 'go');
+  processFields(out, p);
   op(out, 'setns', 'join');
   op(out, 'setsid', 'new');
   op(out, 'stdio', 'dup');

@@ -138,6 +138,25 @@ class Spawner {
   std::map<int, std::string> adopted_;
 };
 
+// socketpair + a raw clone(): the child keeps sv[1], the parent sv[0]. A raw clone() behaves
+// like fork() here (no CLONE_VM, no new stack): the child gets a copy of this single-threaded
+// process. Returns the pid (0 in the child), or -1 with *e set.
+long cloneWithSync(unsigned long flags, int sv[2], Step step, Error* e) {
+  if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0) {
+    *e = {"ESYSCALL", step, errno, "socketpair", "", ""};
+    return -1;
+  }
+  long pid = syscall(SYS_clone, flags | SIGCHLD, nullptr, nullptr, nullptr, 0);
+  if (pid < 0) {
+    *e = {"ESYSCALL", step, int(errno), "clone", "", ""};
+    close(sv[0]);
+    close(sv[1]);
+    return -1;
+  }
+  close(pid == 0 ? sv[0] : sv[1]);
+  return pid;
+}
+
 bool writeFileAll(const std::string& path, const std::string& data, Error* e, Step step) {
   int fd = open(path.c_str(), O_WRONLY | O_CLOEXEC);
   if (fd < 0) {
@@ -390,26 +409,13 @@ bool Spawner::awaitReport(int sync, pid_t pid, ChildReport* r, bool* eof, Error*
 bool Spawner::launch(Plan& plan, const ChildFds& childFds, unsigned long flags, pid_t* pidOut, int* syncOut,
                      Error* e, pid_t* workload) {
   int sv[2];
-  if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0) {
-    *e = {"ESYSCALL", Step::clone, errno, "socketpair", "", ""};
-    return false;
-  }
-  ChildFds fds = childFds;
-  fds.sync = sv[1];
-  // A raw clone() behaves like fork() here (no CLONE_VM, no new stack): the child gets a
-  // copy of this single-threaded process and runs the plan on it.
-  long pid = syscall(SYS_clone, flags | SIGCHLD, nullptr, nullptr, nullptr, 0);
-  if (pid < 0) {
-    *e = {"ESYSCALL", Step::clone, int(errno), "clone", "", ""};
-    close(sv[0]);
-    close(sv[1]);
-    return false;
-  }
+  long pid = cloneWithSync(flags, sv, Step::clone, e);
+  if (pid < 0) return false;
   if (pid == 0) {
-    close(sv[0]);
+    ChildFds fds = childFds;
+    fds.sync = sv[1];
     runChild(plan, fds);
   }
-  close(sv[1]);
   auto abandon = [&]() {
     ::kill(pid_t(pid), SIGKILL);
     waitpid(pid_t(pid), nullptr, 0);
@@ -476,19 +482,9 @@ bool Spawner::launch(Plan& plan, const ChildFds& childFds, unsigned long flags, 
 // host's root and joins these namespaces last.
 bool prepareUserns(const Plan& plan, ChildFds* fds, Error* e) {
   int sv[2];
-  if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0) {
-    *e = {"ESYSCALL", Step::id_map, errno, "socketpair", "", ""};
-    return false;
-  }
-  long pid = syscall(SYS_clone, CLONE_NEWUSER | SIGCHLD, nullptr, nullptr, nullptr, 0);
-  if (pid < 0) {
-    *e = {"ESYSCALL", Step::id_map, errno, "clone", "", ""};
-    close(sv[0]);
-    close(sv[1]);
-    return false;
-  }
+  long pid = cloneWithSync(CLONE_NEWUSER, sv, Step::id_map, e);
+  if (pid < 0) return false;
   if (pid == 0) {
-    close(sv[0]);
     char c;
     if (recv(sv[1], &c, 1, 0) != 1) _exit(0);
     int err = 0;
@@ -508,7 +504,6 @@ bool prepareUserns(const Plan& plan, ChildFds* fds, Error* e) {
     if (recv(sv[1], &c, 1, 0) < 0) _exit(1);  // EOF: the spawner has what it needs
     _exit(0);
   }
-  close(sv[1]);
   std::string base = "/proc/" + std::to_string(pid);
   auto done = [&](bool ok) {
     close(sv[0]);
