@@ -72,6 +72,9 @@ export const STEPS = [
   // the init again: CPU and memory placement
   'affinity',
   'mempolicy',
+  // host side again: a container's own files, its bridge attachment
+  'storage',
+  'network',
 ] as const;
 export type Step = (typeof STEPS)[number];
 

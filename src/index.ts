@@ -1,6 +1,30 @@
 /** stratoswarm-runtime: the public API. */
-export { Container, signalName, signalNumber } from './container/container.js';
-export type { ContainerStatus, ExitStatus, ExecOptions, ExecResult, StateChange } from './container/container.js';
+export { Container } from './container/container.js';
+export { signalName, signalNumber, SIGNALS } from './signals.js';
+export type {
+  ContainerEvents,
+  ContainerStatus,
+  ContainerStats,
+  EvolutionOptions,
+  ExecOptions,
+  ExecProcess,
+  ExecResult,
+  ExitStatus,
+  OperationOptions,
+  ResourceUpdate,
+  RuntimeEvent,
+  StateChange,
+} from './container/types.js';
+export type { LogLine, LogOptions } from './container/logs.js';
+export type { StatsPart } from './container/stats.js';
+export type { ContainerStorage } from './container/storage.js';
+export type { SpawnPlan, ExecPlan, ProcessPlan, ContainerPaths, NamespaceName, PlanSecurity, PlanUser, PlanVolume, PlanPlacement } from './plan/types.js';
+export type { GpuInventory, GpuAssignment } from './gpu.js';
+export type { NvmlDevice, NvmlInventory } from './kernel/native.js';
+export type { NetDevCounters } from './kernel/host.js';
+export type { FaultHook, ProvisionStep } from './parts.js';
+export { PROVISION_STEPS } from './parts.js';
+export type { ImageConfig, ImageRecord, ResolvedImage, PasswdEntry } from './images.js';
 export { ContainerConfig, ContainerConfigBuilder, HardwareAffinity, HardwareAffinityBuilder, NumaNode } from './container/config.js';
 export type { ContainerSpec, VolumeSpec, NetworkMode, ResourceSpec, HardwareAffinitySpec } from './container/config.js';
 export { Runtime } from './runtime.js';
@@ -32,7 +56,7 @@ export type { RestartPolicy, EvolutionParameters } from './personality.js';
 export { UsageHistory } from './usage-histogram.js';
 export { EvolutionConfig, EvolutionConfigBuilder, EvolutionEngine, EvolutionController, MutationRate, defaultFitness, metricsBetween } from './evolution.js';
 export type { EvolutionMetrics, EvolutionState, FitnessFunction, Genome, GeneBounds } from './evolution.js';
-export type { EvolutionOptions, ContainerStats, ResourceUpdate } from './container/container.js';
 export { BridgeNetwork } from './network/cni.js';
 export { CgroupDriver, renderMappingTable } from './isolation/index.js';
-export type { Resources, CgroupStats } from './isolation/index.js';
+export type { Resources, CgroupStats, CgroupDriverOptions, CgroupLayout, Controller, DeviceRule, BlockIoLimit, HugetlbLimit } from './isolation/index.js';
+export type { BridgeNetworkOptions, Attachment, CniResult } from './network/cni.js';

@@ -1,20 +1,26 @@
 /**
  * A Runtime binds the pieces one host agent uses: options (environment + explicit), the
  * kernel seam, the logger, the image store, the state store, the spawner of its state root,
- * and the cgroup driver. `Runtime.default()` serves callers that pass none.
+ * the cgroup driver and the bridge network. `Runtime.default()` serves callers that pass
+ * none. Only options and operations are public; the parts stay behind `runtimeParts()`.
  */
 import * as fs from 'node:fs';
+import { EventEmitter, on } from 'node:events';
 import { join } from 'node:path';
 import { resolveOptions, type RuntimeOptions } from './config.js';
+import type { RuntimeEvent } from './container/types.js';
+import { hostStorage, type ContainerStorage } from './container/storage.js';
 import { RuntimeError } from './errors.js';
+import { gpuInventory, type GpuInventory } from './gpu.js';
+import { IdRangeAllocator } from './idmap.js';
 import { ImageStore } from './images.js';
+import { CgroupDriver } from './isolation/driver.js';
+import { readCgroupLayout } from './isolation/layout.js';
 import { defaultKernel, NativeKernel, type Kernel } from './kernel/kernel.js';
 import { createLogger, type Logger } from './logger.js';
-import { SpawnerClient, type Spawner, type SpawnerExit } from './spawner/client.js';
-import { IdRangeAllocator } from './idmap.js';
-import { gpuInventory, type GpuInventory } from './gpu.js';
-import { CgroupDriver, readCgroupLayout } from './isolation/index.js';
 import { BridgeNetwork } from './network/cni.js';
+import type { FaultHook, RuntimeParts } from './parts.js';
+import { SpawnerClient, type Spawner, type SpawnerExit } from './spawner/client.js';
 import { StateStore } from './state.js';
 
 export interface RuntimeInit extends Partial<RuntimeOptions> {
@@ -24,6 +30,12 @@ export interface RuntimeInit extends Partial<RuntimeOptions> {
   spawnerIdleMs?: number;
   /** The spawner to use (default: the one of the state root, started on demand). */
   spawner?: Spawner;
+  /** The cgroup driver (default: over the hierarchies this host mounts, under cgroupParent). */
+  cgroups?: CgroupDriver;
+  /** Where containers' own files are made (default: the host filesystem). */
+  storage?: ContainerStorage;
+  /** Called before each provisioning step: fault injection for tests. */
+  faults?: FaultHook;
   /** NVML's library (default libnvidia-ml.so.1, or STRATOSWARM_NVML_LIBRARY). */
   nvmlLibrary?: string;
   /** The bridge for containers with network "bridge" (default ssbr0, 10.88.0.0/16). */
@@ -33,29 +45,39 @@ export interface RuntimeInit extends Partial<RuntimeOptions> {
 
 type ExitListener = (e: SpawnerExit) => void;
 
-export class Runtime {
+const PARTS = new WeakMap<Runtime, Parts>();
+
+/** @internal The parts of a runtime, for the container modules and tests. */
+export function runtimeParts(runtime: Runtime): Parts {
+  const p = PARTS.get(runtime);
+  if (!p) throw new RuntimeError('runtime is closed', { code: 'ESTATE', step: 'none' });
+  return p;
+}
+
+/** @internal */
+export class Parts implements RuntimeParts {
   readonly options: RuntimeOptions;
   readonly kernel: Kernel;
   readonly logger: Logger;
   readonly images: ImageStore;
   readonly state: StateStore;
   readonly spawner: Spawner;
-  private cgroupDriver: CgroupDriver | undefined;
-  private reconciled: Promise<string[]> | undefined;
   readonly idRanges: IdRangeAllocator;
   readonly network: BridgeNetwork;
+  readonly storage: ContainerStorage;
+  readonly faults: FaultHook | undefined;
+  readonly bus = new EventEmitter();
+  private cgroupDriver: CgroupDriver | undefined;
+  private reconciled: Promise<string[]> | undefined;
   private readonly nvmlLibrary: string | undefined;
   private exitListeners = new Map<string, Set<ExitListener>>();
   private unsubscribe: (() => void) | undefined;
   private subscribing: Promise<void> | undefined;
-  private lastCapCache: number | undefined;
 
-  private static shared: Runtime | undefined;
-
-  constructor(init: RuntimeInit = {}) {
-    const { kernel, logger, spawnerIdleMs, env, bridge, nvmlLibrary, spawner, ...explicit } = init;
+  constructor(init: RuntimeInit) {
+    const { kernel, logger, spawnerIdleMs, env, bridge, nvmlLibrary, spawner, cgroups, storage, faults, ...explicit } = init;
     this.nvmlLibrary = nvmlLibrary ?? (env ?? process.env).STRATOSWARM_NVML_LIBRARY;
-    this.options = resolveOptions(explicit, env ?? process.env);
+    this.options = Object.freeze(resolveOptions(explicit, env ?? process.env));
     this.kernel = kernel ?? defaultKernel();
     this.logger = logger ?? createLogger(this.options.logLevel);
     this.images = new ImageStore(this.options.imageRoot, this.options.registry);
@@ -65,21 +87,18 @@ export class Runtime {
       subnet: bridge?.subnet,
       pluginDirs: bridge?.pluginDirs,
       dataDir: join(this.options.stateRoot, 'cni'),
+      kernel: this.kernel,
     });
     this.idRanges = new IdRangeAllocator(this.options.stateRoot, (owner) => fs.existsSync(join(this.state.dir(owner), 'state.json')));
     this.spawner = spawner ?? new SpawnerClient({ stateRoot: this.options.stateRoot, kernel: this.kernel, idleMs: spawnerIdleMs });
+    this.cgroupDriver = cgroups;
+    this.storage = storage ?? hostStorage;
+    this.faults = faults;
+    // Runtime.events() iterators each add a listener; many is normal.
+    this.bus.setMaxListeners(0);
   }
 
-  /** The runtime configured from the environment, created on first use. */
-  static default(): Runtime {
-    Runtime.shared ??= new Runtime();
-    return Runtime.shared;
-  }
-
-  /**
-   * The cgroup driver, over the hierarchies this host mounts (v1, v2 or both), under the
-   * configured parent. Created on first use.
-   */
+  /** The cgroup driver over this host's hierarchies, made on first use (reads mountinfo). */
   get cgroups(): CgroupDriver {
     if (!this.cgroupDriver) {
       const kernel = this.kernel;
@@ -90,14 +109,14 @@ export class Runtime {
     return this.cgroupDriver;
   }
 
-  set cgroups(driver: CgroupDriver) {
-    this.cgroupDriver = driver;
+  storageDir(id: string): string {
+    return join(this.options.imageRoot, 'containers', id);
   }
 
-  /**
-   * Once per runtime, before its first container: removes the cgroups of containers that no
-   * longer exist (left by a crash of an earlier runtime). Returns the ids removed.
-   */
+  async gpus(): Promise<GpuInventory> {
+    return gpuInventory(this.kernel, this.nvmlLibrary);
+  }
+
   reconcile(): Promise<string[]> {
     this.reconciled ??= (async () => {
       const known = new Set(this.state.ids());
@@ -117,33 +136,14 @@ export class Runtime {
     return this.reconciled;
   }
 
-  /** The host's GPUs, through NVML when its library loads, else from /dev. */
-  gpus(): GpuInventory {
-    return gpuInventory(this.kernel, this.nvmlLibrary);
-  }
-
-  /** Where a container's writable layer, work dir, mount point and logs live. */
-  storageDir(id: string): string {
-    return join(this.options.imageRoot, 'containers', id);
-  }
-
-  /** The highest capability number this kernel knows (bounding-set drops go up to it). */
-  lastCap(): number {
-    if (this.lastCapCache === undefined) {
-      try {
-        this.lastCapCache = Number(fs.readFileSync('/proc/sys/kernel/cap_last_cap', 'utf8').trim());
-      } catch {
-        this.lastCapCache = 40;
-      }
-    }
-    return this.lastCapCache;
-  }
-
-  /** Calls `listener` when the init of container `id` exits. */
   async watchExit(id: string, listener: ExitListener): Promise<() => void> {
     let set = this.exitListeners.get(id);
     if (!set) this.exitListeners.set(id, (set = new Set()));
     set.add(listener);
+    const release = () => {
+      set.delete(listener);
+      if (set.size === 0 && this.exitListeners.get(id) === set) this.exitListeners.delete(id);
+    };
     if (!this.unsubscribe) {
       this.subscribing ??= this.spawner
         .onExit((e) => {
@@ -155,12 +155,90 @@ export class Runtime {
         .finally(() => {
           this.subscribing = undefined;
         });
-      await this.subscribing;
+      try {
+        await this.subscribing;
+      } catch (e) {
+        release();
+        throw e;
+      }
     }
-    return () => {
-      set.delete(listener);
-      if (set.size === 0) this.exitListeners.delete(id);
-    };
+    return release;
+  }
+
+  exitListenerCount(): number {
+    let n = 0;
+    for (const s of this.exitListeners.values()) n += s.size;
+    return n;
+  }
+
+  publish(e: RuntimeEvent): void {
+    this.bus.emit('event', e);
+  }
+
+  close(): void {
+    this.unsubscribe?.();
+    this.unsubscribe = undefined;
+    this.exitListeners.clear();
+    this.spawner.close();
+    this.bus.emit('close');
+  }
+}
+
+export class Runtime {
+  readonly options: Readonly<RuntimeOptions>;
+  readonly logger: Logger;
+  readonly images: ImageStore;
+
+  private static shared: Runtime | undefined;
+
+  constructor(init: RuntimeInit = {}) {
+    const parts = new Parts(init);
+    PARTS.set(this, parts);
+    this.options = parts.options;
+    this.logger = parts.logger;
+    this.images = parts.images;
+  }
+
+  /** The runtime configured from the environment, created on first use. */
+  static default(): Runtime {
+    Runtime.shared ??= new Runtime();
+    return Runtime.shared;
+  }
+
+  /**
+   * Once per runtime, before its first container: removes the cgroups of containers that no
+   * longer exist (left by a crash of an earlier runtime). Returns the ids removed.
+   */
+  reconcile(): Promise<string[]> {
+    return runtimeParts(this).reconcile();
+  }
+
+  /** The host's GPUs, through NVML when its library loads, else from /dev. */
+  gpus(): Promise<GpuInventory> {
+    return runtimeParts(this).gpus();
+  }
+
+  /**
+   * Every event of every container of this runtime (`state`, `exit`, `oom`, `generation`,
+   * `evolutionError`) as they happen, until the runtime closes or `signal` aborts.
+   */
+  async *events(opts: { signal?: AbortSignal } = {}): AsyncGenerator<RuntimeEvent> {
+    const parts = runtimeParts(this);
+    const stop = new AbortController();
+    const onClose = () => stop.abort();
+    parts.bus.once('close', onClose);
+    const abort = () => stop.abort();
+    opts.signal?.addEventListener('abort', abort, { once: true });
+    try {
+      for await (const [e] of on(parts.bus, 'event', { signal: stop.signal })) yield e as RuntimeEvent;
+    } catch (e) {
+      if (!stop.signal.aborted) throw e;
+      // The caller's abort is an error to the caller; the runtime closing just ends the stream.
+      if (opts.signal?.aborted) throw opts.signal.reason ?? e;
+    } finally {
+      parts.bus.off('close', onClose);
+      opts.signal?.removeEventListener('abort', abort);
+    }
   }
 
   /**
@@ -169,17 +247,21 @@ export class Runtime {
    * spawner outlives them.
    */
   async close(opts: { stopSpawner?: boolean; force?: boolean } = {}): Promise<void> {
-    this.unsubscribe?.();
-    this.unsubscribe = undefined;
-    this.exitListeners.clear();
-    this.spawner.close();
-    if (opts.stopSpawner) await this.spawner.shutdown(opts.force ?? false);
+    const parts = PARTS.get(this);
+    if (!parts) return;
+    parts.close();
+    if (opts.stopSpawner) await parts.spawner.shutdown(opts.force ?? false);
     if (Runtime.shared === this) Runtime.shared = undefined;
+  }
+
+  /** `await using runtime = new Runtime()`: closes it (containers keep running). */
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.close();
   }
 
   /** Requires root when this runtime drives the real kernel (a fake kernel needs none). */
   assertPrivileged(): void {
-    if (this.kernel instanceof NativeKernel) Runtime.assertPrivileged();
+    if (runtimeParts(this).kernel instanceof NativeKernel) Runtime.assertPrivileged();
   }
 
   /** Requires root: every container operation needs it. */

@@ -8,6 +8,7 @@ import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import { join } from 'node:path';
 import { RuntimeError, fromNodeError } from './errors.js';
+import type { HostFacts } from './kernel/host.js';
 import type { ContainerState } from './lifecycle.js';
 
 export interface ContainerRecord {
@@ -63,22 +64,10 @@ export function writeAtomic(path: string, data: string): void {
   }
 }
 
-/** Field 22 of /proc/<pid>/stat: the process start time in clock ticks since boot. */
-export function processStartTime(pid: number): string | undefined {
-  try {
-    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
-    // The command name (field 2) may hold spaces and parentheses: split after the last ')'.
-    const rest = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    return rest[19];
-  } catch {
-    return undefined;
-  }
-}
-
 /** True when `pid` is the same process that was recorded (not a reuse of its number). */
-export function isSameProcess(pid: number | undefined, startTime: string | undefined): boolean {
+export function isSameProcess(host: Pick<HostFacts, 'processStartTime'>, pid: number | undefined, startTime: string | undefined): boolean {
   if (!pid || !startTime) return false;
-  return processStartTime(pid) === startTime;
+  return host.processStartTime(pid) === startTime;
 }
 
 export class StateStore {

@@ -112,6 +112,7 @@ class Spawner {
   wire::Fields create(Client& c, const wire::Fields& f);
   wire::Fields start(const wire::Fields& f);
   wire::Fields kill(const wire::Fields& f);
+  wire::Fields execKill(const wire::Fields& f);
   wire::Fields forget(const wire::Fields& f);
   wire::Fields exec(Client& c, const wire::Fields& f, bool* deferred);
   wire::Fields status(const wire::Fields& f);
@@ -355,6 +356,7 @@ void Spawner::handle(Client& c, const wire::Fields& f) {
   else if (verb == "create") out = create(c, f);
   else if (verb == "start") out = start(f);
   else if (verb == "kill") out = kill(f);
+  else if (verb == "exec-kill") out = execKill(f);
   else if (verb == "forget") out = forget(f);
   else if (verb == "exec") out = exec(c, f, &deferred);
   else if (verb == "status") out = status(f);
@@ -634,6 +636,22 @@ wire::Fields Spawner::kill(const wire::Fields& f) {
   if (syscall(SYS_pidfd_send_signal, ct.pidfd, sig, nullptr, 0) < 0) {
     return errorReply({"ESYSCALL", Step::signal, errno, "pidfd_send_signal", "", ""});
   }
+  return {"ok"};
+}
+
+// Signals an exec's workload. Its pid is safe to use while it is in execs_: this process
+// reaps it and erases the entry in the same step, so until then the pid cannot be reused.
+wire::Fields Spawner::execKill(const wire::Fields& f) {
+  if (f.size() < 4) return errorReply({"EPROTO", Step::spawner, EPROTO, "", "", "exec-kill needs an id, a pid and a signal"});
+  char* end = nullptr;
+  long pid = strtol(f[2].c_str(), &end, 10);
+  int sig = atoi(f[3].c_str());
+  auto it = pid > 0 && end && *end == 0 ? execs_.find(pid_t(pid)) : execs_.end();
+  if (it == execs_.end() || it->second.containerId != f[1]) {
+    return errorReply({"ESTATE", Step::signal, ESRCH, "", "", "no such exec running in container " + f[1]});
+  }
+  if (sig < 1 || sig > 64) return errorReply({"EPROTO", Step::signal, EINVAL, "", "", "bad signal " + f[3]});
+  if (::kill(pid_t(pid), sig) < 0) return errorReply({"ESYSCALL", Step::signal, errno, "kill", "", ""});
   return {"ok"};
 }
 

@@ -6,6 +6,7 @@
  * EBUSY. It does not model limits being enforced.
  */
 import { RuntimeError, type ErrorCode } from '../errors.js';
+import type { NetDevCounters, ProgramResult } from '../kernel/host.js';
 import type { Kernel } from '../kernel/kernel.js';
 import type { OciSeccompProfile } from '../kernel/native.js';
 import { CONTROLLERS, type CgroupLayout, type Controller } from './layout.js';
@@ -310,4 +311,56 @@ export class MemoryCgroupFs implements Kernel {
     throw new RuntimeError('MemoryCgroupFs models cgroup files only', { code: 'EUNSUPPORTED' });
   }
   close(_fd: number): void {}
+
+  /** Host facts the fake answers; tests set what a case needs. */
+  readonly host: {
+    capLastCap: number;
+    /** pid → start time; a pid not listed is no process. */
+    processes: Map<number, string>;
+    netDev: Map<number, NetDevCounters>;
+    numaCpus: Map<number, number[]>;
+    blockDevice: string;
+    procDevices: string;
+    devices: Map<string, string[]>;
+    /** Every program run, in order; `programResult` answers them. */
+    programs: { file: string; args: string[] }[];
+    programResult: (file: string, args: readonly string[]) => ProgramResult;
+  } = {
+    capLastCap: 40,
+    processes: new Map(),
+    netDev: new Map(),
+    numaCpus: new Map([[0, [0, 1]]]),
+    blockDevice: '8:0',
+    procDevices: 'Character devices:\n  1 mem\n195 nvidia\n\nBlock devices:\n  8 sd\n',
+    devices: new Map(),
+    programs: [],
+    programResult: () => ({ status: 0, stdout: '', stderr: '' }),
+  };
+  capLastCap(): number {
+    return this.host.capLastCap;
+  }
+  processStartTime(pid: number): string | undefined {
+    return this.host.processes.get(pid);
+  }
+  netDev(pid: number): NetDevCounters | undefined {
+    return this.host.netDev.get(pid);
+  }
+  numaNodeCpus(node: number): number[] {
+    const cpus = this.host.numaCpus.get(node);
+    if (!cpus) throw new RuntimeError(`read \`/sys/devices/system/node/node${node}/cpulist\`: ENOENT`, { code: 'ESYSCALL', step: 'config', errno: 'ENOENT' });
+    return [...cpus];
+  }
+  blockDevice(_path: string): string {
+    return this.host.blockDevice;
+  }
+  procDevices(): string {
+    return this.host.procDevices;
+  }
+  deviceNames(dir: string): string[] {
+    return [...(this.host.devices.get(dir) ?? [])];
+  }
+  async runProgram(file: string, args: readonly string[]): Promise<ProgramResult> {
+    this.host.programs.push({ file, args: [...args] });
+    return this.host.programResult(file, args);
+  }
 }

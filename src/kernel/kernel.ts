@@ -5,6 +5,7 @@
  */
 import * as fs from 'node:fs';
 import { fromNodeError, type Step } from '../errors.js';
+import { nativeHostFacts, type HostFacts, type NetDevCounters, type ProgramResult } from './host.js';
 import { loadNative, type NativeAddon, type NvmlInventory, type OciSeccompProfile } from './native.js';
 
 export interface DeviceRuleData {
@@ -15,7 +16,7 @@ export interface DeviceRuleData {
   access: string;
 }
 
-export interface Kernel {
+export interface Kernel extends HostFacts {
   /** One write(2) of a cgroup (or other kernel) file; errors name the file and the value. */
   cgroupWrite(path: string, value: string): void;
   readFile(path: string): string;
@@ -92,6 +93,30 @@ export class NativeKernel implements Kernel {
   }
   close(fd: number): void {
     this.addon.close(fd);
+  }
+  capLastCap(): number {
+    return nativeHostFacts.capLastCap();
+  }
+  processStartTime(pid: number): string | undefined {
+    return nativeHostFacts.processStartTime(pid);
+  }
+  netDev(pid: number): NetDevCounters | undefined {
+    return nativeHostFacts.netDev(pid);
+  }
+  numaNodeCpus(node: number): number[] {
+    return nativeHostFacts.numaNodeCpus(node);
+  }
+  blockDevice(path: string): string {
+    return nativeHostFacts.blockDevice(path);
+  }
+  procDevices(): string {
+    return nativeHostFacts.procDevices();
+  }
+  deviceNames(dir: string): string[] {
+    return nativeHostFacts.deviceNames(dir);
+  }
+  runProgram(file: string, args: readonly string[]): Promise<ProgramResult> {
+    return nativeHostFacts.runProgram(file, args);
   }
 }
 

@@ -5,17 +5,19 @@
  * stdout; ADD runs the list in order passing each result on as prevResult, DEL runs it in
  * reverse with the result ADD returned.
  */
-import { spawn, spawnSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import { join } from 'node:path';
 import { RuntimeError } from '../errors.js';
+import type { HostFacts } from '../kernel/host.js';
 
 export const CNI_VERSION = '1.0.0';
 
-function tc(args: string[], tolerateMissing = false): void {
-  const r = spawnSync('tc', args, { encoding: 'utf8' });
+/** Runs `tc` through the kernel seam (off the event loop); `tolerateMissing` accepts an absent qdisc or device. */
+async function tc(host: Pick<HostFacts, 'runProgram'>, args: string[], tolerateMissing = false): Promise<void> {
+  const r = await host.runProgram('tc', args);
   if (r.status !== 0 && !(tolerateMissing && /No such file|Cannot find device|Invalid handle/.test(r.stderr))) {
-    throw new RuntimeError(`tc ${args.join(' ')}: ${(r.stderr || r.error?.message || `exit ${r.status}`).trim()}`, { code: 'ESYSCALL', step: 'config' });
+    throw new RuntimeError(`tc ${args.join(' ')}: ${(r.stderr || `exit ${r.status}`).trim()}`, { code: 'ESYSCALL', step: 'network' });
   }
 }
 /** Where distributions install the reference plugins (Debian: containernetworking-plugins). */
@@ -29,6 +31,8 @@ export interface BridgeNetworkOptions {
   pluginDirs?: string[];
   /** host-local's lease files. */
   dataDir: string;
+  /** Where `tc` runs (the kernel seam). */
+  kernel: Pick<HostFacts, 'runProgram'>;
 }
 
 export interface CniResult {
@@ -62,6 +66,7 @@ export class BridgeNetwork {
   readonly subnet: string;
   private readonly pluginDirs: string[];
   private readonly dataDir: string;
+  private readonly host: Pick<HostFacts, 'runProgram'>;
 
   constructor(opts: BridgeNetworkOptions) {
     this.name = opts.name ?? 'stratoswarm';
@@ -69,6 +74,7 @@ export class BridgeNetwork {
     this.subnet = opts.subnet ?? '10.88.0.0/16';
     this.pluginDirs = opts.pluginDirs ?? DEFAULT_PLUGIN_DIRS;
     this.dataDir = opts.dataDir;
+    this.host = opts.kernel;
   }
 
   /** The network configuration list, as a CNI .conflist would hold it. */
@@ -176,7 +182,7 @@ export class BridgeNetwork {
       const l = bandwidthLimits(toMbps);
       for (const dev of hostSide) {
         // bandwidth plugin: rate in bits/s, burst in bits; tc wants bytes for the burst.
-        tc(['qdisc', 'change', 'dev', dev, 'root', 'tbf', 'rate', `${l.ingressRate}bit`, 'burst', `${Math.ceil(l.ingressBurst / 8)}b`, 'latency', '25ms']);
+        await tc(this.host, ['qdisc', 'change', 'dev', dev, 'root', 'tbf', 'rate', `${l.ingressRate}bit`, 'burst', `${Math.ceil(l.ingressBurst / 8)}b`, 'latency', '25ms']);
       }
       return result;
     }
@@ -185,8 +191,8 @@ export class BridgeNetwork {
       // The plugin's DEL removes the ifb device but not the veth's token bucket or the ingress
       // redirect to the (now missing) ifb, which would drop every packet from the container.
       for (const dev of hostSide.filter((d) => !d.startsWith('bwp'))) {
-        tc(['qdisc', 'del', 'dev', dev, 'root'], true);
-        tc(['qdisc', 'del', 'dev', dev, 'ingress'], true);
+        await tc(this.host, ['qdisc', 'del', 'dev', dev, 'root'], true);
+        await tc(this.host, ['qdisc', 'del', 'dev', dev, 'ingress'], true);
       }
       return { ...result, interfaces: (result.interfaces ?? []).filter((i) => !i.name.startsWith('bwp')) };
     }

@@ -1,9 +1,11 @@
 /**
- * The SpawnPlan: everything a container's init does between clone() and execve(), compiled
- * from the configuration into a flat list of ops the spawner runs without deciding anything.
- * Pure: unit tests check the ops without root.
+ * The wire encoding of a plan, the last step before the spawner: everything a container's
+ * init does between clone() and execve(), as a flat list of ops the spawner runs without
+ * deciding anything. Pure: unit tests check the ops without root.
  */
-import type { Step } from './errors.js';
+import { RuntimeError, type Step } from '../errors.js';
+import { MAX_FRAME, encodedSize } from '../spawner/wire.js';
+import type { ExecPlan, PlanPlacement, PlanSecurity, PlanUser, PlanUserNamespace, PlanVolume, ProvisionedResources, SpawnPlan } from './types.js';
 
 // Mount flags, as <sys/mount.h> numbers them.
 export const MS = {
@@ -15,45 +17,6 @@ export const MS = {
   REC: 16384,
   STRICTATIME: 1 << 24,
 } as const;
-
-/** The security settings in the form the plan needs (secure-runtime compiles them). */
-export interface PlanSecurity {
-  capabilities: { bounding: bigint; effective: bigint; permitted: bigint; inheritable: bigint; ambient: bigint };
-  noNewPrivileges: boolean;
-  seccomp?: { bpf: Buffer } | undefined;
-  /** Without no_new_privs the filter must be loaded while CAP_SYS_ADMIN is still held. */
-  seccompBeforeCapabilityDrop?: boolean;
-  readonlyRoot: boolean;
-  maskedPaths: string[];
-  readonlyPaths: string[];
-  rlimits: { name: string; resource: number; soft: bigint; hard: bigint }[];
-}
-
-export interface PlanUser {
-  uid: number;
-  gid: number;
-  groups: number[];
-}
-
-export interface PlanVolume {
-  source: string;
-  target: string;
-  readOnly: boolean;
-  isFile: boolean;
-}
-
-/** Where the container's processes run: CPUs (affinity mask) and a NUMA memory policy. */
-export interface PlanPlacement {
-  cpus?: number[] | undefined;
-  mempolicy?: { mode: number; nodes: number[] } | undefined;
-}
-
-/** A user namespace for the container: id maps, and one staging dir per image layer. */
-export interface PlanUserNamespace {
-  uidMap: string;
-  gidMap: string;
-  stagingDirs: string[];
-}
 
 export interface CreatePlanInput {
   stateDir: string;
@@ -215,4 +178,69 @@ export function compileExecPlan(p: ExecPlanInput): Field[] {
   if (p.security.seccomp && !p.security.seccompBeforeCapabilityDrop) op(out, 'seccomp', 'load');
   op(out, 'execve', 'exec');
   return out;
+}
+
+/**
+ * A request must fit the spawner's frame limit; when it does not, the error names the field
+ * that made it too large and the limit, instead of the spawner dropping the connection.
+ */
+function checkFrame(fields: Field[], proc: { argv: string[]; env: string[] }, context: string): Field[] {
+  const size = encodedSize(fields);
+  if (size <= MAX_FRAME) return fields;
+  const bytes = (l: string[]) => l.reduce((n, s) => n + 4 + Buffer.byteLength(s), 0);
+  const argv = bytes(proc.argv);
+  const env = bytes(proc.env);
+  const field = argv >= env ? 'command' : 'env';
+  throw new RuntimeError(
+    `${context}: ${field} is ${argv >= env ? argv : env} bytes; a request to the spawner is limited to ${MAX_FRAME} bytes (this one is ${size})`,
+    { code: 'EINVAL', step: 'config' },
+  );
+}
+
+/** The "create" request for a plan, once provisioning made its cgroups and id range. */
+export function encodeCreate(plan: SpawnPlan, made: ProvisionedResources): Field[] {
+  const p = plan.process;
+  const idMap = made.idRange && plan.userNamespace ? `0 ${made.idRange.hostId} ${Math.min(plan.userNamespace.size, made.idRange.size)}` : undefined;
+  const fields = compileCreatePlan({
+    stateDir: plan.paths.stateDir,
+    rootfs: plan.paths.rootfs,
+    lowerDirs: plan.image.layerPaths,
+    upperDir: plan.paths.upper,
+    workDir: plan.paths.work,
+    stdout: plan.paths.stdoutLog,
+    stderr: plan.paths.stderrLog,
+    network: plan.network.mode,
+    hostname: plan.hostname,
+    volumes: plan.volumes,
+    user: p.user,
+    env: p.env,
+    cwd: p.cwd,
+    argv: p.argv,
+    searchPath: p.searchPath,
+    security: p.security,
+    cgroupProcs: made.cgroupProcs,
+    lastCap: plan.lastCap,
+    userns: idMap && plan.userNamespace ? { uidMap: idMap, gidMap: idMap, stagingDirs: plan.userNamespace.stagingDirs } : undefined,
+    devices: plan.devices,
+    placement: p.placement,
+  });
+  return checkFrame(['create', plan.id, ...fields], p, `create container ${plan.name}`);
+}
+
+/** The "exec" request for container `id`. */
+export function encodeExec(id: string, plan: ExecPlan, context: string): Field[] {
+  const p = plan.process;
+  const fields = compileExecPlan({
+    user: p.user,
+    env: p.env,
+    cwd: p.cwd,
+    argv: p.argv,
+    searchPath: p.searchPath,
+    security: p.security,
+    cgroupProcs: plan.cgroupProcs,
+    lastCap: plan.lastCap,
+    namespaces: plan.namespaces,
+    placement: p.placement,
+  });
+  return checkFrame(['exec', id, ...fields], p, context);
 }

@@ -1,0 +1,177 @@
+/**
+ * Prepare: compiles a container's configuration into one SpawnPlan before anything exists —
+ * user and groups resolved in the image, environment, volumes, namespaces, cgroup limits,
+ * security (capabilities, seccomp BPF), GPUs, placement and network. It reads (the image,
+ * volume sources, host facts through the kernel seam) but changes nothing, so bad input
+ * fails here with nothing to clean up, and unit tests compare plans without root.
+ */
+import { dirname, join, posix } from 'node:path';
+import { RuntimeError } from '../errors.js';
+import { assignGpus, type GpuInventory } from '../gpu.js';
+import type { ResolvedImage } from '../images.js';
+import { createLimits } from '../isolation/container-limits.js';
+import { validateResources } from '../isolation/resources.js';
+import type { Kernel } from '../kernel/kernel.js';
+import type { ContainerPaths, ExecPlan, NamespaceName, PlanPlacement, PlanVolume, ProcessPlan, SpawnPlan } from '../plan/types.js';
+import { compileSecurity, SecurityProfile } from '../secure-runtime/index.js';
+import type { ContainerConfig, VolumeSpec } from './config.js';
+import { buildEnv, searchPath } from './env.js';
+import { resolveUser, type ImageAccounts } from './user.js';
+
+export interface PrepareContext {
+  images: { resolve(ref: string): ResolvedImage; accounts(image: ResolvedImage): ImageAccounts };
+  kernel: Kernel;
+  stateDir(id: string): string;
+  storageDir(id: string): string;
+  /** Whether a volume's host source is a directory or a file (it must exist). */
+  volumeSource(path: string): 'directory' | 'file';
+  /** The host's GPUs; needed only when the configuration asks for GPUs. */
+  gpus?: GpuInventory | undefined;
+}
+
+export function containerPaths(ctx: Pick<PrepareContext, 'stateDir' | 'storageDir'>, id: string): ContainerPaths {
+  const storageDir = ctx.storageDir(id);
+  return {
+    stateDir: ctx.stateDir(id),
+    storageDir,
+    rootfs: join(storageDir, 'rootfs'),
+    upper: join(storageDir, 'upper'),
+    work: join(storageDir, 'work'),
+    stdoutLog: join(storageDir, 'stdout.log'),
+    stderrLog: join(storageDir, 'stderr.log'),
+  };
+}
+
+/** Whether a configuration asks for GPUs (directly or through its hardware affinity). */
+export function wantsGpus(config: ContainerConfig): boolean {
+  const r = config.spec.resources;
+  return !!r.gpuCount || !!r.gpuDevices?.length || config.hardwareAffinity()?.spec.gpuDevice !== undefined;
+}
+
+function volumes(list: readonly VolumeSpec[], ctx: PrepareContext): PlanVolume[] {
+  return list.map((v, i) => {
+    let kind: 'directory' | 'file';
+    try {
+      kind = ctx.volumeSource(v.source);
+    } catch (e) {
+      if (e instanceof RuntimeError) throw e.wrap(`volumes[${i}]: source \`${v.source}\``);
+      throw e;
+    }
+    return { source: v.source, target: posix.normalize(v.target), readOnly: !!v.readOnly, isFile: kind === 'file' };
+  });
+}
+
+/** CPU affinity and memory policy from the hardware affinity; a NUMA node's CPUs come from the kernel. */
+function placement(config: ContainerConfig, kernel: Kernel): PlanPlacement | undefined {
+  const a = config.hardwareAffinity();
+  if (!a) return undefined;
+  const s = a.spec;
+  const cpus = s.cpuCores?.length ? [...s.cpuCores].sort((x, y) => x - y) : s.numaNode !== undefined ? kernel.numaNodeCpus(s.numaNode) : undefined;
+  return { cpus, mempolicy: a.memoryPolicy() };
+}
+
+/** The nearest directory of `path` that exists: a container's storage is made only at provisioning. */
+function existingAncestor(kernel: Kernel, path: string): string {
+  let p = path;
+  while (p !== '/' && !kernel.exists(p)) p = dirname(p);
+  return p;
+}
+
+function processPlan(
+  config: ContainerConfig,
+  image: ResolvedImage,
+  ctx: PrepareContext,
+  o: { user?: string | undefined; env?: Readonly<Record<string, string>>; cwd?: string | undefined; argv: string[]; hostname: string; lastCap: number },
+): ProcessPlan {
+  const spec = config.spec;
+  const user = resolveUser(ctx.images.accounts(image), o.user ?? spec.user ?? image.config.user);
+  const security = compileSecurity(spec.security, user, ctx.kernel, o.lastCap);
+  const env = buildEnv(image.config.env, { ...spec.env, ...(o.env ?? {}) }, o.hostname, user);
+  return {
+    argv: o.argv,
+    env,
+    cwd: o.cwd ?? spec.workingDir ?? image.config.workingDir ?? '/',
+    searchPath: searchPath(env),
+    user,
+    security,
+    placement: placement(config, ctx.kernel),
+  };
+}
+
+/** The plan for creating container `id` from `config`. Throws, naming the field, on bad input. */
+export function prepareCreate(config: ContainerConfig, id: string, ctx: PrepareContext): SpawnPlan {
+  const spec = config.spec;
+  const image = ctx.images.resolve(spec.image);
+  const argv = [...(spec.command ?? image.config.cmd), ...spec.args];
+  if (argv.length === 0) throw new RuntimeError('command: the image has no default command and none was given', { code: 'EINVAL', step: 'config' });
+  const hostname = spec.hostname ?? id.slice(0, 12);
+  const lastCap = ctx.kernel.capLastCap();
+  const proc = processPlan(config, image, ctx, { argv, hostname, lastCap });
+  const paths = containerPaths(ctx, id);
+  const userns = SecurityProfile.resolve(spec.security).userNamespace;
+
+  const affinity = config.hardwareAffinity()?.spec;
+  const gpuRequest = {
+    gpuCount: spec.resources.gpuCount,
+    gpuDevices: spec.resources.gpuDevices ?? (affinity?.gpuDevice !== undefined ? [affinity.gpuDevice] : undefined),
+  };
+  let gpus: ReturnType<typeof assignGpus>;
+  if (wantsGpus(config)) {
+    if (!ctx.gpus) throw new RuntimeError('prepare: GPUs requested but no GPU inventory was given', { code: 'EINVAL', step: 'config' });
+    gpus = assignGpus(gpuRequest, '/dev', ctx.kernel.procDevices(), ctx.gpus);
+  }
+
+  const cgroup = createLimits(spec.resources, { cpus: proc.placement?.cpus?.join(',') }, {
+    blockDevice: () => ctx.kernel.blockDevice(existingAncestor(ctx.kernel, paths.storageDir)),
+  });
+  if (gpus) cgroup.devices = gpus.rules;
+  validateResources(cgroup);
+
+  const network = spec.network;
+  const namespaces: NamespaceName[] = ['pid', 'mnt', 'uts', 'ipc', 'cgroup', ...(network === 'host' ? [] : (['net'] as const)), ...(userns.enabled ? (['user'] as const) : [])];
+  return {
+    id,
+    name: spec.name,
+    hostname,
+    image: { ref: image.ref, layers: [...image.layers], layerPaths: [...image.layerPaths] },
+    paths,
+    process: proc,
+    volumes: volumes(spec.volumes, ctx),
+    namespaces,
+    network: { mode: network, bandwidthMbps: spec.resources.networkBandwidth },
+    userNamespace: userns.enabled ? { size: userns.size, stagingDirs: image.layerPaths.map((_, i) => join(paths.storageDir, 'lower', String(i))) } : undefined,
+    cgroup,
+    devices: gpus?.deviceNodes ?? [],
+    gpus: gpus ? { indexes: gpus.indexes } : undefined,
+    lastCap,
+  };
+}
+
+export interface ExecRequest {
+  argv: string[];
+  env?: Readonly<Record<string, string>> | undefined;
+  workingDir?: string | undefined;
+  user?: string | number | undefined;
+}
+
+/** The plan for a further process in a created container, from its record's facts. */
+export function prepareExec(
+  config: ContainerConfig,
+  container: { id: string; imageRef: string; namespaces: string[]; cgroupProcs: string[] },
+  req: ExecRequest,
+  ctx: PrepareContext,
+): ExecPlan {
+  if (req.argv.length === 0 || req.argv.some((a) => typeof a !== 'string' || a.includes('\0'))) {
+    throw new RuntimeError('exec: command must be a non-empty list of strings without NUL bytes', { code: 'EINVAL', step: 'config' });
+  }
+  const image = ctx.images.resolve(container.imageRef);
+  const process = processPlan(config, image, ctx, {
+    argv: [...req.argv],
+    env: req.env,
+    cwd: req.workingDir,
+    user: req.user !== undefined ? String(req.user) : undefined,
+    hostname: config.spec.hostname ?? container.id.slice(0, 12),
+    lastCap: ctx.kernel.capLastCap(),
+  });
+  return { process, namespaces: [...container.namespaces], cgroupProcs: [...container.cgroupProcs], lastCap: ctx.kernel.capLastCap() };
+}

@@ -1,0 +1,69 @@
+/**
+ * Live resource changes, all or nothing: cgroup files first (the driver restores what it
+ * wrote if one write fails), then the bandwidth shaping, whose failure puts the cgroup
+ * files back. The cgroup rules are isolation/container-limits.ts.
+ */
+import { RuntimeError } from '../errors.js';
+import { inheritedCpuset, updateLimits, type LimitContext } from '../isolation/container-limits.js';
+import { ContainerConfig, type ResourceSpec } from './config.js';
+import { isLive, resourcesOf, type ContainerContext } from './context.js';
+import type { ResourcePlan } from '../personality.js';
+import type { ResourceUpdate } from './types.js';
+
+function limitContext(ctx: ContainerContext): LimitContext {
+  return {
+    blockDevice: () => ctx.parts.kernel.blockDevice(ctx.rec.paths.storageDir),
+    inheritedCpuset: () => inheritedCpuset(ctx.parts.kernel, ctx.parts.cgroups.dirs(ctx.rec.id)),
+  };
+}
+
+/** Applies `changes`; `save` = false leaves the record's file to the caller (evolution saves less often). */
+export async function applyResources(ctx: ContainerContext, changes: ResourceUpdate, save: boolean): Promise<void> {
+  const { rec, parts } = ctx;
+  const name = rec.name;
+  if (!isLive(rec.state)) throw new RuntimeError(`update container ${name}: it is ${rec.state}`, { code: 'ESTATE', step: 'state', containerId: rec.id });
+  const before = resourcesOf(ctx);
+  const after: ResourceSpec = { ...before };
+  for (const [k, v] of Object.entries(changes) as [keyof ResourceSpec, unknown][]) {
+    if (v === null) delete after[k];
+    else if (v !== undefined) (after as Record<string, unknown>)[k] = v;
+  }
+  // The same validation as at build time, naming each bad field.
+  const spec = ctx.config.spec;
+  ContainerConfig.fromSpec({ ...spec, personality: spec.personality, resources: after } as never);
+  if ((changes.gpuCount !== undefined || changes.gpuDevices !== undefined) && JSON.stringify(after.gpuDevices) !== JSON.stringify(before.gpuDevices)) {
+    throw new RuntimeError(`update container ${name}: GPUs are assigned at create and cannot change while it exists`, { code: 'EUNSUPPORTED', step: 'config', containerId: rec.id });
+  }
+  const bandwidthChanges = changes.networkBandwidth !== undefined && after.networkBandwidth !== before.networkBandwidth;
+  if (bandwidthChanges && !rec.network) {
+    throw new RuntimeError(`update container ${name}: networkBandwidth needs network "bridge"`, { code: 'EINVAL', step: 'config', containerId: rec.id });
+  }
+  const limits = limitContext(ctx);
+  parts.cgroups.update(rec.id, updateLimits(changes, after, limits));
+  if (bandwidthChanges) {
+    const n = rec.network!;
+    try {
+      n.result = await parts.network.setBandwidth(rec.id, `/proc/${rec.pid}/ns/net`, n.result as never, before.networkBandwidth, after.networkBandwidth);
+      n.bandwidthMbps = after.networkBandwidth;
+    } catch (e) {
+      parts.cgroups.update(rec.id, updateLimits(changes, before, limits, true));
+      throw e instanceof RuntimeError ? e.wrap(`update container ${name}: networkBandwidth`) : e;
+    }
+  }
+  rec.resources = { ...after };
+  if (save) parts.state.save(rec);
+  ctx.log.debug({ changes }, 'resources updated');
+}
+
+/** A personality's resource plan as a live update (soft limits: no cap, only the reservation). */
+export function planUpdate(plan: ResourcePlan): ResourceUpdate {
+  return {
+    cpuLimit: plan.hardLimits ? Math.max(0.01, Math.round(plan.cpuLimit * 100) / 100) : null,
+    cpuWeight: Math.max(1, Math.min(10000, Math.round(plan.cpuWeight))),
+    // A cooperative personality keeps only the reservation it holds under pressure (soft
+    // limit / memory.low).
+    memoryLimit: plan.hardLimits ? Math.max(4 * 1024 * 1024, Math.ceil(plan.memoryLimit / 4096) * 4096) : null,
+    memoryReservation: plan.memoryReservation > 0 ? Math.ceil(plan.memoryReservation / 4096) * 4096 : null,
+    pidsLimit: plan.pidsLimit,
+  };
+}

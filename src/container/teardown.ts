@@ -1,0 +1,63 @@
+/**
+ * Releasing what a container holds, one resource at a time. Provisioning pushes these as
+ * its rollback steps; remove() runs them all. Each is safe to run when its resource is
+ * already gone.
+ */
+import { setTimeout as delay } from 'node:timers/promises';
+import { RuntimeError, fromNodeError } from '../errors.js';
+import type { RuntimeParts } from '../parts.js';
+import { isSameProcess, type ContainerRecord } from '../state.js';
+
+/** Kills a container's init (if it still runs) and waits until it is gone. */
+export async function killInit(parts: RuntimeParts, rec: ContainerRecord): Promise<void> {
+  if (!rec.pid) return;
+  const alive = () => !parts.state.exit(rec.id) && isSameProcess(parts.kernel, rec.pid, rec.pidStartTime);
+  if (!alive()) return;
+  await parts.spawner.request(['kill', rec.id, '9'], `kill container ${rec.name}`).catch((e: unknown) => {
+    // Lost the race with its exit; anything else is worth knowing.
+    if (!(e instanceof RuntimeError && (e.code === 'ESTATE' || e.code === 'ENOSPAWNER'))) throw e;
+  });
+  // SIGKILL is not instant for a process in uninterruptible sleep; a second at most.
+  for (let i = 0; i < 100 && alive(); i++) await delay(10);
+  if (alive()) throw new RuntimeError(`kill container ${rec.name}: its init (pid ${rec.pid}) is still alive after SIGKILL`, { code: 'EBUSY', step: 'cleanup', containerId: rec.id });
+}
+
+export async function forgetInit(parts: RuntimeParts, rec: ContainerRecord): Promise<void> {
+  await parts.spawner.request(['forget', rec.id], `forget container ${rec.name}`).catch((e: unknown) => {
+    if (!(e instanceof RuntimeError && e.code === 'ENOSPAWNER')) throw e;
+  });
+}
+
+export async function detachNetwork(parts: RuntimeParts, rec: ContainerRecord): Promise<void> {
+  const n = rec.network;
+  if (!n) return;
+  const alive = isSameProcess(parts.kernel, rec.pid, rec.pidStartTime);
+  await parts.network.del(rec.id, alive ? `/proc/${rec.pid}/ns/net` : '', n.result as never, n.bandwidthMbps);
+}
+
+/**
+ * Everything of a container, in the reverse order of provisioning. Every step runs even
+ * when one fails; the first failure is thrown once all have run.
+ */
+export async function teardown(parts: RuntimeParts, rec: ContainerRecord, context: string): Promise<void> {
+  const errors: unknown[] = [];
+  const attempt = async (f: () => unknown) => {
+    try {
+      await f();
+    } catch (e) {
+      errors.push(e);
+    }
+  };
+  await attempt(() => killInit(parts, rec));
+  await attempt(() => detachNetwork(parts, rec));
+  await attempt(() => forgetInit(parts, rec));
+  await attempt(() => parts.cgroups.destroy(rec.id));
+  await attempt(() => parts.storage.remove(rec.paths));
+  if (rec.idRange) await attempt(() => parts.idRanges.release(rec.idRange!, rec.id));
+  await attempt(() => parts.state.remove(rec.id));
+  await attempt(() => parts.state.releaseName(rec.name, rec.id));
+  if (errors.length > 0) {
+    const first = errors[0];
+    throw first instanceof RuntimeError ? first.wrap(context) : fromNodeError(first, 'cleanup', context);
+  }
+}

@@ -1,0 +1,99 @@
+/** The types the Container API takes and returns. */
+import type { GenerationRecord } from '../evolution.js';
+import type { CgroupStats } from '../isolation/backend.js';
+import type { NetDevCounters } from '../kernel/host.js';
+import type { ContainerState } from '../lifecycle.js';
+import type { ResourceSpec } from './config.js';
+
+export interface ContainerStatus {
+  id: string;
+  name: string;
+  state: ContainerState;
+  pid: number | undefined;
+  exitCode: number | null | undefined;
+  signal: string | null | undefined;
+  oomKilled: boolean;
+  createdAt: Date;
+  startedAt: Date | undefined;
+  finishedAt: Date | undefined;
+}
+
+export interface ExitStatus {
+  exitCode: number | null;
+  /** The signal that ended the process, by name ("SIGKILL"), or null. */
+  signal: string | null;
+  oomKilled: boolean;
+}
+
+export interface StateChange {
+  id: string;
+  from: ContainerState;
+  to: ContainerState;
+}
+
+/** The events a Container emits, with their arguments. */
+export interface ContainerEvents {
+  state: [StateChange];
+  exit: [ExitStatus];
+  oom: [{ id: string }];
+  generation: [GenerationRecord];
+  evolutionError: [Error];
+}
+
+/** One event of any container, as Runtime.events() yields them. */
+export type RuntimeEvent = { [K in keyof ContainerEvents]: { type: K; id: string; name: string; data: ContainerEvents[K][0] } }[keyof ContainerEvents];
+
+export interface OperationOptions {
+  /** Abandons the operation: it rejects with an AbortError and what it started is undone. */
+  signal?: AbortSignal | undefined;
+}
+
+export interface ExecOptions extends OperationOptions {
+  env?: Record<string, string>;
+  workingDir?: string;
+  user?: string | number;
+  stdin?: string | Buffer;
+  /** Kill the process (SIGKILL) if it runs longer than this. */
+  timeoutMs?: number;
+}
+
+export interface ExecResult {
+  pid: number;
+  exitCode: number | null;
+  signal: string | null;
+  stdout: string;
+  stderr: string;
+}
+
+/** An exec whose stdio are Node streams (binary-safe): write stdin, read stdout and stderr. */
+export interface ExecProcess {
+  pid: number;
+  stdin: NodeJS.WritableStream & { end(chunk?: unknown): unknown };
+  stdout: NodeJS.ReadableStream;
+  stderr: NodeJS.ReadableStream;
+  /** Resolves when the process has exited. */
+  exit: Promise<{ exitCode: number | null; signal: string | null }>;
+  /** Sends a signal to the process (through its pidfd: never to a reused pid). */
+  kill(signal?: string | number): Promise<void>;
+}
+
+/** Resource settings for update(): numbers set a limit, null removes it. */
+export type ResourceUpdate = { [K in keyof ResourceSpec]?: ResourceSpec[K] | null };
+
+export interface ContainerStats extends CgroupStats {
+  /** When the sample was taken (ms since the epoch). */
+  timestamp: number;
+  /** Average cores used since the previous stats() call (undefined on the first). */
+  cpuCores?: number;
+  network?: NetDevCounters;
+}
+
+export interface EvolutionOptions {
+  /**
+   * The workload's own cumulative work counter (items processed, requests served...). With
+   * it, a generation's throughput is work per second; without, CPU-seconds per second.
+   */
+  workDone?: () => number | Promise<number>;
+  /** Start over instead of continuing from the state persisted with the container. */
+  restart?: boolean;
+}

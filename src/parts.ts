@@ -1,0 +1,49 @@
+/**
+ * What a Runtime is made of, as the container modules use it. Not part of the public API:
+ * `Runtime` exposes options and operations; the kernel seam, the spawner and the cgroup
+ * driver stay behind it (tests and the runtime's own modules reach them through
+ * `runtimeParts()`).
+ */
+import type { RuntimeOptions } from './config.js';
+import type { RuntimeEvent } from './container/types.js';
+import type { ContainerStorage } from './container/storage.js';
+import type { GpuInventory } from './gpu.js';
+import type { IdRangeAllocator } from './idmap.js';
+import type { ImageStore } from './images.js';
+import type { CgroupDriver } from './isolation/driver.js';
+import type { Kernel } from './kernel/kernel.js';
+import type { Logger } from './logger.js';
+import type { BridgeNetwork } from './network/cni.js';
+import type { Spawner, SpawnerExit } from './spawner/client.js';
+import type { StateStore } from './state.js';
+
+/** The named steps of provisioning, in order; fault injection names them. */
+export const PROVISION_STEPS = ['claim-name', 'state', 'id-range', 'storage', 'cgroups', 'spawn', 'network', 'watch'] as const;
+export type ProvisionStep = (typeof PROVISION_STEPS)[number];
+
+/** Called before each provisioning step; a test makes it throw to fail that step. */
+export type FaultHook = (step: ProvisionStep) => void | Promise<void>;
+
+export interface RuntimeParts {
+  readonly options: RuntimeOptions;
+  readonly kernel: Kernel;
+  readonly logger: Logger;
+  readonly images: ImageStore;
+  readonly state: StateStore;
+  readonly spawner: Spawner;
+  readonly cgroups: CgroupDriver;
+  readonly idRanges: IdRangeAllocator;
+  readonly network: BridgeNetwork;
+  readonly storage: ContainerStorage;
+  readonly faults: FaultHook | undefined;
+  storageDir(id: string): string;
+  gpus(): Promise<GpuInventory>;
+  /** Removes what crashed runtimes left (once per runtime). */
+  reconcile(): Promise<string[]>;
+  /** Calls `listener` when the init of container `id` exits; returns the unsubscribe. */
+  watchExit(id: string, listener: (e: SpawnerExit) => void): Promise<() => void>;
+  /** How many exit listeners are registered (leak checks). */
+  exitListenerCount(): number;
+  /** Hands a container's event to Runtime.events() readers. */
+  publish(e: RuntimeEvent): void;
+}

@@ -1,0 +1,107 @@
+/**
+ * The SpawnPlan: one typed, validated value that says everything a container will be —
+ * compiled from its configuration before any side effect (prepare), carried out by
+ * provisioning, and encoded for the spawner last. Plain data: unit tests compare plans.
+ */
+import type { Resources } from '../isolation/resources.js';
+
+/** The security settings in the form the plan needs (secure-runtime compiles them). */
+export interface PlanSecurity {
+  capabilities: { bounding: bigint; effective: bigint; permitted: bigint; inheritable: bigint; ambient: bigint };
+  noNewPrivileges: boolean;
+  seccomp?: { bpf: Buffer } | undefined;
+  /** Without no_new_privs the filter must be loaded while CAP_SYS_ADMIN is still held. */
+  seccompBeforeCapabilityDrop?: boolean;
+  readonlyRoot: boolean;
+  maskedPaths: string[];
+  readonlyPaths: string[];
+  rlimits: { name: string; resource: number; soft: bigint; hard: bigint }[];
+}
+
+export interface PlanUser {
+  uid: number;
+  gid: number;
+  groups: number[];
+}
+
+export interface PlanVolume {
+  source: string;
+  target: string;
+  readOnly: boolean;
+  isFile: boolean;
+}
+
+/** Where the container's processes run: CPUs (affinity mask) and a NUMA memory policy. */
+export interface PlanPlacement {
+  cpus?: number[] | undefined;
+  mempolicy?: { mode: number; nodes: number[] } | undefined;
+}
+
+/** A user namespace for the container: id maps, and one staging dir per image layer. */
+export interface PlanUserNamespace {
+  uidMap: string;
+  gidMap: string;
+  stagingDirs: string[];
+}
+
+export type NamespaceName = 'pid' | 'mnt' | 'uts' | 'ipc' | 'cgroup' | 'net' | 'user';
+
+/** Where a container's files live: state (per boot) and storage (layers, logs). */
+export interface ContainerPaths {
+  stateDir: string;
+  storageDir: string;
+  rootfs: string;
+  upper: string;
+  work: string;
+  stdoutLog: string;
+  stderrLog: string;
+}
+
+/** The process a create or exec runs, fully resolved. */
+export interface ProcessPlan {
+  argv: string[];
+  env: string[];
+  cwd: string;
+  /** PATH inside the container, which resolve-exec searches for argv[0]. */
+  searchPath: string;
+  user: PlanUser;
+  security: PlanSecurity;
+  placement?: PlanPlacement | undefined;
+}
+
+export interface SpawnPlan {
+  id: string;
+  name: string;
+  hostname: string;
+  image: { ref: string; layers: string[]; layerPaths: string[] };
+  paths: ContainerPaths;
+  process: ProcessPlan;
+  volumes: PlanVolume[];
+  /** Every namespace the container has (the record keeps them for exec). */
+  namespaces: NamespaceName[];
+  network: { mode: 'none' | 'host' | 'bridge'; bandwidthMbps?: number | undefined };
+  /** A user namespace mapping `size` ids from a host range provisioning allocates. */
+  userNamespace?: { size: number; stagingDirs: string[] } | undefined;
+  /** The container's cgroup limits (device rules included). */
+  cgroup: Resources;
+  /** Host device nodes bound into /dev (assigned GPUs). */
+  devices: string[];
+  gpus?: { indexes: number[] } | undefined;
+  /** The highest capability the running kernel knows (bounding-set drops go up to it). */
+  lastCap: number;
+}
+
+/** What provisioning made that the wire encoding needs. */
+export interface ProvisionedResources {
+  cgroupProcs: string[];
+  /** The host range the user namespace maps (uid and gid alike). */
+  idRange?: { hostId: number; size: number } | undefined;
+}
+
+export interface ExecPlan {
+  process: ProcessPlan;
+  /** The namespaces of the container's init, which the exec joins. */
+  namespaces: string[];
+  cgroupProcs: string[];
+  lastCap: number;
+}
