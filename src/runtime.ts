@@ -118,7 +118,7 @@ export class Runtime {
   }
 
   /** The host's GPUs, through NVML when its library loads, else from /dev. */
-  gpus(): GpuInventory {
+  async gpus(): Promise<GpuInventory> {
     return gpuInventory(this.kernel, this.nvmlLibrary);
   }
 
