@@ -1,7 +1,8 @@
-// N-API glue: the only file that includes napi.h. Every function here is small and
-// synchronous: connecting to the local spawner and sending one request takes microseconds,
-// and everything slow (the container's setup, waiting for exits) happens in the spawner and
-// arrives on sockets the event loop watches.
+// N-API glue: the only file that includes napi.h. Most functions here are small and
+// synchronous (one write of a cgroup file, compiling a seccomp filter). The two that can
+// block, connecting to the spawner (its socket may be full) and NVML (the driver can take
+// seconds to initialise), run on libuv's thread pool and return a Promise; everything slow
+// in the spawner arrives on sockets the event loop watches.
 #include <napi.h>
 
 #include <fcntl.h>
@@ -12,6 +13,7 @@
 #include <cerrno>
 #include <cstring>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "cgroup.h"
@@ -31,10 +33,11 @@ const char* errnoName(int err) {
   return n != nullptr ? n : "EUNKNOWN";
 }
 
-// Throws a real RuntimeError (the class src/errors.ts defines, handed over by init()).
-[[noreturn]] void throwRuntime(Napi::Env env, const std::string& message, const char* code, ss::Step step,
-                               int err, const char* syscall, const std::string& path) {
+// A real RuntimeError (the class src/errors.ts defines, handed over by init()).
+Napi::Value runtimeError(Napi::Env env, const std::string& message, const char* code, ss::Step step, int err,
+                         const char* syscall, const std::string& path) {
   auto* data = env.GetInstanceData<AddonData>();
+  if (data == nullptr || data->runtimeError.IsEmpty()) return Napi::Error::New(env, message).Value();
   Napi::Object fields = Napi::Object::New(env);
   fields.Set("code", code);
   fields.Set("step", ss::stepName(step));
@@ -44,11 +47,12 @@ const char* errnoName(int err) {
   }
   if (syscall != nullptr) fields.Set("syscall", syscall);
   if (!path.empty()) fields.Set("path", path);
-  if (data == nullptr || data->runtimeError.IsEmpty()) {
-    throw Napi::Error::New(env, message);
-  }
-  Napi::Value e = data->runtimeError.New({Napi::String::New(env, message), fields});
-  throw Napi::Error(env, e);
+  return data->runtimeError.New({Napi::String::New(env, message), fields});
+}
+
+[[noreturn]] void throwRuntime(Napi::Env env, const std::string& message, const char* code, ss::Step step,
+                               int err, const char* syscall, const std::string& path) {
+  throw Napi::Error(env, runtimeError(env, message, code, step, err, syscall, path));
 }
 
 [[noreturn]] void throwSys(Napi::Env env, ss::Step step, int err, const char* syscall, const std::string& path,
@@ -67,68 +71,172 @@ Napi::Value Init(const Napi::CallbackInfo& info) {
   return steps;
 }
 
-// request(socketPath, frame, fds) -> fd of a connected socket on which `frame` (and the
-// fds, with SCM_RIGHTS) has been sent. JavaScript reads the replies from that fd.
+// A failure on the worker thread, turned into a RuntimeError back on the JS thread.
+struct Failure {
+  std::string message;
+  const char* code = "ESYSCALL";
+  ss::Step step = ss::Step::none;
+  int err = 0;
+  const char* syscall = nullptr;
+  std::string path;
+};
+
+Failure sysFailure(ss::Step step, int err, const char* syscall, const std::string& path) {
+  return {std::string(syscall) + " `" + path + "`: " + errnoName(err), "ESYSCALL", step, err, syscall, path};
+}
+
+// Runs Work() on the thread pool and settles a promise with Result() or a RuntimeError.
+// Work() must not touch JavaScript values; it returns false with `failure` filled in.
+class PromiseWorker : public Napi::AsyncWorker {
+ public:
+  explicit PromiseWorker(Napi::Env env, const char* name)
+      : Napi::AsyncWorker(env, name), deferred_(Napi::Promise::Deferred::New(env)) {}
+  Napi::Promise Start() {
+    Napi::Promise p = deferred_.Promise();
+    Queue();  // the worker deletes itself once it has settled the promise
+    return p;
+  }
+
+ protected:
+  virtual bool Work() = 0;
+  virtual Napi::Value Result(Napi::Env env) = 0;
+  Failure failure;
+
+ private:
+  void Execute() override {
+    if (!Work()) SetError(failure.message.empty() ? std::string("failed") : failure.message);
+  }
+  void OnOK() override { deferred_.Resolve(Result(Env())); }
+  void OnError(const Napi::Error& e) override {
+    // An exception out of Work() (std::bad_alloc) left no failure behind.
+    if (failure.message.empty()) return deferred_.Reject(e.Value());
+    deferred_.Reject(runtimeError(Env(), failure.message, failure.code, failure.step, failure.err, failure.syscall,
+                                  failure.path));
+  }
+  Napi::Promise::Deferred deferred_;
+};
+
+// Argument errors reject too, so a caller has one way to see every failure.
+Napi::Value rejected(Napi::Env env, const Napi::Error& e) {
+  Napi::Promise::Deferred d = Napi::Promise::Deferred::New(env);
+  d.Reject(e.Value());
+  return d.Promise();
+}
+
+// connect() and sendmsg() on the thread pool. The frame is copied; the fds are the
+// caller's, which must keep them open until the promise settles: they are only named in
+// SCM_RIGHTS (the kernel takes its own references), never closed here. The connected
+// socket belongs to this worker until the promise resolves with it; on any failure, or
+// when the environment goes away first, it is closed here.
+class RequestWorker : public PromiseWorker {
+ public:
+  RequestWorker(Napi::Env env, std::string path, std::vector<uint8_t> frame, std::vector<int> fds)
+      : PromiseWorker(env, "stratoswarm:request"), path_(std::move(path)), frame_(std::move(frame)), fds_(std::move(fds)) {}
+  ~RequestWorker() override {
+    if (fd_ >= 0) close(fd_);
+  }
+
+ private:
+  bool Work() override {
+    struct sockaddr_un addr;
+    memset(&addr, 0, sizeof addr);
+    addr.sun_family = AF_UNIX;
+    if (path_.size() >= sizeof addr.sun_path) {
+      failure = sysFailure(ss::Step::spawner, ENAMETOOLONG, "connect", path_);
+      return false;
+    }
+    memcpy(addr.sun_path, path_.c_str(), path_.size() + 1);
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+      failure = sysFailure(ss::Step::spawner, errno, "socket", path_);
+      return false;
+    }
+    int rc;
+    do rc = connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
+    while (rc < 0 && errno == EINTR);
+    if (rc < 0) {
+      int e = errno;
+      close(fd);
+      failure = {"connect `" + path_ + "`: " + errnoName(e), "ENOSPAWNER", ss::Step::spawner, e, "connect", path_};
+      return false;
+    }
+    struct iovec iov = {frame_.data(), frame_.size()};
+    struct msghdr msg;
+    memset(&msg, 0, sizeof msg);
+    msg.msg_iov = &iov;
+    msg.msg_iovlen = 1;
+    union {
+      char b[CMSG_SPACE(sizeof(int) * 16)];
+      struct cmsghdr align;
+    } control;
+    if (!fds_.empty()) {
+      msg.msg_control = control.b;
+      msg.msg_controllen = CMSG_SPACE(sizeof(int) * fds_.size());
+      struct cmsghdr* cm = CMSG_FIRSTHDR(&msg);
+      cm->cmsg_level = SOL_SOCKET;
+      cm->cmsg_type = SCM_RIGHTS;
+      cm->cmsg_len = CMSG_LEN(sizeof(int) * fds_.size());
+      memcpy(CMSG_DATA(cm), fds_.data(), sizeof(int) * fds_.size());
+    }
+    // The fds must arrive with the first byte of the frame; the rest may follow.
+    ssize_t n;
+    do n = sendmsg(fd, &msg, MSG_NOSIGNAL);
+    while (n < 0 && errno == EINTR);
+    size_t off = n > 0 ? size_t(n) : 0;
+    while (n >= 0 && off < frame_.size()) {
+      n = send(fd, frame_.data() + off, frame_.size() - off, MSG_NOSIGNAL);
+      if (n < 0 && errno == EINTR) {
+        n = 0;
+        continue;
+      }
+      if (n > 0) off += size_t(n);
+    }
+    if (n < 0) {
+      int e = errno;
+      close(fd);
+      failure = sysFailure(ss::Step::spawner, e, "sendmsg", path_);
+      return false;
+    }
+    fd_ = fd;
+    return true;
+  }
+  Napi::Value Result(Napi::Env env) override {
+    int fd = fd_;
+    fd_ = -1;  // JavaScript owns it now
+    return Napi::Number::New(env, fd);
+  }
+
+  std::string path_;
+  std::vector<uint8_t> frame_;
+  std::vector<int> fds_;
+  int fd_ = -1;
+};
+
+// request(socketPath, frame, fds?) -> Promise<fd> of a connected socket on which `frame`
+// (and the fds, with SCM_RIGHTS) has been sent. JavaScript reads the replies from that fd.
 Napi::Value Request(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  std::string path = info[0].As<Napi::String>();
-  Napi::Buffer<uint8_t> frame = info[1].As<Napi::Buffer<uint8_t>>();
-  std::vector<int> fds;
-  if (info.Length() > 2 && info[2].IsArray()) {
-    Napi::Array a = info[2].As<Napi::Array>();
-    for (uint32_t i = 0; i < a.Length(); ++i) fds.push_back(a.Get(i).As<Napi::Number>().Int32Value());
-  }
-  if (fds.size() > 16) throw Napi::RangeError::New(env, "request: at most 16 fds");
-  struct sockaddr_un addr;
-  memset(&addr, 0, sizeof addr);
-  addr.sun_family = AF_UNIX;
-  if (path.size() >= sizeof addr.sun_path) throwSys(env, ss::Step::spawner, ENAMETOOLONG, "connect", path);
-  memcpy(addr.sun_path, path.c_str(), path.size() + 1);
-  int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd < 0) throwSys(env, ss::Step::spawner, errno, "socket", path);
-  if (connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) < 0) {
-    int e = errno;
-    close(fd);
-    throwRuntime(env, "connect `" + path + "`: " + errnoName(e), "ENOSPAWNER", ss::Step::spawner, e, "connect",
-                 path);
-  }
-  struct iovec iov = {frame.Data(), frame.Length()};
-  struct msghdr msg;
-  memset(&msg, 0, sizeof msg);
-  msg.msg_iov = &iov;
-  msg.msg_iovlen = 1;
-  union {
-    char b[CMSG_SPACE(sizeof(int) * 16)];
-    struct cmsghdr align;
-  } control;
-  if (!fds.empty()) {
-    msg.msg_control = control.b;
-    msg.msg_controllen = CMSG_SPACE(sizeof(int) * fds.size());
-    struct cmsghdr* cm = CMSG_FIRSTHDR(&msg);
-    cm->cmsg_level = SOL_SOCKET;
-    cm->cmsg_type = SCM_RIGHTS;
-    cm->cmsg_len = CMSG_LEN(sizeof(int) * fds.size());
-    memcpy(CMSG_DATA(cm), fds.data(), sizeof(int) * fds.size());
-  }
-  // The fds must arrive with the first byte of the frame; the rest may follow.
-  ssize_t n;
-  do n = sendmsg(fd, &msg, MSG_NOSIGNAL);
-  while (n < 0 && errno == EINTR);
-  size_t off = n > 0 ? size_t(n) : 0;
-  while (n >= 0 && off < frame.Length()) {
-    n = send(fd, frame.Data() + off, frame.Length() - off, MSG_NOSIGNAL);
-    if (n < 0 && errno == EINTR) {
-      n = 0;
-      continue;
+  try {
+    if (!info[0].IsString()) throw Napi::TypeError::New(env, "request: the socket path must be a string");
+    if (!info[1].IsBuffer()) throw Napi::TypeError::New(env, "request: the frame must be a Buffer");
+    std::string path = info[0].As<Napi::String>();
+    Napi::Buffer<uint8_t> frame = info[1].As<Napi::Buffer<uint8_t>>();
+    std::vector<int> fds;
+    if (info.Length() > 2 && info[2].IsArray()) {
+      Napi::Array a = info[2].As<Napi::Array>();
+      if (a.Length() > 16) throw Napi::RangeError::New(env, "request: at most 16 fds");
+      for (uint32_t i = 0; i < a.Length(); ++i) {
+        Napi::Value v = a.Get(i);
+        if (!v.IsNumber()) throw Napi::TypeError::New(env, "request: fds must be numbers");
+        fds.push_back(v.As<Napi::Number>().Int32Value());
+      }
     }
-    if (n > 0) off += size_t(n);
+    auto* w = new RequestWorker(env, std::move(path), std::vector<uint8_t>(frame.Data(), frame.Data() + frame.Length()),
+                                std::move(fds));
+    return w->Start();
+  } catch (const Napi::Error& e) {
+    return rejected(env, e);
   }
-  if (n < 0) {
-    int e = errno;
-    close(fd);
-    throwSys(env, ss::Step::spawner, e, "sendmsg", path);
-  }
-  return Napi::Number::New(env, fd);
 }
 
 // pipe() -> [readFd, writeFd], both close-on-exec.
@@ -261,37 +369,55 @@ Napi::Value AttachDeviceProgram(const Napi::CallbackInfo& info) {
   return env.Undefined();
 }
 
-// nvmlInventory(libraryPath?) -> { library, driverVersion, devices: [...] }. Loads NVML with
-// dlopen for the call only; a host without the driver gets an ELOAD error naming dlopen.
+// dlopen, nvmlInit and every query on the thread pool: a driver that is slow to initialise
+// (seconds, on a host with many GPUs) does not stop the event loop.
+class NvmlWorker : public PromiseWorker {
+ public:
+  NvmlWorker(Napi::Env env, std::string library) : PromiseWorker(env, "stratoswarm:nvml"), library_(std::move(library)) {}
+
+ private:
+  bool Work() override {
+    std::string err;
+    if (ss::nvml::inventory(library_, &inv_, &err)) return true;
+    bool loadFailed = err.rfind("dlopen", 0) == 0 || err.find(" lacks ") != std::string::npos;
+    failure = {"NVML: " + err, loadFailed ? "ELOAD" : "ESYSCALL", ss::Step::none, 0, nullptr,
+               inv_.library.empty() ? library_ : inv_.library};
+    return false;
+  }
+  Napi::Value Result(Napi::Env env) override {
+    Napi::Object out = Napi::Object::New(env);
+    out.Set("library", inv_.library);
+    out.Set("driverVersion", inv_.driverVersion);
+    Napi::Array devices = Napi::Array::New(env, inv_.devices.size());
+    for (size_t i = 0; i < inv_.devices.size(); ++i) {
+      const auto& d = inv_.devices[i];
+      Napi::Object o = Napi::Object::New(env);
+      o.Set("index", d.index);
+      o.Set("name", d.name);
+      o.Set("uuid", d.uuid);
+      o.Set("pciBusId", d.pciBusId);
+      o.Set("minor", d.minor);
+      o.Set("memoryTotal", Napi::Number::New(env, double(d.memoryTotal)));
+      o.Set("memoryUsed", Napi::Number::New(env, double(d.memoryUsed)));
+      o.Set("gpuUtilization", d.gpuUtilization);
+      o.Set("memoryUtilization", d.memoryUtilization);
+      devices.Set(uint32_t(i), o);
+    }
+    out.Set("devices", devices);
+    return out;
+  }
+
+  std::string library_;
+  ss::nvml::Inventory inv_;
+};
+
+// nvmlInventory(libraryPath?) -> Promise<{ library, driverVersion, devices: [...] }>. Loads
+// NVML with dlopen for the call only; a host without the driver gets an ELOAD rejection
+// naming dlopen.
 Napi::Value NvmlInventory(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   std::string lib = info.Length() > 0 && info[0].IsString() ? info[0].As<Napi::String>().Utf8Value() : "";
-  ss::nvml::Inventory inv;
-  std::string err;
-  if (!ss::nvml::inventory(lib, &inv, &err)) {
-    bool loadFailed = err.rfind("dlopen", 0) == 0 || err.find(" lacks ") != std::string::npos;
-    throwRuntime(env, "NVML: " + err, loadFailed ? "ELOAD" : "ESYSCALL", ss::Step::none, 0, nullptr, inv.library.empty() ? lib : inv.library);
-  }
-  Napi::Object out = Napi::Object::New(env);
-  out.Set("library", inv.library);
-  out.Set("driverVersion", inv.driverVersion);
-  Napi::Array devices = Napi::Array::New(env, inv.devices.size());
-  for (size_t i = 0; i < inv.devices.size(); ++i) {
-    const auto& d = inv.devices[i];
-    Napi::Object o = Napi::Object::New(env);
-    o.Set("index", d.index);
-    o.Set("name", d.name);
-    o.Set("uuid", d.uuid);
-    o.Set("pciBusId", d.pciBusId);
-    o.Set("minor", d.minor);
-    o.Set("memoryTotal", Napi::Number::New(env, double(d.memoryTotal)));
-    o.Set("memoryUsed", Napi::Number::New(env, double(d.memoryUsed)));
-    o.Set("gpuUtilization", d.gpuUtilization);
-    o.Set("memoryUtilization", d.memoryUtilization);
-    devices.Set(uint32_t(i), o);
-  }
-  out.Set("devices", devices);
-  return out;
+  return (new NvmlWorker(env, std::move(lib)))->Start();
 }
 
 Napi::Object Module(Napi::Env env, Napi::Object exports) {

@@ -3,6 +3,7 @@
 #include <dlfcn.h>
 
 #include <cstring>
+#include <mutex>
 
 namespace ss::nvml {
 namespace {
@@ -53,9 +54,14 @@ std::string why(const Api& api, const char* call, nvmlReturn_t rc) {
   return std::string(call) + ": " + (msg != nullptr ? msg : "error") + " (" + std::to_string(rc) + ")";
 }
 
+// Calls come from thread-pool threads; one at a time keeps each nvmlInit/nvmlShutdown pair
+// (and dlopen/dlclose) whole.
+std::mutex callMutex;
+
 }  // namespace
 
 bool inventory(const std::string& library, Inventory* out, std::string* err) {
+  std::lock_guard<std::mutex> lock(callMutex);
   std::string lib = library.empty() ? "libnvidia-ml.so.1" : library;
   Api api;
   api.handle = dlopen(lib.c_str(), RTLD_NOW | RTLD_LOCAL);

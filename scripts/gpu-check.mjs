@@ -6,7 +6,7 @@
 import { Container, ContainerConfig, Runtime } from '../dist/src/index.js';
 
 const runtime = new Runtime({ logLevel: 'warn' });
-const inv = runtime.gpus();
+const inv = await runtime.gpus();
 console.log(`inventory (${inv.source}${inv.driverVersion ? `, driver ${inv.driverVersion}` : ''}):`);
 for (const d of inv.devices) {
   console.log(`  GPU ${d.index}: ${d.name ?? '?'} ${d.uuid ?? ''} /dev/nvidia${d.minor} memory ${d.memoryTotal ? (d.memoryTotal / 2 ** 30).toFixed(1) + ' GiB' : '?'} util ${d.gpuUtilization ?? '?'}%`);

@@ -23,9 +23,9 @@ export interface GpuInventory {
  * The host's GPUs: from NVML when it loads (names, UUIDs, memory, utilisation, and the minor
  * number of each device node), else from the /dev/nvidia<N> nodes alone.
  */
-export function gpuInventory(kernel: Pick<Kernel, 'nvmlInventory'>, library?: string, devDir = '/dev'): GpuInventory {
+export async function gpuInventory(kernel: Pick<Kernel, 'nvmlInventory'>, library?: string, devDir = '/dev'): Promise<GpuInventory> {
   try {
-    const inv = kernel.nvmlInventory(library);
+    const inv = await kernel.nvmlInventory(library);
     return {
       source: 'nvml',
       driverVersion: inv.driverVersion,

@@ -296,7 +296,7 @@ export class MemoryCgroupFs implements Kernel {
   compileSeccomp(_profile: OciSeccompProfile): { bpf: Buffer; unknownSyscalls: string[] } {
     throw new RuntimeError('MemoryCgroupFs models cgroup files only', { code: 'EUNSUPPORTED' });
   }
-  nvmlInventory(): never {
+  async nvmlInventory(): Promise<never> {
     throw new RuntimeError('MemoryCgroupFs models cgroup files only', { code: 'EUNSUPPORTED' });
   }
   /** Records the program's rules as a write to a pseudo-file, so tests can read them back. */
@@ -304,7 +304,7 @@ export class MemoryCgroupFs implements Kernel {
     this.attachedPrograms.set(cgroupDir, rules.map((r) => ({ ...r })));
   }
   readonly attachedPrograms = new Map<string, { allow: boolean; type: string; major?: number; minor?: number; access: string }[]>();
-  request(_socketPath: string, _frame: Buffer, _fds?: number[]): number {
+  async request(_socketPath: string, _frame: Buffer, _fds?: number[]): Promise<never> {
     throw new RuntimeError('MemoryCgroupFs models cgroup files only', { code: 'EUNSUPPORTED' });
   }
   pipe(): [number, number] {

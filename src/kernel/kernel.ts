@@ -27,12 +27,19 @@ export interface Kernel extends HostFacts {
   rmdir(path: string): void;
   readdir(path: string): string[];
   compileSeccomp(profile: OciSeccompProfile): { bpf: Buffer; unknownSyscalls: string[] };
-  /** GPUs through NVML, loaded with dlopen from `library` (default libnvidia-ml.so.1). */
-  nvmlInventory(library?: string): NvmlInventory;
+  /**
+   * GPUs through NVML, loaded with dlopen from `library` (default libnvidia-ml.so.1), on a
+   * worker thread: NVML's init can take seconds.
+   */
+  nvmlInventory(library?: string): Promise<NvmlInventory>;
   /** Attaches a cgroup v2 device filter (eBPF) built from the rules, replacing the previous one. */
   attachDeviceProgram(cgroupDir: string, rules: readonly DeviceRuleData[]): void;
-  /** Connects to a unix socket and sends one frame, with fds; returns the connected fd. */
-  request(socketPath: string, frame: Buffer, fds?: number[]): number;
+  /**
+   * Connects to a unix socket and sends one frame, with fds, on a worker thread; resolves with
+   * the connected fd (the caller's to close). The fds stay the caller's: keep them open until
+   * the promise settles.
+   */
+  request(socketPath: string, frame: Buffer, fds?: number[]): Promise<number>;
   pipe(): [number, number];
   close(fd: number): void;
 }
@@ -79,13 +86,13 @@ export class NativeKernel implements Kernel {
   compileSeccomp(profile: OciSeccompProfile): { bpf: Buffer; unknownSyscalls: string[] } {
     return this.addon.compileSeccomp(profile);
   }
-  nvmlInventory(library?: string): NvmlInventory {
+  nvmlInventory(library?: string): Promise<NvmlInventory> {
     return this.addon.nvmlInventory(library);
   }
   attachDeviceProgram(cgroupDir: string, rules: readonly DeviceRuleData[]): void {
     this.addon.attachDeviceProgram(cgroupDir, rules);
   }
-  request(socketPath: string, frame: Buffer, fds?: number[]): number {
+  request(socketPath: string, frame: Buffer, fds?: number[]): Promise<number> {
     return this.addon.request(socketPath, frame, fds);
   }
   pipe(): [number, number] {

@@ -50,13 +50,14 @@ export interface NvmlInventory {
 /** The raw addon (native/addon.cc). */
 export interface NativeAddon {
   init(errorClass: typeof RuntimeError): string[];
-  request(socketPath: string, frame: Buffer, fds?: number[]): number;
+  /** Resolves once connected and sent; the fds must stay open until then (the addon never closes them). */
+  request(socketPath: string, frame: Buffer, fds?: number[]): Promise<number>;
   pipe(): [number, number];
   close(fd: number): void;
   cgroupWrite(path: string, value: string): void;
   cgroupRead(path: string): string;
   compileSeccomp(profile: OciSeccompProfile): { bpf: Buffer; unknownSyscalls: string[] };
-  nvmlInventory(library?: string): NvmlInventory;
+  nvmlInventory(library?: string): Promise<NvmlInventory>;
   attachDeviceProgram(cgroupDir: string, rules: readonly { allow: boolean; type: string; major?: number; minor?: number; access: string }[]): void;
 }
 

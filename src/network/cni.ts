@@ -20,6 +20,10 @@ async function tc(host: Pick<HostFacts, 'runProgram'>, args: string[], tolerateM
     throw new RuntimeError(`tc ${args.join(' ')}: ${(r.stderr || `exit ${r.status}`).trim()}`, { code: 'ESYSCALL', step: 'network' });
   }
 }
+
+function message(e: unknown): string {
+  return e instanceof Error ? e.message : String(e);
+}
 /** Where distributions install the reference plugins (Debian: containernetworking-plugins). */
 export const DEFAULT_PLUGIN_DIRS = ['/usr/lib/cni', '/opt/cni/bin', '/usr/libexec/cni'];
 
@@ -156,9 +160,21 @@ export class BridgeNetwork {
         done.push(plugin);
       }
     } catch (e) {
-      // Undo what was added, newest first, so a failed attach leaves no veth or lease.
+      // Undo what was added, newest first, so a failed attach leaves no veth or lease. The
+      // ADD failure is what is thrown; a DEL that fails too is noted on it (message and
+      // `suppressed`), never thrown in its place.
+      const suppressed: unknown[] = [];
       for (const plugin of done.reverse()) {
-        await this.invoke('DEL', plugin.type as string, { ...plugin, cniVersion: list.cniVersion, name: list.name, ...(prev ? { prevResult: prev } : {}) }, containerId, netns, ifname).catch(() => undefined);
+        const conf = { ...plugin, cniVersion: list.cniVersion, name: list.name, ...(prev ? { prevResult: prev } : {}) };
+        try {
+          await this.invoke('DEL', plugin.type as string, conf, containerId, netns, ifname);
+        } catch (del) {
+          suppressed.push(del);
+        }
+      }
+      if (suppressed.length && e instanceof Error) {
+        e.message += ` (undoing the attach failed too: ${suppressed.map(message).join('; ')})`;
+        (e as Error & { suppressed?: unknown[] }).suppressed = suppressed;
       }
       throw e;
     }
@@ -173,31 +189,43 @@ export class BridgeNetwork {
    * A changed rate rewrites the two token buckets the bandwidth plugin made (`tc qdisc
    * change`: the host side of the veth shapes traffic into the container, the ifb device
    * traffic out of it) without a moment unshaped; adding or removing the limit runs the
-   * plugin's ADD or DEL.
+   * plugin's ADD or DEL. Errors say which of these failed, after what was asked ("change
+   * bandwidth of <id> from 10 to 20 Mbit/s: tc qdisc change dev …: …").
    */
   async setBandwidth(containerId: string, netns: string, result: CniResult, fromMbps: number | undefined, toMbps: number | undefined, ifname = 'eth0'): Promise<CniResult> {
     const conf = (mbps: number) => ({ type: 'bandwidth', ...bandwidthLimits(mbps), cniVersion: CNI_VERSION, name: this.name, prevResult: result });
     const hostSide = (result.interfaces ?? []).filter((i) => !i.sandbox && i.name !== this.bridge).map((i) => i.name);
-    if (fromMbps !== undefined && toMbps !== undefined) {
-      const l = bandwidthLimits(toMbps);
-      for (const dev of hostSide) {
-        // bandwidth plugin: rate in bits/s, burst in bits; tc wants bytes for the burst.
-        await tc(this.host, ['qdisc', 'change', 'dev', dev, 'root', 'tbf', 'rate', `${l.ingressRate}bit`, 'burst', `${Math.ceil(l.ingressBurst / 8)}b`, 'latency', '25ms']);
+    const context =
+      fromMbps !== undefined && toMbps !== undefined
+        ? `change bandwidth of ${containerId} from ${fromMbps} to ${toMbps} Mbit/s`
+        : fromMbps !== undefined
+          ? `remove the bandwidth limit of ${containerId}`
+          : `limit bandwidth of ${containerId} to ${toMbps} Mbit/s`;
+    try {
+      if (fromMbps !== undefined && toMbps !== undefined) {
+        const l = bandwidthLimits(toMbps);
+        for (const dev of hostSide) {
+          // bandwidth plugin: rate in bits/s, burst in bits; tc wants bytes for the burst.
+          await tc(this.host, ['qdisc', 'change', 'dev', dev, 'root', 'tbf', 'rate', `${l.ingressRate}bit`, 'burst', `${Math.ceil(l.ingressBurst / 8)}b`, 'latency', '25ms']);
+        }
+        return result;
       }
+      if (fromMbps !== undefined) {
+        await this.invoke('DEL', 'bandwidth', conf(fromMbps), containerId, netns, ifname);
+        // The plugin's DEL removes the ifb device but not the veth's token bucket or the ingress
+        // redirect to the (now missing) ifb, which would drop every packet from the container.
+        for (const dev of hostSide.filter((d) => !d.startsWith('bwp'))) {
+          await tc(this.host, ['qdisc', 'del', 'dev', dev, 'root'], true);
+          await tc(this.host, ['qdisc', 'del', 'dev', dev, 'ingress'], true);
+        }
+        return { ...result, interfaces: (result.interfaces ?? []).filter((i) => !i.name.startsWith('bwp')) };
+      }
+      if (toMbps !== undefined) return (await this.invoke('ADD', 'bandwidth', conf(toMbps), containerId, netns, ifname)) ?? result;
       return result;
+    } catch (e) {
+      if (e instanceof RuntimeError) throw e.wrap(context);
+      throw new RuntimeError(`${context}: ${message(e)}`, { code: 'ESYSCALL', step: 'config', cause: e });
     }
-    if (fromMbps !== undefined) {
-      await this.invoke('DEL', 'bandwidth', conf(fromMbps), containerId, netns, ifname);
-      // The plugin's DEL removes the ifb device but not the veth's token bucket or the ingress
-      // redirect to the (now missing) ifb, which would drop every packet from the container.
-      for (const dev of hostSide.filter((d) => !d.startsWith('bwp'))) {
-        await tc(this.host, ['qdisc', 'del', 'dev', dev, 'root'], true);
-        await tc(this.host, ['qdisc', 'del', 'dev', dev, 'ingress'], true);
-      }
-      return { ...result, interfaces: (result.interfaces ?? []).filter((i) => !i.name.startsWith('bwp')) };
-    }
-    if (toMbps !== undefined) return (await this.invoke('ADD', 'bandwidth', conf(toMbps), containerId, netns, ifname)) ?? result;
-    return result;
   }
 
   /** Detaches; tolerates a namespace that is already gone (CNI spec: DEL must not fail then). */

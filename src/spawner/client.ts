@@ -181,7 +181,7 @@ export class SpawnerClient implements Spawner {
   }
 
   private async rawRequest(fields: string[], fds?: number[]): Promise<string[]> {
-    const fd = this.opts.kernel.request(this.socketPath, encodeFrame(fields), fds);
+    const fd = await this.opts.kernel.request(this.socketPath, encodeFrame(fields), fds);
     const ex = new Exchange(fd, this.socketPath);
     try {
       return await ex.next();
@@ -209,7 +209,7 @@ export class SpawnerClient implements Spawner {
     context: string,
   ): Promise<{ pid: number; exit: Promise<{ exitCode: number | null; signal: number | null }> }> {
     await this.ensure();
-    const fd = this.opts.kernel.request(this.socketPath, encodeFrame(fields), fds);
+    const fd = await this.opts.kernel.request(this.socketPath, encodeFrame(fields), fds);
     const ex = new Exchange(fd, this.socketPath);
     let reply: string[];
     try {

@@ -174,6 +174,50 @@ describe('CNI configuration', () => {
     const ok = await n.add('cid', '/proc/self/ns/net');
     expect(ok).toMatchObject({ ip: '10.88.0.9', gateway: '10.88.0.1', ifname: 'eth0' });
   });
+
+  it('a DEL that fails while undoing a failed ADD is noted on the ADD failure, which is what is thrown', async () => {
+    const plugins = tmp();
+    fs.writeFileSync(
+      join(plugins, 'bridge'),
+      `#!/bin/sh\ncat >/dev/null\nif [ "$CNI_COMMAND" = DEL ]; then echo '{"code":11,"msg":"veth busy"}'; exit 1; fi\necho '{"cniVersion":"1.0.0","ips":[{"address":"10.88.0.9/16"}]}'\n`,
+      { mode: 0o755 },
+    );
+    fs.writeFileSync(join(plugins, 'bandwidth'), `#!/bin/sh\ncat >/dev/null\necho '{"code":7,"msg":"no ifb"}'\nexit 1\n`, { mode: 0o755 });
+    const n = new BridgeNetwork({ dataDir: tmp(), pluginDirs: [plugins] });
+    const err = await n.add('cid', '/proc/self/ns/net', 10).then(() => undefined, (e: unknown) => e);
+    expect(err).toBeInstanceOf(RuntimeError);
+    expect((err as Error).message).toBe('CNI bandwidth ADD for cid: no ifb (undoing the attach failed too: CNI bridge DEL for cid: veth busy)');
+    const suppressed = (err as { suppressed?: unknown[] }).suppressed;
+    expect(suppressed).toHaveLength(1);
+    expect((suppressed![0] as Error).message).toBe('CNI bridge DEL for cid: veth busy');
+  });
+
+  it('setBandwidth errors name what was asked and the step that failed', async () => {
+    const plugins = tmp();
+    fs.writeFileSync(join(plugins, 'bandwidth'), `#!/bin/sh\ncat >/dev/null\necho '{"code":7,"msg":"no ifb"}'\nexit 1\n`, { mode: 0o755 });
+    // A tc that fails as it does for a veth that is gone.
+    const bin = tmp();
+    fs.writeFileSync(join(bin, 'tc'), '#!/bin/sh\necho "Cannot find device \\"veth1\\"" >&2\nexit 1\n', { mode: 0o755 });
+    const n = new BridgeNetwork({ dataDir: tmp(), pluginDirs: [plugins] });
+    const result = { cniVersion: '1.0.0', interfaces: [{ name: 'ssbr0' }, { name: 'veth1' }, { name: 'eth0', sandbox: '/proc/1/ns/net' }] };
+    await expect(n.setBandwidth('cid', '/proc/self/ns/net', result, undefined, 10)).rejects.toMatchObject({
+      code: 'ESYSCALL',
+      step: 'config',
+      message: 'limit bandwidth of cid to 10 Mbit/s: CNI bandwidth ADD for cid: no ifb',
+    });
+    const savedPath = process.env.PATH;
+    process.env.PATH = `${bin}:${savedPath ?? ''}`;
+    try {
+      const err = await n.setBandwidth('cid', '/proc/self/ns/net', result, 10, 20).then(() => undefined, (e: unknown) => e);
+      expect(err).toBeInstanceOf(RuntimeError);
+      expect(err).toMatchObject({ code: 'ESYSCALL', step: 'config', path: 'tc' });
+      expect((err as Error).message).toBe(
+        'change bandwidth of cid from 10 to 20 Mbit/s: tc qdisc change dev veth1 root tbf rate 20000000bit burst 65536b latency 25ms: Cannot find device "veth1"',
+      );
+    } finally {
+      process.env.PATH = savedPath;
+    }
+  });
 });
 
 describe('hardware affinity', () => {

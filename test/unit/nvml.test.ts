@@ -31,8 +31,8 @@ describe.skipIf(!!SKIP)(`NVML through the addon${SKIP ? ` — skipped: ${SKIP}` 
     fs.rmSync(dir, { recursive: true, force: true });
   });
 
-  it('reads every GPU: name, UUID, minor number, memory, utilisation, PCI bus', () => {
-    const inv = new NativeKernel().nvmlInventory(lib);
+  it('reads every GPU: name, UUID, minor number, memory, utilisation, PCI bus', async () => {
+    const inv = await new NativeKernel().nvmlInventory(lib);
     expect(inv.library).toBe(lib);
     expect(inv.driverVersion).toBe('999.99.fake');
     expect(inv.devices).toEqual([
@@ -42,25 +42,41 @@ describe.skipIf(!!SKIP)(`NVML through the addon${SKIP ? ` — skipped: ${SKIP}` 
     ]);
   });
 
-  it('a library that cannot be loaded is ELOAD naming dlopen; a failing init names the call and NVML\'s message', () => {
+  it('a library that cannot be loaded is ELOAD naming dlopen; a failing init names the call and NVML\'s message', async () => {
     const k = new NativeKernel();
-    expect(() => k.nvmlInventory(join(dir, 'missing.so'))).toThrow(RuntimeError);
-    try {
-      k.nvmlInventory(join(dir, 'missing.so'));
-    } catch (e) {
-      expect(e).toMatchObject({ code: 'ELOAD' });
-      expect((e as Error).message).toMatch(/^NVML: dlopen .*missing\.so/);
-    }
+    const missing = join(dir, 'missing.so');
+    const e = await k.nvmlInventory(missing).then(() => undefined, (err: unknown) => err);
+    expect(e).toBeInstanceOf(RuntimeError);
+    expect(e).toMatchObject({ code: 'ELOAD', step: 'none', path: missing });
+    expect((e as Error).message).toMatch(/^NVML: dlopen .*missing\.so/);
     process.env.FAKE_NVML_FAIL_INIT = '1';
     try {
-      expect(() => k.nvmlInventory(lib)).toThrow('NVML: nvmlInit: Driver Not Loaded (9)');
+      const init = await k.nvmlInventory(lib).then(() => undefined, (err: unknown) => err);
+      expect(init).toBeInstanceOf(RuntimeError);
+      expect(init).toMatchObject({ code: 'ESYSCALL', step: 'none', path: lib, message: 'NVML: nvmlInit: Driver Not Loaded (9)' });
     } finally {
       delete process.env.FAKE_NVML_FAIL_INIT;
     }
   });
 
-  it('the inventory maps NVML indexes to their /dev/nvidia<minor> nodes for assignment', () => {
-    const inv = gpuInventory(new NativeKernel(), lib);
+  it('the event loop keeps running while NVML is slow to initialise', async () => {
+    process.env.FAKE_NVML_DELAY_MS = '300';
+    let ticks = 0;
+    const timer = setInterval(() => ticks++, 10);
+    try {
+      const started = Date.now();
+      const inv = await new NativeKernel().nvmlInventory(lib);
+      expect(Date.now() - started).toBeGreaterThanOrEqual(250);
+      expect(inv.devices).toHaveLength(2);
+      expect(ticks).toBeGreaterThanOrEqual(5);
+    } finally {
+      clearInterval(timer);
+      delete process.env.FAKE_NVML_DELAY_MS;
+    }
+  });
+
+  it('the inventory maps NVML indexes to their /dev/nvidia<minor> nodes for assignment', async () => {
+    const inv = await gpuInventory(new NativeKernel(), lib);
     expect(inv.source).toBe('nvml');
     const dev = fs.mkdtempSync(join(tmpdir(), 'ss-dev-'));
     try {
@@ -73,8 +89,8 @@ describe.skipIf(!!SKIP)(`NVML through the addon${SKIP ? ` — skipped: ${SKIP}` 
     }
   });
 
-  it('without NVML the inventory falls back to /dev and says why', () => {
-    const inv = gpuInventory(new NativeKernel(), join(dir, 'missing.so'), '/nonexistent');
+  it('without NVML the inventory falls back to /dev and says why', async () => {
+    const inv = await gpuInventory(new NativeKernel(), join(dir, 'missing.so'), '/nonexistent');
     expect(inv).toMatchObject({ source: 'dev', devices: [] });
     expect(inv.nvmlError).toMatch(/dlopen/);
   });
