@@ -49,8 +49,8 @@ int main(int argc, char** argv) {
 }
 `;
 
-let kernel: Kernel;
-let layout: CgroupLayout;
+let kernel!: Kernel;
+let layout!: CgroupLayout;
 let driver: CgroupDriver;
 let work = '';
 

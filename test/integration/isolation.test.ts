@@ -328,7 +328,7 @@ describe('isolation (real cgroups)', () => {
       console.warn(`hugetlb v2 delegation check skipped: ${why}`);
       ctx.skip(why);
     }
-    const delegated = kernel.readFile(`${h.mount}/cgroup.subtree_control`).includes('hugetlb');
+    const delegated = kernel.readFile(`${h!.mount}/cgroup.subtree_control`).includes('hugetlb');
     const attempt = () => create({ hugetlb: [{ pageSize: '2MB', limit: 8 * MiB }] });
     if (delegated) expect(attempt).not.toThrow();
     else expect(attempt).toThrow(expect.objectContaining({ code: 'EUNSUPPORTED' }));
