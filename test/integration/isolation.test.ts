@@ -264,7 +264,8 @@ describe('isolation (real cgroups)', () => {
     // Pages charged before the move stay with the old cgroup, so it allocates (a 4 MB shell
     // variable) after joining.
     spawnIn(procsFiles, shell('x=$(head -c 4000000 /dev/zero | tr "\\0" a); while :; do :; done'));
-    // Until the allocation's pipeline (head, tr, a subshell) is gone: slow on a loaded host.
+    // Then until the allocation's pipeline (head, tr, a subshell) is gone: slow on a loaded host.
+    await sleep(500);
     for (let i = 0; i < 100 && driver.stats(id).pids!.current !== 1; i++) await sleep(100);
     const s = driver.stats(id);
     expect(s.cpu!.usageNs).toBeGreaterThan(0);
