@@ -13,7 +13,8 @@ import { Container, ContainerConfig } from '../../src/index.js';
 import { packageRoot } from '../../src/kernel/native.js';
 import { SecurityProfile, securityReport, type SecurityOptions } from '../../src/secure-runtime/index.js';
 import { IS_ROOT, SKIP_REASON, testRuntime, type TestRuntime } from '../helpers/runtime.js';
-import { parseAttackOutput, type AttackLine } from '../helpers/attack.js';
+import { I386_CHECKS, i386Unreachable, parseAttackOutput, probeAbis, type AttackLine } from '../helpers/attack.js';
+import { skipBecause } from '../helpers/skip.js';
 
 const IMAGE = 'stratoswarm/base-agent:latest';
 const root = packageRoot();
@@ -27,6 +28,8 @@ function buildAttack(): string | Error {
 const built = IS_ROOT ? buildAttack() : new Error(SKIP_REASON);
 const attackBinary = typeof built === 'string' ? built : undefined;
 if (!attackBinary) console.warn(`attack integration tests skipped: ${(built as Error).message}`);
+/** The container runs on this kernel: probed here, where no filter is in the way. */
+const i386Skip = process.arch !== 'x64' ? 'no i386 entry point off x86_64' : attackBinary ? i386Unreachable(probeAbis(attackBinary)) : undefined;
 
 /** A block device this host really has, so mknod-block aims at a real disk. */
 function hostBlockDevice(): string | undefined {
@@ -103,7 +106,7 @@ describe.skipIf(!attackBinary)(`attacks from inside a container (root, real kern
       expect(failures(lines)).toEqual([]);
       expect(exitCode).toBe(0);
       // seccomp said no, not some later check
-      for (const name of ['mount', 'unshare-user', 'setns', 'bpf', 'keyctl', 'ptrace-attach', 'io_uring_setup', 'i386-unshare', 'x32-unshare']) {
+      for (const name of ['mount', 'unshare-user', 'setns', 'bpf', 'keyctl', 'ptrace-attach', 'io_uring_setup', ...(process.arch === 'x64' ? ['x32-unshare'] : [])]) {
         expect(lines.get(name)?.result, name).toBe('EPERM');
       }
       expect(lines.get('clone3')?.result).toBe('ENOSYS');
@@ -133,6 +136,15 @@ describe.skipIf(!attackBinary)(`attacks from inside a container (root, real kern
       expect(lines.get('root-write')?.result).toBe('OK'); // readonlyRoot is off by default, as in Docker
       const caps = fields(lines.get('caps')!.detail);
       expect(caps).toMatchObject({ uid: '0', CapEff: DOCKER_CAPS, CapPrm: DOCKER_CAPS, CapBnd: DOCKER_CAPS, CapInh: '0000000000000000', CapAmb: '0000000000000000', NoNewPrivs: '1', Seccomp: '2' });
+    });
+  });
+
+  it.skipIf(skipBecause(i386Skip, 'i386 checks in a container'))('the default profile refuses the same calls through the i386 entry point (int $0x80)', async () => {
+    await withContainer(undefined, async (c) => {
+      const r = await c.exec(['/attack/attack', ...I386_CHECKS], { timeoutMs: 30_000 });
+      const lines = parse(r.stdout);
+      expect(failures(lines)).toEqual([]);
+      for (const name of I386_CHECKS) expect(lines.get(name)?.result, name).toBe('EPERM');
     });
   });
 

@@ -417,7 +417,7 @@ describe.skipIf(!IS_ROOT)(`containers (root, real kernel)${SKIP_REASON ? ` — s
 
   describe('spawner loss', () => {
     it('a killed spawner leaves containers running; a new one adopts them, execs into and stops them', async () => {
-      const c = await Container.create(config('trap "exit 0" TERM; while true; do sleep 0.05; done'), { runtime: rt });
+      const c = await Container.create(config('trap "exit 0" TERM; while true; do sleep 0.05; done', (b) => b.hostname('adopted')), { runtime: rt });
       await c.start();
       const old = spawnerPid(t.stateRoot)!;
       process.kill(old, 'SIGKILL');
@@ -434,7 +434,8 @@ describe.skipIf(!IS_ROOT)(`containers (root, real kernel)${SKIP_REASON ? ` — s
         const again = await Container.load(c.id, { runtime: fresh });
         expect(again.state).toBe('running');
         const r = await again.exec(['/bin/sh', '-c', 'echo inside; hostname']);
-        expect(r.stdout.split('\n')[0]).toBe('inside');
+        // The exec entered the container's own UTS namespace, not the host's.
+        expect(r.stdout).toBe('inside\nadopted\n');
         const exit = await again.stop({ timeoutMs: 5000 });
         // The exit is seen (through a pidfd), its code died with the old parent.
         expect(exit).toEqual({ exitCode: null, signal: null, oomKilled: false });

@@ -121,6 +121,8 @@ describe.skipIf(!IS_ROOT)(`escape routes (root, real kernel)${SKIP_REASON ? ` â€
       expect(r.stdout).toContain('kill-failed');
       await new Promise((res) => setTimeout(res, 100));
       expect(a.state).toBe('running');
+      // ... and its init is really alive: an exec into it still runs.
+      expect(await a.exec(['/bin/sh', '-c', 'echo alive'])).toMatchObject({ exitCode: 0, stdout: 'alive\n' });
     } finally {
       await a.remove({ force: true });
       await b.remove({ force: true });

@@ -1,7 +1,9 @@
 /**
  * The cgroup driver against the real kernel: limits enforced on plain host processes, placed in
  * a test-only parent (stratoswarm-test-<random>) that is removed at the end. Needs root and a
- * mounted cgroup hierarchy; on this project's CI VM that is v1 (hybrid host).
+ * mounted cgroup hierarchy; on this project's CI VM that is v1 (hybrid host). Each check reads
+ * back the file of the hierarchy the driver chose for that controller (v1 or v2), so a pure v2
+ * host runs them too.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -11,6 +13,8 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { RuntimeError } from '../../src/errors.js';
 import { NativeKernel, type Kernel } from '../../src/kernel/kernel.js';
 import { CgroupDriver, blockDeviceFor, readCgroupLayout, type CgroupLayout, type Resources } from '../../src/isolation/index.js';
+import type { Controller } from '../../src/isolation/layout.js';
+import { skipBecause } from '../helpers/skip.js';
 
 const MiB = 1024 * 1024;
 const PARENT = `stratoswarm-test-${randomBytes(4).toString('hex')}`;
@@ -43,6 +47,14 @@ if (!reason) {
 const skip = reason ?? (enforcing || undefined);
 if (skip) console.log(`skipping cgroup isolation integration tests: ${skip}`);
 const itRoot = it.skipIf(skip !== undefined); // reason: `skip`, printed above
+
+/** Whether the driver drives `c` through v1 here (false: through the unified v2 tree). */
+const onV1 = (c: Controller) => layout.controllers[c]!.version === 1;
+
+/** Container `id`'s file for controller `c`: named `v1` on a v1 hierarchy, `v2` on the unified tree. */
+function cgFile(c: Controller, id: string, v1: string, v2: string): string {
+  return `${layout.controllers[c]!.mount}/${PARENT}/${id}/${onV1(c) ? v1 : v2}`;
+}
 
 const children: ChildProcess[] = [];
 const ids = new Set<string>();
@@ -132,7 +144,7 @@ describe('isolation (real cgroups)', () => {
 
   itRoot('memory 256 MiB: a process allocating 1 GiB is OOM-killed and counted; the test process goes on', async () => {
     const { id, procsFiles } = create({ memoryLimit: 256 * MiB, memorySwap: 256 * MiB });
-    expect(kernel.readFile(`/sys/fs/cgroup/memory/${PARENT}/${id}/memory.limit_in_bytes`).trim()).toBe(String(256 * MiB));
+    expect(kernel.readFile(cgFile('memory', id, 'memory.limit_in_bytes', 'memory.max')).trim()).toBe(String(256 * MiB));
     // Buffer.alloc(n, 1) writes every byte, so every page is really charged.
     const hog = spawnIn(procsFiles, [
       process.execPath,
@@ -189,7 +201,8 @@ describe('isolation (real cgroups)', () => {
     const t0 = performance.now();
     await driver.freeze(id);
     const freezeMs = performance.now() - t0;
-    expect(kernel.readFile(`${layout.controllers.freezer!.mount}/${PARENT}/${id}/freezer.state`).trim()).toBe('FROZEN');
+    if (onV1('freezer')) expect(kernel.readFile(cgFile('freezer', id, 'freezer.state', '')).trim()).toBe('FROZEN');
+    else expect(kernel.readFile(cgFile('freezer', id, '', 'cgroup.events'))).toMatch(/^frozen 1$/m);
     const frozen = await coresUsed(id, 1000);
     expect(frozen).toBeLessThan(0.01);
     await driver.thaw(id);
@@ -200,12 +213,12 @@ describe('isolation (real cgroups)', () => {
 
   itRoot('an update with one invalid value (cpuset "99") changes nothing', async () => {
     const { id } = create({ cpuLimit: 0.5, pidsLimit: 32 });
+    const cpuset = cgFile('cpuset', id, 'cpuset.cpus', 'cpuset.cpus');
     const files = [
-      `${layout.controllers.cpu!.mount}/${PARENT}/${id}/cpu.cfs_quota_us`,
-      `${layout.controllers.cpu!.mount}/${PARENT}/${id}/cpu.cfs_period_us`,
-      `${layout.controllers.pids!.mount}/${PARENT}/${id}/pids.max`,
-      `${layout.controllers.cpuset!.mount}/${PARENT}/${id}/cpuset.cpus`,
-      `${layout.controllers.memory!.mount}/${PARENT}/${id}/memory.limit_in_bytes`,
+      ...(onV1('cpu') ? [cgFile('cpu', id, 'cpu.cfs_quota_us', ''), cgFile('cpu', id, 'cpu.cfs_period_us', '')] : [cgFile('cpu', id, '', 'cpu.max')]),
+      cgFile('pids', id, 'pids.max', 'pids.max'),
+      cpuset,
+      cgFile('memory', id, 'memory.limit_in_bytes', 'memory.max'),
     ];
     const before = files.map((f) => kernel.readFile(f));
     let err: unknown;
@@ -216,10 +229,10 @@ describe('isolation (real cgroups)', () => {
     }
     expect(err).toBeInstanceOf(RuntimeError);
     // cpulist_parse() answers ERANGE for a cpu past nr_cpu_ids (EINVAL for a malformed list).
-    expect(err).toMatchObject({ errno: expect.stringMatching(/^(ERANGE|EINVAL)$/), syscall: 'write', path: files[3], containerId: id });
+    expect(err).toMatchObject({ errno: expect.stringMatching(/^(ERANGE|EINVAL)$/), syscall: 'write', path: cpuset, containerId: id });
     expect((err as Error).message).toMatch(new RegExp(`^update resources of "${id}": write \`cpuset.cpus\`: (ERANGE|EINVAL) \\(value "99"\\)$`));
     expect(files.map((f) => kernel.readFile(f))).toEqual(before);
-    expect(before[0]!.trim()).toBe('50000');
+    expect(before[0]!.trim()).toBe(onV1('cpu') ? '50000' : '50000 100000');
   });
 
   itRoot('destroy removes every directory; list() finds leftovers and cleanup removes them', async () => {
@@ -251,44 +264,72 @@ describe('isolation (real cgroups)', () => {
     // Pages charged before the move stay with the old cgroup, so it allocates (a 4 MB shell
     // variable) after joining.
     spawnIn(procsFiles, shell('x=$(head -c 4000000 /dev/zero | tr "\\0" a); while :; do :; done'));
+    // Then until the allocation's pipeline (head, tr, a subshell) is gone: slow on a loaded host.
     await sleep(500);
+    for (let i = 0; i < 100 && driver.stats(id).pids!.current !== 1; i++) await sleep(100);
     const s = driver.stats(id);
     expect(s.cpu!.usageNs).toBeGreaterThan(0);
     expect(s.memory!.currentBytes).toBeGreaterThan(0);
     expect(s.memory!.limitBytes).toBe(64 * MiB);
     expect(s.pids).toEqual({ current: 1, limit: 16 });
-    expect(s.blockIo).toBeDefined();
+    // It reads and writes no disk: the section is there, with counts that are whole numbers.
+    expect(s.blockIo).toEqual({ readBytes: expect.any(Number), writeBytes: expect.any(Number), readOps: expect.any(Number), writeOps: expect.any(Number) });
+    for (const v of Object.values(s.blockIo!)) expect(Number.isInteger(v) && v >= 0, String(v)).toBe(true);
   });
 
-  itRoot('block io: the root filesystem’s disk takes a throttle', async () => {
-    let device: string;
+  itRoot('block io: the root filesystem’s disk takes a throttle', async (ctx) => {
+    if (!layout.controllers.blkio) {
+      console.warn('block io throttle check skipped: no blkio (v1) or io (v2) controller here');
+      ctx.skip('no blkio/io controller');
+    }
+    let device = '';
     try {
       device = blockDeviceFor('/');
     } catch (e) {
-      console.log(`skipping the throttle check: ${(e as Error).message}`);
-      return;
+      console.warn(`block io throttle check skipped: ${(e as Error).message}`);
+      ctx.skip((e as Error).message);
     }
     const { id } = create({ blockIo: [{ device, writeBps: 10 * MiB, readIops: 500 }] });
-    const dir = `${layout.controllers.blkio!.mount}/${PARENT}/${id}`;
-    expect(kernel.readFile(`${dir}/blkio.throttle.write_bps_device`).trim()).toBe(`${device} ${10 * MiB}`);
-    expect(kernel.readFile(`${dir}/blkio.throttle.read_iops_device`).trim()).toBe(`${device} 500`);
-    driver.update(id, { blockIo: [{ device, writeBps: Infinity }] });
-    expect(kernel.readFile(`${dir}/blkio.throttle.write_bps_device`).trim()).toBe('');
+    if (onV1('blkio')) {
+      const dir = `${layout.controllers.blkio!.mount}/${PARENT}/${id}`;
+      expect(kernel.readFile(`${dir}/blkio.throttle.write_bps_device`).trim()).toBe(`${device} ${10 * MiB}`);
+      expect(kernel.readFile(`${dir}/blkio.throttle.read_iops_device`).trim()).toBe(`${device} 500`);
+      driver.update(id, { blockIo: [{ device, writeBps: Infinity }] });
+      expect(kernel.readFile(`${dir}/blkio.throttle.write_bps_device`).trim()).toBe('');
+    } else {
+      const ioMax = cgFile('blkio', id, '', 'io.max');
+      expect(kernel.readFile(ioMax).trim()).toBe(`${device} rbps=max wbps=${10 * MiB} riops=500 wiops=max`);
+      driver.update(id, { blockIo: [{ device, writeBps: Infinity }] });
+      expect(kernel.readFile(ioMax).trim()).toBe(`${device} rbps=max wbps=max riops=500 wiops=max`);
+    }
   });
 
-  itRoot('devices: deny-all plus the standard list; a GPU-less host still opens /dev/null but not /dev/mem', async () => {
+  itRoot('devices: deny-all plus the standard list; with no devices asked for, /dev/null opens but /dev/mem does not', async (ctx) => {
+    if (!layout.controllers.devices) {
+      console.warn('device cgroup check skipped: no devices controller (v1) or v2 device program support here');
+      ctx.skip('no devices controller');
+    }
     const { id, procsFiles } = create({});
-    const list = kernel.readFile(`${layout.controllers.devices!.mount}/${PARENT}/${id}/devices.list`);
-    expect(list).toContain('c 1:3 rwm');
-    expect(list).not.toContain('a *:* rwm');
+    if (onV1('devices')) {
+      const list = kernel.readFile(cgFile('devices', id, 'devices.list', ''));
+      expect(list).toContain('c 1:3 rwm');
+      expect(list).not.toContain('a *:* rwm');
+    } else {
+      // v2: an eBPF program, which cannot be read back as a list; the probe below shows it.
+      console.warn('devices.list check skipped: v2 has no devices.list (the rules are an eBPF program); checking by opening devices only');
+    }
     const probe = spawnIn(procsFiles, shell('echo x > /dev/null && ! head -c1 /dev/mem >/dev/null 2>&1'));
     expect((await probe.exited).code).toBe(0);
   });
 
-  itRoot('hugetlb on this host: v2 holds it, so it works only if the unified root delegates it', () => {
+  itRoot('hugetlb on this host: v2 holds it, so it works only if the unified root delegates it', (ctx) => {
     const h = layout.controllers.hugetlb;
-    if (!h || h.version !== 2) return;
-    const delegated = kernel.readFile(`${h.mount}/cgroup.subtree_control`).includes('hugetlb');
+    const why = !h ? 'no hugetlb controller on either hierarchy' : h.version !== 2 ? `hugetlb is held by a v1 hierarchy (${h.mount}), not v2` : undefined;
+    if (why) {
+      console.warn(`hugetlb v2 delegation check skipped: ${why}`);
+      ctx.skip(why);
+    }
+    const delegated = kernel.readFile(`${h!.mount}/cgroup.subtree_control`).includes('hugetlb');
     const attempt = () => create({ hugetlb: [{ pageSize: '2MB', limit: 8 * MiB }] });
     if (delegated) expect(attempt).not.toThrow();
     else expect(attempt).toThrow(expect.objectContaining({ code: 'EUNSUPPORTED' }));

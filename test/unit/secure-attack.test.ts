@@ -15,7 +15,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { NativeKernel } from '../../src/kernel/kernel.js';
 import { packageRoot } from '../../src/kernel/native.js';
 import { compileSecurity, type SecurityOptions } from '../../src/secure-runtime/index.js';
-import { parseAttackOutput, type AttackLine } from '../helpers/attack.js';
+import { I386_CHECKS, i386Unreachable, parseAttackOutput, probeAbis, type AttackLine } from '../helpers/attack.js';
 
 const root = packageRoot();
 const fixtureDir = join(root, 'build', 'fixtures');
@@ -50,10 +50,12 @@ const SECCOMP_DENIED = [
   'ptrace-attach', 'ptrace-traceme', 'process_vm_readv', 'kcmp', 'pidfd_getfd', 'personality-noaslr', 'socket-vsock',
   ...(X86
     ? ['iopl', 'ioperm', 'lookup_dcookie', 'nfsservctl',
-      'x32-unshare', 'x32-mount', 'x32-bpf', 'x32-keyctl',
-      'i386-mount', 'i386-unshare', 'i386-keyctl', 'i386-bpf', 'i386-setns', 'i386-kexec_load', 'i386-init_module', 'i386-perf_event_open']
+      'x32-unshare', 'x32-mount', 'x32-bpf', 'x32-keyctl']
     : []),
 ];
+/** The same through int $0x80: only where this kernel takes i386 calls at all. */
+const I386_DENIED = X86 ? I386_CHECKS : [];
+const i386Skip = !X86 ? 'no i386 entry point off x86_64' : attack ? i386Unreachable(probeAbis(attack)) : undefined;
 const MUST_WORK = ['tmp-write', 'fork-pipe', 'thread', 'tcp-loopback', 'exec', 'personality-query'];
 
 const parse = parseAttackOutput;
@@ -79,12 +81,19 @@ function runUnder(options: SecurityOptions | undefined, names: string[]): Map<st
 }
 
 describe.skipIf(skipBecause(!attack && 'the attack fixture could not be built (needs gcc with static glibc)', 'seccomp filter checks'))('the default filter against real syscalls', () => {
-  it('refuses every escape syscall with EPERM (clone3: ENOSYS), on every ABI', () => {
+  it('refuses every escape syscall with EPERM (clone3: ENOSYS), through the x86_64 and x32 entry points', () => {
     const lines = runUnder(undefined, [...SECCOMP_DENIED, 'clone3']);
     const failed = [...lines.values()].filter((l) => l.verdict !== 'pass').map((l) => `${l.name} ${l.result} (want ${l.want})`);
     expect(failed).toEqual([]);
     for (const n of SECCOMP_DENIED) expect(lines.get(n)?.result, n).toBe('EPERM');
     expect(lines.get('clone3')?.result).toBe('ENOSYS');
+  });
+
+  it.skipIf(skipBecause(i386Skip, 'i386 filter checks'))('refuses them through the i386 entry point (int $0x80) too', () => {
+    const lines = runUnder(undefined, I386_DENIED);
+    const failed = [...lines.values()].filter((l) => l.verdict !== 'pass').map((l) => `${l.name} ${l.result} (want ${l.want})`);
+    expect(failed).toEqual([]);
+    for (const n of I386_DENIED) expect(lines.get(n)?.result, n).toBe('EPERM');
   });
 
   it('keeps ordinary work working: files, fork, threads (clone3 → clone fallback), TCP, exec', () => {
@@ -106,7 +115,7 @@ describe.skipIf(skipBecause(!attack && 'the attack fixture could not be built (n
   it('the attack binary lists a wanted result for each of its checks', () => {
     const out = execFileSync(attack!, ['list'], { encoding: 'utf8' });
     const names = out.split('\n').filter(Boolean).map((l) => l.split(' ')[0]);
-    for (const n of [...SECCOMP_DENIED, ...MUST_WORK, 'clone3', 'caps', 'no-leaked-fds', 'kill-pid', 'read-kcore']) {
+    for (const n of [...SECCOMP_DENIED, ...I386_DENIED, ...MUST_WORK, 'clone3', 'caps', 'no-leaked-fds', 'kill-pid', 'read-kcore', ...(X86 ? ['abi-i386', 'abi-x32'] : [])]) {
       expect(names, n).toContain(n);
     }
   });
