@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import { pino } from 'pino';
 import { Bench } from 'tinybench';
 import { Container, ContainerConfig, Runtime } from '../src/index.js';
+import { runtimeParts } from '../src/runtime.js';
 import { fmt, summarize } from './stats.js';
 
 const MAX = Number(process.env.BENCH_CONTAINERS ?? 1000);
@@ -78,7 +79,7 @@ async function main(): Promise<void> {
   console.table(rows);
   for (const c of live) await c.remove({ force: true });
   await runtime.close({ stopSpawner: true, force: true });
-  runtime.cgroups.removeParent();
+  runtimeParts(runtime).cgroups.removeParent();
   fs.rmSync(stateRoot, { recursive: true, force: true });
   fs.rmSync(imageRoot, { recursive: true, force: true });
 }

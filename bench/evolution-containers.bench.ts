@@ -10,6 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pino } from 'pino';
 import { Container, ContainerConfig, EvolutionConfig, Runtime } from '../src/index.js';
+import { runtimeParts } from '../src/runtime.js';
 
 const N = Number(process.env.BENCH_EVOLVING ?? 100);
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 10);
@@ -62,7 +63,7 @@ async function main(): Promise<void> {
   );
   for (const c of containers) await c.remove({ force: true });
   await runtime.close({ stopSpawner: true, force: true });
-  runtime.cgroups.removeParent();
+  runtimeParts(runtime).cgroups.removeParent();
   fs.rmSync(stateRoot, { recursive: true, force: true });
   fs.rmSync(imageRoot, { recursive: true, force: true });
 }

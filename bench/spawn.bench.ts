@@ -13,6 +13,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pino } from 'pino';
 import { Container, ContainerConfig, Runtime } from '../src/index.js';
+import { runtimeParts } from '../src/runtime.js';
 import { fmt, summarize } from './stats.js';
 
 const RUNS = Number(process.env.BENCH_RUNS ?? 100);
@@ -118,7 +119,7 @@ async function main(): Promise<void> {
   console.log(`spawn of /bin/true in a busybox rootfs, ${RUNS} runs each`);
   console.table(rows);
   await runtime.close({ stopSpawner: true, force: true });
-  runtime.cgroups.removeParent();
+  runtimeParts(runtime).cgroups.removeParent();
   for (const d of [stateRoot, imageRoot, bundle]) fs.rmSync(d, { recursive: true, force: true });
 }
 

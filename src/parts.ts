@@ -17,6 +17,9 @@ import type { BridgeNetwork } from './network/cni.js';
 import type { Spawner, SpawnerExit } from './spawner/client.js';
 import type { StateStore } from './state.js';
 
+/** What containers with network "bridge" are attached by (BridgeNetwork: the CNI plugins). */
+export type NetworkAttacher = Pick<BridgeNetwork, 'add' | 'del' | 'setBandwidth'>;
+
 /** The named steps of provisioning, in order; fault injection names them. */
 export const PROVISION_STEPS = ['claim-name', 'state', 'id-range', 'storage', 'cgroups', 'spawn', 'network', 'watch'] as const;
 export type ProvisionStep = (typeof PROVISION_STEPS)[number];
@@ -33,7 +36,7 @@ export interface RuntimeParts {
   readonly spawner: Spawner;
   readonly cgroups: CgroupDriver;
   readonly idRanges: IdRangeAllocator;
-  readonly network: BridgeNetwork;
+  readonly network: NetworkAttacher;
   readonly storage: ContainerStorage;
   readonly faults: FaultHook | undefined;
   storageDir(id: string): string;

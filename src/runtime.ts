@@ -19,7 +19,7 @@ import { readCgroupLayout } from './isolation/layout.js';
 import { defaultKernel, NativeKernel, type Kernel } from './kernel/kernel.js';
 import { createLogger, type Logger } from './logger.js';
 import { BridgeNetwork } from './network/cni.js';
-import type { FaultHook, RuntimeParts } from './parts.js';
+import type { FaultHook, NetworkAttacher, RuntimeParts } from './parts.js';
 import { SpawnerClient, type Spawner, type SpawnerExit } from './spawner/client.js';
 import { StateStore } from './state.js';
 
@@ -38,6 +38,8 @@ export interface RuntimeInit extends Partial<RuntimeOptions> {
   faults?: FaultHook;
   /** NVML's library (default libnvidia-ml.so.1, or STRATOSWARM_NVML_LIBRARY). */
   nvmlLibrary?: string;
+  /** Attaches containers with network "bridge" (default: a BridgeNetwork over `bridge`). */
+  network?: NetworkAttacher;
   /** The bridge for containers with network "bridge" (default ssbr0, 10.88.0.0/16). */
   bridge?: { name?: string; subnet?: string; pluginDirs?: string[] };
   env?: NodeJS.ProcessEnv;
@@ -63,7 +65,7 @@ export class Parts implements RuntimeParts {
   readonly state: StateStore;
   readonly spawner: Spawner;
   readonly idRanges: IdRangeAllocator;
-  readonly network: BridgeNetwork;
+  readonly network: NetworkAttacher;
   readonly storage: ContainerStorage;
   readonly faults: FaultHook | undefined;
   readonly bus = new EventEmitter();
@@ -75,14 +77,14 @@ export class Parts implements RuntimeParts {
   private subscribing: Promise<void> | undefined;
 
   constructor(init: RuntimeInit) {
-    const { kernel, logger, spawnerIdleMs, env, bridge, nvmlLibrary, spawner, cgroups, storage, faults, ...explicit } = init;
+    const { kernel, logger, spawnerIdleMs, env, bridge, nvmlLibrary, spawner, cgroups, storage, faults, network, ...explicit } = init;
     this.nvmlLibrary = nvmlLibrary ?? (env ?? process.env).STRATOSWARM_NVML_LIBRARY;
     this.options = Object.freeze(resolveOptions(explicit, env ?? process.env));
     this.kernel = kernel ?? defaultKernel();
     this.logger = logger ?? createLogger(this.options.logLevel);
     this.images = new ImageStore(this.options.imageRoot, this.options.registry);
     this.state = new StateStore(this.options.stateRoot);
-    this.network = new BridgeNetwork({
+    this.network = network ?? new BridgeNetwork({
       bridge: bridge?.name,
       subnet: bridge?.subnet,
       pluginDirs: bridge?.pluginDirs,

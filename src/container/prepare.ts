@@ -57,7 +57,8 @@ function volumes(list: readonly VolumeSpec[], ctx: PrepareContext): PlanVolume[]
       if (e instanceof RuntimeError) throw e.wrap(`volumes[${i}]: source \`${v.source}\``);
       throw e;
     }
-    return { source: v.source, target: posix.normalize(v.target), readOnly: !!v.readOnly, isFile: kind === 'file' };
+    const target = posix.normalize(v.target);
+    return { source: v.source, target: target.length > 1 ? target.replace(/\/+$/, '') : target, readOnly: !!v.readOnly, isFile: kind === 'file' };
   });
 }
 

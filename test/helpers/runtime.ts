@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pino } from 'pino';
 import { Container } from '../../src/container/container.js';
-import { Runtime } from '../../src/runtime.js';
+import { Runtime, runtimeParts } from '../../src/runtime.js';
 
 export const IS_ROOT = typeof process.getuid === 'function' && process.getuid() === 0;
 export const SKIP_REASON = IS_ROOT ? '' : 'needs root (namespaces, mounts, cgroups): run the suite as root';
@@ -50,7 +50,7 @@ export function testRuntime(opts: { cgroupParent?: string } = {}): TestRuntime {
       await runtime.close({ stopSpawner: true, force: true });
       // The test's own cgroup parent, once its containers are gone.
       try {
-        runtime.cgroups.removeParent();
+        runtimeParts(runtime).cgroups.removeParent();
       } catch (e) {
         console.warn(`cgroup parent ${runtime.options.cgroupParent} left behind: ${(e as Error).message}`);
       }

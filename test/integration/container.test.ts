@@ -7,7 +7,7 @@ import * as fs from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Container, ContainerConfig, RuntimeError } from '../../src/index.js';
-import { Runtime } from '../../src/runtime.js';
+import { Runtime, runtimeParts } from '../../src/runtime.js';
 import { IS_ROOT, SKIP_REASON, testRuntime, type TestRuntime } from '../helpers/runtime.js';
 
 if (!IS_ROOT) console.warn(`container integration tests skipped: ${SKIP_REASON}`);
@@ -66,10 +66,10 @@ function spawnerPid(stateRoot: string): number | undefined {
 
 function leftovers(id: string) {
   return {
-    state: fs.existsSync(rt.state.dir(id)),
-    storage: fs.existsSync(rt.storageDir(id)),
+    state: fs.existsSync(runtimeParts(rt).state.dir(id)),
+    storage: fs.existsSync(runtimeParts(rt).storageDir(id)),
     mounts: mountsOf(id).length,
-    cgroups: rt.cgroups.list().includes(id),
+    cgroups: runtimeParts(rt).cgroups.list().includes(id),
   };
 }
 
@@ -105,7 +105,7 @@ describe.skipIf(!IS_ROOT)(`containers (root, real kernel)${SKIP_REASON ? ` — s
     it('writes go to its own upper layer, which goes away on remove; the image layer is untouched', async () => {
       const c = await Container.create(config('echo agent-data > /etc/agent-file; sleep 1000'), { runtime: rt });
       await c.start();
-      const upperFile = join(rt.storageDir(c.id), 'upper/etc/agent-file');
+      const upperFile = join(runtimeParts(rt).storageDir(c.id), 'upper/etc/agent-file');
       for (let i = 0; i < 200 && !fs.existsSync(upperFile); i++) await new Promise((r) => setTimeout(r, 10));
       expect(fs.readFileSync(upperFile, 'utf8')).toBe('agent-data\n');
       const layer = rt.images.resolve(IMAGE).layerPaths[0]!;
@@ -165,7 +165,7 @@ describe.skipIf(!IS_ROOT)(`containers (root, real kernel)${SKIP_REASON ? ` — s
         await b.remove({ force: true });
         fs.rmSync(dir, { recursive: true, force: true });
       }
-      expect(rt.idRanges.claims().map((c) => c.owner)).not.toContain(a.id);
+      expect(runtimeParts(rt).idRanges.claims().map((c) => c.owner)).not.toContain(a.id);
     });
 
     it('runs as the configured user with the configured environment and working directory', async () => {
@@ -338,7 +338,7 @@ describe.skipIf(!IS_ROOT)(`containers (root, real kernel)${SKIP_REASON ? ` — s
     ];
     for (const [what, make, step] of cases) {
       it(`${what} → RuntimeError at step ${step}`, async () => {
-        const before = { mounts: mountsOf(t.stateRoot).length + mountsOf(rt.options.imageRoot).length, ids: rt.state.ids().length, cgroups: rt.cgroups.list().length };
+        const before = { mounts: mountsOf(t.stateRoot).length + mountsOf(rt.options.imageRoot).length, ids: runtimeParts(rt).state.ids().length, cgroups: runtimeParts(rt).cgroups.list().length };
         const sp = spawnerPid(t.stateRoot);
         const kidsBefore = sp ? childrenOf(sp).length : 0;
         const err = await Container.create(make(), { runtime: rt }).catch((e: unknown) => e);
@@ -346,9 +346,9 @@ describe.skipIf(!IS_ROOT)(`containers (root, real kernel)${SKIP_REASON ? ` — s
         expect((err as RuntimeError).step).toBe(step);
         expect((err as RuntimeError).message.length).toBeGreaterThan(10);
         expect(mountsOf(t.stateRoot).length + mountsOf(rt.options.imageRoot).length).toBe(before.mounts);
-        expect(rt.state.ids().length).toBe(before.ids);
-        expect(fs.readdirSync(join(rt.options.imageRoot, 'containers')).filter((d) => !rt.state.ids().includes(d))).toEqual([]);
-        expect(rt.cgroups.list().length).toBe(before.cgroups);
+        expect(runtimeParts(rt).state.ids().length).toBe(before.ids);
+        expect(fs.readdirSync(join(rt.options.imageRoot, 'containers')).filter((d) => !runtimeParts(rt).state.ids().includes(d))).toEqual([]);
+        expect(runtimeParts(rt).cgroups.list().length).toBe(before.cgroups);
         const sp2 = spawnerPid(t.stateRoot);
         expect(sp2 ? childrenOf(sp2).length : 0).toBe(kidsBefore);
       });
@@ -360,12 +360,12 @@ describe.skipIf(!IS_ROOT)(`containers (root, real kernel)${SKIP_REASON ? ` — s
       execFileSync('mount', ['--bind', src, ro]);
       execFileSync('mount', ['-o', 'remount,bind,ro', ro]);
       try {
-        const ids = rt.state.ids().length;
+        const ids = runtimeParts(rt).state.ids().length;
         const err = await Container.create(config('true', (b) => b.volume({ source: ro, target: '/data' })), { runtime: rt }).catch((e: unknown) => e);
         expect(err).toBeInstanceOf(RuntimeError);
         expect((err as RuntimeError).step).toBe('volume');
         expect((err as RuntimeError).errno).toBe('EROFS');
-        expect(rt.state.ids().length).toBe(ids);
+        expect(runtimeParts(rt).state.ids().length).toBe(ids);
       } finally {
         execFileSync('umount', [ro]);
         fs.rmSync(ro, { recursive: true, force: true });
@@ -391,10 +391,9 @@ describe.skipIf(!IS_ROOT)(`containers (root, real kernel)${SKIP_REASON ? ` — s
       agent.kill('SIGKILL');
       await new Promise((r) => agent.once('exit', r));
       // "short" exits (code 42) while no host agent is alive.
-      for (let i = 0; i < 300 && !rt.state.exit(ids.short); i++) await new Promise((r) => setTimeout(r, 10));
+      for (let i = 0; i < 300 && !runtimeParts(rt).state.exit(ids.short); i++) await new Promise((r) => setTimeout(r, 10));
 
-      const fresh = new Runtime({ ...rt.options, logger: rt.logger, env: {} });
-      fresh.cgroups = rt.cgroups;
+      const fresh = new Runtime({ ...rt.options, logger: rt.logger, env: {}, cgroups: runtimeParts(rt).cgroups });
       try {
         const listed = await Container.list({ runtime: fresh });
         const byName = Object.fromEntries(listed.map((s) => [s.name, s]));
@@ -451,8 +450,8 @@ describe.skipIf(!IS_ROOT)(`containers (root, real kernel)${SKIP_REASON ? ` — s
     it('100 containers created, run and removed leave no mounts, cgroups, fds or zombies', async () => {
       const fdsBefore = fs.readdirSync('/proc/self/fd').length;
       const mountsBefore = fs.readFileSync('/proc/self/mountinfo', 'utf8').split('\n').length;
-      const cgroupsBefore = rt.cgroups.list().length;
-      const idsBefore = rt.state.ids().sort();
+      const cgroupsBefore = runtimeParts(rt).cgroups.list().length;
+      const idsBefore = runtimeParts(rt).state.ids().sort();
       for (let i = 0; i < 100; i++) {
         const r = await run(`exit ${i % 5}`);
         expect(r.exit.exitCode).toBe(i % 5);
@@ -460,8 +459,8 @@ describe.skipIf(!IS_ROOT)(`containers (root, real kernel)${SKIP_REASON ? ` — s
       await new Promise((r) => setTimeout(r, 50));
       expect(fs.readdirSync('/proc/self/fd').length).toBeLessThanOrEqual(fdsBefore + 1);
       expect(fs.readFileSync('/proc/self/mountinfo', 'utf8').split('\n').length).toBe(mountsBefore);
-      expect(rt.cgroups.list().length).toBe(cgroupsBefore);
-      expect(rt.state.ids().sort()).toEqual(idsBefore);
+      expect(runtimeParts(rt).cgroups.list().length).toBe(cgroupsBefore);
+      expect(runtimeParts(rt).state.ids().sort()).toEqual(idsBefore);
       const sp = spawnerPid(t.stateRoot)!;
       const zombies = childrenOf(sp).filter((p) => {
         try {

@@ -10,7 +10,7 @@ import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Container, ContainerConfig } from '../../src/index.js';
 import { EvolutionConfig, MutationRate } from '../../src/evolution.js';
-import { Runtime } from '../../src/runtime.js';
+import { Runtime, runtimeParts } from '../../src/runtime.js';
 import { IS_ROOT, SKIP_REASON, testRuntime, type TestRuntime } from '../helpers/runtime.js';
 
 if (!IS_ROOT) console.warn(`evolution integration tests skipped: ${SKIP_REASON}`);
@@ -32,7 +32,7 @@ async function agent(name: string): Promise<Container> {
 }
 
 function workCounter(c: Container, runtime = rt): () => number {
-  const file = join(runtime.storageDir(c.id), 'upper/tmp/work');
+  const file = join(runtimeParts(runtime).storageDir(c.id), 'upper/tmp/work');
   return () => (fs.existsSync(file) ? fs.statSync(file).size : 0);
 }
 

@@ -11,7 +11,7 @@ import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Container, ContainerConfig, ConfigError, HardwareAffinity, NumaNode, RuntimeError } from '../../src/index.js';
 import type { Controller } from '../../src/isolation/layout.js';
-import { Runtime } from '../../src/runtime.js';
+import { Runtime, runtimeParts } from '../../src/runtime.js';
 import { IS_ROOT, SKIP_REASON, testRuntime, type TestRuntime } from '../helpers/runtime.js';
 
 if (!IS_ROOT) console.warn(`resource tests skipped: ${SKIP_REASON}`);
@@ -45,9 +45,9 @@ async function coresOver(c: Container, ms: number): Promise<number> {
 
 /** Container `id`'s file for `controller`: named `v1` on a v1 hierarchy, `v2` on the unified tree. */
 function cgroupFile(id: string, controller: Controller, v1: string, v2 = v1): string {
-  const b = rt.cgroups.layout.controllers[controller];
+  const b = runtimeParts(rt).cgroups.layout.controllers[controller];
   if (!b) throw new Error(`no ${controller} controller on this host`);
-  const dir = rt.cgroups.dirs(id).find((d) => d.startsWith(`${b.mount}/`));
+  const dir = runtimeParts(rt).cgroups.dirs(id).find((d) => d.startsWith(`${b.mount}/`));
   return fs.readFileSync(join(dir!, b.version === 1 ? v1 : v2), 'utf8').trim();
 }
 
@@ -111,7 +111,7 @@ describe.skipIf(!IS_ROOT)(`resource limits on containers (root, real kernel)${SK
     } finally {
       await c.remove({ force: true });
     }
-    expect(rt.cgroups.list()).not.toContain(c.id);
+    expect(runtimeParts(rt).cgroups.list()).not.toContain(c.id);
   });
 
   it('holds disk IOPS and bandwidth limits within ±20 % (O_DIRECT reads of the rootfs device)', async () => {
@@ -210,9 +210,9 @@ describe.skipIf(!IS_ROOT)(`resource limits on containers (root, real kernel)${SK
 
   it('removes its cgroups with the container; a restarted runtime removes those of containers that no longer exist', async () => {
     const c = await running('sleep 1000', (b) => b.memoryLimit(64 * MIB));
-    const dirs = rt.cgroups.dirs(c.id);
+    const dirs = runtimeParts(rt).cgroups.dirs(c.id);
     // One directory per hierarchy: each distinct v1 mount the driver uses, plus the unified tree.
-    const { controllers, v2 } = rt.cgroups.layout;
+    const { controllers, v2 } = runtimeParts(rt).cgroups.layout;
     const v1Mounts = new Set(Object.values(controllers).filter((b) => b.version === 1).map((b) => b.mount));
     expect(dirs.length).toBe(v1Mounts.size + (v2 ? 1 : 0));
     expect(dirs.every((d) => fs.existsSync(d))).toBe(true);
@@ -221,8 +221,8 @@ describe.skipIf(!IS_ROOT)(`resource limits on containers (root, real kernel)${SK
 
     // A crash left cgroups behind for a container whose state is gone.
     const orphan = 'f'.repeat(32);
-    rt.cgroups.create(orphan, { pidsLimit: 10 });
-    const orphanDirs = rt.cgroups.dirs(orphan);
+    runtimeParts(rt).cgroups.create(orphan, { pidsLimit: 10 });
+    const orphanDirs = runtimeParts(rt).cgroups.dirs(orphan);
     expect(orphanDirs.every((d) => fs.existsSync(d))).toBe(true);
     const restarted = new Runtime({ ...rt.options, logger: pino({ level: 'silent' }), env: {} });
     try {
@@ -264,11 +264,11 @@ describe.skipIf(!IS_ROOT)(`resource limits on containers (root, real kernel)${SK
     const present = rt.gpus().devices.map((d) => d.index);
     const missing = Array.from({ length: present.length + 1 }, (_, i) => i).filter((i) => !present.includes(i));
     const has = present.length ? `only GPUs ${present.join(', ')}` : 'no NVIDIA GPU';
-    const ids = rt.state.ids().length;
+    const ids = runtimeParts(rt).state.ids().length;
     const err = await Container.create(cfg('true', (b) => b.gpuCount(present.length + 1)), { runtime: rt }).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(RuntimeError);
     expect((err as RuntimeError).code).toBe('EUNSUPPORTED');
     expect((err as Error).message).toContain(`gpuCount: GPU ${missing.join(', ')} requested but this host has ${has}`);
-    expect(rt.state.ids().length).toBe(ids);
+    expect(runtimeParts(rt).state.ids().length).toBe(ids);
   });
 });

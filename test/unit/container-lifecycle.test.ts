@@ -10,7 +10,7 @@ import { pino } from 'pino';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { Container, ContainerConfig, RuntimeError } from '../../src/index.js';
 import { CgroupDriver, detectCgroups, MemoryCgroupFs } from '../../src/isolation/index.js';
-import { Runtime } from '../../src/runtime.js';
+import { Runtime, runtimeParts } from '../../src/runtime.js';
 import { FakeSpawner } from '../helpers/fake-spawner.js';
 
 const HYBRID = [
@@ -48,8 +48,10 @@ beforeEach(() => {
   spawner = new FakeSpawner();
   const layout = detectCgroups(HYBRID);
   memfs = MemoryCgroupFs.forLayout(layout);
-  rt = new Runtime({ stateRoot, imageRoot, kernel: memfs, spawner, logger: pino({ level: 'silent' }), env: {} });
-  rt.cgroups = new CgroupDriver(memfs, layout, 'stratoswarm', { sleep: async () => {} });
+  // The fake spawner's init is this test process: the fake kernel knows it.
+  memfs.host.processes.set(process.pid, 'test-process');
+  const cgroups = new CgroupDriver(memfs, layout, 'stratoswarm', { sleep: async () => {} });
+  rt = new Runtime({ stateRoot, imageRoot, kernel: memfs, spawner, cgroups, logger: pino({ level: 'silent' }), env: {} });
   makeImage(imageRoot);
 });
 
@@ -66,7 +68,7 @@ describe('Container lifecycle (fake kernel and spawner, no root)', () => {
     expect(create).toContain('/bin/agent');
     expect(create.filter((f) => f === 'cgroup-procs')).toHaveLength(9);
     expect(memfs.writes.some((w) => w.path.endsWith(`/stratoswarm/${c.id}/pids.max`) && w.value === '10')).toBe(true);
-    expect(fs.existsSync(join(rt.state.dir(c.id), 'state.json'))).toBe(true);
+    expect(fs.existsSync(join(runtimeParts(rt).state.dir(c.id), 'state.json'))).toBe(true);
 
     const events: string[] = [];
     c.on('state', (e: { from: string; to: string }) => events.push(`${e.from}>${e.to}`));
@@ -77,9 +79,9 @@ describe('Container lifecycle (fake kernel and spawner, no root)', () => {
     expect(spawner.calls.filter((f) => f[0] === 'kill').map((f) => f[2])).toEqual(['15', '9']);
     await c.remove();
     expect(events).toEqual(['created>running', 'running>stopped', 'stopped>removed']);
-    expect(rt.state.ids()).toEqual([]);
-    expect(fs.existsSync(rt.storageDir(c.id))).toBe(false);
-    expect(rt.cgroups.list()).toEqual([]);
+    expect(runtimeParts(rt).state.ids()).toEqual([]);
+    expect(fs.existsSync(runtimeParts(rt).storageDir(c.id))).toBe(false);
+    expect(runtimeParts(rt).cgroups.list()).toEqual([]);
     expect(spawner.verbs().at(-1)).toBe('forget');
     expect(spawner.holds).toBe(0);
   });
@@ -120,10 +122,10 @@ describe('Container lifecycle (fake kernel and spawner, no root)', () => {
     expect(err).toBeInstanceOf(RuntimeError);
     expect(err).toMatchObject({ code: 'ESPAWN', step: 'mount', errno: 'ENOENT', path: '/proc' });
     expect((err as Error).message).toBe('create container d: step mount `/proc`: ENOENT');
-    expect(rt.state.ids()).toEqual([]);
+    expect(runtimeParts(rt).state.ids()).toEqual([]);
     expect(fs.readdirSync(join(rt.options.imageRoot, 'containers'))).toEqual([]);
-    expect(rt.cgroups.list()).toEqual([]);
-    expect(rt.state.nameOwner('d')).toBeUndefined();
+    expect(runtimeParts(rt).cgroups.list()).toEqual([]);
+    expect(runtimeParts(rt).state.nameOwner('d')).toBeUndefined();
     // The name is free again.
     const c = await Container.create(config('d'), { runtime: rt });
     await c.remove();
