@@ -16,7 +16,7 @@ import {
   type EvolutionTarget,
   type GenerationRecord,
   type Genome,
-} from '../../src/evolution.js';
+} from '../../src/evolution/index.js';
 import { Personality } from '../../src/personality.js';
 
 // ---------------------------------------------------------------------------------------
