@@ -244,7 +244,7 @@ describe('EvolutionEngine', () => {
       }
       if (lostAt !== undefined) expect(rep.best.c).not.toBe(lucky!.c);
     }
-    expect(lostAt).toBeDefined();
+    expect(lostAt).toBeGreaterThan(luckyAt);
     expect(lostAt! - luckyAt).toBeLessThanOrEqual(4);
     expect(truth(e.best().genome.c!)).toBeGreaterThan(95);
   });
