@@ -15,7 +15,7 @@ import {
   type EvolutionTarget,
   type EvolutionTimers,
   coalescingTimers,
-} from '../src/evolution.js';
+} from '../src/evolution/index.js';
 import { Personality } from '../src/personality.js';
 
 const MiB = 2 ** 20;

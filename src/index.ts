@@ -54,8 +54,26 @@ export type { SecurityOptions, SecurityReport, SeccompProfile, CompiledSecurity 
 export { allocateResources, restartPolicy, restartBackoffMs, evolutionParameters, DECISION_TABLE, decisionTableMarkdown } from './personality.js';
 export type { RestartPolicy, EvolutionParameters } from './personality.js';
 export { UsageHistory } from './usage-histogram.js';
-export { EvolutionConfig, EvolutionConfigBuilder, EvolutionEngine, EvolutionController, MutationRate, defaultFitness, metricsBetween } from './evolution.js';
-export type { EvolutionMetrics, EvolutionState, FitnessFunction, Genome, GeneBounds } from './evolution.js';
+export { EvolutionConfig, EvolutionConfigBuilder, EvolutionEngine, EvolutionController, MutationRate, defaultFitness, metricsBetween } from './evolution/index.js';
+export type {
+  EngineSnapshot,
+  EngineState,
+  EvolutionControllerOptions,
+  EvolutionDefaults,
+  EvolutionEngineOptions,
+  EvolutionMetrics,
+  EvolutionSnapshot,
+  EvolutionState,
+  EvolutionTarget,
+  EvolutionTimers,
+  FitnessFunction,
+  GenerationKind,
+  GenerationRecord,
+  GeneBounds,
+  Genome,
+  ResourceReference,
+  StatsReading,
+} from './evolution/index.js';
 export { BridgeNetwork } from './network/cni.js';
 export { CgroupDriver, renderMappingTable } from './isolation/index.js';
 export type { Resources, CgroupStats, CgroupDriverOptions, CgroupLayout, Controller, DeviceRule, BlockIoLimit, HugetlbLimit } from './isolation/index.js';

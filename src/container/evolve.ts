@@ -4,7 +4,11 @@
  */
 import { availableParallelism } from 'node:os';
 import { RuntimeError } from '../errors.js';
-import { EvolutionController, metricsBetween, type EvolutionConfig, type EvolutionSnapshot, type EvolutionState, type GenerationRecord, type Genome, type StatsReading } from '../evolution.js';
+import type { EvolutionConfig } from '../evolution/config.js';
+import { EvolutionController, type EvolutionSnapshot, type EvolutionState } from '../evolution/controller.js';
+import type { Genome } from '../evolution/genes.js';
+import { metricsBetween, type StatsReading } from '../evolution/metrics.js';
+import type { GenerationRecord } from '../evolution/records.js';
 import { isLive, resourcesOf, type ContainerContext } from './context.js';
 import type { EvolutionOptions, ResourceUpdate } from './types.js';
 

@@ -1,5 +1,5 @@
 /** The types the Container API takes and returns. */
-import type { GenerationRecord } from '../evolution.js';
+import type { GenerationRecord } from '../evolution/records.js';
 import type { CgroupStats } from '../isolation/backend.js';
 import type { NetDevCounters } from '../kernel/host.js';
 import type { ContainerState } from '../lifecycle.js';

@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Container, ContainerConfig } from '../../src/index.js';
-import { EvolutionConfig, MutationRate } from '../../src/evolution.js';
+import { EvolutionConfig, MutationRate } from '../../src/evolution/index.js';
 import { Runtime, runtimeParts } from '../../src/runtime.js';
 import { IS_ROOT, SKIP_REASON, testRuntime, type TestRuntime } from '../helpers/runtime.js';
 
