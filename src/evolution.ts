@@ -8,7 +8,7 @@
  */
 import { EventEmitter } from 'node:events';
 import { Problems, RuntimeError } from './errors.js';
-import { Personality, evolutionParameters } from './personality.js';
+import { Personality, evolutionParameters } from './personality/index.js';
 
 /** Gene name → value. Known genes: cpuLimit (cores), memoryLimit (bytes), cpuWeight (1..10000). */
 export type Genome = Record<string, number>;

@@ -12,8 +12,9 @@ export type { ErrorCode, Step, FieldProblem } from './errors.js';
 export { STATES, TRANSITIONS, canTransition } from './lifecycle.js';
 export type { ContainerState } from './lifecycle.js';
 export { ImageStore, BASE_IMAGE } from './images.js';
-export { Personality } from './personality.js';
-export type { PersonalityTraits, WorkloadRequest, ResourcePlan } from './personality.js';
+export { Personality } from './personality/personality.js';
+export type { PersonalityTraits } from './personality/traits.js';
+export type { WorkloadRequest, ResourcePlan } from './personality/allocate.js';
 export {
   SecurityProfile,
   SecurityProfileBuilder,
@@ -27,8 +28,11 @@ export {
   CAPABILITY_NAMES,
 } from './secure-runtime/index.js';
 export type { SecurityOptions, SecurityReport, SeccompProfile, CompiledSecurity } from './secure-runtime/index.js';
-export { allocateResources, restartPolicy, restartBackoffMs, evolutionParameters, DECISION_TABLE, decisionTableMarkdown } from './personality.js';
-export type { RestartPolicy, EvolutionParameters } from './personality.js';
+export { allocateResources } from './personality/allocate.js';
+export { restartPolicy, restartBackoffMs, type RestartPolicy } from './personality/restart.js';
+export { evolutionParameters, type EvolutionParameters } from './personality/evolution-parameters.js';
+export { DECISION_TABLE } from './personality/decision-table.js';
+export { decisionTableMarkdown } from './personality/markdown.js';
 export { UsageHistory } from './usage-histogram.js';
 export { EvolutionConfig, EvolutionConfigBuilder, EvolutionEngine, EvolutionController, MutationRate, defaultFitness, metricsBetween } from './evolution.js';
 export type { EvolutionMetrics, EvolutionState, FitnessFunction, Genome, GeneBounds } from './evolution.js';

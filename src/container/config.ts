@@ -6,7 +6,8 @@ import { readFileSync } from 'node:fs';
 import { isAbsolute, posix } from 'node:path';
 import { ConfigError, Problems } from '../errors.js';
 import { ImageStore } from '../images.js';
-import { Personality, type PersonalityTraits } from '../personality.js';
+import { Personality } from '../personality/personality.js';
+import type { PersonalityTraits } from '../personality/traits.js';
 import { SecurityProfile, type SecurityOptions } from '../secure-runtime/index.js';
 
 export interface VolumeSpec {

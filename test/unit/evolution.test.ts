@@ -17,7 +17,7 @@ import {
   type GenerationRecord,
   type Genome,
 } from '../../src/evolution.js';
-import { Personality } from '../../src/personality.js';
+import { Personality } from '../../src/personality/index.js';
 
 // ---------------------------------------------------------------------------------------
 // The synthetic landscape, in closed form.

@@ -14,7 +14,7 @@ import {
   type ResourcePlan,
   type TraitName,
   type WorkloadRequest,
-} from '../../src/personality.js';
+} from '../../src/personality/index.js';
 
 const GiB = 2 ** 30;
 const MiB = 2 ** 20;
