@@ -1,8 +1,10 @@
 /** stratoswarm-runtime: the public API. */
 export { Container, signalName, signalNumber } from './container/container.js';
 export type { ContainerStatus, ExitStatus, ExecOptions, ExecResult, StateChange } from './container/container.js';
-export { ContainerConfig, ContainerConfigBuilder, HardwareAffinity, HardwareAffinityBuilder, NumaNode } from './container/config.js';
-export type { ContainerSpec, VolumeSpec, NetworkMode, ResourceSpec, HardwareAffinitySpec } from './container/config.js';
+export { ContainerConfig, ContainerConfigBuilder } from './container/config.js';
+export type { ContainerSpec, VolumeSpec, NetworkMode, ResourceSpec } from './container/config.js';
+export { HardwareAffinity, HardwareAffinityBuilder, NumaNode } from './container/hardware-affinity.js';
+export type { HardwareAffinitySpec, NodeCpuLookup } from './container/hardware-affinity.js';
 export { Runtime } from './runtime.js';
 export type { RuntimeInit } from './runtime.js';
 export { resolveOptions, DEFAULT_OPTIONS, ENVIRONMENT } from './config.js';
