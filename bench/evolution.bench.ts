@@ -16,7 +16,7 @@ import {
   type EvolutionTimers,
   coalescingTimers,
 } from '../src/evolution/index.js';
-import { Personality } from '../src/personality.js';
+import { Personality } from '../src/personality/index.js';
 
 const MiB = 2 ** 20;
 const CONTAINERS = 100;

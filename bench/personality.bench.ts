@@ -3,7 +3,7 @@
  * for < 10 µs) and whether its cost stays flat as the number of containers grows.
  */
 import { Bench } from 'tinybench';
-import { Personality, UsageHistory, allocateResources, evolutionParameters, restartPolicy, type ResourcePlan } from '../src/personality.js';
+import { Personality, UsageHistory, allocateResources, evolutionParameters, restartPolicy, type ResourcePlan } from '../src/personality/index.js';
 
 const MiB = 2 ** 20;
 

@@ -25,8 +25,10 @@ export type { NetDevCounters } from './kernel/host.js';
 export type { FaultHook, ProvisionStep } from './parts.js';
 export { PROVISION_STEPS } from './parts.js';
 export type { ImageConfig, ImageRecord, ResolvedImage, PasswdEntry } from './images.js';
-export { ContainerConfig, ContainerConfigBuilder, HardwareAffinity, HardwareAffinityBuilder, NumaNode } from './container/config.js';
-export type { ContainerSpec, VolumeSpec, NetworkMode, ResourceSpec, HardwareAffinitySpec } from './container/config.js';
+export { ContainerConfig, ContainerConfigBuilder } from './container/config.js';
+export type { ContainerSpec, VolumeSpec, NetworkMode, ResourceSpec } from './container/config.js';
+export { HardwareAffinity, HardwareAffinityBuilder, NumaNode } from './container/hardware-affinity.js';
+export type { HardwareAffinitySpec, NodeCpuLookup } from './container/hardware-affinity.js';
 export { Runtime } from './runtime.js';
 export type { RuntimeInit } from './runtime.js';
 export { resolveOptions, DEFAULT_OPTIONS, ENVIRONMENT } from './config.js';
@@ -36,8 +38,9 @@ export type { ErrorCode, Step, FieldProblem } from './errors.js';
 export { STATES, TRANSITIONS, canTransition } from './lifecycle.js';
 export type { ContainerState } from './lifecycle.js';
 export { ImageStore, BASE_IMAGE } from './images.js';
-export { Personality } from './personality.js';
-export type { PersonalityTraits, WorkloadRequest, ResourcePlan } from './personality.js';
+export { Personality } from './personality/personality.js';
+export type { PersonalityTraits } from './personality/traits.js';
+export type { WorkloadRequest, ResourcePlan } from './personality/allocate.js';
 export {
   SecurityProfile,
   SecurityProfileBuilder,
@@ -51,8 +54,11 @@ export {
   CAPABILITY_NAMES,
 } from './secure-runtime/index.js';
 export type { SecurityOptions, SecurityReport, SeccompProfile, CompiledSecurity } from './secure-runtime/index.js';
-export { allocateResources, restartPolicy, restartBackoffMs, evolutionParameters, DECISION_TABLE, decisionTableMarkdown } from './personality.js';
-export type { RestartPolicy, EvolutionParameters } from './personality.js';
+export { allocateResources } from './personality/allocate.js';
+export { restartPolicy, restartBackoffMs, type RestartPolicy } from './personality/restart.js';
+export { evolutionParameters, type EvolutionParameters } from './personality/evolution-parameters.js';
+export { DECISION_TABLE } from './personality/decision-table.js';
+export { decisionTableMarkdown } from './personality/markdown.js';
 export { UsageHistory } from './usage-histogram.js';
 export { EvolutionConfig, EvolutionConfigBuilder, EvolutionEngine, EvolutionController, MutationRate, defaultFitness, metricsBetween } from './evolution/index.js';
 export type {

@@ -2,12 +2,15 @@
  * ContainerConfig: what a container should be, validated once at build() time. Every
  * invalid field is reported together in one ConfigError.
  */
-import { readFileSync } from 'node:fs';
 import { isAbsolute, posix } from 'node:path';
 import { ConfigError, Problems } from '../errors.js';
 import { ImageStore } from '../images.js';
-import { Personality, type PersonalityTraits } from '../personality.js';
-import { SecurityProfile, type SecurityOptions } from '../secure-runtime/index.js';
+import { Personality } from '../personality/personality.js';
+import type { PersonalityTraits } from '../personality/traits.js';
+import type { SecurityOptions } from '../secure-runtime/profile-options.js';
+import { SecurityProfile } from '../secure-runtime/profile.js';
+import { deepCopy, deepFreeze } from './frozen.js';
+import { HardwareAffinity, type HardwareAffinitySpec } from './hardware-affinity.js';
 
 export interface VolumeSpec {
   /** Host path (must exist). */
@@ -34,103 +37,6 @@ export interface ResourceSpec {
   networkBandwidth?: number; // Mbps, ingress and egress (bridge network)
   gpuCount?: number;
   gpuDevices?: number[];
-}
-
-export interface HardwareAffinitySpec {
-  cpuCores?: number[];
-  gpuDevice?: number;
-  numaNode?: number;
-  preferLocalMemory?: boolean;
-}
-
-const MPOL_PREFERRED = 1;
-const MPOL_BIND = 2;
-
-/** "0-3,6" → [0, 1, 2, 3, 6] */
-export function parseCpuList(text: string): number[] {
-  const out: number[] = [];
-  for (const part of text.trim().split(',').filter(Boolean)) {
-    const [a, b] = part.split('-').map(Number) as [number, number | undefined];
-    for (let c = a; c <= (b ?? a); c++) out.push(c);
-  }
-  return out;
-}
-
-export class NumaNode {
-  constructor(readonly id: number) {}
-}
-
-/** Pinning to CPUs, a GPU and a NUMA node (the spec's HardwareAffinity). */
-export class HardwareAffinity {
-  private constructor(readonly spec: Readonly<HardwareAffinitySpec>) {}
-  static builder(): HardwareAffinityBuilder {
-    return new HardwareAffinityBuilder();
-  }
-  /** The cpuset cgroup this affinity asks for (CPUs only: memory placement is a policy). */
-  cpuset(): { cpus?: string; mems?: string } {
-    const cpus = this.cpus();
-    return { cpus: cpus?.join(','), mems: undefined };
-  }
-
-  /** The CPUs: those given, else those of the NUMA node (from sysfs). */
-  cpus(sysNodeDir = '/sys/devices/system/node'): number[] | undefined {
-    if (this.spec.cpuCores?.length) return [...this.spec.cpuCores].sort((a, b) => a - b);
-    if (this.spec.numaNode === undefined) return undefined;
-    try {
-      return parseCpuList(readFileSync(`${sysNodeDir}/node${this.spec.numaNode}/cpulist`, 'utf8'));
-    } catch {
-      return undefined;
-    }
-  }
-
-  /**
-   * The memory policy for the NUMA node: preferLocalMemory (the default) prefers the node and
-   * falls back to others under pressure (MPOL_PREFERRED); preferLocalMemory(false) binds to
-   * it strictly (MPOL_BIND).
-   */
-  memoryPolicy(): { mode: number; nodes: number[] } | undefined {
-    if (this.spec.numaNode === undefined) return undefined;
-    return { mode: this.spec.preferLocalMemory === false ? MPOL_BIND : MPOL_PREFERRED, nodes: [this.spec.numaNode] };
-  }
-
-  /** @internal */
-  static make(spec: HardwareAffinitySpec): HardwareAffinity {
-    return new HardwareAffinity(Object.freeze({ ...spec }));
-  }
-}
-
-export class HardwareAffinityBuilder {
-  private s: HardwareAffinitySpec = {};
-  cpuCores(cores: number[]): this {
-    this.s.cpuCores = [...cores];
-    return this;
-  }
-  gpuDevice(index: number): this {
-    this.s.gpuDevice = index;
-    return this;
-  }
-  numaNode(node: NumaNode | number): this {
-    this.s.numaNode = typeof node === 'number' ? node : node.id;
-    return this;
-  }
-  preferLocalMemory(on: boolean): this {
-    this.s.preferLocalMemory = on;
-    return this;
-  }
-  build(): HardwareAffinity {
-    const p = new Problems();
-    for (const [i, c] of (this.s.cpuCores ?? []).entries()) {
-      if (!Number.isInteger(c) || c < 0 || c > 4095) p.add(`cpuCores[${i}]`, `expected a CPU number 0..4095, got ${c}`);
-    }
-    if (this.s.gpuDevice !== undefined && (!Number.isInteger(this.s.gpuDevice) || this.s.gpuDevice < 0)) {
-      p.add('gpuDevice', `expected a GPU index ≥ 0, got ${this.s.gpuDevice}`);
-    }
-    if (this.s.numaNode !== undefined && (!Number.isInteger(this.s.numaNode) || this.s.numaNode < 0)) {
-      p.add('numaNode', `expected a NUMA node ≥ 0, got ${this.s.numaNode}`);
-    }
-    p.throwIfAny('invalid hardware affinity');
-    return HardwareAffinity.make(this.s);
-  }
 }
 
 export interface ContainerSpec {
@@ -166,8 +72,9 @@ export class ContainerConfig {
   readonly spec: Readonly<ContainerSpec>;
   private affinity: HardwareAffinity | undefined;
 
+  /** Takes `spec` as its own and freezes it to the leaves: a built config never changes under a container. */
   private constructor(spec: ContainerSpec, affinity?: HardwareAffinity) {
-    this.spec = Object.freeze(spec);
+    this.spec = deepFreeze(spec);
     this.affinity = affinity;
   }
 
@@ -191,16 +98,22 @@ export class ContainerConfig {
     return this.affinity;
   }
 
+  /** Changes this config only: copies made with clone() (a created container's) keep theirs. */
   setHardwareAffinity(affinity: HardwareAffinity): void {
     this.affinity = affinity;
   }
 
-  /** Plain data for state.json. */
+  /** An independent config with the same spec and affinity, for a container to keep as its own. */
+  clone(): ContainerConfig {
+    return new ContainerConfig(deepCopy(this.spec) as ContainerSpec, this.affinity);
+  }
+
+  /** Plain data for state.json, a copy the caller may change. */
   toJSON(): Record<string, unknown> {
     return {
-      ...this.spec,
+      ...deepCopy(this.spec),
       personality: { name: this.spec.personality.name, traits: { ...this.spec.personality.traits() } },
-      hardwareAffinity: this.affinity?.spec,
+      hardwareAffinity: deepCopy(this.affinity?.spec),
     };
   }
 }
@@ -425,7 +338,8 @@ export class ContainerConfigBuilder {
     for (const k of Object.keys(s.labels)) if (!k || k.includes('\0')) p.add(`labels.${k}`, 'invalid label key');
     if (s.security !== undefined && !(s.security instanceof SecurityProfile)) SecurityProfile.check(s.security, 'security', p);
     p.throwIfAny('invalid container configuration');
-    const spec: ContainerSpec = {
+    // A copy, so that a builder used again (more env, another volume) leaves this config alone.
+    const spec: ContainerSpec = deepCopy({
       name: s.name!,
       image: s.image!,
       personality: s.personality ?? Personality.Balanced,
@@ -437,11 +351,11 @@ export class ContainerConfigBuilder {
       hostname: s.hostname,
       volumes: s.volumes,
       network: net as NetworkMode,
-      terminal: false,
+      terminal: false as const,
       resources: r,
       security: s.security,
       labels: s.labels,
-    };
+    });
     return new (ContainerConfig as unknown as new (s: ContainerSpec, a?: HardwareAffinity) => ContainerConfig)(spec, this.affinity);
   }
 }

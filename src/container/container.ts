@@ -12,7 +12,7 @@ import type { EvolutionState } from '../evolution/controller.js';
 import { assertOperation, assertTransition, OperationQueue, type ContainerState } from '../lifecycle.js';
 import { containerLogger, type Logger } from '../logger.js';
 import type { RuntimeParts } from '../parts.js';
-import { allocateResources, type ResourcePlan, type WorkloadRequest } from '../personality.js';
+import { allocateResources, type ResourcePlan, type WorkloadRequest } from '../personality/allocate.js';
 import { Runtime, runtimeParts } from '../runtime.js';
 import { securityReport, type SecurityReport } from '../secure-runtime/index.js';
 import { signalName, signalNumber } from '../signals.js';

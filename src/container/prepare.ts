@@ -66,9 +66,7 @@ function volumes(list: readonly VolumeSpec[], ctx: PrepareContext): PlanVolume[]
 function placement(config: ContainerConfig, kernel: Kernel): PlanPlacement | undefined {
   const a = config.hardwareAffinity();
   if (!a) return undefined;
-  const s = a.spec;
-  const cpus = s.cpuCores?.length ? [...s.cpuCores].sort((x, y) => x - y) : s.numaNode !== undefined ? kernel.numaNodeCpus(s.numaNode) : undefined;
-  return { cpus, mempolicy: a.memoryPolicy() };
+  return { cpus: a.cpus((node) => kernel.numaNodeCpus(node)), mempolicy: a.memoryPolicy() };
 }
 
 /** The nearest directory of `path` that exists: a container's storage is made only at provisioning. */

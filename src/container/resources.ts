@@ -7,7 +7,7 @@ import { RuntimeError } from '../errors.js';
 import { inheritedCpuset, updateLimits, type LimitContext } from '../isolation/container-limits.js';
 import { ContainerConfig, type ResourceSpec } from './config.js';
 import { isLive, resourcesOf, type ContainerContext } from './context.js';
-import type { ResourcePlan } from '../personality.js';
+import type { ResourcePlan } from '../personality/allocate.js';
 import type { ResourceUpdate } from './types.js';
 
 function limitContext(ctx: ContainerContext): LimitContext {

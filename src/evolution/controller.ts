@@ -1,6 +1,6 @@
 import { EventEmitter } from 'node:events';
 import { RuntimeError } from '../errors.js';
-import type { Personality } from '../personality.js';
+import type { Personality } from '../personality/personality.js';
 import { EvolutionConfig } from './config.js';
 import { EvolutionEngine, type EvolutionEngineOptions } from './engine.js';
 import type { Genome } from './genes.js';

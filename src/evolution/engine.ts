@@ -4,7 +4,8 @@
  * running means over a small archive of incumbents. See EvolutionEngine for why.
  */
 import { Problems, RuntimeError } from '../errors.js';
-import { Personality, evolutionParameters } from '../personality.js';
+import { Personality } from '../personality/personality.js';
+import { evolutionParameters } from '../personality/evolution-parameters.js';
 import {
   ARCHIVE_SIZE, GENE_MUTATION_PROBABILITY, MEASUREMENT_WINDOW, NOISE_DECAY, NOISE_FLOOR, STALE_AFTER, STEP_DOWN, STEP_UP,
   copyEntry, copyPending, entry, evictWorst, freezeRecord, leader, mean, sameGenome,

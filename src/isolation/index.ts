@@ -1,5 +1,6 @@
 /** Resource isolation with cgroups: v1, v2 and hybrid hosts behind one driver. */
-export { CgroupDriver, type CgroupDriverOptions, type CreatedCgroup, type DeviceProgramLoader } from './driver.js';
+export { CgroupDriver, type CgroupDriverOptions, type CreatedCgroup } from './driver.js';
+export type { DeviceProgramLoader } from './write-plan.js';
 export type { CgroupStats } from './backend.js';
 export {
   CONTROLLERS,

@@ -132,8 +132,10 @@ export const RESOURCE_MAP: readonly ResourceMapping[] = [
     },
     v2: {
       files: 'memory.low',
-      conversion: 'bytes, "max" if UNLIMITED',
-      writes: (r) => [{ file: 'memory.low', value: inf(r.memoryReservation!) ? 'max' : String(r.memoryReservation) }],
+      // memory.low is protection, not a cap: "max" would shield everything the container uses,
+      // so no reservation is 0, the kernel's default.
+      conversion: 'bytes, 0 (no protection) if UNLIMITED',
+      writes: (r) => [{ file: 'memory.low', value: inf(r.memoryReservation!) ? '0' : String(r.memoryReservation) }],
     },
   },
   {

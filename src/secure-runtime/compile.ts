@@ -7,7 +7,8 @@ import { Problems, RuntimeError } from '../errors.js';
 import type { Kernel } from '../kernel/kernel.js';
 import type { OciSeccompProfile } from '../kernel/native.js';
 import { capabilityMask, capabilityNumber, knownMask, type CapabilityName } from './capabilities.js';
-import { SecurityProfile, type SecurityOptions } from './profile.js';
+import type { SecurityOptions } from './profile-options.js';
+import { SecurityProfile } from './profile.js';
 import { defaultSeccompProfile, resolveSeccompProfile } from './seccomp.js';
 
 export interface CompiledCapabilities {

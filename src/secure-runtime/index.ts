@@ -12,44 +12,41 @@ export {
   normalizeCapability,
   type CapabilityName,
 } from './capabilities.js';
+export type { OciSeccompArg, OciSeccompProfile, OciSeccompRule } from '../kernel/native.js';
 export {
-  ALLOWED_SYSCALLS,
-  CLONE_NAMESPACE_FLAGS,
   SECCOMP_ACTIONS,
   SECCOMP_ARCHES,
   SECCOMP_FLAGS,
   SECCOMP_OPS,
-  allowedSyscalls,
-  checkSeccompProfile,
-  defaultSeccompProfile,
-  defaultSeccompTemplate,
-  parseOciSeccomp,
-  resolveSeccompProfile,
-  seccompArchitectures,
-  type DefaultSeccompOptions,
-  type OciSeccompArg,
-  type OciSeccompProfile,
-  type OciSeccompRule,
   type SeccompArchMapEntry,
   type SeccompCondition,
   type SeccompProfile,
-  type SeccompResolveContext,
   type SeccompRule,
+} from './seccomp-types.js';
+export { ALLOWED_SYSCALLS } from './seccomp-allowlist.js';
+export { seccompArchitectures } from './seccomp-arch.js';
+export { CLONE_NAMESPACE_FLAGS, defaultSeccompTemplate } from './seccomp-template.js';
+export {
+  allowedSyscalls,
+  defaultSeccompProfile,
+  resolveSeccompProfile,
+  type DefaultSeccompOptions,
+  type SeccompResolveContext,
 } from './seccomp.js';
+export { checkSeccompProfile, parseOciSeccomp } from './seccomp-parse.js';
 export {
   DEFAULT_MASKED_PATHS,
   DEFAULT_READONLY_PATHS,
   DEFAULT_USERNS_SIZE,
   RLIMITS,
   RLIM_INFINITY,
-  SecurityProfile,
-  SecurityProfileBuilder,
   type ResolvedRlimit,
   type RlimitName,
   type RlimitSpec,
   type RlimitValue,
   type SecurityOptions,
-} from './profile.js';
+} from './profile-options.js';
+export { SecurityProfile, SecurityProfileBuilder } from './profile.js';
 export {
   capabilitySets,
   compileSecurity,

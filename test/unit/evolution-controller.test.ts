@@ -6,7 +6,7 @@ import type { Genome } from '../../src/evolution/genes.js';
 import { resourceCost, type EvolutionMetrics } from '../../src/evolution/metrics.js';
 import { MutationRate } from '../../src/evolution/rate.js';
 import type { GenerationRecord } from '../../src/evolution/records.js';
-import { Personality } from '../../src/personality.js';
+import { Personality } from '../../src/personality/index.js';
 
 /** An in-memory container: its "throughput" is a smooth function of its settings. */
 class FakeTarget implements EvolutionTarget {

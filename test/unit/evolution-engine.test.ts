@@ -3,7 +3,7 @@ import { ConfigError, RuntimeError } from '../../src/errors.js';
 import { EvolutionEngine } from '../../src/evolution/engine.js';
 import type { Genome } from '../../src/evolution/genes.js';
 import { MutationRate } from '../../src/evolution/rate.js';
-import { Personality } from '../../src/personality.js';
+import { Personality } from '../../src/personality/index.js';
 
 // ---------------------------------------------------------------------------------------
 // The synthetic landscape, in closed form.

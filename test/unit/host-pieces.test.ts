@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { ConfigError, HardwareAffinity, NumaNode, RuntimeError } from '../../src/index.js';
-import { parseCpuList } from '../../src/container/config.js';
+import { parseCpuList } from '../../src/container/hardware-affinity.js';
 import { assignGpus, hostGpus } from '../../src/gpu.js';
 import { IdRangeAllocator } from '../../src/idmap.js';
 import { ImageStore } from '../../src/images.js';
@@ -230,12 +230,15 @@ describe('hardware affinity', () => {
     expect(HardwareAffinity.builder().build().memoryPolicy()).toBeUndefined();
   });
 
-  it("a NUMA node without CPUs given takes the node's CPUs", () => {
-    const sys = tmp();
-    fs.mkdirSync(join(sys, 'node1'));
-    fs.writeFileSync(join(sys, 'node1/cpulist'), '4-6,9\n');
-    expect(HardwareAffinity.builder().numaNode(1).build().cpus(sys)).toEqual([4, 5, 6, 9]);
-    expect(HardwareAffinity.builder().numaNode(7).build().cpus(sys)).toBeUndefined();
+  it("a NUMA node without CPUs given takes the node's CPUs, from the lookup the caller passes", () => {
+    const nodes = new Map([[1, parseCpuList('4-6,9\n')]]);
+    const nodeCpus = (n: number) => {
+      const cpus = nodes.get(n);
+      if (!cpus) throw new RuntimeError(`no NUMA node ${n}`, { code: 'ENOTFOUND' });
+      return cpus;
+    };
+    expect(HardwareAffinity.builder().numaNode(1).build().cpus(nodeCpus)).toEqual([4, 5, 6, 9]);
+    expect(() => HardwareAffinity.builder().numaNode(7).build().cpus(nodeCpus)).toThrow(expect.objectContaining({ code: 'ENOTFOUND' }));
     expect(parseCpuList('0-2,5')).toEqual([0, 1, 2, 5]);
   });
 

@@ -358,6 +358,19 @@ describe('isolation: update is all or nothing', () => {
     expect(writesSince(fs, n).map((w) => w.split('/').pop())).toEqual(['memory.limit_in_bytes 134217728', 'memory.memsw.limit_in_bytes 268435456']);
   });
 
+  it('removing a memory reservation takes its protection away: v2 memory.low back to 0, v1 soft limit back to -1', () => {
+    // memory.low = max would protect every byte the container uses: the opposite of no reservation.
+    const v2 = setup(v2Layout());
+    v2.d.update('c', { memoryReservation: 64 * MiB });
+    expect(v2.fs.get(`/sys/fs/cgroup/${P}/c/memory.low`)).toBe('67108864');
+    v2.d.update('c', { memoryReservation: UNLIMITED });
+    expect(v2.fs.get(`/sys/fs/cgroup/${P}/c/memory.low`)).toBe('0');
+    const v1 = setup();
+    v1.d.update('c', { memoryReservation: 64 * MiB });
+    v1.d.update('c', { memoryReservation: UNLIMITED });
+    expect(v1.fs.get(`/sys/fs/cgroup/memory/${P}/c/memory.soft_limit_in_bytes`)).toBe('-1');
+  });
+
   it('ENOTFOUND for a container without a cgroup', () => {
     const { d } = setup();
     expect(() => d.update('nope', { pidsLimit: 1 })).toThrow(expect.objectContaining({ code: 'ENOTFOUND' }));

@@ -14,7 +14,7 @@ import {
   type ResourcePlan,
   type TraitName,
   type WorkloadRequest,
-} from '../../src/personality.js';
+} from '../../src/personality/index.js';
 
 const GiB = 2 ** 30;
 const MiB = 2 ** 20;
@@ -137,9 +137,48 @@ describe('decision table', () => {
     }
   });
 
-  it('is what the personalities carry', () => {
+  it("gives each preset the values the README's table lists", () => {
+    // Worked out by hand from the spec's formulas and the presets' traits, not by the code under test.
+    const expected: Record<string, Record<string, number>> = {
+      Conservative: {
+        cpuPercentile: 0.838, memoryPercentile: 0.9598, cpuProvisionFactor: 1.2, memoryProvisionFactor: 1.1, headroom: 0.09,
+        cpuWeightFactor: 0.870551, reservationFraction: 0.7, hardLimits: 1, saturationStep: 1.1, scaleDownDelayMs: 1266727.594,
+        scaleDownStep: 0.28, deadband: 0.11, maxRetries: 2, initialBackoffMs: 1319.508, backoffMultiplier: 2.4, maxBackoffMs: 121257.325,
+        initialStepSize: 0.14, trialRate: 0.52,
+      },
+      Aggressive: {
+        cpuPercentile: 0.971, memoryPercentile: 0.9941, cpuProvisionFactor: 1.9, memoryProvisionFactor: 1.45, headroom: 0.03,
+        cpuWeightFactor: 1.319508, reservationFraction: 0.475, hardLimits: 1, saturationStep: 1.45, scaleDownDelayMs: 158340.949,
+        scaleDownStep: 0.68, deadband: 0.06, maxRetries: 8, initialBackoffMs: 250, backoffMultiplier: 1.9, maxBackoffMs: 30314.331,
+        initialStepSize: 0.29, trialRate: 0.72,
+      },
+      Balanced: {
+        cpuPercentile: 0.895, memoryPercentile: 0.9745, cpuProvisionFactor: 1.5, memoryProvisionFactor: 1.25, headroom: 0.12,
+        cpuWeightFactor: 0.757858, reservationFraction: 0.775, hardLimits: 1, saturationStep: 1.25, scaleDownDelayMs: 551375.21,
+        scaleDownStep: 0.44, deadband: 0.09, maxRetries: 5, initialBackoffMs: 659.7540, backoffMultiplier: 2.2, maxBackoffMs: 69644.045,
+        initialStepSize: 0.2, trialRate: 0.6,
+      },
+      Explorer: {
+        cpuPercentile: 0.933, memoryPercentile: 0.9843, cpuProvisionFactor: 1.7, memoryProvisionFactor: 1.35, headroom: 0.18,
+        cpuWeightFactor: 1, reservationFraction: 0.625, hardLimits: 1, saturationStep: 1.35, scaleDownDelayMs: 104466.068,
+        scaleDownStep: 0.76, deadband: 0.05, maxRetries: 7, initialBackoffMs: 287.1746, backoffMultiplier: 1.8, maxBackoffMs: 22973.967,
+        initialStepSize: 0.335, trialRate: 0.78,
+      },
+      Cooperative: {
+        cpuPercentile: 0.876, memoryPercentile: 0.9696, cpuProvisionFactor: 1.4, memoryProvisionFactor: 1.2, headroom: 0.15,
+        cpuWeightFactor: 0.535887, reservationFraction: 0.9625, hardLimits: 0, saturationStep: 1.2, scaleDownDelayMs: 363771.976,
+        scaleDownStep: 0.52, deadband: 0.08, maxRetries: 4, initialBackoffMs: 659.7540, backoffMultiplier: 2.1, maxBackoffMs: 52780.316,
+        initialStepSize: 0.17, trialRate: 0.56,
+      },
+    };
     for (const p of Personality.presets) {
-      for (const rule of DECISION_TABLE) expect(p.decisions[rule.id]).toBe(rule.evaluate(p.traits()));
+      const want = expected[p.name]!;
+      expect(Object.keys(want).sort()).toEqual(DECISION_TABLE.map((r) => r.id).sort());
+      for (const rule of DECISION_TABLE) {
+        const v = want[rule.id]!;
+        // Relative tolerance: the delays are in the millions of ms, the fractions below 1.
+        expect(Math.abs(p.decisions[rule.id] - v), `${p.name}.${rule.id}`).toBeLessThanOrEqual(1e-6 * Math.max(1, Math.abs(v)) + 1e-6);
+      }
     }
   });
 
@@ -254,21 +293,38 @@ describe('allocateResources', () => {
     const current: ResourcePlan = { ...allocateResources(Personality.Conservative, {}, capped, undefined, 100_000), cpuLimit: 0.5, updatedAtMs: 0 };
     for (const p of Personality.presets) {
       const next = allocateResources(p, {}, capped, current, 100_000);
-      expect(next.cpuLimit).toBeGreaterThanOrEqual(0.5 * p.decisions.saturationStep - 0.001);
+      // The minimum growth 1 + 0.5·r, per preset.
+      const step = { Conservative: 1.1, Aggressive: 1.45, Balanced: 1.25, Explorer: 1.35, Cooperative: 1.2 }[p.name]!;
+      expect(next.cpuLimit).toBeGreaterThanOrEqual(0.5 * step - 0.001);
     }
   });
 
   it('plans from the request until usage is observed, and has defaults for neither', () => {
     const p = Personality.Balanced;
-    const d = p.decisions;
+    // Balanced (r 0.5, k 0.7, e 0.6): P_cpu 1.5, P_mem 1.25, 1 + H = 1.12, weight factor 2^-0.4,
+    // reservation 0.775 of the median; limits rounded up to 1/1000 core and to 4 KiB pages.
     const fromRequest = allocateResources(p, { cpu: 2, memory: GiB, pids: 100, gpus: 2 }, undefined, undefined, 0);
-    expect(fromRequest.cpuLimit).toBeCloseTo(2 * d.cpuProvisionFactor * (1 + d.headroom), 2);
-    expect(fromRequest.memoryLimit).toBeGreaterThanOrEqual(GiB * d.memoryProvisionFactor * (1 + d.headroom));
-    expect(fromRequest).toMatchObject({ pidsLimit: 100, gpuCount: 2, hardLimits: true, cpuWeight: Math.round(200 * d.cpuWeightFactor) });
+    expect(fromRequest).toEqual({
+      cpuLimit: 3.361, // 2 × 1.5 × 1.12 is 3.3600000000000003 in doubles; rounding up to 1/1000 core gives 3.361
+      cpuWeight: 152, // round(100 × 2 × 0.7579)
+      memoryLimit: 1503240192, // 1 GiB × 1.25 × 1.12, up to a page
+      memoryReservation: 832151552, // 1 GiB × 0.775, up to a page
+      pidsLimit: 100,
+      gpuCount: 2,
+      hardLimits: true,
+      updatedAtMs: 0,
+    });
     const blind = allocateResources(p, {}, undefined, undefined, 0);
-    expect(blind.cpuLimit).toBeCloseTo(1 * d.cpuProvisionFactor * (1 + d.headroom), 2);
-    expect(blind.memoryLimit).toBeGreaterThanOrEqual(256 * MiB * d.memoryProvisionFactor * (1 + d.headroom));
-    expect(blind.gpuCount).toBe(0);
+    expect(blind).toEqual({
+      cpuLimit: 1.681, // the default 1 core × 1.5 × 1.12 (1.6800000000000002), rounded up
+      cpuWeight: 76, // round(100 × 1 × 0.7579)
+      memoryLimit: 375812096, // the default 256 MiB × 1.25 × 1.12, up to a page
+      memoryReservation: 208039936, // 256 MiB × 0.775, up to a page
+      pidsLimit: 384, // ceil(256 × 1.5)
+      gpuCount: 0,
+      hardLimits: true,
+      updatedAtMs: 0,
+    });
     // With an hour of samples the plan follows the observed use, not the request.
     const observed = allocateResources(p, { cpu: 8, memory: 8 * GiB }, busyHistory(), undefined, 3_600_000);
     expect(observed.cpuLimit).toBeLessThan(8);

@@ -110,7 +110,13 @@ describe('capability add/drop', () => {
 
   it('builder matches plain options', () => {
     const b = SecurityProfile.builder().addCapabilities('SYS_PTRACE').dropCapabilities('NET_RAW').build();
-    expect(b.capabilities).toEqual(SecurityProfile.from({ capabilities: { add: ['SYS_PTRACE'], drop: ['NET_RAW'] } }).capabilities);
+    // Docker's 14 without NET_RAW (13), with SYS_PTRACE (19), in capability-number order.
+    const want = [
+      'CAP_CHOWN', 'CAP_DAC_OVERRIDE', 'CAP_FOWNER', 'CAP_FSETID', 'CAP_KILL', 'CAP_SETGID', 'CAP_SETUID', 'CAP_SETPCAP',
+      'CAP_NET_BIND_SERVICE', 'CAP_SYS_CHROOT', 'CAP_SYS_PTRACE', 'CAP_MKNOD', 'CAP_AUDIT_WRITE', 'CAP_SETFCAP',
+    ];
+    expect(b.capabilities).toEqual(want);
+    expect(SecurityProfile.from({ capabilities: { add: ['SYS_PTRACE'], drop: ['NET_RAW'] } }).capabilities).toEqual(want);
   });
 });
 

@@ -1,0 +1,102 @@
+/** Planning the cgroup writes a Resources needs, checking them, and making them. */
+import { RuntimeError } from '../errors.js';
+import type { Kernel } from '../kernel/kernel.js';
+import type { Hierarchy } from './hierarchy.js';
+import type { Controller } from './layout.js';
+import { BPF_DEVICE_PROGRAM, RESOURCE_MAP, type Write } from './mapping.js';
+import type { DeviceRule, Resources } from './resources.js';
+
+/** Attaches a BPF_PROG_TYPE_CGROUP_DEVICE program to a v2 cgroup (the addon's attachDeviceProgram). */
+export interface DeviceProgramLoader {
+  /** Enforces `rules` on the cgroup directory, replacing the program attached there before. */
+  attachDeviceProgram(cgroupDir: string, rules: readonly DeviceRule[]): void;
+}
+
+export interface Planned {
+  h: Hierarchy;
+  write: Write;
+  /** The file's full path; for the device program, the cgroup directory. */
+  path: string;
+  mayBeMissing: boolean;
+}
+
+export interface PlanContext {
+  hierarchyOf(c: Controller): Hierarchy | undefined;
+  undelegated: ReadonlySet<Controller>;
+  /** The runtime's parent directory in a hierarchy. */
+  parentDir(h: Hierarchy): string;
+  /** The container's directory in a hierarchy. */
+  dirIn(h: Hierarchy, id: string): string;
+  devicePrograms: DeviceProgramLoader | undefined;
+}
+
+/** The writes `r` needs, in mapping-table order, each aimed at the hierarchy holding its controller. */
+export function planWrites(ctx: PlanContext, id: string, r: Resources): Planned[] {
+  const out: Planned[] = [];
+  for (const m of RESOURCE_MAP) {
+    if (r[m.resource] === undefined) continue;
+    const h = ctx.hierarchyOf(m.controller);
+    if (!h) {
+      throw new RuntimeError(`${m.resource}: the ${m.controller} controller is not available on this host`, {
+        code: 'EUNSUPPORTED',
+        step: 'cgroup',
+        containerId: id,
+      });
+    }
+    if (ctx.undelegated.has(m.controller)) {
+      const parentDir = ctx.parentDir(h);
+      throw new RuntimeError(
+        `${m.resource}: the ${m.controller} controller is not delegated to ${parentDir} ` +
+          `(the cgroup.subtree_control above it lacks it; enable it there, or set enableAncestorControllers)`,
+        { code: 'EUNSUPPORTED', step: 'cgroup', path: parentDir, containerId: id },
+      );
+    }
+    const side = h.binding.version === 1 ? m.v1 : m.v2;
+    const dir = ctx.dirIn(h, id);
+    for (const write of side.writes(r)) {
+      if (write.file === BPF_DEVICE_PROGRAM && !ctx.devicePrograms) {
+        throw new RuntimeError(
+          'devices: cgroup v2 enforces device rules with an eBPF program, and no loader was given (CgroupDriverOptions.devicePrograms)',
+          { code: 'EUNSUPPORTED', step: 'cgroup', path: dir, containerId: id },
+        );
+      }
+      out.push({ h, write, path: write.file === BPF_DEVICE_PROGRAM ? dir : `${dir}/${write.file}`, mayBeMissing: side.mayBeMissing === true });
+    }
+  }
+  return out;
+}
+
+/** Files that exist only with some kernel options are checked before anything is written. */
+export function checkFiles(kernel: Kernel, plan: readonly Planned[]): void {
+  for (const p of plan) {
+    if (p.mayBeMissing && !kernel.exists(p.path)) {
+      throw new RuntimeError(`${p.write.file} does not exist on this kernel (swap accounting off, or no such huge page size?)`, {
+        code: 'EUNSUPPORTED',
+        step: 'cgroup',
+        path: p.path,
+      });
+    }
+  }
+}
+
+export function applyWrite(kernel: Kernel, devicePrograms: DeviceProgramLoader | undefined, p: Planned): void {
+  if (p.write.file === BPF_DEVICE_PROGRAM) devicePrograms!.attachDeviceProgram(p.path, p.write.rules ?? []);
+  else kernel.cgroupWrite(p.path, p.write.value);
+}
+
+/**
+ * v1 refuses memory.limit_in_bytes above memory.memsw.limit_in_bytes (EINVAL), so when a limit
+ * grows past the current memory+swap limit, memsw has to be raised first.
+ */
+export function orderMemoryWrites(plan: Planned[], snapshot: Map<string, string>): void {
+  const li = plan.findIndex((p) => p.h.binding.version === 1 && p.write.file === 'memory.limit_in_bytes');
+  const si = plan.findIndex((p) => p.h.binding.version === 1 && p.write.file === 'memory.memsw.limit_in_bytes');
+  if (li < 0 || si < 0 || si < li) return;
+  const newLimit = Number(plan[li]!.write.value);
+  const memswPath = plan[si]!.path;
+  const current = Number((snapshot.get(memswPath) ?? '').trim());
+  if (newLimit === -1 || newLimit > current) {
+    const [memsw] = plan.splice(si, 1);
+    plan.splice(li, 0, memsw!);
+  }
+}
