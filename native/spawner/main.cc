@@ -152,10 +152,15 @@ class LogIndexer {
     update(stored);  // output written before the watch existed (an adopted container's)
   }
 
-  // Catches up with the logs of `owner` now, for growth an event has not reported yet.
-  void check(const std::string& owner) {
+  // Records the logs of `owner` as they are now, for growth no event has reported yet
+  // (the container has exited, so no later millisecond is worth waiting for).
+  void settle(const std::string& owner) {
     for (auto& [k, e] : entries_)
-      if (e.owner == owner) update(e);
+      if (e.owner == owner) settle(e);
+  }
+
+  void settleAll() {
+    for (auto& [k, e] : entries_) settle(e);
   }
 
   void unwatch(const std::string& owner) {
@@ -165,10 +170,7 @@ class LogIndexer {
         continue;
       }
       Entry& e = it->second;
-      update(e);
-      // No later millisecond will come for this file: the growth is stamped 1 ms after the
-      // last record instead, which is at most 1 ms later than the truth.
-      if (e.pending) append(e, e.lastMs + 1, currentSize(e));
+      settle(e);
       setPending(e, false);
       dropWd(e, it->first);
       release(e);
@@ -283,6 +285,13 @@ class LogIndexer {
   uint64_t currentSize(const Entry& e) const {
     struct stat st;
     return e.logFd >= 0 && fstat(e.logFd, &st) == 0 ? uint64_t(st.st_size) : 0;
+  }
+
+  void settle(Entry& e) {
+    update(e);
+    // Growth within the millisecond of the last record is stamped 1 ms after it, at most
+    // 1 ms later than the truth, instead of waiting for the next millisecond.
+    if (e.pending) append(e, e.lastMs + 1, currentSize(e));
   }
 
   void update(Entry& e) {
@@ -502,9 +511,13 @@ int Spawner::loop() {
     for (const auto& [id, ct] : containers_) live += ct.exited ? 0 : 1;
     // Exited containers need nothing from this process: their exit.json is on disk.
     bool idle = clients_.empty() && live == 0 && execs_.empty();
-    if (stopping_ && live == 0 && execs_.empty()) return 0;
+    if (stopping_ && live == 0 && execs_.empty()) {
+      logIndex_.settleAll();
+      return 0;
+    }
     if (idle && idleMs_ > 0 && nowMs() - idleSince >= idleMs_) {
       logf("idle for %d ms, exiting", idleMs_);
+      logIndex_.settleAll();
       return 0;
     }
     if (!idle) idleSince = nowMs();
@@ -1024,7 +1037,7 @@ void Spawner::adoptedExit(int pidfd) {
 void Spawner::recordExit(Container& ct, int status, bool known) {
   // The last output may not have raised its event yet; the index is complete before anyone
   // hears of the exit, so a reader that stops at the exit finds every byte indexed.
-  logIndex_.check(ct.id);
+  logIndex_.settle(ct.id);
   ct.exited = true;
   ct.status = status;
   ct.finishedAt = nowMs();
