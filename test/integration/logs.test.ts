@@ -80,4 +80,28 @@ describe.skipIf(!IS_ROOT)(`log time index (root, real kernel)${SKIP_REASON ? ` â
     await c.remove();
     expect(fdsOf(spawner).filter((l) => l.startsWith(stdoutLog))).toEqual([]);
   });
+
+  it('writes at most one record a millisecond and has indexed the whole log by the exit', async () => {
+    const config = ContainerConfig.builder()
+      .name(`logs-burst-${process.pid}`)
+      .image(IMAGE)
+      .command(['/bin/sh', '-c', 'i=0; while [ $i -lt 3000 ]; do echo "line $i"; i=$((i+1)); done'])
+      .build();
+    const c = await Container.create(config, { runtime: t.runtime });
+    const { stdoutLog, stderrLog } = c.record().paths;
+    const exited = c.wait();
+    await c.start();
+    await exited;
+    const idx = records(`${stdoutLog}.idx`);
+    expect(idx.at(-1)!.size).toBe(fs.statSync(stdoutLog).size);
+    for (let i = 1; i < idx.length; ++i) {
+      expect(idx[i]!.size).toBeGreaterThan(idx[i - 1]!.size);
+      expect(idx[i]!.time).toBeGreaterThan(idx[i - 1]!.time);
+    }
+    const lines: LogLine[] = [];
+    for await (const l of logLines({ stdout: stdoutLog, stderr: stderrLog }, exited, { tail: 2 })) lines.push(l);
+    expect(lines.map((l) => l.line)).toEqual(['line 2998', 'line 2999']);
+    expect(lines[1]!.time).toBe(idx.at(-1)!.time);
+    await c.remove();
+  });
 });
