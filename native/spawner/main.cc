@@ -12,6 +12,7 @@
 #include <sys/epoll.h>
 #include <sys/ioctl.h>
 #include <sys/file.h>
+#include <sys/inotify.h>
 #include <sys/prctl.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
@@ -94,6 +95,287 @@ struct ExecProc {
   std::string containerId;
 };
 
+// A time index beside each container log, so a reader can tell when every line was written
+// (`docker logs --since`). The container's init writes its log directly, so only the file's
+// growth is visible here: on each IN_MODIFY the log's size is checked, and growth appends a
+// record { time_ms, size_after } (two little-endian u64, CLOCK_REALTIME) to "<log>.idx".
+// A record means "the first size_after bytes were in the file by time_ms". The index is a
+// convenience: no failure here may stop a container or this process, so every error is
+// logged once per file and otherwise ignored.
+class LogIndexer {
+ public:
+  static constexpr size_t kRecord = 16;
+
+  void attach(int epfd) {
+    epfd_ = epfd;
+    ensureFd();
+  }
+  int fd() const { return fd_; }
+  bool hasPending() const { return pending_ > 0; }
+
+  void watch(const std::string& owner, const std::string& log) {
+    if (log.empty() || !ensureFd()) return;
+    for (const auto& [k, e] : entries_)
+      if (e.owner == owner && e.log == log) return;  // stdout and stderr share one file
+    Entry e;
+    e.owner = owner;
+    e.log = log;
+    e.logFd = open(log.c_str(), O_PATH | O_CLOEXEC);
+    struct stat st;
+    if (e.logFd < 0 || fstat(e.logFd, &st) < 0) {
+      logf("log index: open %s: %s", log.c_str(), strerror(errno));
+      release(e);
+      return;
+    }
+    // /dev/null, a tty or a pipe has no offsets to index.
+    if (!S_ISREG(st.st_mode)) {
+      release(e);
+      return;
+    }
+    std::string idxPath = log + ".idx";
+    e.idx = open(idxPath.c_str(), O_RDWR | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0640);
+    if (e.idx < 0) {
+      logf("log index: open %s: %s", idxPath.c_str(), strerror(errno));
+      release(e);
+      return;
+    }
+    resume(e);
+    e.wd = inotify_add_watch(fd_, log.c_str(), IN_MODIFY);
+    if (e.wd < 0) {
+      logf("log index: inotify_add_watch %s: %s", log.c_str(), strerror(errno));
+      release(e);
+      return;
+    }
+    uint64_t key = next_++;
+    auto& stored = entries_[key] = std::move(e);
+    byWd_.emplace(stored.wd, key);
+    update(stored);  // output written before the watch existed (an adopted container's)
+  }
+
+  // Records the logs of `owner` as they are now, for growth no event has reported yet
+  // (the container has exited, so no later millisecond is worth waiting for).
+  void settle(const std::string& owner) {
+    for (auto& [k, e] : entries_)
+      if (e.owner == owner) settle(e);
+  }
+
+  void settleAll() {
+    for (auto& [k, e] : entries_) settle(e);
+  }
+
+  void unwatch(const std::string& owner) {
+    for (auto it = entries_.begin(); it != entries_.end();) {
+      if (it->second.owner != owner) {
+        ++it;
+        continue;
+      }
+      Entry& e = it->second;
+      settle(e);
+      setPending(e, false);
+      dropWd(e, it->first);
+      release(e);
+      it = entries_.erase(it);
+    }
+  }
+
+  void onReadable() {
+    alignas(struct inotify_event) char buf[8192];
+    while (true) {
+      ssize_t n = read(fd_, buf, sizeof buf);
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) {
+        if (n < 0 && errno != EAGAIN) logf("log index: read inotify: %s", strerror(errno));
+        return;
+      }
+      for (char* p = buf; p < buf + n;) {
+        auto* ev = reinterpret_cast<struct inotify_event*>(p);
+        p += sizeof *ev + ev->len;
+        if (ev->mask & IN_Q_OVERFLOW) {
+          // Events were dropped: any file may have grown.
+          for (auto& [k, e] : entries_) update(e);
+          continue;
+        }
+        auto range = byWd_.equal_range(ev->wd);
+        if (ev->mask & IN_IGNORED) {
+          // The kernel removed the watch (the log was deleted): nothing more will come.
+          for (auto it = range.first; it != range.second; ++it) {
+            auto ei = entries_.find(it->second);
+            if (ei != entries_.end()) ei->second.wd = -1;
+          }
+          byWd_.erase(range.first, range.second);
+          continue;
+        }
+        for (auto it = range.first; it != range.second; ++it) {
+          auto ei = entries_.find(it->second);
+          if (ei != entries_.end()) update(ei->second);
+        }
+      }
+    }
+  }
+
+  void flushPending() {
+    if (pending_ == 0) return;
+    for (auto& [k, e] : entries_)
+      if (e.pending) update(e);
+  }
+
+  // In a freshly cloned child, before it runs any of the container's plan: CLOEXEC would
+  // close these at execve anyway, but the container's init should never hold them at all.
+  // Allocates nothing.
+  void closeInChild() const {
+    if (fd_ >= 0) close(fd_);
+    for (const auto& [k, e] : entries_) {
+      if (e.idx >= 0) close(e.idx);
+      if (e.logFd >= 0) close(e.logFd);
+    }
+  }
+
+ private:
+  struct Entry {
+    std::string owner;  // container id
+    std::string log;
+    int logFd = -1;  // O_PATH: fstat sees the file the watch is on even if the path changes
+    int idx = -1;
+    int wd = -1;
+    uint64_t lastSize = 0;
+    int64_t lastMs = -1;
+    bool pending = false;  // grew within the millisecond of the last record
+    bool failing = false;  // an error was logged; the next ones are not
+  };
+
+  bool ensureFd() {
+    if (fd_ >= 0) return true;
+    if (epfd_ < 0) return false;
+    int fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+    if (fd < 0) {
+      // Tried again at the next container; logged once so a full system does not flood the log.
+      if (!initFailed_) logf("log index: inotify_init1: %s; logs get no time index", strerror(errno));
+      initFailed_ = true;
+      return false;
+    }
+    struct epoll_event ev;
+    memset(&ev, 0, sizeof ev);
+    ev.events = EPOLLIN;
+    ev.data.fd = fd;
+    if (epoll_ctl(epfd_, EPOLL_CTL_ADD, fd, &ev) < 0) {
+      logf("log index: epoll_ctl: %s", strerror(errno));
+      close(fd);
+      return false;
+    }
+    fd_ = fd;
+    initFailed_ = false;
+    return true;
+  }
+
+  // Continues an index an earlier spawner left, so a re-watched file gets no duplicate records.
+  void resume(Entry& e) {
+    struct stat st;
+    if (fstat(e.idx, &st) < 0) return;
+    off_t whole = st.st_size - st.st_size % off_t(kRecord);
+    // A partial record (a full disk) would misalign every record after it.
+    if (whole != st.st_size && ftruncate(e.idx, whole) < 0)
+      logf("log index: truncate %s.idx: %s", e.log.c_str(), strerror(errno));
+    unsigned char rec[kRecord];
+    if (whole >= off_t(kRecord) && pread(e.idx, rec, kRecord, whole - off_t(kRecord)) == ssize_t(kRecord)) {
+      e.lastMs = int64_t(getLE(rec));
+      e.lastSize = getLE(rec + 8);
+    }
+  }
+
+  uint64_t currentSize(const Entry& e) const {
+    struct stat st;
+    return e.logFd >= 0 && fstat(e.logFd, &st) == 0 ? uint64_t(st.st_size) : 0;
+  }
+
+  void settle(Entry& e) {
+    update(e);
+    // Growth within the millisecond of the last record is stamped 1 ms after it, at most
+    // 1 ms later than the truth, instead of waiting for the next millisecond.
+    if (e.pending) append(e, e.lastMs + 1, currentSize(e));
+  }
+
+  void update(Entry& e) {
+    uint64_t size = currentSize(e);
+    if (size <= e.lastSize) {
+      setPending(e, false);
+      return;
+    }
+    int64_t now = nowMs();
+    if (now == e.lastMs) {
+      setPending(e, true);
+      return;
+    }
+    append(e, now, size);
+  }
+
+  void append(Entry& e, int64_t ms, uint64_t size) {
+    if (e.idx < 0 || size <= e.lastSize) return;
+    unsigned char rec[kRecord];
+    putLE(rec, uint64_t(ms));
+    putLE(rec + 8, size);
+    // One write to an O_APPEND fd: a reader sees a whole record or none of it.
+    ssize_t n = write(e.idx, rec, kRecord);
+    if (n != ssize_t(kRecord)) {
+      int err = n < 0 ? errno : ENOSPC;
+      struct stat st;
+      if (n > 0 && fstat(e.idx, &st) == 0 && ftruncate(e.idx, st.st_size - n) < 0) err = errno;
+      if (!e.failing) logf("log index: write %s.idx: %s", e.log.c_str(), strerror(err));
+      e.failing = true;
+      return;  // the growth stays unrecorded; the next event tries again
+    }
+    if (e.failing) logf("log index: writing %s.idx again", e.log.c_str());
+    e.failing = false;
+    e.lastMs = ms;
+    e.lastSize = size;
+    setPending(e, false);
+  }
+
+  void setPending(Entry& e, bool on) {
+    if (e.pending == on) return;
+    e.pending = on;
+    pending_ += on ? 1 : -1;
+  }
+
+  void dropWd(Entry& e, uint64_t key) {
+    if (e.wd < 0) return;
+    bool shared = false;
+    auto range = byWd_.equal_range(e.wd);
+    for (auto it = range.first; it != range.second;) {
+      if (it->second == key) it = byWd_.erase(it);
+      else {
+        shared = true;
+        ++it;
+      }
+    }
+    // One inotify watch per inode: another container's log on the same file keeps it.
+    if (!shared) inotify_rm_watch(fd_, e.wd);
+    e.wd = -1;
+  }
+
+  static void release(Entry& e) {
+    if (e.idx >= 0) close(e.idx);
+    if (e.logFd >= 0) close(e.logFd);
+    e.idx = e.logFd = -1;
+  }
+
+  static void putLE(unsigned char* p, uint64_t v) {
+    for (int i = 0; i < 8; ++i) p[i] = static_cast<unsigned char>(v >> (8 * i));
+  }
+  static uint64_t getLE(const unsigned char* p) {
+    uint64_t v = 0;
+    for (int i = 7; i >= 0; --i) v = (v << 8) | p[i];
+    return v;
+  }
+
+  int fd_ = -1;
+  int epfd_ = -1;
+  bool initFailed_ = false;
+  std::map<uint64_t, Entry> entries_;
+  std::multimap<int, uint64_t> byWd_;
+  uint64_t next_ = 0;
+  size_t pending_ = 0;
+};
+
 class Spawner {
  public:
   Spawner(std::string root, int idleMs) : root_(std::move(root)), idleMs_(idleMs) {}
@@ -137,6 +419,7 @@ class Spawner {
   std::map<pid_t, std::string> pidToId_;
   // Containers of an earlier spawner that died: not our children, watched through pidfds.
   std::map<int, std::string> adopted_;
+  LogIndexer logIndex_;
 };
 
 // socketpair + a raw clone(): the child keeps sv[1], the parent sv[0]. A raw clone() behaves
@@ -218,6 +501,7 @@ int Spawner::listen(int readyFd) {
   epoll_ctl(epfd_, EPOLL_CTL_ADD, listenFd_, &ev);
   ev.data.fd = sigFd_;
   epoll_ctl(epfd_, EPOLL_CTL_ADD, sigFd_, &ev);
+  logIndex_.attach(epfd_);
   return 0;
 }
 
@@ -228,14 +512,19 @@ int Spawner::loop() {
     for (const auto& [id, ct] : containers_) live += ct.exited ? 0 : 1;
     // Exited containers need nothing from this process: their exit.json is on disk.
     bool idle = clients_.empty() && live == 0 && execs_.empty();
-    if (stopping_ && live == 0 && execs_.empty()) return 0;
+    if (stopping_ && live == 0 && execs_.empty()) {
+      logIndex_.settleAll();
+      return 0;
+    }
     if (idle && idleMs_ > 0 && nowMs() - idleSince >= idleMs_) {
       logf("idle for %d ms, exiting", idleMs_);
+      logIndex_.settleAll();
       return 0;
     }
     if (!idle) idleSince = nowMs();
     struct epoll_event evs[32];
-    int n = epoll_wait(epfd_, evs, 32, idleMs_ > 0 ? 1000 : -1);
+    // Growth held back by the one-record-per-millisecond rule is written in the next one.
+    int n = epoll_wait(epfd_, evs, 32, logIndex_.hasPending() ? 1 : idleMs_ > 0 ? 1000 : -1);
     if (n < 0 && errno != EINTR) {
       logf("epoll_wait: %s", strerror(errno));
       return 1;
@@ -252,9 +541,11 @@ int Spawner::loop() {
           }
         }
         reap();
-      } else if (adopted_.count(fd)) adoptedExit(fd);
+      } else if (fd == logIndex_.fd()) logIndex_.onReadable();
+      else if (adopted_.count(fd)) adoptedExit(fd);
       else readClient(fd);
     }
+    logIndex_.flushPending();
   }
 }
 
@@ -414,6 +705,7 @@ bool Spawner::launch(Plan& plan, const ChildFds& childFds, unsigned long flags, 
   long pid = cloneWithSync(flags, sv, Step::clone, e);
   if (pid < 0) return false;
   if (pid == 0) {
+    logIndex_.closeInChild();
     ChildFds fds = childFds;
     fds.sync = sv[1];
     runChild(plan, fds);
@@ -596,6 +888,9 @@ wire::Fields Spawner::create(Client&, const wire::Fields& f) {
   ct.sync = sync;
   containers_[id] = ct;
   pidToId_[pid] = id;
+  // Before start: the init writes nothing until then, so no line predates the watch.
+  logIndex_.watch(id, plan.stdoutPath);
+  logIndex_.watch(id, plan.stderrPath);
   return {"ok", std::to_string(pid)};
 }
 
@@ -670,6 +965,7 @@ wire::Fields Spawner::forget(const wire::Fields& f) {
   if (it == containers_.end()) return {"ok"};
   if (!it->second.exited) return errorReply({"EBUSY", Step::cleanup, EBUSY, "", "", "container is still running"});
   pidToId_.erase(it->second.pid);
+  logIndex_.unwatch(it->first);
   containers_.erase(it);
   return {"ok"};
 }
@@ -734,6 +1030,10 @@ wire::Fields Spawner::adopt(const wire::Fields& f) {
   ct.stateDir = f[4];
   containers_[id] = ct;
   adopted_[pidfd] = id;
+  // Optional "stdout <path>" / "stderr <path>" after the state dir: without them (what the
+  // runtime sends today) an adopted container's logs get no further index records.
+  for (size_t i = 5; i + 1 < f.size(); i += 2)
+    if (f[i] == "stdout" || f[i] == "stderr") logIndex_.watch(id, f[i + 1]);
   struct epoll_event ev;
   memset(&ev, 0, sizeof ev);
   ev.events = EPOLLIN;
@@ -753,6 +1053,9 @@ void Spawner::adoptedExit(int pidfd) {
 }
 
 void Spawner::recordExit(Container& ct, int status, bool known) {
+  // The last output may not have raised its event yet; the index is complete before anyone
+  // hears of the exit, so a reader that stops at the exit finds every byte indexed.
+  logIndex_.settle(ct.id);
   ct.exited = true;
   ct.status = status;
   ct.finishedAt = nowMs();
