@@ -77,6 +77,16 @@ export class StateStore {
     return join(this.root, id);
   }
 
+  /** Makes the container's state directory and writes its first record. */
+  create(rec: ContainerRecord): void {
+    try {
+      fs.mkdirSync(this.dir(rec.id), { recursive: true, mode: 0o700 });
+    } catch (e) {
+      throw fromNodeError(e, 'state', `mkdir \`${this.dir(rec.id)}\``);
+    }
+    this.save(rec);
+  }
+
   save(rec: ContainerRecord): void {
     writeAtomic(join(this.dir(rec.id), 'state.json'), JSON.stringify(rec, null, 2));
   }

@@ -238,7 +238,10 @@ export class Container extends EventEmitter<ContainerEvents> {
     // it (through a pidfd, checked against the recorded start time) to signal and watch it.
     const known = await this.parts.spawner.request(['status', this.id], `status of container ${this.name}`);
     if (known[1] === 'unknown') {
-      await this.parts.spawner.request(['adopt', this.id, String(rec.pid), rec.pidStartTime ?? '', rec.paths.stateDir], `adopt container ${this.name}`);
+      await this.parts.spawner.request(
+        ['adopt', this.id, String(rec.pid), rec.pidStartTime ?? '', rec.paths.stateDir, 'stdout', rec.paths.stdoutLog, 'stderr', rec.paths.stderrLog],
+        `adopt container ${this.name}`,
+      );
       this.log.warn('adopted from a spawner that is gone: its exit code will not be known');
     }
     await this.watch();

@@ -88,7 +88,7 @@ export async function provision(parts: RuntimeParts, input: ProvisionInput): Pro
     });
     await step('state', () => {
       rollback.push('state', () => parts.state.remove(plan.id));
-      parts.state.save(rec);
+      parts.state.create(rec);
     });
     if (plan.userNamespace) {
       await step('id-range', () => {
@@ -133,7 +133,8 @@ export async function provision(parts: RuntimeParts, input: ProvisionInput): Pro
     return { rec, unwatch };
   } catch (e) {
     const failedAt = current as ProvisionStep;
-    const err = e instanceof RuntimeError || (e as Error)?.name === 'AbortError' ? (e as Error) : fromNodeError(e, failedAt === 'storage' ? 'storage' : 'config', `create container ${plan.name}: step ${failedAt}`);
+    // An abort rejects with the caller's own reason.
+    const err = e instanceof RuntimeError || input.signal?.aborted ? (e as Error) : fromNodeError(e, failedAt === 'storage' ? 'storage' : 'config', `create container ${plan.name}: step ${failedAt}`);
     if (err instanceof RuntimeError && !(err.code === 'EEXIST' && failedAt === 'claim-name')) err.containerId = plan.id;
     const failed = await rollback.unwind();
     if (failed.length > 0) {

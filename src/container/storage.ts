@@ -17,7 +17,7 @@ export const hostStorage: ContainerStorage = {
     try {
       // The storage dir keeps host users out; the upper dir's mode becomes the mode of the
       // container's "/", which every user inside must be able to traverse.
-      for (const d of [paths.stateDir, paths.rootfs, paths.work]) fs.mkdirSync(d, { recursive: true, mode: 0o700 });
+      for (const d of [paths.rootfs, paths.work]) fs.mkdirSync(d, { recursive: true, mode: 0o700 });
       fs.mkdirSync(paths.upper, { mode: 0o755 });
       fs.chmodSync(paths.upper, 0o755);
       fs.writeFileSync(paths.stdoutLog, '', { mode: 0o640 });

@@ -17,7 +17,7 @@ export const CNI_VERSION = '1.0.0';
 async function tc(host: Pick<HostFacts, 'runProgram'>, args: string[], tolerateMissing = false): Promise<void> {
   const r = await host.runProgram('tc', args);
   if (r.status !== 0 && !(tolerateMissing && /No such file|Cannot find device|Invalid handle/.test(r.stderr))) {
-    throw new RuntimeError(`tc ${args.join(' ')}: ${(r.stderr || `exit ${r.status}`).trim()}`, { code: 'ESYSCALL', step: 'network' });
+    throw new RuntimeError(`tc ${args.join(' ')}: ${(r.stderr || `exit ${r.status}`).trim()}`, { code: 'ESYSCALL', step: 'network', path: 'tc' });
   }
 }
 
@@ -104,7 +104,7 @@ export class BridgeNetwork {
     }
     throw new RuntimeError(`CNI plugin "${type}" not found in ${this.pluginDirs.join(', ')} (install containernetworking-plugins)`, {
       code: 'EUNSUPPORTED',
-      step: 'config',
+      step: 'network',
       path: this.pluginDirs[0],
     });
   }
@@ -127,7 +127,7 @@ export class BridgeNetwork {
       const err: Buffer[] = [];
       child.stdout.on('data', (d: Buffer) => out.push(d));
       child.stderr.on('data', (d: Buffer) => err.push(d));
-      child.on('error', (e) => reject(new RuntimeError(`CNI ${type} ${command}: ${e.message}`, { code: 'ESYSCALL', step: 'config', path: bin, cause: e })));
+      child.on('error', (e) => reject(new RuntimeError(`CNI ${type} ${command}: ${e.message}`, { code: 'ESYSCALL', step: 'network', path: bin, cause: e })));
       child.on('close', (code) => {
         const text = Buffer.concat(out).toString('utf8').trim();
         if (code !== 0) {
@@ -139,7 +139,7 @@ export class BridgeNetwork {
           } catch {
             // not JSON
           }
-          reject(new RuntimeError(`CNI ${type} ${command} for ${containerId}: ${msg || `exit ${code}`}`, { code: 'ESYSCALL', step: 'config', path: bin }));
+          reject(new RuntimeError(`CNI ${type} ${command} for ${containerId}: ${msg || `exit ${code}`}`, { code: 'ESYSCALL', step: 'network', path: bin }));
           return;
         }
         resolve(text ? (JSON.parse(text) as CniResult) : undefined);
@@ -180,7 +180,7 @@ export class BridgeNetwork {
     }
     const result = prev!;
     const ip = result.ips?.find((i) => i.address.includes('.')) ?? result.ips?.[0];
-    if (!ip) throw new RuntimeError(`CNI ADD for ${containerId} returned no address`, { code: 'EPROTO', step: 'config' });
+    if (!ip) throw new RuntimeError(`CNI ADD for ${containerId} returned no address`, { code: 'EPROTO', step: 'network' });
     return { ip: ip.address.split('/')[0]!, gateway: ip.gateway, ifname, result };
   }
 
@@ -224,7 +224,7 @@ export class BridgeNetwork {
       return result;
     } catch (e) {
       if (e instanceof RuntimeError) throw e.wrap(context);
-      throw new RuntimeError(`${context}: ${message(e)}`, { code: 'ESYSCALL', step: 'config', cause: e });
+      throw new RuntimeError(`${context}: ${message(e)}`, { code: 'ESYSCALL', step: 'network', cause: e });
     }
   }
 

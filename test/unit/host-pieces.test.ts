@@ -8,6 +8,7 @@ import { parseCpuList } from '../../src/container/hardware-affinity.js';
 import { assignGpus, hostGpus } from '../../src/gpu.js';
 import { IdRangeAllocator } from '../../src/idmap.js';
 import { ImageStore } from '../../src/images.js';
+import { nativeHostFacts, type ProgramResult } from '../../src/kernel/host.js';
 import { BridgeNetwork, bandwidthLimits } from '../../src/network/cni.js';
 import { StateStore } from '../../src/state.js';
 
@@ -145,7 +146,7 @@ describe('image store', () => {
 
 describe('CNI configuration', () => {
   it('builds the bridge, host-local and bandwidth list', () => {
-    const n = new BridgeNetwork({ dataDir: '/run/x/cni' });
+    const n = new BridgeNetwork({ dataDir: '/run/x/cni', kernel: nativeHostFacts });
     const plain = n.conflist();
     expect(plain.plugins.map((p) => p.type)).toEqual(['bridge']);
     const shaped = n.conflist(100);
@@ -159,7 +160,7 @@ describe('CNI configuration', () => {
   });
 
   it('a missing plugin is a clear error', async () => {
-    const n = new BridgeNetwork({ dataDir: tmp(), pluginDirs: [tmp()] });
+    const n = new BridgeNetwork({ dataDir: tmp(), pluginDirs: [tmp()], kernel: nativeHostFacts });
     await expect(n.add('id', '/proc/1/ns/net')).rejects.toThrow(/CNI plugin "bridge" not found/);
   });
 
@@ -168,7 +169,7 @@ describe('CNI configuration', () => {
     const log = join(plugins, 'calls.log');
     fs.writeFileSync(join(plugins, 'bridge'), `#!/bin/sh\necho "$CNI_COMMAND bridge" >> ${log}\ncat >/dev/null\necho '{"cniVersion":"1.0.0","ips":[{"address":"10.88.0.9/16","gateway":"10.88.0.1"}]}'\n`, { mode: 0o755 });
     fs.writeFileSync(join(plugins, 'bandwidth'), `#!/bin/sh\necho "$CNI_COMMAND bandwidth" >> ${log}\ncat >/dev/null\necho '{"code":7,"msg":"no ifb","details":"module missing"}'\nexit 1\n`, { mode: 0o755 });
-    const n = new BridgeNetwork({ dataDir: tmp(), pluginDirs: [plugins] });
+    const n = new BridgeNetwork({ dataDir: tmp(), pluginDirs: [plugins], kernel: nativeHostFacts });
     await expect(n.add('cid', '/proc/self/ns/net', 10)).rejects.toThrow(/CNI bandwidth ADD for cid: no ifb: module missing/);
     expect(fs.readFileSync(log, 'utf8').trim().split('\n')).toEqual(['ADD bridge', 'ADD bandwidth', 'DEL bridge']);
     const ok = await n.add('cid', '/proc/self/ns/net');
@@ -183,7 +184,7 @@ describe('CNI configuration', () => {
       { mode: 0o755 },
     );
     fs.writeFileSync(join(plugins, 'bandwidth'), `#!/bin/sh\ncat >/dev/null\necho '{"code":7,"msg":"no ifb"}'\nexit 1\n`, { mode: 0o755 });
-    const n = new BridgeNetwork({ dataDir: tmp(), pluginDirs: [plugins] });
+    const n = new BridgeNetwork({ dataDir: tmp(), pluginDirs: [plugins], kernel: nativeHostFacts });
     const err = await n.add('cid', '/proc/self/ns/net', 10).then(() => undefined, (e: unknown) => e);
     expect(err).toBeInstanceOf(RuntimeError);
     expect((err as Error).message).toBe('CNI bandwidth ADD for cid: no ifb (undoing the attach failed too: CNI bridge DEL for cid: veth busy)');
@@ -195,28 +196,31 @@ describe('CNI configuration', () => {
   it('setBandwidth errors name what was asked and the step that failed', async () => {
     const plugins = tmp();
     fs.writeFileSync(join(plugins, 'bandwidth'), `#!/bin/sh\ncat >/dev/null\necho '{"code":7,"msg":"no ifb"}'\nexit 1\n`, { mode: 0o755 });
-    // A tc that fails as it does for a veth that is gone.
-    const bin = tmp();
-    fs.writeFileSync(join(bin, 'tc'), '#!/bin/sh\necho "Cannot find device \\"veth1\\"" >&2\nexit 1\n', { mode: 0o755 });
-    const n = new BridgeNetwork({ dataDir: tmp(), pluginDirs: [plugins] });
+    // tc runs through the kernel seam; this one fails as tc does for a veth that is gone.
+    const programs: string[][] = [];
+    const n = new BridgeNetwork({
+      dataDir: tmp(),
+      pluginDirs: [plugins],
+      kernel: {
+        runProgram: async (file, args): Promise<ProgramResult> => {
+          programs.push([file, ...args]);
+          return { status: 1, stdout: '', stderr: 'Cannot find device "veth1"\n' };
+        },
+      },
+    });
     const result = { cniVersion: '1.0.0', interfaces: [{ name: 'ssbr0' }, { name: 'veth1' }, { name: 'eth0', sandbox: '/proc/1/ns/net' }] };
     await expect(n.setBandwidth('cid', '/proc/self/ns/net', result, undefined, 10)).rejects.toMatchObject({
       code: 'ESYSCALL',
-      step: 'config',
+      step: 'network',
       message: 'limit bandwidth of cid to 10 Mbit/s: CNI bandwidth ADD for cid: no ifb',
     });
-    const savedPath = process.env.PATH;
-    process.env.PATH = `${bin}:${savedPath ?? ''}`;
-    try {
-      const err = await n.setBandwidth('cid', '/proc/self/ns/net', result, 10, 20).then(() => undefined, (e: unknown) => e);
-      expect(err).toBeInstanceOf(RuntimeError);
-      expect(err).toMatchObject({ code: 'ESYSCALL', step: 'config', path: 'tc' });
-      expect((err as Error).message).toBe(
-        'change bandwidth of cid from 10 to 20 Mbit/s: tc qdisc change dev veth1 root tbf rate 20000000bit burst 65536b latency 25ms: Cannot find device "veth1"',
-      );
-    } finally {
-      process.env.PATH = savedPath;
-    }
+    const err = await n.setBandwidth('cid', '/proc/self/ns/net', result, 10, 20).then(() => undefined, (e: unknown) => e);
+    expect(err).toBeInstanceOf(RuntimeError);
+    expect(err).toMatchObject({ code: 'ESYSCALL', step: 'network', path: 'tc' });
+    expect((err as Error).message).toBe(
+      'change bandwidth of cid from 10 to 20 Mbit/s: tc qdisc change dev veth1 root tbf rate 20000000bit burst 65536b latency 25ms: Cannot find device "veth1"',
+    );
+    expect(programs).toEqual([['tc', 'qdisc', 'change', 'dev', 'veth1', 'root', 'tbf', 'rate', '20000000bit', 'burst', '65536b', 'latency', '25ms']]);
   });
 });
 

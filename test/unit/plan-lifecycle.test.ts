@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { ConfigError, ContainerConfig, RuntimeError } from '../../src/index.js';
 import { assertOperation, canTransition, OperationQueue, STATES, TRANSITIONS } from '../../src/lifecycle.js';
-import { compileCreatePlan, compileExecPlan, type CreatePlanInput } from '../../src/plan.js';
+import { compileCreatePlan, compileExecPlan, type CreatePlanInput } from '../../src/plan/encode.js';
 import { decodeBody, encodeFrame, FrameDecoder } from '../../src/spawner/wire.js';
 import { replyError } from '../../src/spawner/client.js';
 

@@ -157,7 +157,12 @@ describe('provisioning with a failure injected at every step', () => {
 
 describe('no leaks across many containers in one process', () => {
   it('1,000 create/start/stop/remove cycles leave no exit listener, event listener, watcher or timer', async () => {
-    const resources = () => process.getActiveResourcesInfo().filter((r) => r !== 'TTYWrap').sort();
+    // What the process holds (timers, handles) by kind, counted: the cycles may add nothing.
+    const resources = () => {
+      const count: Record<string, number> = {};
+      for (const r of process.getActiveResourcesInfo()) count[r] = (count[r] ?? 0) + 1;
+      return count;
+    };
     const before = resources();
     const events = rt.events();
     for (let i = 0; i < 1000; i++) {
@@ -171,6 +176,7 @@ describe('no leaks across many containers in one process', () => {
     expect(leftovers()).toEqual(NOTHING);
     // Timers and handles: what the process had before, nothing more.
     await new Promise((r) => setImmediate(r));
-    expect(resources()).toEqual(before);
+    const after = resources();
+    for (const [kind, n] of Object.entries(after)) expect(n, kind).toBeLessThanOrEqual(before[kind] ?? 0);
   });
 });
