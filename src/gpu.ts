@@ -4,7 +4,6 @@
  * nodes the driver needs). Discovery reads /dev, so it needs no driver library; NVML (for
  * memory, utilisation and topology) and CDI specs come on top of it.
  */
-import * as fs from 'node:fs';
 import { RuntimeError } from './errors.js';
 import { DEFAULT_DEVICE_RULES, nvidiaDeviceRules, type DeviceRule } from './isolation/index.js';
 import type { Kernel } from './kernel/kernel.js';
@@ -23,7 +22,7 @@ export interface GpuInventory {
  * The host's GPUs: from NVML when it loads (names, UUIDs, memory, utilisation, and the minor
  * number of each device node), else from the /dev/nvidia<N> nodes alone.
  */
-export async function gpuInventory(kernel: Pick<Kernel, 'nvmlInventory'>, library?: string, devDir = '/dev'): Promise<GpuInventory> {
+export async function gpuInventory(kernel: Pick<Kernel, 'nvmlInventory' | 'deviceNames'>, library?: string, devDir = '/dev'): Promise<GpuInventory> {
   try {
     const inv = await kernel.nvmlInventory(library);
     return {
@@ -35,7 +34,7 @@ export async function gpuInventory(kernel: Pick<Kernel, 'nvmlInventory'>, librar
     return {
       source: 'dev',
       nvmlError: (e as Error).message,
-      devices: hostGpus(devDir).map((minor, index) => ({ index, minor })),
+      devices: hostGpus(kernel.deviceNames(devDir)).map((minor, index) => ({ index, minor })),
     };
   }
 }
@@ -47,34 +46,30 @@ export interface GpuAssignment {
   rules: DeviceRule[];
 }
 
-/** Indexes of /dev/nvidia<N> on this host. */
-export function hostGpus(devDir = '/dev'): number[] {
-  try {
-    return fs
-      .readdirSync(devDir)
-      .map((n) => /^nvidia(\d+)$/.exec(n))
-      .filter((m): m is RegExpExecArray => m !== null)
-      .map((m) => Number(m[1]))
-      .sort((a, b) => a - b);
-  } catch {
-    return [];
-  }
+/** The N of each nvidia<N> among a device directory's names, in order. */
+export function hostGpus(deviceNames: readonly string[]): number[] {
+  return deviceNames
+    .map((n) => /^nvidia(\d+)$/.exec(n))
+    .filter((m): m is RegExpExecArray => m !== null)
+    .map((m) => Number(m[1]))
+    .sort((a, b) => a - b);
+}
+
+/** What assignment needs to know of the host: the device directory's names and /proc/devices. */
+export interface GpuHost {
+  deviceNames: readonly string[];
+  procDevices: string;
 }
 
 /**
  * Picks the GPUs for a container: the listed indexes, or the first `count`. Throws when the
  * host does not have them, so a container never starts believing it has a GPU it lacks.
  */
-export function assignGpus(
-  request: { gpuCount?: number; gpuDevices?: number[] },
-  devDir = '/dev',
-  procDevices?: string,
-  inventory?: GpuInventory,
-): GpuAssignment | undefined {
+export function assignGpus(request: { gpuCount?: number | undefined; gpuDevices?: number[] | undefined }, devDir: string, host: GpuHost, inventory?: GpuInventory): GpuAssignment | undefined {
   const wanted = request.gpuDevices ?? (request.gpuCount ? Array.from({ length: request.gpuCount }, (_, i) => i) : []);
   if (wanted.length === 0) return undefined;
   // GPU i is NVML's index i; its device node is /dev/nvidia<minor>, which need not be i.
-  const inv = inventory ?? { source: 'dev' as const, devices: hostGpus(devDir).map((minor, index) => ({ index, minor })) };
+  const inv = inventory ?? { source: 'dev' as const, devices: hostGpus(host.deviceNames).map((minor, index) => ({ index, minor })) };
   const present = inv.devices.map((d) => d.index);
   const missing = wanted.filter((g) => !present.includes(g));
   if (missing.length > 0) {
@@ -85,18 +80,10 @@ export function assignGpus(
     );
   }
   const minors = wanted.map((g) => inv.devices.find((d) => d.index === g)!.minor);
-  const extra = ['nvidiactl', 'nvidia-uvm', 'nvidia-uvm-tools'].map((n) => `${devDir}/${n}`).filter((p) => fs.existsSync(p));
-  let devices = procDevices;
-  if (devices === undefined) {
-    try {
-      devices = fs.readFileSync('/proc/devices', 'utf8');
-    } catch {
-      devices = '';
-    }
-  }
+  const extra = ['nvidiactl', 'nvidia-uvm', 'nvidia-uvm-tools'].filter((n) => host.deviceNames.includes(n)).map((n) => `${devDir}/${n}`);
   return {
     indexes: wanted,
     deviceNodes: [...extra, ...minors.map((m) => `${devDir}/nvidia${m}`)],
-    rules: [...DEFAULT_DEVICE_RULES, ...nvidiaDeviceRules(minors, devices)],
+    rules: [...DEFAULT_DEVICE_RULES, ...nvidiaDeviceRules(minors, host.procDevices)],
   };
 }

@@ -14,7 +14,7 @@ import { containerLogger, type Logger } from '../logger.js';
 import type { RuntimeParts } from '../parts.js';
 import { allocateResources, type ResourcePlan, type WorkloadRequest } from '../personality/allocate.js';
 import { Runtime, runtimeParts } from '../runtime.js';
-import { securityReport, type SecurityReport } from '../secure-runtime/index.js';
+import type { SecurityReport } from '../secure-runtime/index.js';
 import { signalName, signalNumber } from '../signals.js';
 import { isSameProcess, newContainerId, type ContainerRecord } from '../state.js';
 import type { SpawnerExit } from '../spawner/client.js';
@@ -22,19 +22,24 @@ import type { UsageHistory } from '../usage-histogram.js';
 import { ContainerConfig, type ResourceSpec } from './config.js';
 import { isLive, resourcesOf, type ContainerContext } from './context.js';
 import { ContainerEvolution } from './evolve.js';
-import { abortError, runExec, spawnExec } from './exec.js';
-import { followFile, logLines, type LogLine, type LogOptions } from './logs.js';
-import { prepareCreate, prepareExec, wantsGpus } from './prepare.js';
+import { abortError, planExec, runExec, spawnExec } from './exec.js';
+import { inspectSecurity } from './records.js';
+import { followFile } from './log-follow.js';
+import { logLines, type LogLine, type LogOptions } from './logs.js';
+import { prepareCreate, wantsGpus } from './prepare.js';
 import { provision } from './provision.js';
-import { findRecord, listStatuses, prepareContext, readLogs, statusOf } from './records.js';
+import { findRecord, listStatuses, prepareContext, readLogs, reconcileRecord, statusOf } from './records.js';
 import { applyResources, planUpdate } from './resources.js';
 import { StatsSampler, type StatsPart } from './stats.js';
 import { teardown } from './teardown.js';
-import { OomWatch, Retainer, watchExitWeakly } from './watch.js';
+import { ExitTracker } from './watch.js';
 import type { ContainerEvents, ContainerStats, ContainerStatus, EvolutionOptions, ExecOptions, ExecProcess, ExecResult, ExitStatus, OperationOptions, ResourceUpdate, StateChange } from './types.js';
 
 export { signalName, signalNumber } from '../signals.js';
 export type * from './types.js';
+
+/** The events Runtime.events() carries (not EventEmitter's own newListener/removeListener). */
+const PUBLISHED = new Set<string>(['state', 'exit', 'oom', 'generation', 'evolutionError'] satisfies (keyof ContainerEvents)[]);
 
 interface Handle extends OperationOptions {
   runtime?: Runtime;
@@ -50,14 +55,10 @@ export class Container extends EventEmitter<ContainerEvents> {
   private readonly log: Logger;
   private readonly ctx: ContainerContext;
   private readonly queue = new OperationQueue();
-  private readonly exited: Promise<ExitStatus>;
-  private resolveExit!: (s: ExitStatus) => void;
-  private unwatch: (() => void) | undefined;
+  private readonly exits: ExitTracker;
   private readonly sampler = new StatsSampler();
   private lastPlan: ResourcePlan | undefined;
   private readonly evolution: ContainerEvolution;
-  private readonly retainer = new Retainer(this);
-  private readonly oom = new OomWatch(() => this.oomKills(), () => this.emit('oom', { id: this.id }));
 
   private constructor(runtime: Runtime, rec: ContainerRecord, config: ContainerConfig) {
     super();
@@ -73,12 +74,7 @@ export class Container extends EventEmitter<ContainerEvents> {
       generation: (record) => this.emit('generation', record),
       error: (err) => this.emit('evolutionError', err),
     });
-    this.exited = new Promise((r) => (this.resolveExit = r));
-    // Nobody has to wait() for a container: an unobserved exit is not an error.
-    this.exited.catch(() => undefined);
-    const plain = this as EventEmitter;
-    plain.on('newListener', (event: string) => this.listenersChanged(event, 1));
-    plain.on('removeListener', (event: string) => this.listenersChanged(event, -1));
+    this.exits = new ExitTracker(this as EventEmitter, this.parts, rec.id, () => isLive(this.rec.state));
   }
 
   get name(): string {
@@ -104,7 +100,7 @@ export class Container extends EventEmitter<ContainerEvents> {
   }
 
   override emit<K extends keyof ContainerEvents>(event: K, ...args: ContainerEvents[K]): boolean {
-    this.parts.publish({ type: event, id: this.id, name: this.name, data: args[0] } as never);
+    if (PUBLISHED.has(event)) this.parts.publish({ type: event, id: this.id, name: this.name, data: args[0] } as never);
     return (EventEmitter.prototype.emit as (e: string, ...a: unknown[]) => boolean).call(this, event, ...args);
   }
 
@@ -134,7 +130,7 @@ export class Container extends EventEmitter<ContainerEvents> {
       watch: async (r) => {
         c = new Container(runtime, r, own);
         await c.watch();
-        return () => c!.stopWatching();
+        return () => c!.exits.unsubscribe();
       },
     });
     c!.transition('created');
@@ -168,42 +164,18 @@ export class Container extends EventEmitter<ContainerEvents> {
     this.emit('state', { id: this.id, from, to } satisfies StateChange);
   }
 
-  private listenersChanged(event: string, delta: 1 | -1): void {
-    if (event === 'newListener' || event === 'removeListener') return;
-    // newListener fires before the listener is added, removeListener after it is gone.
-    const count = this.listenerCount(event as keyof ContainerEvents) + (delta > 0 ? 1 : 0);
-    if (delta > 0 && count === 1) this.retainer.change(1);
-    if (delta < 0 && count === 0) this.retainer.change(-1);
-    if (event === 'oom') this.oom.set(this.listenerCount('oom') + (delta > 0 ? 1 : 0) > 0 && isLive(this.rec.state));
-  }
-
-  private oomKills(): number {
-    try {
-      return this.parts.cgroups.oomKills(this.id);
-    } catch {
-      // The cgroup may already be gone when an exit is seen late.
-      return 0;
-    }
-  }
-
   /** Subscribes to the init's exit and catches an exit that happened before. */
   private async watch(): Promise<void> {
-    this.unwatch ??= await watchExitWeakly(this.parts, this.id, this, (c, e: SpawnerExit) => c.onExit(e.exitCode, e.signal, e.finishedAt));
+    await this.exits.subscribe(this, (c, e: SpawnerExit) => c.onExit(e.exitCode, e.signal, e.finishedAt));
     const exit = this.parts.state.exit(this.id);
     if (exit && exit.pid === this.rec.pid) this.onExit(exit.exitCode >= 0 ? exit.exitCode : null, exit.signal || null, exit.finishedAt);
   }
 
-  private stopWatching(): void {
-    this.unwatch?.();
-    this.unwatch = undefined;
-    this.oom.set(false);
-  }
-
   private onExit(exitCode: number | null, signal: number | null, finishedAt: number): void {
     if (this.rec.state === 'stopped' || this.rec.state === 'removed' || this.rec.finishedAt) return;
-    const kills = this.oomKills();
+    const kills = this.exits.oomKills();
     const oomKilled = kills > 0;
-    this.oom.set(false);
+    this.exits.oom.set(false);
     this.rec.exitCode = signal ? null : exitCode;
     this.rec.signal = signal;
     this.rec.oomKilled = oomKilled;
@@ -213,36 +185,23 @@ export class Container extends EventEmitter<ContainerEvents> {
     this.transition('stopped');
     const status: ExitStatus = { exitCode: this.rec.exitCode, signal: signalName(signal), oomKilled };
     this.log.info(status, 'container exited');
-    this.oom.check(kills);
+    this.exits.oom.check(kills);
     this.emit('exit', status);
-    this.resolveExit(status);
+    this.exits.resolve(status);
   }
 
   /** Brings a loaded record up to date with the spawner's and the kernel's view. */
   private async refresh(): Promise<void> {
     const rec = this.rec;
     if (rec.state === 'stopped') {
-      this.resolveExit({ exitCode: rec.exitCode ?? null, signal: signalName(rec.signal), oomKilled: !!rec.oomKilled });
+      this.exits.resolve({ exitCode: rec.exitCode ?? null, signal: signalName(rec.signal), oomKilled: !!rec.oomKilled });
       return;
     }
     if (rec.state === 'removed' || rec.state === 'creating') return;
-    const exit = this.parts.state.exit(this.id);
-    if (exit || !isSameProcess(this.parts.kernel, rec.pid, rec.pidStartTime)) {
-      // Exited while nobody watched: the spawner wrote exit.json. Without it (the spawner
-      // died too) the exit code is unknown.
-      if (exit) this.onExit(exit.exitCode >= 0 ? exit.exitCode : null, exit.signal || null, exit.finishedAt);
-      else this.onExit(null, null, Date.now());
+    const now = await reconcileRecord(this.parts, rec, this.log);
+    if (now.exited) {
+      this.onExit(now.exited.exitCode, now.exited.signal, now.exited.finishedAt);
       return;
-    }
-    // Alive, but perhaps its spawner died and a new one does not know it: the new one adopts
-    // it (through a pidfd, checked against the recorded start time) to signal and watch it.
-    const known = await this.parts.spawner.request(['status', this.id], `status of container ${this.name}`);
-    if (known[1] === 'unknown') {
-      await this.parts.spawner.request(
-        ['adopt', this.id, String(rec.pid), rec.pidStartTime ?? '', rec.paths.stateDir, 'stdout', rec.paths.stdoutLog, 'stderr', rec.paths.stderrLog],
-        `adopt container ${this.name}`,
-      );
-      this.log.warn('adopted from a spawner that is gone: its exit code will not be known');
     }
     await this.watch();
   }
@@ -256,22 +215,8 @@ export class Container extends EventEmitter<ContainerEvents> {
    * `signal` abandons the wait (the container is not affected).
    */
   wait(opts: OperationOptions = {}): Promise<ExitStatus> {
-    if (this.rec.state === 'stopped' || this.rec.state === 'removed') return this.exited;
-    if (opts.signal?.aborted) return Promise.reject(abortError(opts.signal, `wait for container ${this.name}`));
-    // Like a child process, an awaited container keeps the host agent's event loop alive.
-    this.parts.spawner.hold(1);
-    this.retainer.change(1);
-    const done = this.exited.finally(() => {
-      this.parts.spawner.hold(-1);
-      this.retainer.change(-1);
-    });
-    const signal = opts.signal;
-    if (!signal) return done;
-    return new Promise((resolve, reject) => {
-      const onAbort = () => reject(abortError(signal, `wait for container ${this.name}`));
-      signal.addEventListener('abort', onAbort, { once: true });
-      done.then(resolve, reject).finally(() => signal.removeEventListener('abort', onAbort));
-    });
+    if (this.rec.state === 'stopped' || this.rec.state === 'removed') return this.exits.exited;
+    return this.exits.wait(opts.signal, `wait for container ${this.name}`);
   }
 
   // ── operations ───────────────────────────────────────────────────────────
@@ -324,7 +269,7 @@ export class Container extends EventEmitter<ContainerEvents> {
    */
   stop(opts: { timeoutMs?: number; signal?: string | number } = {}): Promise<ExitStatus> {
     return this.queue.run(async () => {
-      if (this.rec.state === 'stopped') return this.exited;
+      if (this.rec.state === 'stopped') return this.exits.exited;
       assertOperation(this.name, 'stop', this.rec.state);
       const timeoutMs = opts.timeoutMs ?? 10_000;
       await this.signal(opts.signal ?? 'SIGTERM');
@@ -374,7 +319,7 @@ export class Container extends EventEmitter<ContainerEvents> {
         await this.signal('SIGKILL');
         await this.wait();
       }
-      this.stopWatching();
+      this.exits.unsubscribe();
       await teardown(this.parts, this.rec, `remove container ${this.name}`);
       this.transition('removed');
       this.log.info('container removed');
@@ -386,22 +331,14 @@ export class Container extends EventEmitter<ContainerEvents> {
     await this.remove({ force: true });
   }
 
-  private execPlan(command: string[], opts: ExecOptions) {
-    if (this.rec.state !== 'running') {
-      throw new RuntimeError(`exec in container ${this.name}: it is ${this.rec.state}, not running`, { code: 'ESTATE', step: 'setns', containerId: this.id });
-    }
-    const rec = this.rec;
-    return prepareExec(this.config, { id: this.id, imageRef: rec.image.ref, namespaces: rec.namespaces, cgroupProcs: rec.cgroupProcs }, { argv: command, env: opts.env, workingDir: opts.workingDir, user: opts.user }, prepareContext(this.parts));
-  }
-
   /** Runs a further process inside the running container and collects its output. */
   async exec(command: string[], opts: ExecOptions = {}): Promise<ExecResult> {
-    return runExec(this.parts, this.id, this.name, this.execPlan(command, opts), opts);
+    return runExec(this.parts, this.id, this.name, planExec(this.ctx, command, opts), opts);
   }
 
   /** Starts a further process whose stdin, stdout and stderr are Node streams (binary-safe). */
   async execStream(command: string[], opts: Omit<ExecOptions, 'stdin' | 'timeoutMs'> = {}): Promise<ExecProcess> {
-    return spawnExec(this.parts, this.id, this.name, this.execPlan(command, opts), { signal: opts.signal });
+    return spawnExec(this.parts, this.id, this.name, planExec(this.ctx, command, opts), { signal: opts.signal });
   }
 
   /** The resource settings in force. */
@@ -443,12 +380,8 @@ export class Container extends EventEmitter<ContainerEvents> {
    * The confinement the container's init really has, read back from the kernel: capability
    * sets, no_new_privs, seccomp mode and filters, id maps, namespaces, read-only mounts.
    */
-  async securityReport(): Promise<SecurityReport> {
-    const s = this.rec.state;
-    if (!isLive(s) || !isSameProcess(this.parts.kernel, this.rec.pid, this.rec.pidStartTime)) {
-      throw new RuntimeError(`security report of container ${this.name}: it is ${s}, no init to inspect`, { code: 'ESTATE', step: 'state', containerId: this.id });
-    }
-    return securityReport(this.rec.pid!);
+  securityReport(): Promise<SecurityReport> {
+    return inspectSecurity(this.ctx);
   }
 
   /**
@@ -473,10 +406,7 @@ export class Container extends EventEmitter<ContainerEvents> {
   }
 
   private follow(path: string): Readable {
-    this.retainer.change(1);
-    const s = followFile(path, this.exited);
-    s.once('close', () => this.retainer.change(-1));
-    return s;
+    return this.exits.retainWhile(followFile(path, this.exits.exited));
   }
 
   /** The container's stdout, from the start, following it until the container exits. */
@@ -494,6 +424,6 @@ export class Container extends EventEmitter<ContainerEvents> {
   logs(opts: LogOptions): AsyncIterableIterator<LogLine>;
   logs(opts?: LogOptions): { stdout: string; stderr: string } | AsyncIterableIterator<LogLine> {
     const paths = this.rec.paths;
-    return opts ? logLines({ stdout: paths.stdoutLog, stderr: paths.stderrLog }, this.exited, opts) : readLogs(paths);
+    return opts ? logLines({ stdout: paths.stdoutLog, stderr: paths.stderrLog }, this.exits.exited, opts) : readLogs(paths);
   }
 }

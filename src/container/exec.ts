@@ -8,8 +8,25 @@ import { RuntimeError } from '../errors.js';
 import type { RuntimeParts } from '../parts.js';
 import { encodeExec } from '../plan/encode.js';
 import type { ExecPlan } from '../plan/types.js';
+import type { ContainerContext } from './context.js';
+import { prepareExec } from './prepare.js';
+import { prepareContext } from './records.js';
 import { signalName, signalNumber } from '../signals.js';
 import type { ExecOptions, ExecProcess, ExecResult } from './types.js';
+
+/** The plan of an exec in the running container of `ctx`. */
+export function planExec(ctx: ContainerContext, command: string[], opts: ExecOptions): ExecPlan {
+  const { rec } = ctx;
+  if (rec.state !== 'running') {
+    throw new RuntimeError(`exec in container ${rec.name}: it is ${rec.state}, not running`, { code: 'ESTATE', step: 'setns', containerId: rec.id });
+  }
+  return prepareExec(
+    ctx.config,
+    { id: rec.id, imageRef: rec.image.ref, namespaces: rec.namespaces, cgroupProcs: rec.cgroupProcs },
+    { argv: command, env: opts.env, workingDir: opts.workingDir, user: opts.user },
+    prepareContext(ctx.parts),
+  );
+}
 
 export function abortError(signal: AbortSignal, what: string): Error {
   const reason = signal.reason as unknown;
@@ -29,7 +46,7 @@ export async function spawnExec(parts: RuntimeParts, id: string, name: string, p
   const toChild = [stdin[0], stdout[1], stderr[1]];
   let started: Awaited<ReturnType<RuntimeParts['spawner']['exec']>>;
   try {
-    started = await parts.spawner.exec(fields as string[], toChild, context);
+    started = await parts.spawner.exec(fields, toChild, context);
   } catch (e) {
     for (const fd of [stdin[1], stdout[0], stderr[0]]) k.close(fd);
     if (e instanceof RuntimeError) e.containerId = id;

@@ -84,7 +84,7 @@ function processPlan(
 ): ProcessPlan {
   const spec = config.spec;
   const user = resolveUser(ctx.images.accounts(image), o.user ?? spec.user ?? image.config.user);
-  const security = compileSecurity(spec.security, user, ctx.kernel, o.lastCap);
+  const security = compileSecurity(spec.security, user, ctx.kernel, o.lastCap, { kernelRelease: ctx.kernel.kernelRelease() });
   const env = buildEnv(image.config.env, { ...spec.env, ...(o.env ?? {}) }, o.hostname, user);
   return {
     argv: o.argv,
@@ -117,7 +117,7 @@ export function prepareCreate(config: ContainerConfig, id: string, ctx: PrepareC
   let gpus: ReturnType<typeof assignGpus>;
   if (wantsGpus(config)) {
     if (!ctx.gpus) throw new RuntimeError('prepare: GPUs requested but no GPU inventory was given', { code: 'EINVAL', step: 'config' });
-    gpus = assignGpus(gpuRequest, '/dev', ctx.kernel.procDevices(), ctx.gpus);
+    gpus = assignGpus(gpuRequest, '/dev', { deviceNames: ctx.kernel.deviceNames('/dev'), procDevices: ctx.kernel.procDevices() }, ctx.gpus);
   }
 
   const cgroup = createLimits(spec.resources, { cpus: proc.placement?.cpus?.join(',') }, {

@@ -113,7 +113,7 @@ export async function provision(parts: RuntimeParts, input: ProvisionInput): Pro
         await killInit(parts, rec);
         await forgetInit(parts, rec);
       });
-      const reply = await parts.spawner.request(fields as string[], `create container ${plan.name}`);
+      const reply = await parts.spawner.request(fields, `create container ${plan.name}`);
       rec.pid = Number(reply[1]);
       rec.pidStartTime = parts.kernel.processStartTime(rec.pid);
       parts.state.save(rec);

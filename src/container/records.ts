@@ -1,6 +1,9 @@
 /** Containers as their state records say, and the prepare context over a runtime's parts. */
 import * as fs from 'node:fs';
 import { RuntimeError } from '../errors.js';
+import type { Logger } from '../logger.js';
+import { securityReport, type SecurityReport } from '../secure-runtime/index.js';
+import type { ContainerContext } from './context.js';
 import type { RuntimeParts } from '../parts.js';
 import { signalName } from '../signals.js';
 import { isSameProcess, type ContainerRecord } from '../state.js';
@@ -71,4 +74,38 @@ export function readLogs(paths: ContainerRecord['paths']): { stdout: string; std
     }
   };
   return { stdout: read(paths.stdoutLog), stderr: read(paths.stderrLog) };
+}
+
+/**
+ * A loaded live record against the kernel and the spawner: exited while nobody watched (the
+ * spawner's exit.json says how; without it, the spawner died too and the code is unknown),
+ * or alive — and then adopted by the current spawner if a dead one was its parent (through a
+ * pidfd, checked against the recorded start time), so it can be signalled and watched.
+ */
+export async function reconcileRecord(
+  parts: RuntimeParts,
+  rec: ContainerRecord,
+  log: Logger,
+): Promise<{ exited?: { exitCode: number | null; signal: number | null; finishedAt: number } }> {
+  const exit = parts.state.exit(rec.id);
+  if (exit) return { exited: { exitCode: exit.exitCode >= 0 ? exit.exitCode : null, signal: exit.signal || null, finishedAt: exit.finishedAt } };
+  if (!isSameProcess(parts.kernel, rec.pid, rec.pidStartTime)) return { exited: { exitCode: null, signal: null, finishedAt: Date.now() } };
+  const known = await parts.spawner.request(['status', rec.id], `status of container ${rec.name}`);
+  if (known[1] === 'unknown') {
+    await parts.spawner.request(
+      ['adopt', rec.id, String(rec.pid), rec.pidStartTime ?? '', rec.paths.stateDir, 'stdout', rec.paths.stdoutLog, 'stderr', rec.paths.stderrLog],
+      `adopt container ${rec.name}`,
+    );
+    log.warn('adopted from a spawner that is gone: its exit code will not be known');
+  }
+  return {};
+}
+
+/** The confinement a live container's init really has, read back from the kernel. */
+export function inspectSecurity(ctx: ContainerContext): Promise<SecurityReport> {
+  const { rec, parts } = ctx;
+  if (!isLive(rec.state) || !isSameProcess(parts.kernel, rec.pid, rec.pidStartTime)) {
+    throw new RuntimeError(`security report of container ${rec.name}: it is ${rec.state}, no init to inspect`, { code: 'ESTATE', step: 'state', containerId: rec.id });
+  }
+  return securityReport(rec.pid!);
 }

@@ -320,6 +320,7 @@ export class MemoryCgroupFs implements Kernel {
     netDev: Map<number, NetDevCounters>;
     numaCpus: Map<number, number[]>;
     blockDevice: string;
+    kernelRelease: string;
     procDevices: string;
     devices: Map<string, string[]>;
     /** Every program run, in order; `programResult` answers them. */
@@ -331,6 +332,7 @@ export class MemoryCgroupFs implements Kernel {
     netDev: new Map(),
     numaCpus: new Map([[0, [0, 1]]]),
     blockDevice: '8:0',
+    kernelRelease: '6.18.0',
     procDevices: 'Character devices:\n  1 mem\n195 nvidia\n\nBlock devices:\n  8 sd\n',
     devices: new Map(),
     programs: [],
@@ -358,6 +360,9 @@ export class MemoryCgroupFs implements Kernel {
   }
   deviceNames(dir: string): string[] {
     return [...(this.host.devices.get(dir) ?? [])];
+  }
+  kernelRelease(): string {
+    return this.host.kernelRelease;
   }
   async runProgram(file: string, args: readonly string[]): Promise<ProgramResult> {
     this.host.programs.push({ file, args: [...args] });

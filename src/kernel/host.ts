@@ -5,6 +5,7 @@
  */
 import { execFile } from 'node:child_process';
 import * as fs from 'node:fs';
+import { release } from 'node:os';
 import { RuntimeError } from '../errors.js';
 import { blockDeviceFor, hostBlockProbe } from '../isolation/blockdev.js';
 
@@ -36,6 +37,8 @@ export interface HostFacts {
   procDevices(): string;
   /** Names in a device directory (/dev). */
   deviceNames(dir: string): string[];
+  /** `uname -r`: seccomp rules can depend on the kernel version (Docker's minKernel). */
+  kernelRelease(): string;
   /** Runs a host program (tc) off the event loop; a program that cannot start rejects. */
   runProgram(file: string, args: readonly string[]): Promise<ProgramResult>;
 }
@@ -119,6 +122,9 @@ export const nativeHostFacts: HostFacts = {
     } catch {
       return [];
     }
+  },
+  kernelRelease() {
+    return release();
   },
   runProgram(file, args) {
     return new Promise((resolve, reject) => {

@@ -122,6 +122,9 @@ export class NativeKernel implements Kernel {
   deviceNames(dir: string): string[] {
     return nativeHostFacts.deviceNames(dir);
   }
+  kernelRelease(): string {
+    return nativeHostFacts.kernelRelease();
+  }
   runProgram(file: string, args: readonly string[]): Promise<ProgramResult> {
     return nativeHostFacts.runProgram(file, args);
   }

@@ -4,7 +4,7 @@
  * deciding anything. Pure: unit tests check the ops without root.
  */
 import { RuntimeError, type Step } from '../errors.js';
-import { MAX_FRAME, encodedSize } from '../spawner/wire.js';
+import { MAX_FRAME, encodedSize, type WireField } from '../spawner/wire.js';
 import type { ExecPlan, PlanPlacement, PlanSecurity, PlanUser, PlanUserNamespace, PlanVolume, ProvisionedResources, SpawnPlan } from './types.js';
 
 // Mount flags, as <sys/mount.h> numbers them.
@@ -57,7 +57,7 @@ export interface ExecPlanInput {
   placement?: PlanPlacement;
 }
 
-type Field = string | Buffer;
+type Field = WireField;
 
 function op(out: Field[], step: Step, kind: string, strings: string[] = [], numbers: (number | bigint)[] = []): void {
   out.push('op', step, kind, String(strings.length), ...strings, String(numbers.length), ...numbers.map((n) => BigInt(n).toString()));

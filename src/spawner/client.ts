@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { RuntimeError, STEPS, type ErrorCode, type Step } from '../errors.js';
 import type { Kernel } from '../kernel/kernel.js';
 import { spawnerPath } from '../kernel/native.js';
-import { encodeFrame, FrameDecoder } from './wire.js';
+import { encodeFrame, FrameDecoder, type WireField } from './wire.js';
 
 export interface SpawnerExit {
   id: string;
@@ -27,8 +27,8 @@ export interface SpawnerExit {
  */
 export interface Spawner {
   ensure(): Promise<void>;
-  request(fields: string[], context: string, fds?: number[]): Promise<string[]>;
-  exec(fields: string[], fds: number[], context: string): Promise<{ pid: number; exit: Promise<{ exitCode: number | null; signal: number | null }> }>;
+  request(fields: readonly WireField[], context: string, fds?: number[]): Promise<string[]>;
+  exec(fields: readonly WireField[], fds: number[], context: string): Promise<{ pid: number; exit: Promise<{ exitCode: number | null; signal: number | null }> }>;
   onExit(listener: (e: SpawnerExit) => void): Promise<() => void>;
   hold(delta: 1 | -1): void;
   shutdown(force?: boolean): Promise<void>;
@@ -180,7 +180,7 @@ export class SpawnerClient implements Spawner {
     });
   }
 
-  private async rawRequest(fields: string[], fds?: number[]): Promise<string[]> {
+  private async rawRequest(fields: readonly WireField[], fds?: number[]): Promise<string[]> {
     const fd = await this.opts.kernel.request(this.socketPath, encodeFrame(fields), fds);
     const ex = new Exchange(fd, this.socketPath);
     try {
@@ -191,7 +191,7 @@ export class SpawnerClient implements Spawner {
   }
 
   /** Sends one request; an error reply becomes a RuntimeError with `context` in front. */
-  async request(fields: string[], context: string, fds?: number[]): Promise<string[]> {
+  async request(fields: readonly WireField[], context: string, fds?: number[]): Promise<string[]> {
     await this.ensure();
     const reply = await this.rawRequest(fields, fds);
     if (reply[0] === 'error') throw replyError(reply, context);
@@ -204,7 +204,7 @@ export class SpawnerClient implements Spawner {
    * connection stays open until the exit arrives.
    */
   async exec(
-    fields: string[],
+    fields: readonly WireField[],
     fds: number[],
     context: string,
   ): Promise<{ pid: number; exit: Promise<{ exitCode: number | null; signal: number | null }> }> {

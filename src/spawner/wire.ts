@@ -5,12 +5,15 @@
  */
 export const MAX_FRAME = 4 << 20;
 
+/** A field as sent: text, or bytes (a seccomp program). Replies are always text. */
+export type WireField = string | Buffer;
+
 /** The body size encodeFrame would give `fields` (the frame adds 4 bytes of length). */
-export function encodedSize(fields: readonly (string | Buffer)[]): number {
+export function encodedSize(fields: readonly WireField[]): number {
   return fields.reduce((n, f) => n + 4 + (typeof f === 'string' ? Buffer.byteLength(f) : f.length), 0);
 }
 
-export function encodeFrame(fields: readonly (string | Buffer)[]): Buffer {
+export function encodeFrame(fields: readonly WireField[]): Buffer {
   const parts = fields.map((f) => (typeof f === 'string' ? Buffer.from(f, 'utf8') : f));
   const size = parts.reduce((n, p) => n + 4 + p.length, 0);
   const out = Buffer.allocUnsafe(4 + size);

@@ -261,7 +261,7 @@ describe.skipIf(!IS_ROOT)(`resource limits on containers (root, real kernel)${SK
 
   it('a GPU the host does not have is a clear error, and nothing is left', async () => {
     // One more GPU than this host has (none on a GPU-less host, so GPU 0 is the one missing).
-    const present = rt.gpus().devices.map((d) => d.index);
+    const present = (await rt.gpus()).devices.map((d) => d.index);
     const missing = Array.from({ length: present.length + 1 }, (_, i) => i).filter((i) => !present.includes(i));
     const has = present.length ? `only GPUs ${present.join(', ')}` : 'no NVIDIA GPU';
     const ids = runtimeParts(rt).state.ids().length;

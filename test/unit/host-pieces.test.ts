@@ -34,13 +34,13 @@ describe('GPU assignment', () => {
   it('finds /dev/nvidia<N> and nothing else', () => {
     const d = fakeDev([1, 0, 3]);
     fs.writeFileSync(join(d, 'nvidia-modeset'), '');
-    expect(hostGpus(d)).toEqual([0, 1, 3]);
-    expect(hostGpus('/nonexistent')).toEqual([]);
+    expect(hostGpus(fs.readdirSync(d))).toEqual([0, 1, 3]);
+    expect(hostGpus([])).toEqual([]);
   });
 
   it('gives the first N GPUs, their nodes and device rules', () => {
     const d = fakeDev([0, 1]);
-    const a = assignGpus({ gpuCount: 2 }, d, 'Character devices:\n195 nvidia\n508 nvidia-uvm\n')!;
+    const a = assignGpus({ gpuCount: 2 }, d, { deviceNames: fs.readdirSync(d), procDevices: 'Character devices:\n195 nvidia\n508 nvidia-uvm\n' })!;
     expect(a.indexes).toEqual([0, 1]);
     expect(a.deviceNodes).toEqual([join(d, 'nvidiactl'), join(d, 'nvidia-uvm'), join(d, 'nvidia0'), join(d, 'nvidia1')]);
     const allowed = a.rules.filter((r) => r.allow && r.major === 195).map((r) => r.minor);
@@ -50,9 +50,9 @@ describe('GPU assignment', () => {
 
   it('names the missing GPU', () => {
     const d = fakeDev([0]);
-    expect(() => assignGpus({ gpuDevices: [0, 2] }, d, '')).toThrow(/gpuDevices: GPU 2 requested but this host has only GPUs 0/);
-    expect(() => assignGpus({ gpuCount: 1 }, tmp(), '')).toThrow(/no NVIDIA GPU/);
-    expect(assignGpus({}, d, '')).toBeUndefined();
+    expect(() => assignGpus({ gpuDevices: [0, 2] }, d, { deviceNames: fs.readdirSync(d), procDevices: '' })).toThrow(/gpuDevices: GPU 2 requested but this host has only GPUs 0/);
+    expect(() => assignGpus({ gpuCount: 1 }, '/dev', { deviceNames: [], procDevices: '' })).toThrow(/no NVIDIA GPU/);
+    expect(assignGpus({}, d, { deviceNames: fs.readdirSync(d), procDevices: '' })).toBeUndefined();
   });
 });
 

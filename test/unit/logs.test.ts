@@ -6,7 +6,8 @@ import * as fs from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { followFile, logLines, type LogLine, type LogOptions } from '../../src/container/logs.js';
+import { followFile } from '../../src/container/log-follow.js';
+import { logLines, type LogLine, type LogOptions } from '../../src/container/logs.js';
 
 let dir: string;
 let files: { stdout: string; stderr: string };

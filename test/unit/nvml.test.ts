@@ -81,7 +81,7 @@ describe.skipIf(!!SKIP)(`NVML through the addon${SKIP ? ` — skipped: ${SKIP}` 
     const dev = fs.mkdtempSync(join(tmpdir(), 'ss-dev-'));
     try {
       for (const n of ['nvidia4', 'nvidia5', 'nvidiactl']) fs.writeFileSync(join(dev, n), '');
-      const a = assignGpus({ gpuDevices: [1] }, dev, 'Character devices:\n195 nvidia\n', inv)!;
+      const a = assignGpus({ gpuDevices: [1] }, dev, { deviceNames: fs.readdirSync(dev), procDevices: 'Character devices:\n195 nvidia\n' }, inv)!;
       expect(a.deviceNodes).toEqual([join(dev, 'nvidiactl'), join(dev, 'nvidia5')]);
       expect(a.rules.filter((r) => r.major === 195 && r.allow).map((r) => r.minor)).toEqual([255, 5]);
     } finally {
