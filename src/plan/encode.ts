@@ -5,7 +5,7 @@
  */
 import { RuntimeError, type Step } from '../errors.js';
 import { MAX_FRAME, encodedSize, type WireField } from '../spawner/wire.js';
-import type { ExecPlan, PlanPlacement, PlanSecurity, PlanUser, PlanUserNamespace, PlanVolume, ProvisionedResources, SpawnPlan } from './types.js';
+import type { ExecPlan, PlanPlacement, PlanSecurity, PlanUser, PlanUserNamespace, PlanVolume, ProcessPlan, ProvisionedResources, SpawnPlan } from './types.js';
 
 // Mount flags, as <sys/mount.h> numbers them.
 export const MS = {
@@ -18,7 +18,14 @@ export const MS = {
   STRICTATIME: 1 << 24,
 } as const;
 
-export interface CreatePlanInput {
+/** What create and exec requests both carry: the process, its confinement, its cgroups. */
+export interface ProcessInput extends Omit<ProcessPlan, 'placement'> {
+  cgroupProcs: string[];
+  lastCap: number;
+  placement?: PlanPlacement | undefined;
+}
+
+export interface CreatePlanInput extends ProcessInput {
   stateDir: string;
   rootfs: string;
   lowerDirs: string[];
@@ -29,32 +36,14 @@ export interface CreatePlanInput {
   network: 'none' | 'host' | 'bridge';
   hostname: string;
   volumes: PlanVolume[];
-  user: PlanUser;
-  env: string[];
-  cwd: string;
-  argv: string[];
-  searchPath: string;
-  security: PlanSecurity;
-  cgroupProcs: string[];
-  lastCap: number;
   userns?: PlanUserNamespace | undefined;
   /** Further host device nodes to bind into /dev (assigned GPUs). */
   devices?: string[];
-  placement?: PlanPlacement;
 }
 
-export interface ExecPlanInput {
-  user: PlanUser;
-  env: string[];
-  cwd: string;
-  argv: string[];
-  searchPath: string;
-  security: PlanSecurity;
-  cgroupProcs: string[];
-  lastCap: number;
+export interface ExecPlanInput extends ProcessInput {
   /** Namespaces the exec joins (those of the container's init). */
   namespaces: string[];
-  placement?: PlanPlacement;
 }
 
 type Field = WireField;
@@ -87,7 +76,7 @@ function userAndSecurityOps(out: Field[], user: PlanUser, sec: PlanSecurity, las
 }
 
 /** What create and exec plans share: cgroups to join, the process, and the wait for the spawner. */
-function processFields(out: Field[], p: { cgroupProcs: string[]; argv: string[]; env: string[]; searchPath: string; security: PlanSecurity }): void {
+function processFields(out: Field[], p: ProcessInput): void {
   for (const f of p.cgroupProcs) out.push('cgroup-procs', f);
   out.push('argv', String(p.argv.length), ...p.argv);
   out.push('env', String(p.env.length), ...p.env);
@@ -202,6 +191,7 @@ export function encodeCreate(plan: SpawnPlan, made: ProvisionedResources): Field
   const p = plan.process;
   const idMap = made.idRange && plan.userNamespace ? `0 ${made.idRange.hostId} ${Math.min(plan.userNamespace.size, made.idRange.size)}` : undefined;
   const fields = compileCreatePlan({
+    ...p,
     stateDir: plan.paths.stateDir,
     rootfs: plan.paths.rootfs,
     lowerDirs: plan.image.layerPaths,
@@ -212,17 +202,10 @@ export function encodeCreate(plan: SpawnPlan, made: ProvisionedResources): Field
     network: plan.network.mode,
     hostname: plan.hostname,
     volumes: plan.volumes,
-    user: p.user,
-    env: p.env,
-    cwd: p.cwd,
-    argv: p.argv,
-    searchPath: p.searchPath,
-    security: p.security,
     cgroupProcs: made.cgroupProcs,
     lastCap: plan.lastCap,
     userns: idMap && plan.userNamespace ? { uidMap: idMap, gidMap: idMap, stagingDirs: plan.userNamespace.stagingDirs } : undefined,
     devices: plan.devices,
-    placement: p.placement,
   });
   return checkFrame(['create', plan.id, ...fields], p, `create container ${plan.name}`);
 }
@@ -230,17 +213,6 @@ export function encodeCreate(plan: SpawnPlan, made: ProvisionedResources): Field
 /** The "exec" request for container `id`. */
 export function encodeExec(id: string, plan: ExecPlan, context: string): Field[] {
   const p = plan.process;
-  const fields = compileExecPlan({
-    user: p.user,
-    env: p.env,
-    cwd: p.cwd,
-    argv: p.argv,
-    searchPath: p.searchPath,
-    security: p.security,
-    cgroupProcs: plan.cgroupProcs,
-    lastCap: plan.lastCap,
-    namespaces: plan.namespaces,
-    placement: p.placement,
-  });
+  const fields = compileExecPlan({ ...p, cgroupProcs: plan.cgroupProcs, lastCap: plan.lastCap, namespaces: plan.namespaces });
   return checkFrame(['exec', id, ...fields], p, context);
 }
