@@ -5,7 +5,8 @@
  * memory, utilisation and topology) and CDI specs come on top of it.
  */
 import { RuntimeError } from './errors.js';
-import { DEFAULT_DEVICE_RULES, nvidiaDeviceRules, type DeviceRule } from './isolation/index.js';
+import { DEFAULT_DEVICE_RULES, nvidiaDeviceRules } from './isolation/devices.js';
+import type { DeviceRule } from './isolation/resources.js';
 import type { Kernel } from './kernel/kernel.js';
 import type { NvmlDevice } from './kernel/native.js';
 

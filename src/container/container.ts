@@ -14,7 +14,7 @@ import { containerLogger, type Logger } from '../logger.js';
 import type { RuntimeParts } from '../parts.js';
 import { allocateResources, type ResourcePlan, type WorkloadRequest } from '../personality/allocate.js';
 import { Runtime, runtimeParts } from '../runtime.js';
-import type { SecurityReport } from '../secure-runtime/index.js';
+import type { SecurityReport } from '../secure-runtime/report.js';
 import { signalName, signalNumber } from '../signals.js';
 import { isSameProcess, newContainerId, type ContainerRecord } from '../state.js';
 import type { SpawnerExit } from '../spawner/client.js';

@@ -2,7 +2,7 @@
 import * as fs from 'node:fs';
 import { RuntimeError } from '../errors.js';
 import type { Logger } from '../logger.js';
-import { securityReport, type SecurityReport } from '../secure-runtime/index.js';
+import { securityReport, type SecurityReport } from '../secure-runtime/report.js';
 import type { ContainerContext } from './context.js';
 import type { RuntimeParts } from '../parts.js';
 import { signalName } from '../signals.js';
