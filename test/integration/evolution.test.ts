@@ -45,7 +45,11 @@ describe.skipIf(!IS_ROOT)(`evolution on a real container (root)${SKIP_REASON ? `
     await t?.cleanup();
   });
 
-  it('brings a 2-core limit to within 30 % of what a half-core workload needs, while it keeps running', async () => {
+  // A real workload on a shared 2-core machine: the deadline agent's throughput, and so the
+  // fitness, moves with whatever else the host runs, and now and then a run of 36
+  // generations ends outside the band on noise alone. Up to two more tries, each from a new
+  // container and a new measurement of the need; a broken engine misses all three.
+  it('brings a 2-core limit to within 30 % of what a half-core workload needs, while it keeps running', { timeout: 120_000, retry: 2 }, async () => {
     const c = await agent('evolve');
     try {
       // The need, measured: cores used with no effective limit.
@@ -93,7 +97,7 @@ describe.skipIf(!IS_ROOT)(`evolution on a real container (root)${SKIP_REASON ? `
     } finally {
       await c.remove({ force: true });
     }
-  }, 120_000);
+  });
 
   it('persists its state with the container and continues after a host restart', async () => {
     const c = await agent('resume');
