@@ -35,9 +35,6 @@ import { teardown } from './teardown.js';
 import { ExitTracker } from './watch.js';
 import type { ContainerEvents, ContainerStats, ContainerStatus, EvolutionOptions, ExecOptions, ExecProcess, ExecResult, ExitStatus, OperationOptions, ResourceUpdate, StateChange } from './types.js';
 
-export { signalName, signalNumber } from '../signals.js';
-export type * from './types.js';
-
 /** The events Runtime.events() carries (not EventEmitter's own newListener/removeListener). */
 const PUBLISHED = new Set<string>(['state', 'exit', 'oom', 'generation', 'evolutionError'] satisfies (keyof ContainerEvents)[]);
 
@@ -303,10 +300,7 @@ export class Container extends EventEmitter<ContainerEvents> {
     });
   }
 
-  /**
-   * Removes the container and everything it had: processes, cgroups, writable layer, logs,
-   * state and its exit listener. A running container needs `force` (it is killed first).
-   */
+  /** Removes it and everything it had (processes, cgroups, layers, logs, state, listeners); running needs `force`. */
   remove(opts: { force?: boolean } = {}): Promise<void> {
     return this.queue.run(async () => {
       const s = this.rec.state;
@@ -346,29 +340,17 @@ export class Container extends EventEmitter<ContainerEvents> {
     return resourcesOf(this.ctx);
   }
 
-  /**
-   * Changes resource limits in place, all or nothing: if one write fails, every value
-   * already written is restored and the error says which write failed. Works while the
-   * container is created, running or paused. `null` removes a limit.
-   */
+  /** Changes limits in place, all or nothing (a failed write restores the rest); `null` removes a limit. */
   update(changes: ResourceUpdate): Promise<void> {
     return this.queue.run(() => applyResources(this.ctx, changes, true));
   }
 
-  /**
-   * Usage and limits from the container's cgroups (CPU time and throttling, memory, OOM
-   * kills, pids, block I/O) and its network interfaces. Each call also feeds the usage
-   * history that allocateResources() plans from.
-   */
+  /** Usage and limits from its cgroups and network interfaces; feeds the usage history personalities plan from. */
   async stats(opts: { only?: readonly StatsPart[] } = {}): Promise<ContainerStats> {
     return this.sampler.sample(this.ctx, opts.only);
   }
 
-  /**
-   * The resources this container's personality allocates for a workload, from the request
-   * and the usage observed through stats(). With `apply`, the plan is put in force with
-   * update().
-   */
+  /** What its personality allocates for `workload`, from the request and observed usage; `apply` puts it in force. */
   async allocateResources(workload: WorkloadRequest = {}, opts: { apply?: boolean } = {}): Promise<ResourcePlan> {
     const plan = allocateResources(this.config.spec.personality, workload, this.usage, this.lastPlan, Date.now());
     if (opts.apply) await this.update(planUpdate(plan));
@@ -376,10 +358,7 @@ export class Container extends EventEmitter<ContainerEvents> {
     return plan;
   }
 
-  /**
-   * The confinement the container's init really has, read back from the kernel: capability
-   * sets, no_new_privs, seccomp mode and filters, id maps, namespaces, read-only mounts.
-   */
+  /** The confinement its init really has, read back from the kernel (capabilities, seccomp, id maps, mounts). */
   securityReport(): Promise<SecurityReport> {
     return inspectSecurity(this.ctx);
   }
