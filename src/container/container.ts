@@ -35,6 +35,11 @@ import { teardown } from './teardown.js';
 import { ExitTracker } from './watch.js';
 import type { ContainerEvents, ContainerStats, ContainerStatus, EvolutionOptions, ExecOptions, ExecProcess, ExecResult, ExitStatus, OperationOptions, ResourceUpdate, StateChange } from './types.js';
 
+/** Hands a spawner exit to its container; module-level, so the subscription holds nothing of it. */
+function deliverExit(c: Container, e: SpawnerExit): void {
+  c['onExit'](e.exitCode, e.signal, e.finishedAt);
+}
+
 /** The events Runtime.events() carries (not EventEmitter's own newListener/removeListener). */
 const PUBLISHED = new Set<string>(['state', 'exit', 'oom', 'generation', 'evolutionError'] satisfies (keyof ContainerEvents)[]);
 
@@ -163,7 +168,7 @@ export class Container extends EventEmitter<ContainerEvents> {
 
   /** Subscribes to the init's exit and catches an exit that happened before. */
   private async watch(): Promise<void> {
-    await this.exits.subscribe(this, (c, e: SpawnerExit) => c.onExit(e.exitCode, e.signal, e.finishedAt));
+    await this.exits.subscribe(this, deliverExit);
     const exit = this.parts.state.exit(this.id);
     if (exit && exit.pid === this.rec.pid) this.onExit(exit.exitCode >= 0 ? exit.exitCode : null, exit.signal || null, exit.finishedAt);
   }
@@ -183,6 +188,8 @@ export class Container extends EventEmitter<ContainerEvents> {
     const status: ExitStatus = { exitCode: this.rec.exitCode, signal: signalName(signal), oomKilled };
     this.log.info(status, 'container exited');
     this.exits.oom.check(kills);
+    // An init exits once: nothing more will come on the subscription.
+    this.exits.unsubscribe();
     this.emit('exit', status);
     this.exits.resolve(status);
   }

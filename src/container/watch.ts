@@ -27,16 +27,25 @@ export class Retainer {
   }
 }
 
-/** Subscribes `owner` to its init's exit, weakly; returns the unsubscribe. */
-export async function watchExitWeakly<T extends object>(parts: RuntimeParts, id: string, owner: T, onExit: (owner: T, e: SpawnerExit) => void): Promise<() => void> {
-  const ref = new WeakRef(owner);
-  const unwatch = await parts.watchExit(id, (e) => {
+/**
+ * The listener holds only a WeakRef. It is made in a function of its own because closures
+ * made in one function share one context: a sibling closure that mentions `owner` would
+ * keep it alive through the listener.
+ */
+function weakListener<T extends object>(ref: WeakRef<T>, onExit: (owner: T, e: SpawnerExit) => void): (e: SpawnerExit) => void {
+  return (e) => {
     const o = ref.deref();
     if (o) onExit(o, e);
-  });
-  released.register(owner, unwatch, owner);
+  };
+}
+
+/** Subscribes `owner` to its init's exit, weakly; returns the unsubscribe. */
+export async function watchExitWeakly<T extends object>(parts: RuntimeParts, id: string, owner: T, onExit: (owner: T, e: SpawnerExit) => void): Promise<() => void> {
+  const unwatch = await parts.watchExit(id, weakListener(new WeakRef(owner), onExit));
+  const token = {};
+  released.register(owner, unwatch, token);
   return () => {
-    released.unregister(owner);
+    released.unregister(token);
     unwatch();
   };
 }

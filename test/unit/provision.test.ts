@@ -5,6 +5,8 @@
  */
 import * as fs from 'node:fs';
 import { tmpdir } from 'node:os';
+import * as v8 from 'node:v8';
+import * as vm from 'node:vm';
 import { join } from 'node:path';
 import { pino } from 'pino';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -178,5 +180,27 @@ describe('no leaks across many containers in one process', () => {
     await new Promise((r) => setImmediate(r));
     const after = resources();
     for (const [kind, n] of Object.entries(after)) expect(n, kind).toBeLessThanOrEqual(before[kind] ?? 0);
+  });
+
+  it('a dropped Container object is collected with its exit subscription; a waited-for one is kept until its exit', async () => {
+    v8.setFlagsFromString('--expose-gc');
+    const gc = vm.runInNewContext('gc') as () => void;
+    const parts = runtimeParts(rt);
+    const ids: string[] = [];
+    for (let i = 0; i < 20; i++) ids.push((await Container.create(config(`dropped-${i}`), { runtime: rt })).id);
+    const kept = await Container.create(config('kept'), { runtime: rt });
+    const exit = kept.wait();
+    const keptId = kept.id;
+    expect(parts.exitListenerCount()).toBe(21);
+    for (let i = 0; i < 10 && parts.exitListenerCount() > 1; i++) {
+      gc();
+      await new Promise((r) => setTimeout(r, 10));
+    }
+    // Only the one somebody waits for is left; its exit still arrives.
+    expect(parts.exitListenerCount()).toBe(1);
+    spawner.finish(keptId, 5);
+    expect(await exit).toEqual({ exitCode: 5, signal: null, oomKilled: false });
+    for (const id of [...ids, keptId]) await (await Container.load(id, { runtime: rt })).remove({ force: true });
+    expect(leftovers()).toEqual(NOTHING);
   });
 });
