@@ -52,6 +52,7 @@ describe.skipIf(!IS_ROOT)(`host agent (root, real kernel)${SKIP_REASON ? ` — s
       { exitCode: null, signal: 'SIGKILL', oomKilled: false },
       { exitCode: 0, signal: null, oomKilled: false },
     ]);
+    console.log(`host agent exited ${exitedAt - report.removedAt} ms after its last remove() resolved`);
     // The polite container's 10 s grace timer would have held the process for 10 s.
     expect(exitedAt - report.removedAt).toBeLessThan(3000);
   });
