@@ -17,6 +17,14 @@ import type { BridgeNetwork } from './network/cni.js';
 import type { Spawner, SpawnerExit } from './spawner/client.js';
 import type { StateStore } from './state.js';
 
+/** What a reconciliation found and did. */
+export interface ReconcileReport {
+  /** Containers torn down: half-made by a process that died, from an earlier boot, or cgroups with no state. */
+  removed: string[];
+  /** State files that were not records, moved under quarantine/. */
+  quarantined: string[];
+}
+
 /** What containers with network "bridge" are attached by (BridgeNetwork: the CNI plugins). */
 export type NetworkAttacher = Pick<BridgeNetwork, 'add' | 'del' | 'setBandwidth'>;
 
@@ -39,10 +47,12 @@ export interface RuntimeParts {
   readonly network: NetworkAttacher;
   readonly storage: ContainerStorage;
   readonly faults: FaultHook | undefined;
+  /** Ids this process is provisioning right now. */
+  readonly creating: Set<string>;
   storageDir(id: string): string;
   gpus(): Promise<GpuInventory>;
-  /** Removes what crashed runtimes left (once per runtime). */
-  reconcile(): Promise<string[]>;
+  /** Removes what crashed runtimes left (once per runtime before its first container). */
+  reconcile(again?: boolean): Promise<ReconcileReport>;
   /** Calls `listener` when the init of container `id` exits; returns the unsubscribe. */
   watchExit(id: string, listener: (e: SpawnerExit) => void): Promise<() => void>;
   /** How many exit listeners are registered (leak checks). */

@@ -19,7 +19,8 @@ import { readCgroupLayout } from './isolation/layout.js';
 import { defaultKernel, NativeKernel, type Kernel } from './kernel/kernel.js';
 import { createLogger, type Logger } from './logger.js';
 import { BridgeNetwork } from './network/cni.js';
-import type { FaultHook, NetworkAttacher, RuntimeParts } from './parts.js';
+import type { FaultHook, NetworkAttacher, ReconcileReport, RuntimeParts } from './parts.js';
+import { reconcileStateRoot } from './reconcile.js';
 import { SpawnerClient, type Spawner, type SpawnerExit } from './spawner/client.js';
 import { StateStore } from './state.js';
 
@@ -48,6 +49,8 @@ export interface RuntimeInit extends Partial<RuntimeOptions> {
 type ExitListener = (e: SpawnerExit) => void;
 
 const PARTS = new WeakMap<Runtime, Parts>();
+/** The containers this process is provisioning now, whatever runtime does it. */
+const CREATING = new Set<string>();
 
 /** @internal The parts of a runtime, for the container modules and tests. */
 export function runtimeParts(runtime: Runtime): Parts {
@@ -70,7 +73,9 @@ export class Parts implements RuntimeParts {
   readonly faults: FaultHook | undefined;
   readonly bus = new EventEmitter();
   private cgroupDriver: CgroupDriver | undefined;
-  private reconciled: Promise<string[]> | undefined;
+  private reconciled: Promise<ReconcileReport> | undefined;
+  /** Per process, not per runtime: two runtimes of one process may share a state root. */
+  readonly creating = CREATING;
   private readonly nvmlLibrary: string | undefined;
   private exitListeners = new Map<string, Set<ExitListener>>();
   private unsubscribe: (() => void) | undefined;
@@ -119,23 +124,12 @@ export class Parts implements RuntimeParts {
     return gpuInventory(this.kernel, this.nvmlLibrary);
   }
 
-  reconcile(): Promise<string[]> {
-    this.reconciled ??= (async () => {
-      const known = new Set(this.state.ids());
-      const removed: string[] = [];
-      for (const id of this.cgroups.list()) {
-        if (known.has(id)) continue;
-        try {
-          await this.cgroups.destroy(id);
-          removed.push(id);
-        } catch (e) {
-          this.logger.warn({ err: e, container: id }, 'could not remove the cgroups of a container that no longer exists');
-        }
-      }
-      if (removed.length) this.logger.info({ removed }, 'removed cgroups of containers that no longer exist');
-      return removed;
-    })();
-    return this.reconciled;
+  /** The first use's reconciliation runs once; reconcile() on demand runs a new pass after any other. */
+  reconcile(again = false): Promise<ReconcileReport> {
+    if (this.reconciled && !again) return this.reconciled;
+    const pass = (this.reconciled ?? Promise.resolve()).catch(() => undefined).then(() => reconcileStateRoot(this));
+    this.reconciled = pass;
+    return pass;
   }
 
   async watchExit(id: string, listener: ExitListener): Promise<() => void> {
@@ -208,11 +202,13 @@ export class Runtime {
   }
 
   /**
-   * Once per runtime, before its first container: removes the cgroups of containers that no
-   * longer exist (left by a crash of an earlier runtime). Returns the ids removed.
+   * Brings the state root back to what someone can act on (done once before this runtime's
+   * first container; call it again any time): bad state files quarantined, containers from
+   * an earlier boot or half-made by a process that died torn down, cgroups with no state
+   * emptied and removed.
    */
-  reconcile(): Promise<string[]> {
-    return runtimeParts(this).reconcile();
+  reconcile(): Promise<ReconcileReport> {
+    return runtimeParts(this).reconcile(true);
   }
 
   /** The host's GPUs, through NVML when its library loads, else from /dev. */

@@ -6,7 +6,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { RuntimeError, fromNodeError } from './errors.js';
 import type { HostFacts } from './kernel/host.js';
 import type { ContainerState } from './lifecycle.js';
@@ -37,6 +37,10 @@ export interface ContainerRecord {
   /** The bridge attachment (network "bridge"): address and the CNI result DEL needs. */
   network?: { ip: string; gateway: string | undefined; result: unknown; bandwidthMbps?: number | undefined };
   evolution?: unknown;
+  /** The process that created it (pid and start time): a create whose creator died is torn down. */
+  creator?: { pid: number; startTime: string | undefined };
+  /** The boot it was created in: after a reboot its processes are gone. */
+  bootId?: string;
 }
 
 export interface ExitRecord {
@@ -52,16 +56,53 @@ export function newContainerId(): string {
 
 let tmpCounter = 0;
 
-export function writeAtomic(path: string, data: string): void {
+/**
+ * Writes `path` whole or not at all: a temp file renamed over it. `durable` also fsyncs the
+ * file before the rename and the directory after, so the write survives a crash of the
+ * machine, not only of the process (for what a crash could otherwise lose: an exit code).
+ */
+export function writeAtomic(path: string, data: string, durable = false): void {
   // pid + counter: unique among writers, without drawing random bytes on every save.
   const tmp = `${path}.${process.pid}.${tmpCounter++}.tmp`;
   try {
-    fs.writeFileSync(tmp, data, { mode: 0o600 });
+    if (durable) {
+      const fd = fs.openSync(tmp, 'w', 0o600);
+      try {
+        fs.writeFileSync(fd, data);
+        fs.fsyncSync(fd);
+      } finally {
+        fs.closeSync(fd);
+      }
+    } else fs.writeFileSync(tmp, data, { mode: 0o600 });
     fs.renameSync(tmp, path);
+    if (durable) {
+      const dir = fs.openSync(dirname(path), 'r');
+      try {
+        fs.fsyncSync(dir);
+      } finally {
+        fs.closeSync(dir);
+      }
+    }
   } catch (e) {
     fs.rmSync(tmp, { force: true });
     throw fromNodeError(e, 'state', `write \`${path}\``);
   }
+}
+
+/** Why `text` is not a state record of container `id`, or undefined when it is one. */
+export function recordProblem(text: string, id: string): string | undefined {
+  let r: unknown;
+  try {
+    r = JSON.parse(text);
+  } catch (e) {
+    return `not JSON (${text.length} bytes): ${(e as Error).message}`;
+  }
+  const rec = r as Partial<ContainerRecord> | null;
+  if (!rec || typeof rec !== 'object') return 'not a record';
+  if (rec.version !== 1) return `record version ${String(rec.version)}, expected 1`;
+  if (rec.id !== id) return `record of container ${String(rec.id)} in the directory of ${id}`;
+  if (typeof rec.name !== 'string' || typeof rec.state !== 'string' || !rec.paths || !Array.isArray(rec.cgroupProcs)) return 'fields missing';
+  return undefined;
 }
 
 /** True when `pid` is the same process that was recorded (not a reuse of its number). */
@@ -87,8 +128,9 @@ export class StateStore {
     this.save(rec);
   }
 
-  save(rec: ContainerRecord): void {
-    writeAtomic(join(this.dir(rec.id), 'state.json'), JSON.stringify(rec, null, 2));
+  /** `durable`: fsync'd (the record of an exit). */
+  save(rec: ContainerRecord, durable = false): void {
+    writeAtomic(join(this.dir(rec.id), 'state.json'), JSON.stringify(rec, null, 2), durable);
   }
 
   load(id: string): ContainerRecord {
@@ -96,14 +138,20 @@ export class StateStore {
       throw new RuntimeError(`no container with id "${id}"`, { code: 'ENOTFOUND', step: 'state', containerId: id });
     }
     const p = join(this.dir(id), 'state.json');
+    let text: string;
     try {
-      return JSON.parse(fs.readFileSync(p, 'utf8')) as ContainerRecord;
+      text = fs.readFileSync(p, 'utf8');
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code === 'ENOENT') {
         throw new RuntimeError(`no container with id "${id}"`, { code: 'ENOTFOUND', step: 'state', path: p, containerId: id });
       }
       throw fromNodeError(e, 'state', `read \`${p}\``);
     }
+    const why = recordProblem(text, id);
+    if (why) {
+      throw new RuntimeError(`state of container ${id} is unusable (${why}); runtime.reconcile() quarantines it`, { code: 'EPROTO', step: 'state', path: p, containerId: id });
+    }
+    return JSON.parse(text) as ContainerRecord;
   }
 
   exit(id: string): ExitRecord | undefined {
@@ -125,16 +173,43 @@ export class StateStore {
     }
   }
 
-  list(): ContainerRecord[] {
-    const out: ContainerRecord[] = [];
+  /**
+   * Every record, and the state files that cannot be one (truncated, not JSON, another
+   * version or another container's): a bad file is reported, never a reason to fail.
+   */
+  scan(): { records: ContainerRecord[]; bad: { id: string; why: string }[] } {
+    const records: ContainerRecord[] = [];
+    const bad: { id: string; why: string }[] = [];
     for (const id of this.ids()) {
+      let text: string;
       try {
-        out.push(this.load(id));
+        text = fs.readFileSync(join(this.dir(id), 'state.json'), 'utf8');
       } catch {
-        // A directory being removed by another process between readdir and read.
+        continue; // removed by another process between readdir and read
       }
+      const why = recordProblem(text, id);
+      if (why) bad.push({ id, why });
+      else records.push(JSON.parse(text) as ContainerRecord);
     }
-    return out;
+    return { records, bad };
+  }
+
+  /** Moves a bad state file aside (under quarantine/, with the reason), out of every listing. */
+  quarantine(id: string, why: string): string {
+    const dir = join(this.root, 'quarantine');
+    const dest = join(dir, `${id}.${Date.now()}`);
+    try {
+      fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
+      fs.renameSync(this.dir(id), dest);
+      fs.writeFileSync(join(dest, 'reason'), `${why}\n`);
+    } catch (e) {
+      throw fromNodeError(e, 'state', `quarantine the state of \`${id}\``);
+    }
+    return dest;
+  }
+
+  list(): ContainerRecord[] {
+    return this.scan().records;
   }
 
   remove(id: string): void {

@@ -162,7 +162,7 @@ export class Container extends EventEmitter<ContainerEvents> {
     if (from === to) return;
     assertTransition(this.id, 'update', from, to);
     this.rec.state = to;
-    if (to !== 'removed') this.parts.state.save(this.rec);
+    if (to !== 'removed') this.parts.state.save(this.rec, to === 'stopped');
     this.emit('state', { id: this.id, from, to } satisfies StateChange);
   }
 
@@ -184,7 +184,14 @@ export class Container extends EventEmitter<ContainerEvents> {
     this.rec.finishedAt = new Date(finishedAt || Date.now()).toISOString();
     if (this.rec.state === 'creating') return; // create() reports this itself
     this.evolution.abandon();
-    this.transition('stopped');
+    try {
+      this.transition('stopped');
+    } catch (e) {
+      // This runs from the spawner's exit event: a failed save (the state removed by another
+      // process, a full disk) is logged, never thrown into the host agent's event loop.
+      this.log.error({ err: e }, 'could not record the exit');
+      this.rec.state = 'stopped';
+    }
     const status: ExitStatus = { exitCode: this.rec.exitCode, signal: signalName(signal), oomKilled };
     this.log.info(status, 'container exited');
     this.exits.oom.check(kills);

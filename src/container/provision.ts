@@ -68,8 +68,12 @@ export async function provision(parts: RuntimeParts, input: ProvisionInput): Pro
     cgroupProcs: [],
     namespaces: [...plan.namespaces],
     resources: { ...input.resources },
+    creator: { pid: process.pid, startTime: parts.kernel.processStartTime(process.pid) },
+    bootId: parts.kernel.bootId(),
   };
   const rollback = new Rollback();
+  // While this process provisions it, reconciliation leaves the half-made container alone.
+  parts.creating.add(plan.id);
   let unwatch: () => void = () => {};
   let current: ProvisionStep = 'claim-name';
   const step = async <T>(name: ProvisionStep, run: () => T | Promise<T>): Promise<T> => {
@@ -144,5 +148,7 @@ export async function provision(parts: RuntimeParts, input: ProvisionInput): Pro
       );
     }
     throw err;
+  } finally {
+    parts.creating.delete(plan.id);
   }
 }

@@ -8,18 +8,33 @@ import { RuntimeError, fromNodeError } from '../errors.js';
 import type { RuntimeParts } from '../parts.js';
 import { isSameProcess, type ContainerRecord } from '../state.js';
 
-/** Kills a container's init (if it still runs) and waits until it is gone. */
+/**
+ * Kills a container's init (if it still runs) and waits until it is gone. A record without
+ * a pid (its creator died between the spawner's reply and the save) is killed by id through
+ * the spawner that made it; an init the current spawner does not know (its parent spawner
+ * died) is adopted first, so the kill goes through a pidfd.
+ */
 export async function killInit(parts: RuntimeParts, rec: ContainerRecord): Promise<void> {
-  if (!rec.pid) return;
-  const alive = () => !parts.state.exit(rec.id) && isSameProcess(parts.kernel, rec.pid, rec.pidStartTime);
-  if (!alive()) return;
-  await parts.spawner.request(['kill', rec.id, '9'], `kill container ${rec.name}`).catch((e: unknown) => {
+  const context = `kill container ${rec.name}`;
+  const known = async () => (await parts.spawner.request(['status', rec.id], context).catch(() => ['ok', 'unknown']))[1];
+  const alive = async () => (rec.pid ? !parts.state.exit(rec.id) && isSameProcess(parts.kernel, rec.pid, rec.pidStartTime) : ['created', 'running'].includes((await known()) ?? ''));
+  if (!(await alive())) return;
+  const lostRace = (e: unknown) => {
     // Lost the race with its exit; anything else is worth knowing.
     if (!(e instanceof RuntimeError && (e.code === 'ESTATE' || e.code === 'ENOSPAWNER'))) throw e;
-  });
+  };
+  try {
+    await parts.spawner.request(['kill', rec.id, '9'], context);
+  } catch (e) {
+    if (!(e instanceof RuntimeError && e.code === 'ENOTFOUND' && rec.pid)) lostRace(e);
+    else {
+      await parts.spawner.request(['adopt', rec.id, String(rec.pid), rec.pidStartTime ?? '', rec.paths.stateDir], `adopt container ${rec.name}`);
+      await parts.spawner.request(['kill', rec.id, '9'], context).catch(lostRace);
+    }
+  }
   // SIGKILL is not instant for a process in uninterruptible sleep; a second at most.
-  for (let i = 0; i < 100 && alive(); i++) await delay(10);
-  if (alive()) throw new RuntimeError(`kill container ${rec.name}: its init (pid ${rec.pid}) is still alive after SIGKILL`, { code: 'EBUSY', step: 'cleanup', containerId: rec.id });
+  for (let i = 0; i < 100 && (await alive()); i++) await delay(10);
+  if (await alive()) throw new RuntimeError(`${context}: its init (pid ${rec.pid ?? 'unknown'}) is still alive after SIGKILL`, { code: 'EBUSY', step: 'cleanup', containerId: rec.id });
 }
 
 export async function forgetInit(parts: RuntimeParts, rec: ContainerRecord): Promise<void> {

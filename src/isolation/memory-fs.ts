@@ -321,6 +321,9 @@ export class MemoryCgroupFs implements Kernel {
     numaCpus: Map<number, number[]>;
     blockDevice: string;
     kernelRelease: string;
+    bootId: string;
+    /** Every signal sent, in order. */
+    signals: { pid: number; signal: number }[];
     procDevices: string;
     devices: Map<string, string[]>;
     /** Every program run, in order; `programResult` answers them. */
@@ -333,6 +336,8 @@ export class MemoryCgroupFs implements Kernel {
     numaCpus: new Map([[0, [0, 1]]]),
     blockDevice: '8:0',
     kernelRelease: '6.18.0',
+    bootId: 'boot-1',
+    signals: [],
     procDevices: 'Character devices:\n  1 mem\n195 nvidia\n\nBlock devices:\n  8 sd\n',
     devices: new Map(),
     programs: [],
@@ -363,6 +368,13 @@ export class MemoryCgroupFs implements Kernel {
   }
   kernelRelease(): string {
     return this.host.kernelRelease;
+  }
+  bootId(): string {
+    return this.host.bootId;
+  }
+  signalProcess(pid: number, signal: number): boolean {
+    this.host.signals.push({ pid, signal });
+    return this.host.processes.has(pid);
   }
   async runProgram(file: string, args: readonly string[]): Promise<ProgramResult> {
     this.host.programs.push({ file, args: [...args] });

@@ -37,6 +37,13 @@ export interface HostFacts {
   procDevices(): string;
   /** Names in a device directory (/dev). */
   deviceNames(dir: string): string[];
+  /** /proc/sys/kernel/random/boot_id: state from an earlier boot names processes that are gone. */
+  bootId(): string;
+  /**
+   * Sends `signal` to `pid`; false when there is no such process. Only for processes that
+   * cannot be reaped meanwhile (frozen, or children of a live spawner): a bare pid can be reused.
+   */
+  signalProcess(pid: number, signal: number): boolean;
   /** `uname -r`: seccomp rules can depend on the kernel version (Docker's minKernel). */
   kernelRelease(): string;
   /** Runs a host program (tc) off the event loop; a program that cannot start rejects. */
@@ -125,6 +132,18 @@ export const nativeHostFacts: HostFacts = {
   },
   kernelRelease() {
     return release();
+  },
+  bootId() {
+    return readKernelFile('/proc/sys/kernel/random/boot_id', 'the boot id').trim();
+  },
+  signalProcess(pid, signal) {
+    try {
+      process.kill(pid, signal);
+      return true;
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'ESRCH') return false;
+      throw new RuntimeError(`kill ${pid}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`, { code: 'ESYSCALL', step: 'signal', errno: (e as NodeJS.ErrnoException).code, cause: e });
+    }
   },
   runProgram(file, args) {
     return new Promise((resolve, reject) => {

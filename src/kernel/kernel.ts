@@ -125,6 +125,12 @@ export class NativeKernel implements Kernel {
   kernelRelease(): string {
     return nativeHostFacts.kernelRelease();
   }
+  bootId(): string {
+    return nativeHostFacts.bootId();
+  }
+  signalProcess(pid: number, signal: number): boolean {
+    return nativeHostFacts.signalProcess(pid, signal);
+  }
   runProgram(file: string, args: readonly string[]): Promise<ProgramResult> {
     return nativeHostFacts.runProgram(file, args);
   }

@@ -74,7 +74,8 @@ export class FakeSpawner implements Spawner {
     ct.exited = true;
     const e: SpawnerExit = { id, pid: process.pid, exitCode, signal, finishedAt: Date.now() };
     // As the real spawner: exit.json first, then the event.
-    fs.writeFileSync(join(ct.stateDir, 'exit.json'), JSON.stringify({ pid: e.pid, exitCode: exitCode ?? -1, signal: signal ?? 0, finishedAt: e.finishedAt }));
+    // A state dir removed meanwhile (its record was lost) gets no exit.json, as with the real one.
+    if (fs.existsSync(ct.stateDir)) fs.writeFileSync(join(ct.stateDir, 'exit.json'), JSON.stringify({ pid: e.pid, exitCode: exitCode ?? -1, signal: signal ?? 0, finishedAt: e.finishedAt }));
     for (const l of this.listeners) l(e);
   }
 
@@ -95,6 +96,16 @@ export class FakeSpawner implements Spawner {
 
   close(): void {
     this.listeners.clear();
+  }
+
+  /** How many containers it knows (made and not forgotten). */
+  live(): number {
+    return this.containers.size;
+  }
+
+  /** Whether it knows container `id`. */
+  knows(id: string): boolean {
+    return this.containers.has(id);
   }
 
   verbs(): string[] {

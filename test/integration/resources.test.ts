@@ -226,7 +226,7 @@ describe.skipIf(!IS_ROOT)(`resource limits on containers (root, real kernel)${SK
     expect(orphanDirs.every((d) => fs.existsSync(d))).toBe(true);
     const restarted = new Runtime({ ...rt.options, logger: pino({ level: 'silent' }), env: {} });
     try {
-      expect(await restarted.reconcile()).toEqual([orphan]);
+      expect(await restarted.reconcile()).toEqual({ removed: [orphan], quarantined: [] });
       expect(orphanDirs.some((d) => fs.existsSync(d))).toBe(false);
     } finally {
       await restarted.close();
