@@ -1,0 +1,32 @@
+#include "common.h"
+
+#include <time.h>
+#include <unistd.h>
+
+#include <cstdarg>
+#include <cstdio>
+#include <cstring>
+
+namespace ss {
+
+int64_t nowMs() {
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  return int64_t(ts.tv_sec) * 1000 + ts.tv_nsec / 1000000;
+}
+
+void logf(const char* fmt, ...) {
+  char buf[1024];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(buf, sizeof buf, fmt, ap);
+  va_end(ap);
+  fprintf(stderr, "%lld spawner[%d]: %s\n", static_cast<long long>(nowMs()), getpid(), buf);
+}
+
+wire::Fields errorReply(const Error& e) {
+  return {"error", e.code, stepName(e.step), std::to_string(e.err), e.err ? strerrorname_np(e.err) ?: "" : "",
+          e.syscall, e.path, e.message};
+}
+
+}  // namespace ss
