@@ -20,10 +20,17 @@ namespace ss {
 // it here. A pidfd still names exactly that process (never a later one with the same pid)
 // and becomes readable when it exits; the exit code itself is lost with the old parent.
 wire::Fields Spawner::adopt(const wire::Fields& f) {
-  if (f.size() < 5) return errorReply({"EPROTO", Step::spawner, EPROTO, "", "", "adopt needs id, pid, start time, state dir"});
   const std::string& id = f[1];
+  int64_t pid64 = 0;
+  if (!parseInt(f[2], 1, INT32_MAX, &pid64)) return errorReply({"EPROTO", Step::spawner, EINVAL, "", "", "adopt: bad pid \"" + f[2] + "\""});
+  for (size_t i = 4; i < f.size(); ++i) {
+    if (f[i].find('\0') != std::string::npos) return errorReply({"EPROTO", Step::spawner, EINVAL, "", "", "adopt: a path contains a NUL byte"});
+    if (i >= 5 && (i - 5) % 2 == 0 && f[i] != "stdout" && f[i] != "stderr") {
+      return errorReply({"EPROTO", Step::spawner, EINVAL, "", "", "adopt: unknown option \"" + f[i].substr(0, 64) + "\""});
+    }
+  }
   if (containers_.count(id)) return {"ok", "known"};
-  pid_t pid = pid_t(atoi(f[2].c_str()));
+  pid_t pid = pid_t(pid64);
   int pidfd = int(syscall(SYS_pidfd_open, pid, 0));
   if (pidfd < 0) return errorReply({"ESTATE", Step::spawner, errno, "pidfd_open", "", "container init is gone"});
   // The pidfd is taken first, then the start time checked: if it matches, the pidfd names the
@@ -48,6 +55,7 @@ wire::Fields Spawner::adopt(const wire::Fields& f) {
   ct.id = id;
   ct.pid = pid;
   ct.pidfd = pidfd;
+  ct.adopted = true;
   ct.stateDir = f[4];
   containers_[id] = ct;
   adopted_[pidfd] = id;

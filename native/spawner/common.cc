@@ -29,4 +29,23 @@ wire::Fields errorReply(const Error& e) {
           e.syscall, e.path, e.message};
 }
 
+bool parseInt(const std::string& s, int64_t lo, int64_t hi, int64_t* out) {
+  size_t i = 0;
+  bool neg = false;
+  if (lo < 0 && !s.empty() && s[0] == '-') {
+    neg = true;
+    i = 1;
+  }
+  if (i >= s.size() || s.size() - i > 18) return false;  // 18 digits cannot overflow int64
+  int64_t v = 0;
+  for (; i < s.size(); ++i) {
+    if (s[i] < '0' || s[i] > '9') return false;
+    v = v * 10 + (s[i] - '0');
+  }
+  if (neg) v = -v;
+  if (v < lo || v > hi) return false;
+  *out = v;
+  return true;
+}
+
 }  // namespace ss

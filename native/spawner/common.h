@@ -26,4 +26,8 @@ struct Error {
 
 wire::Fields errorReply(const Error& e);
 
+// A decimal integer in [lo, hi] and nothing else (no sign unless lo < 0, no spaces, no
+// trailing bytes); false otherwise. atoi would read "9x" as 9 and "" as 0.
+bool parseInt(const std::string& s, int64_t lo, int64_t hi, int64_t* out);
+
 }  // namespace ss

@@ -92,22 +92,30 @@ bool Spawner::awaitReport(int sync, pid_t pid, ChildReport* r, bool* eof, Error*
   return true;
 }
 
-bool Spawner::launch(Plan& plan, const ChildFds& childFds, unsigned long flags, pid_t* pidOut, int* syncOut,
-                     Error* e, pid_t* workload) {
+bool Spawner::launch(Plan& plan, const ChildFds& childFds, unsigned long flags, pid_t* pidOut, int* pidfdOut,
+                     int* syncOut, Error* e, pid_t* workload, int* workloadPidfd) {
   int sv[2];
   long pid = cloneWithSync(flags, sv, Step::clone, e);
   if (pid < 0) return false;
   if (pid == 0) {
-    logIndex_.closeInChild();
     ChildFds fds = childFds;
     fds.sync = sv[1];
     runChild(plan, fds);
   }
+  // The child is ours and unreaped (reaping happens only in the loop), so its pid names it
+  // until then and the pidfd taken now names it for good.
+  int pidfd = int(syscall(SYS_pidfd_open, pid_t(pid), 0));
   auto abandon = [&]() {
     ::kill(pid_t(pid), SIGKILL);
     waitpid(pid_t(pid), nullptr, 0);
     close(sv[0]);
+    if (pidfd >= 0) close(pidfd);
   };
+  if (pidfd < 0) {
+    *e = {"ESYSCALL", Step::clone, errno, "pidfd_open", "", ""};
+    abandon();
+    return false;
+  }
   std::string spid = std::to_string(pid);
   for (const auto& procs : plan.cgroupProcs) {
     if (!writeFileAll(procs, spid, e, Step::cgroup)) {
@@ -141,12 +149,24 @@ bool Spawner::launch(Plan& plan, const ChildFds& childFds, unsigned long flags, 
       return false;
     }
     *workload = r.value;
+    // The workload is this process's child too (CLONE_PARENT) and not reaped yet: the pid
+    // still names it here, and from now on only the pidfd is used.
+    *workloadPidfd = r.value > 0 ? int(syscall(SYS_pidfd_open, pid_t(r.value), 0)) : -1;
+    if (*workloadPidfd < 0) {
+      *e = {"ESYSCALL", Step::setns, r.value > 0 ? errno : EPROTO, "pidfd_open", "", "exec workload"};
+      if (r.value > 0) ::kill(pid_t(r.value), SIGKILL);
+      abandon();
+      return false;
+    }
     waitpid(pid_t(pid), nullptr, 0);
+    close(pidfd);
+    pidfd = -1;
   }
   if (!awaitReport(sv[0], pid_t(pid), &r, &eof, e)) {
     if (workload != nullptr && *workload > 0) {
-      ::kill(*workload, SIGKILL);
-      waitpid(*workload, nullptr, 0);
+      syscall(SYS_pidfd_send_signal, *workloadPidfd, SIGKILL, nullptr, 0);
+      waitid(kPidfd, id_t(*workloadPidfd), nullptr, WEXITED);
+      close(*workloadPidfd);
       close(sv[0]);
     } else {
       abandon();
@@ -154,6 +174,7 @@ bool Spawner::launch(Plan& plan, const ChildFds& childFds, unsigned long flags, 
     return false;
   }
   *pidOut = pid_t(pid);
+  *pidfdOut = pidfd;
   if (eof) {
     close(sv[0]);
     *syncOut = -1;

@@ -122,14 +122,6 @@ void LogIndexer::flushPending() {
     if (e.pending) update(e);
 }
 
-void LogIndexer::closeInChild() const {
-  if (fd_ >= 0) close(fd_);
-  for (const auto& [k, e] : entries_) {
-    if (e.idx >= 0) close(e.idx);
-    if (e.logFd >= 0) close(e.logFd);
-  }
-}
-
 bool LogIndexer::ensureFd() {
   if (fd_ >= 0) return true;
   if (epfd_ < 0) return false;

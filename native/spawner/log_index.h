@@ -37,11 +37,6 @@ class LogIndexer {
 
   void flushPending();
 
-  // In a freshly cloned child, before it runs any of the container's plan: CLOEXEC would
-  // close these at execve anyway, but the container's init should never hold them at all.
-  // Allocates nothing.
-  void closeInChild() const;
-
  private:
   struct Entry {
     std::string owner;  // container id

@@ -144,32 +144,56 @@ void Spawner::readClient(int fd) {
     closeClient(fd);
     return;
   }
+  bool badFds = (msg.msg_flags & MSG_CTRUNC) != 0;
   for (struct cmsghdr* cm = CMSG_FIRSTHDR(&msg); cm != nullptr; cm = CMSG_NXTHDR(&msg, cm)) {
-    if (cm->cmsg_level == SOL_SOCKET && cm->cmsg_type == SCM_RIGHTS) {
+    if (cm->cmsg_level == SOL_SOCKET && cm->cmsg_type == SCM_RIGHTS && cm->cmsg_len >= CMSG_LEN(0)) {
       size_t count = (cm->cmsg_len - CMSG_LEN(0)) / sizeof(int);
       int* p = reinterpret_cast<int*>(CMSG_DATA(cm));
-      for (size_t k = 0; k < count; ++k) c.fds.push_back(p[k]);
+      for (size_t k = 0; k < count; ++k) {
+        int x;
+        memcpy(&x, p + k, sizeof x);
+        c.fds.push_back(x);
+      }
     }
   }
+  // More fds than any request takes, or fds the kernel had to drop (MSG_CTRUNC): this peer
+  // does not speak the protocol; its fds are closed with it.
+  if (badFds || c.fds.size() > kMaxClientFds) {
+    logf("client sent %zu fds%s; closing it", c.fds.size(), badFds ? " (truncated)" : "");
+    closeClient(fd);
+    return;
+  }
   c.in.append(buf, size_t(n));
-  while (c.in.size() >= 4) {
-    uint32_t len = wire::getU32(c.in.data());
+  size_t off = 0;
+  while (c.in.size() - off >= 4) {
+    uint32_t len = wire::getU32(c.in.data() + off);
     if (len > wire::kMaxFrame) {
-      logf("client sent a %u-byte frame; closing it", len);
+      // The framing itself is broken: nothing after this length can be trusted.
+      logf("client sent a %u-byte frame (at most %u); closing it", len, wire::kMaxFrame);
       closeClient(fd);
       return;
     }
-    if (c.in.size() < 4 + size_t(len)) break;
+    if (c.in.size() - off - 4 < size_t(len)) break;
     wire::Fields f;
-    bool ok = wire::decodeBody(c.in.data() + 4, len, &f);
-    c.in.erase(0, 4 + size_t(len));
+    bool ok = wire::decodeBody(c.in.data() + off + 4, len, &f);
+    off += 4 + size_t(len);
     if (!ok || f.empty()) {
-      reply(fd, errorReply({"EPROTO", Step::spawner, EPROTO, "", "", "malformed request"}));
+      // The frame's own length was sound, so the stream stays in step; this frame is refused
+      // and any fds that came with it are closed.
+      for (int x : c.fds) close(x);
+      c.fds.clear();
+      std::string why = f.empty() && ok ? "an empty frame (no verb)"
+                        : f.size() >= wire::kMaxFields
+                            ? "more than " + std::to_string(wire::kMaxFields) + " fields"
+                            : "field " + std::to_string(f.size()) + " runs past the end of the frame";
+      reply(fd, errorReply({"EPROTO", Step::spawner, EPROTO, "", "", "malformed request: " + why}));
+      if (clients_.find(fd) == clients_.end()) return;
       continue;
     }
     handle(c, f);
     if (clients_.find(fd) == clients_.end()) return;
   }
+  c.in.erase(0, off);
 }
 
 void Spawner::reply(int fd, const wire::Fields& f) {
@@ -189,25 +213,56 @@ void Spawner::reply(int fd, const wire::Fields& f) {
   }
 }
 
+namespace {
+
+// A waitid() result as the wait status recordExit and exec exits are written from.
+int waitStatus(const siginfo_t& si) {
+  if (si.si_code == CLD_EXITED) return (si.si_status & 0xff) << 8;
+  return (si.si_status & 0x7f) | (si.si_code == CLD_DUMPED ? 0x80 : 0);
+}
+
+// Reaps the child `pidfd` names if it has exited; false while it runs.
+bool reapPidfd(int pidfd, int* status) {
+  siginfo_t si;
+  memset(&si, 0, sizeof si);
+  if (waitid(kPidfd, id_t(pidfd), &si, WEXITED | WNOHANG) < 0 || si.si_pid == 0) return false;
+  *status = waitStatus(si);
+  return true;
+}
+
+}  // namespace
+
+void Spawner::execExited(std::map<int, ExecProc>::iterator it, int status) {
+  int code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  int sig = WIFSIGNALED(status) ? WTERMSIG(status) : 0;
+  reply(it->second.clientFd, {"exit", std::to_string(code), std::to_string(sig)});
+  close(it->first);
+  execs_.erase(it);
+}
+
+// Every child this process knows of is reaped through its own pidfd, so an exit is
+// matched to the process that made it, never to a later one with a reused pid.
 void Spawner::reap() {
+  int status = 0;
+  for (auto& [id, ct] : containers_)
+    if (!ct.exited && !ct.adopted && ct.pidfd >= 0 && reapPidfd(ct.pidfd, &status)) recordExit(ct, status);
+  for (auto it = execs_.begin(); it != execs_.end();) {
+    auto cur = it++;
+    if (reapPidfd(cur->first, &status)) execExited(cur, status);
+  }
+  // Anything else is an exec helper or an orphan this subreaper inherited. A known child
+  // that exited since the passes above can turn up here too: it is still unreaped until
+  // this waitpid, so its pid cannot have been reused and names it.
   while (true) {
-    int status = 0;
     pid_t pid = waitpid(-1, &status, WNOHANG | __WALL);
     if (pid <= 0) return;
-    auto pi = pidToId_.find(pid);
-    if (pi != pidToId_.end()) {
-      auto ci = containers_.find(pi->second);
-      if (ci != containers_.end() && ci->second.pid == pid) recordExit(ci->second, status);
-      continue;
-    }
-    auto ei = execs_.find(pid);
-    if (ei != execs_.end()) {
-      int code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-      int sig = WIFSIGNALED(status) ? WTERMSIG(status) : 0;
-      reply(ei->second.clientFd, {"exit", std::to_string(code), std::to_string(sig)});
-      execs_.erase(ei);
-    }
-    // Anything else is an exec helper or an orphan this subreaper inherited.
+    for (auto& [id, ct] : containers_)
+      if (!ct.exited && !ct.adopted && ct.pid == pid) recordExit(ct, status);
+    for (auto it = execs_.begin(); it != execs_.end(); ++it)
+      if (it->second.pid == pid) {
+        execExited(it, status);
+        break;
+      }
   }
 }
 

@@ -21,12 +21,63 @@
 
 namespace ss {
 
+namespace {
+
+// Each verb's field count, the verb included (SIZE_MAX: a plan or options follow), and
+// whether its second field is a container id.
+struct Verb {
+  const char* name;
+  size_t minFields, maxFields;
+  bool hasId;
+};
+constexpr Verb kVerbs[] = {
+    {"ping", 1, 1, false},      {"create", 3, SIZE_MAX, true}, {"start", 2, 2, true},
+    {"kill", 3, 3, true},       {"exec-kill", 4, 4, true},     {"forget", 2, 2, true},
+    {"exec", 3, SIZE_MAX, true}, {"status", 2, 2, true},        {"adopt", 5, 9, true},
+    {"subscribe", 1, 1, false}, {"shutdown", 1, 2, false},
+};
+
+// A container id names a directory and a cgroup: bounded, no NUL, no '/', not "." or "..".
+bool validId(const std::string& id) {
+  if (id.empty() || id.size() > 128 || id == "." || id == "..") return false;
+  for (char c : id)
+    if (c == '\0' || c == '/') return false;
+  return true;
+}
+
+std::string printable(const std::string& s) {
+  std::string out;
+  for (size_t i = 0; i < s.size() && i < 64; ++i) out += s[i] >= 0x20 && s[i] < 0x7f ? s[i] : '?';
+  return s.size() > 64 ? out + "..." : out;
+}
+
+// Checks what every request shares before any verb looks at it; "" when it is well formed.
+std::string checkShape(const wire::Fields& f) {
+  const Verb* v = nullptr;
+  for (const Verb& k : kVerbs)
+    if (f[0] == k.name) v = &k;
+  if (v == nullptr) return "unknown request \"" + printable(f[0]) + "\"";
+  if (f.size() < v->minFields || f.size() > v->maxFields) {
+    return std::string(v->name) + " takes " + std::to_string(v->minFields - 1) +
+           (v->maxFields == SIZE_MAX ? " or more" : v->maxFields == v->minFields ? "" : ".." + std::to_string(v->maxFields - 1)) +
+           " fields after the verb, not " + std::to_string(f.size() - 1);
+  }
+  if (v->hasId && !validId(f[1])) return std::string(v->name) + ": bad container id \"" + printable(f[1]) + "\"";
+  if (f[0] == "shutdown" && f.size() == 2 && f[1] != "force") return "shutdown takes only \"force\"";
+  if (f[0] == "adopt" && (f.size() - 5) % 2 != 0) return "adopt: options come in pairs";
+  return "";
+}
+
+}  // namespace
+
 void Spawner::handle(Client& c, const wire::Fields& f) {
   const std::string& verb = f[0];
   int fd = c.fd;
   wire::Fields out;
   bool deferred = false;
-  if (verb == "ping") out = {"ok", std::to_string(getpid())};
+  std::string bad = checkShape(f);
+  if (!bad.empty()) out = errorReply({"EPROTO", Step::spawner, EPROTO, "", "", bad});
+  else if (verb == "ping") out = {"ok", std::to_string(getpid())};
   else if (verb == "create") out = create(c, f);
   else if (verb == "start") out = start(f);
   else if (verb == "kill") out = kill(f);
@@ -38,7 +89,7 @@ void Spawner::handle(Client& c, const wire::Fields& f) {
   else if (verb == "subscribe") {
     c.subscriber = true;
     out = {"ok"};
-  } else if (verb == "shutdown") {
+  } else {  // shutdown
     // Exits once no container is left; "force" kills what is left first.
     if (f.size() > 1 && f[1] == "force") {
       for (auto& [id, ct] : containers_)
@@ -46,7 +97,7 @@ void Spawner::handle(Client& c, const wire::Fields& f) {
     }
     stopping_ = true;
     out = {"ok", std::to_string(containers_.size())};
-  } else out = errorReply({"EPROTO", Step::spawner, EPROTO, "", "", "unknown request \"" + verb + "\""});
+  }
   // Fds a request did not use are not kept for the next one.
   for (int x : c.fds) close(x);
   c.fds.clear();
@@ -68,18 +119,17 @@ wire::Fields Spawner::create(Client&, const wire::Fields& f) {
     return errorReply(e);
   }
   pid_t pid = 0;
-  int sync = -1;
-  bool ok = launch(plan, fds, plan.cloneFlags, &pid, &sync, &e, nullptr);
+  int pidfd = -1, sync = -1;
+  bool ok = launch(plan, fds, plan.cloneFlags, &pid, &pidfd, &sync, &e, nullptr, nullptr);
   closeStdio(&fds);
   if (!ok) return errorReply(e);
   Container ct;
   ct.id = id;
   ct.stateDir = plan.stateDir;
   ct.pid = pid;
-  ct.pidfd = int(syscall(SYS_pidfd_open, pid, 0));
+  ct.pidfd = pidfd;
   ct.sync = sync;
   containers_[id] = ct;
-  pidToId_[pid] = id;
   // Before start: the init writes nothing until then, so no line predates the watch.
   logIndex_.watch(id, plan.stdoutPath);
   logIndex_.watch(id, plan.stderrPath);
@@ -117,28 +167,31 @@ wire::Fields Spawner::kill(const wire::Fields& f) {
   if (it == containers_.end()) return errorReply({"ENOTFOUND", Step::signal, ESRCH, "", "", "no container " + f[1]});
   Container& ct = it->second;
   if (ct.exited) return errorReply({"ESTATE", Step::signal, ESRCH, "", "", "container has exited"});
-  int sig = atoi(f[2].c_str());
-  // This process is the init's parent and has not reaped it, so the pid (and the pidfd)
-  // cannot name any other process.
+  int64_t sig = 0;
+  if (!parseInt(f[2], 0, 64, &sig)) return errorReply({"EPROTO", Step::signal, EINVAL, "", "", "bad signal \"" + f[2] + "\""});
+  // The pidfd names the init itself: until recordExit closes it (at the reaping) it cannot
+  // reach a later process with the same pid.
   if (syscall(SYS_pidfd_send_signal, ct.pidfd, sig, nullptr, 0) < 0) {
     return errorReply({"ESYSCALL", Step::signal, errno, "pidfd_send_signal", "", ""});
   }
   return {"ok"};
 }
 
-// Signals an exec's workload. Its pid is safe to use while it is in execs_: this process
-// reaps it and erases the entry in the same step, so until then the pid cannot be reused.
+// Signals an exec's workload. The request names it by container and pid (what the runtime
+// was told); the signal goes through the workload's pidfd, which names that process only,
+// and the entry is gone once it is reaped.
 wire::Fields Spawner::execKill(const wire::Fields& f) {
-  if (f.size() < 4) return errorReply({"EPROTO", Step::spawner, EPROTO, "", "", "exec-kill needs an id, a pid and a signal"});
-  char* end = nullptr;
-  long pid = strtol(f[2].c_str(), &end, 10);
-  int sig = atoi(f[3].c_str());
-  auto it = pid > 0 && end && *end == 0 ? execs_.find(pid_t(pid)) : execs_.end();
-  if (it == execs_.end() || it->second.containerId != f[1]) {
+  int64_t pid = 0, sig = 0;
+  if (!parseInt(f[2], 1, INT32_MAX, &pid)) return errorReply({"EPROTO", Step::signal, EINVAL, "", "", "bad pid \"" + f[2] + "\""});
+  if (!parseInt(f[3], 1, 64, &sig)) return errorReply({"EPROTO", Step::signal, EINVAL, "", "", "bad signal \"" + f[3] + "\""});
+  auto it = execs_.begin();
+  while (it != execs_.end() && (it->second.pid != pid || it->second.containerId != f[1])) ++it;
+  if (it == execs_.end()) {
     return errorReply({"ESTATE", Step::signal, ESRCH, "", "", "no such exec running in container " + f[1]});
   }
-  if (sig < 1 || sig > 64) return errorReply({"EPROTO", Step::signal, EINVAL, "", "", "bad signal " + f[3]});
-  if (::kill(pid_t(pid), sig) < 0) return errorReply({"ESYSCALL", Step::signal, errno, "kill", "", ""});
+  if (syscall(SYS_pidfd_send_signal, it->first, int(sig), nullptr, 0) < 0) {
+    return errorReply({"ESYSCALL", Step::signal, errno, "pidfd_send_signal", "", "exec pid " + f[2]});
+  }
   return {"ok"};
 }
 
@@ -156,7 +209,6 @@ wire::Fields Spawner::forget(const wire::Fields& f) {
   auto it = containers_.find(f[1]);
   if (it == containers_.end()) return {"ok"};
   if (!it->second.exited) return errorReply({"EBUSY", Step::cleanup, EBUSY, "", "", "container is still running"});
-  pidToId_.erase(it->second.pid);
   logIndex_.unwatch(it->first);
   containers_.erase(it);
   return {"ok"};
@@ -176,11 +228,11 @@ wire::Fields Spawner::exec(Client& c, const wire::Fields& f, bool* deferred) {
   // stdio comes with the request (pipes the caller made), in order stdin, stdout, stderr.
   for (size_t i = 0; i < 3 && i < c.fds.size(); ++i) fds.stdio[i] = c.fds[i];
   pid_t helper = 0, workload = 0;
-  int sync = -1;
+  int helperPidfd = -1, sync = -1, workloadPidfd = -1;
   Error e;
-  if (!launch(plan, fds, 0, &helper, &sync, &e, &workload)) return errorReply(e);
+  if (!launch(plan, fds, 0, &helper, &helperPidfd, &sync, &e, &workload, &workloadPidfd)) return errorReply(e);
   if (sync >= 0) close(sync);
-  execs_[workload] = {c.fd, ct.id};
+  execs_[workloadPidfd] = {workload, c.fd, ct.id};
   reply(c.fd, {"ok", std::to_string(workload)});
   *deferred = true;  // the exit follows on the same connection
   reap();            // the workload may have exited already

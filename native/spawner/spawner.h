@@ -5,6 +5,7 @@
 #pragma once
 
 #include <sys/types.h>
+#include <sys/wait.h>
 
 #include <cstdint>
 #include <map>
@@ -17,6 +18,12 @@
 #include "plan.h"
 
 namespace ss {
+
+// waitid()'s P_PIDFD (Linux 5.4), which older C libraries do not name.
+constexpr idtype_t kPidfd = idtype_t(3);
+
+// fds a client may have sent ahead of the request that takes them (an exec takes 3).
+constexpr size_t kMaxClientFds = 16;
 
 // How long a child may take to reach its next report (setup of an init, or its execve).
 constexpr int kSetupTimeoutMs = 30000;
@@ -33,13 +40,17 @@ struct Container {
   std::string stateDir;
   pid_t pid = 0;
   int pidfd = -1;
+  bool adopted = false;  // not our child: its exit comes as pidfd readiness, its code is lost
   int sync = -1;  // open until start() (parked init waiting for kStart)
   bool exited = false;
   int status = 0;
   int64_t finishedAt = 0;
 };
 
+// An exec's workload, keyed by its pidfd: the pid is kept only to answer exec-kill, which
+// names the workload by the pid the runtime was told.
 struct ExecProc {
+  pid_t pid;
   int clientFd;
   std::string containerId;
 };
@@ -58,6 +69,7 @@ class Spawner {
   void reply(int fd, const wire::Fields& f);
   void reap();
   void recordExit(Container& ct, int status, bool known = true);
+  void execExited(std::map<int, ExecProc>::iterator it, int status);
 
   wire::Fields create(Client& c, const wire::Fields& f);
   wire::Fields start(const wire::Fields& f);
@@ -71,8 +83,8 @@ class Spawner {
 
   // Clones a child that runs `plan`, joins its cgroups, writes its id maps, lets it run
   // to its first report and returns it. Cleans up the child on any failure.
-  bool launch(Plan& plan, const ChildFds& childFds, unsigned long flags, pid_t* pid, int* sync, Error* e,
-              pid_t* workload);
+  bool launch(Plan& plan, const ChildFds& childFds, unsigned long flags, pid_t* pid, int* pidfd, int* sync, Error* e,
+              pid_t* workload, int* workloadPidfd);
   bool awaitReport(int sync, pid_t pid, ChildReport* r, bool* eof, Error* e);
 
   std::string root_;
@@ -83,8 +95,7 @@ class Spawner {
   bool stopping_ = false;
   std::map<int, Client> clients_;
   std::map<std::string, Container> containers_;
-  std::map<pid_t, ExecProc> execs_;
-  std::map<pid_t, std::string> pidToId_;
+  std::map<int, ExecProc> execs_;  // by pidfd
   // Containers of an earlier spawner that died: not our children, watched through pidfds.
   std::map<int, std::string> adopted_;
   LogIndexer logIndex_;

@@ -5,6 +5,7 @@
 #include <signal.h>
 #include <net/if.h>
 #include <sys/ioctl.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -25,6 +26,9 @@ bool prepareUserns(const Plan& plan, ChildFds* fds, Error* e) {
   long pid = cloneWithSync(CLONE_NEWUSER, sv, Step::id_map, e);
   if (pid < 0) return false;
   if (pid == 0) {
+    // Holds no fd of the spawner, and no process in the new user namespace may ptrace it.
+    prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+    if (closeFdsExcept(&sv[1], 1) < 0) _exit(1);
     char c;
     if (recv(sv[1], &c, 1, 0) != 1) _exit(0);
     int err = 0;
