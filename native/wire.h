@@ -11,6 +11,9 @@
 namespace ss::wire {
 
 constexpr uint32_t kMaxFrame = 4u << 20;  // a plan is a few KiB; 4 MiB bounds a bad peer
+// Every field costs at least its 4-byte length, so a frame could hold a million empty ones;
+// no request needs more than this many (argv and env are bounded far below it).
+constexpr size_t kMaxFields = 1u << 18;
 
 using Fields = std::vector<std::string>;
 
@@ -36,11 +39,13 @@ inline std::string encode(const Fields& fields) {
   return frame;
 }
 
-// Decodes one frame's body; false when a field runs past the end.
+// Decodes one frame's body; false when a field runs past the end or there are more than
+// kMaxFields fields. Lengths are compared with what is left, never added to an offset
+// first, so no length can wrap around.
 inline bool decodeBody(const char* p, size_t n, Fields* out) {
   size_t off = 0;
   while (off < n) {
-    if (n - off < 4) return false;
+    if (n - off < 4 || out->size() >= kMaxFields) return false;
     uint32_t len = getU32(p + off);
     off += 4;
     if (len > n - off) return false;

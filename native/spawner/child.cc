@@ -283,17 +283,52 @@ void applyBounding(const Op& op) {
 
 }  // namespace
 
+int closeFdsExcept(const int* keep, size_t n) {
+  int sorted[8];
+  size_t k = 0;
+  for (size_t i = 0; i < n; ++i) {
+    int fd = keep[i];
+    if (fd < 3) continue;
+    size_t at = 0;
+    while (at < k && sorted[at] < fd) ++at;
+    if (at < k && sorted[at] == fd) continue;
+    if (k == sizeof sorted / sizeof sorted[0]) {
+      errno = E2BIG;
+      return -1;
+    }
+    for (size_t j = k; j > at; --j) sorted[j] = sorted[j - 1];
+    sorted[at] = fd;
+    ++k;
+  }
+  unsigned next = 3;
+  for (size_t i = 0; i < k; ++i) {
+    unsigned fd = unsigned(sorted[i]);
+    if (fd > next && syscall(SYS_close_range, next, fd - 1, 0u) < 0) return -1;
+    next = fd + 1;
+  }
+  return int(syscall(SYS_close_range, next, ~0u, 0u));
+}
+
 void runChild(const Plan& plan, const ChildFds& fds) {
+  // First, before anything the container could observe: until execve() this process is the
+  // spawner's binary with the spawner's memory, and non-dumpable keeps /proc/<pid>/exe,
+  // /proc/<pid>/mem and ptrace closed to the container's processes, even its root in a user
+  // namespace (CVE-2019-5736 class). What is relied on: dumpable stays 0 through every step
+  // here (setres[ug]id would only lower it further), and execve() resets it (begin_new_exec:
+  // back to 1 only when the new image's credentials are not raised by setuid/setgid bits
+  // and the binary is readable; otherwise it stays at suid_dumpable, 0 by default). Either
+  // way the workload's dumpability is its own image's, not the spawner's.
+  prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
   gSync = fds.sync;
+  // Second: none of the spawner's own fds may reach a single step of the plan.
+  const int keep[] = {fds.sync, fds.stdio[0], fds.stdio[1], fds.stdio[2], fds.targetPidfd, fds.userns, fds.netns};
+  if (closeFdsExcept(keep, sizeof keep / sizeof keep[0]) < 0) fail(Step::close_fds, errno, "close_range");
   // Signal state is inherited across execve: undo the spawner's (SIGCHLD blocked for its
   // signalfd, SIGPIPE ignored) so the workload starts with the defaults.
   sigset_t none;
   sigemptyset(&none);
   sigprocmask(SIG_SETMASK, &none, nullptr);
   signal(SIGPIPE, SIG_DFL);
-  // Until execve() this process is the spawner's binary; non-dumpable keeps its
-  // /proc/<pid>/exe and memory closed to the container (CVE-2019-5736 class).
-  prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
 
   int rootfd = -1;
   for (const Op& op : plan.ops) {
@@ -539,12 +574,15 @@ void runChild(const Plan& plan, const ChildFds& fds) {
         report(kReady, Step::ready, 0, nullptr);
         awaitByte(kStart, Step::ready);
         break;
-      case Step::close_fds:
-        // Every fd but stdio closes at execve (CVE-2024-21626 class: no host fd, such as a
-        // directory of the host, reaches the workload). The sync socket stays usable until
-        // then, so an execve failure can still be reported.
-        if (syscall(SYS_close_range, 3u, ~0u, CLOSE_RANGE_CLOEXEC) < 0) fail(Step::close_fds, errno, nullptr);
+      case Step::close_fds: {
+        // Every fd but stdio and the sync socket is closed, not only marked CLOEXEC, and
+        // before chdir and resolve-exec (CVE-2024-21626 class: a host fd still open at the
+        // chdir, such as a directory of the host, lets a cwd of /proc/self/fd/N escape the
+        // root). The sync socket is CLOEXEC and stays usable until execve, so an execve
+        // failure can still be reported.
+        if (closeFdsExcept(&gSync, 1) < 0) fail(Step::close_fds, errno, nullptr);
         break;
+      }
       case Step::seccomp: {
         struct sock_fprog prog;
         prog.len = static_cast<unsigned short>(plan.seccomp.size());

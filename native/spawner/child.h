@@ -1,6 +1,7 @@
 // The container init's side of the spawner: everything between clone() and execve().
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 
 #include "plan.h"
@@ -32,6 +33,14 @@ struct ChildFds {
   int userns = -1;
   int netns = -1;
 };
+
+// In a freshly cloned child: closes every fd from 3 up except those in `keep` (at most 8;
+// negative entries are ignored). The child is a copy of the spawner and holds all of its
+// fds (the listening socket, epoll, signalfd, clients, inotify, index files, other
+// containers' pidfds and sync sockets); CLOEXEC would close them only at execve, and every
+// step before it (a mount, a chdir, a failing execve) would run with them open. Returns 0,
+// or -1 with errno from close_range. Allocates nothing.
+int closeFdsExcept(const int* keep, size_t n);
 
 // Runs the plan's ops in order and ends in execve(); never returns. Allocates nothing.
 [[noreturn]] void runChild(const Plan& plan, const ChildFds& fds);

@@ -1,20 +1,64 @@
 #include "plan.h"
 
 #include <sched.h>
+#include <sys/resource.h>
 
 #include <cerrno>
+#include <climits>
+#include <cstdint>
 #include <cstdlib>
 #include <cstring>
 
 namespace ss {
 namespace {
 
+// Bounds on what one plan may hold. Each is far above what the runtime sends and far below
+// what would let a bad request make this process allocate without limit.
+constexpr uint64_t kMaxArgv = 65536;
+constexpr uint64_t kMaxEnv = 65536;
+constexpr size_t kMaxOps = 4096;
+constexpr size_t kMaxCgroups = 64;
+constexpr uint64_t kMaxOpStrings = 8;
+constexpr uint64_t kMaxOpNumbers = 65537;  // setgroups: NGROUPS_MAX gids
+
+// How many strings and numbers each step takes; the child indexes op.s and op.n without
+// checking, so a plan whose op has another arity never reaches it.
+struct Arity {
+  Step step;
+  uint8_t minS, maxS;
+  uint32_t minN, maxN;
+};
+constexpr Arity kArity[] = {
+    {Step::sync, 0, 0, 0, 0},          {Step::setsid, 0, 0, 0, 0},       {Step::stdio, 0, 0, 0, 0},
+    {Step::setns, 0, 0, 0, 0},         {Step::cgroupns, 0, 0, 0, 0},     {Step::mount_private, 0, 0, 0, 0},
+    {Step::overlay, 2, 2, 0, 0},       {Step::root_open, 1, 1, 0, 0},    {Step::mount, 4, 4, 2, 2},
+    {Step::bind, 2, 2, 2, 3},          {Step::volume, 2, 2, 2, 3},       {Step::symlink, 2, 2, 0, 0},
+    {Step::mask, 1, 1, 0, 0},          {Step::readonly, 1, 1, 0, 0},     {Step::pivot_root, 0, 0, 0, 0},
+    {Step::root_readonly, 0, 0, 0, 0}, {Step::loopback, 0, 0, 0, 0},     {Step::affinity, 0, 0, 1, 1024},
+    {Step::mempolicy, 0, 0, 1, 1025},  {Step::hostname, 1, 1, 0, 0},     {Step::rlimit, 1, 1, 3, 3},
+    {Step::setgroups, 0, 0, 0, 65536}, {Step::setgid, 1, 1, 1, 1},       {Step::setuid, 1, 1, 1, 1},
+    {Step::capabilities, 0, 0, 2, 4},  {Step::no_new_privs, 0, 0, 0, 0}, {Step::chdir, 1, 1, 0, 0},
+    {Step::resolve_exec, 0, 0, 0, 0},  {Step::ready, 0, 0, 0, 0},        {Step::close_fds, 0, 0, 0, 0},
+    {Step::seccomp, 0, 0, 0, 0},       {Step::execve, 0, 0, 0, 0},
+};
+
+const Arity* arityOf(Step step) {
+  for (const Arity& a : kArity)
+    if (a.step == step) return &a;
+  return nullptr;
+}
+
+// Digits only, at most UINT64_MAX: strtoull would also take spaces, a sign ("-1" is
+// UINT64_MAX) and an empty string.
 bool toU64(const std::string& s, uint64_t* out) {
   if (s.empty() || s.size() > 20) return false;
-  char* end = nullptr;
-  errno = 0;
-  unsigned long long v = strtoull(s.c_str(), &end, 10);
-  if (errno != 0 || *end != '\0') return false;
+  uint64_t v = 0;
+  for (char c : s) {
+    if (c < '0' || c > '9') return false;
+    uint64_t d = uint64_t(c - '0');
+    if (v > (UINT64_MAX - d) / 10) return false;
+    v = v * 10 + d;
+  }
   *out = v;
   return true;
 }
@@ -47,8 +91,10 @@ unsigned long nsFlags(const std::string& list, std::string* err) {
 }  // namespace
 
 bool parsePlan(const wire::Fields& f, size_t i, Plan* p, std::string* err) {
-  auto need = [&](size_t k, const char* what) {
-    if (i + k > f.size()) {
+  bool hasSeccompOp = false;
+  // `k` may come from the request: compared with what is left, so i + k cannot wrap.
+  auto need = [&](uint64_t k, const char* what) {
+    if (i > f.size() || k > f.size() - i) {
       *err = std::string("truncated field ") + what;
       return false;
     }
@@ -71,9 +117,21 @@ bool parsePlan(const wire::Fields& f, size_t i, Plan* p, std::string* err) {
       else if (key == "stderr") p->stderrPath = v;
       else if (key == "uid-map") p->uidMap = v;
       else if (key == "gid-map") p->gidMap = v;
-      else if (key == "cgroup-procs") p->cgroupProcs.push_back(v);
+      else if (key == "cgroup-procs") {
+        if (p->cgroupProcs.size() >= kMaxCgroups) {
+          *err = "more than " + std::to_string(kMaxCgroups) + " cgroup-procs";
+          return false;
+        }
+        p->cgroupProcs.push_back(v);
+      }
       else if (key == "path") p->searchPath = v;
-      else if (key == "userns-net") p->usernsOwnsNet = v == "1";
+      else if (key == "userns-net") {
+        if (v != "0" && v != "1") {
+          *err = "userns-net is \"" + v + "\", not 0 or 1";
+          return false;
+        }
+        p->usernsOwnsNet = v == "1";
+      }
       else {
         unsigned long fl = nsFlags(v, err);
         if (fl == ~0ul) return false;
@@ -82,11 +140,18 @@ bool parsePlan(const wire::Fields& f, size_t i, Plan* p, std::string* err) {
     } else if (key == "argv" || key == "env") {
       if (!need(1, key.c_str())) return false;
       uint64_t count = 0;
-      if (!toU64(f[i++], &count) || !need(count, key.c_str())) {
-        *err = "bad " + key + " count";
+      uint64_t most = key == "argv" ? kMaxArgv : kMaxEnv;
+      if (!toU64(f[i++], &count) || count > most || !need(count, key.c_str())) {
+        *err = "bad " + key + " count \"" + f[i - 1] + "\" (at most " + std::to_string(most) +
+               ", and that many fields must follow)";
         return false;
       }
       auto& dst = key == "argv" ? p->argv : p->env;
+      if (!dst.empty()) {
+        *err = key + " given twice";
+        return false;
+      }
+      dst.reserve(size_t(count));
       for (uint64_t k = 0; k < count; ++k) {
         if (hasNul(f[i])) {
           *err = key + " entry contains a NUL byte";
@@ -106,16 +171,35 @@ bool parsePlan(const wire::Fields& f, size_t i, Plan* p, std::string* err) {
     } else if (key == "op") {
       // op <step> <kind> <nstr> <strs...> <nnum> <nums...>
       if (!need(3, "op")) return false;
+      if (p->ops.size() >= kMaxOps) {
+        *err = "more than " + std::to_string(kMaxOps) + " ops";
+        return false;
+      }
       Op op;
-      if (!stepFromName(f[i].c_str(), &op.step)) {
-        *err = "unknown step \"" + f[i] + "\"";
+      const Arity* ar = nullptr;
+      if (hasNul(f[i]) || !stepFromName(f[i].c_str(), &op.step) || (ar = arityOf(op.step)) == nullptr) {
+        *err = "unknown step \"" + f[i] + "\" in an op";
         return false;
       }
       ++i;
       op.kind = f[i++];
+      const char* name = stepName(op.step);
+      bool kindOk = true;
+      if (op.step == Step::capabilities) kindOk = op.kind == "bounding" || op.kind == "sets";
+      else if (op.step == Step::setns) kindOk = op.kind == "join" || op.kind == "net" || op.kind == "user";
+      else if (op.step == Step::overlay) kindOk = op.kind == "idmap" || op.kind == "rootfs";
+      if (!kindOk) {
+        *err = std::string("op ") + name + " has no kind \"" + op.kind + "\"";
+        return false;
+      }
       uint64_t ns = 0, nn = 0;
-      if (!toU64(f[i++], &ns) || !need(ns + 1, "op strings")) {
-        *err = "bad op string count";
+      if (!toU64(f[i++], &ns) || ns > kMaxOpStrings || !need(ns + 1, "op strings")) {
+        *err = std::string("bad string count \"") + f[i - 1] + "\" in op " + name;
+        return false;
+      }
+      if (ns < ar->minS || ns > ar->maxS) {
+        *err = std::string("op ") + name + " takes " + std::to_string(ar->minS) + ".." + std::to_string(ar->maxS) +
+               " strings, not " + std::to_string(ns);
         return false;
       }
       for (uint64_t k = 0; k < ns; ++k) {
@@ -125,18 +209,43 @@ bool parsePlan(const wire::Fields& f, size_t i, Plan* p, std::string* err) {
         }
         op.s.push_back(f[i++]);
       }
-      if (!toU64(f[i++], &nn) || !need(nn, "op numbers")) {
-        *err = "bad op number count";
+      if (!toU64(f[i++], &nn) || nn > kMaxOpNumbers || !need(nn, "op numbers")) {
+        *err = std::string("bad number count \"") + f[i - 1] + "\" in op " + name;
         return false;
       }
+      if (op.step == Step::capabilities) ar = nullptr;  // bounding takes 2, sets 4
+      uint64_t minN = ar ? ar->minN : op.kind == "bounding" ? 2 : 4, maxN = ar ? ar->maxN : minN;
+      if (nn < minN || nn > maxN) {
+        *err = std::string("op ") + name + " " + op.kind + " takes " + std::to_string(minN) + ".." +
+               std::to_string(maxN) + " numbers, not " + std::to_string(nn);
+        return false;
+      }
+      op.n.reserve(size_t(nn));
       for (uint64_t k = 0; k < nn; ++k) {
         uint64_t v = 0;
         if (!toU64(f[i++], &v)) {
-          *err = std::string("op ") + stepName(op.step) + " has a bad number";
+          *err = std::string("op ") + name + " has a bad number \"" + f[i - 1] + "\"";
           return false;
         }
         op.n.push_back(v);
       }
+      // Ids are 32-bit and (uid_t)-1 means "leave unchanged" to setres*id: refused here.
+      if (op.step == Step::setgroups || op.step == Step::setgid || op.step == Step::setuid) {
+        for (uint64_t v : op.n)
+          if (v >= UINT32_MAX) {
+            *err = std::string("op ") + name + " has an id out of range: " + std::to_string(v);
+            return false;
+          }
+      }
+      if (op.step == Step::rlimit && op.n[0] >= RLIM_NLIMITS) {
+        *err = "op rlimit names no resource: " + std::to_string(op.n[0]);
+        return false;
+      }
+      if (op.step == Step::mempolicy && op.n[0] > INT32_MAX) {
+        *err = "op mempolicy has a bad mode " + std::to_string(op.n[0]);
+        return false;
+      }
+      if (op.step == Step::seccomp) hasSeccompOp = true;
       if (op.step == Step::setgroups)
         for (uint64_t v : op.n) op.gids.push_back(gid_t(v));
       p->ops.push_back(std::move(op));
@@ -147,6 +256,10 @@ bool parsePlan(const wire::Fields& f, size_t i, Plan* p, std::string* err) {
   }
   if (p->argv.empty()) {
     *err = "argv is empty";
+    return false;
+  }
+  if (hasSeccompOp && p->seccomp.empty()) {
+    *err = "a seccomp op without a seccomp program";
     return false;
   }
   for (auto& a : p->argv) p->argvp.push_back(const_cast<char*>(a.c_str()));

@@ -142,10 +142,12 @@ export function compileCreatePlan(p: CreatePlanInput): Field[] {
   op(out, 'hostname', 'set', [p.hostname]);
   placementOps(out, p.placement);
   userAndSecurityOps(out, p.user, p.security, p.lastCap, !!p.userns);
+  // Every fd but stdio and the sync socket is closed before the init looks up any path of
+  // the container (its cwd, its executable): no host fd can be reached through /proc/self/fd.
+  op(out, 'close-fds', 'close');
   op(out, 'chdir', 'cwd', [p.cwd]);
   op(out, 'resolve-exec', 'argv0');
   op(out, 'ready', 'park');
-  op(out, 'close-fds', 'cloexec');
   if (p.security.seccomp && !p.security.seccompBeforeCapabilityDrop) op(out, 'seccomp', 'load');
   op(out, 'execve', 'exec');
   return out;
@@ -161,9 +163,9 @@ export function compileExecPlan(p: ExecPlanInput): Field[] {
   op(out, 'stdio', 'dup');
   placementOps(out, p.placement);
   userAndSecurityOps(out, p.user, p.security, p.lastCap);
+  op(out, 'close-fds', 'close');
   op(out, 'chdir', 'cwd', [p.cwd]);
   op(out, 'resolve-exec', 'argv0');
-  op(out, 'close-fds', 'cloexec');
   if (p.security.seccomp && !p.security.seccompBeforeCapabilityDrop) op(out, 'seccomp', 'load');
   op(out, 'execve', 'exec');
   return out;

@@ -54,8 +54,10 @@ describe('spawn plan', () => {
     expect(at('pivot-root:rootfs')).toBeLessThan(at('root-readonly:root'));
     expect(at('capabilities:bounding')).toBeLessThan(at('setuid:set'));
     expect(at('setuid:set')).toBeLessThan(at('capabilities:sets'));
+    expect(at('capabilities:sets')).toBeLessThan(at('close-fds:close'));
+    expect(at('close-fds:close')).toBeLessThan(at('chdir:cwd'));
+    expect(at('chdir:cwd')).toBeLessThan(at('resolve-exec:argv0'));
     expect(at('resolve-exec:argv0')).toBeLessThan(at('ready:park'));
-    expect(at('ready:park')).toBeLessThan(at('close-fds:cloexec'));
     expect(o.at(-1)).toBe('execve:exec');
     expect(o).toContain('loopback:up');
   });
@@ -88,6 +90,10 @@ describe('spawn plan', () => {
   it('an exec joins the namespaces, then forks into them', () => {
     const f = compileExecPlan({ user: input.user, env: [], cwd: '/', argv: ['ls'], searchPath: '/bin', security, cgroupProcs: [], lastCap: 40, namespaces: ['pid', 'mnt'] });
     expect(ops(f).slice(0, 3)).toEqual(['sync:go', 'setns:join', 'setsid:new']);
+    const o = ops(f);
+    expect(o.indexOf('close-fds:close')).toBeLessThan(o.indexOf('chdir:cwd'));
+    expect(o.indexOf('chdir:cwd')).toBeLessThan(o.indexOf('resolve-exec:argv0'));
+    expect(o.at(-1)).toBe('execve:exec');
     expect(f[f.indexOf('join-namespaces') + 1]).toBe('pid,mnt');
   });
 });

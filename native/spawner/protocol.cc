@@ -1,0 +1,241 @@
+// Request dispatch and the verbs of the protocol (wire.h framing; replies are "ok" or an
+// "error" with code, step, errno, syscall, path and message).
+#include "spawner.h"
+
+#include <fcntl.h>
+#include <sched.h>
+#include <signal.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+
+#include "launch.h"
+#include "userns.h"
+
+namespace ss {
+
+namespace {
+
+// Each verb's field count, the verb included (SIZE_MAX: a plan or options follow), and
+// whether its second field is a container id.
+struct Verb {
+  const char* name;
+  size_t minFields, maxFields;
+  bool hasId;
+};
+constexpr Verb kVerbs[] = {
+    {"ping", 1, 1, false},      {"create", 3, SIZE_MAX, true}, {"start", 2, 2, true},
+    {"kill", 3, 3, true},       {"exec-kill", 4, 4, true},     {"forget", 2, 2, true},
+    {"exec", 3, SIZE_MAX, true}, {"status", 2, 2, true},        {"adopt", 5, 9, true},
+    {"subscribe", 1, 1, false}, {"shutdown", 1, 2, false},
+};
+
+// A container id names a directory and a cgroup: bounded, no NUL, no '/', not "." or "..".
+bool validId(const std::string& id) {
+  if (id.empty() || id.size() > 128 || id == "." || id == "..") return false;
+  for (char c : id)
+    if (c == '\0' || c == '/') return false;
+  return true;
+}
+
+std::string printable(const std::string& s) {
+  std::string out;
+  for (size_t i = 0; i < s.size() && i < 64; ++i) out += s[i] >= 0x20 && s[i] < 0x7f ? s[i] : '?';
+  return s.size() > 64 ? out + "..." : out;
+}
+
+// Checks what every request shares before any verb looks at it; "" when it is well formed.
+std::string checkShape(const wire::Fields& f) {
+  const Verb* v = nullptr;
+  for (const Verb& k : kVerbs)
+    if (f[0] == k.name) v = &k;
+  if (v == nullptr) return "unknown request \"" + printable(f[0]) + "\"";
+  if (f.size() < v->minFields || f.size() > v->maxFields) {
+    return std::string(v->name) + " takes " + std::to_string(v->minFields - 1) +
+           (v->maxFields == SIZE_MAX ? " or more" : v->maxFields == v->minFields ? "" : ".." + std::to_string(v->maxFields - 1)) +
+           " fields after the verb, not " + std::to_string(f.size() - 1);
+  }
+  if (v->hasId && !validId(f[1])) return std::string(v->name) + ": bad container id \"" + printable(f[1]) + "\"";
+  if (f[0] == "shutdown" && f.size() == 2 && f[1] != "force") return "shutdown takes only \"force\"";
+  if (f[0] == "adopt" && (f.size() - 5) % 2 != 0) return "adopt: options come in pairs";
+  return "";
+}
+
+}  // namespace
+
+void Spawner::handle(Client& c, const wire::Fields& f) {
+  const std::string& verb = f[0];
+  int fd = c.fd;
+  wire::Fields out;
+  bool deferred = false;
+  std::string bad = checkShape(f);
+  if (!bad.empty()) out = errorReply({"EPROTO", Step::spawner, EPROTO, "", "", bad});
+  else if (verb == "ping") out = {"ok", std::to_string(getpid())};
+  else if (verb == "create") out = create(c, f);
+  else if (verb == "start") out = start(f);
+  else if (verb == "kill") out = kill(f);
+  else if (verb == "exec-kill") out = execKill(f);
+  else if (verb == "forget") out = forget(f);
+  else if (verb == "exec") out = exec(c, f, &deferred);
+  else if (verb == "status") out = status(f);
+  else if (verb == "adopt") out = adopt(f);
+  else if (verb == "subscribe") {
+    c.subscriber = true;
+    out = {"ok"};
+  } else {  // shutdown
+    // Exits once no container is left; "force" kills what is left first.
+    if (f.size() > 1 && f[1] == "force") {
+      for (auto& [id, ct] : containers_)
+        if (!ct.exited) syscall(SYS_pidfd_send_signal, ct.pidfd, SIGKILL, nullptr, 0);
+    }
+    stopping_ = true;
+    out = {"ok", std::to_string(containers_.size())};
+  }
+  // Fds a request did not use are not kept for the next one.
+  for (int x : c.fds) close(x);
+  c.fds.clear();
+  if (!deferred) reply(fd, out);
+}
+
+wire::Fields Spawner::create(Client&, const wire::Fields& f) {
+  if (f.size() < 2) return errorReply({"EPROTO", Step::spawner, EPROTO, "", "", "create needs an id"});
+  const std::string& id = f[1];
+  if (stopping_) return errorReply({"EBUSY", Step::spawner, ESHUTDOWN, "", "", "spawner is shutting down"});
+  if (containers_.count(id)) return errorReply({"EEXIST", Step::spawner, EEXIST, "", "", "container " + id + " exists"});
+  Plan plan;
+  std::string err;
+  if (!parsePlan(f, 2, &plan, &err)) return errorReply({"EPROTO", Step::config, EINVAL, "", "", err});
+  ChildFds fds;
+  Error e;
+  if (!openStdio(plan, &fds, &e) || (!plan.uidMap.empty() && !prepareUserns(plan, &fds, &e))) {
+    closeStdio(&fds);
+    return errorReply(e);
+  }
+  pid_t pid = 0;
+  int pidfd = -1, sync = -1;
+  bool ok = launch(plan, fds, plan.cloneFlags, &pid, &pidfd, &sync, &e, nullptr, nullptr);
+  closeStdio(&fds);
+  if (!ok) return errorReply(e);
+  Container ct;
+  ct.id = id;
+  ct.stateDir = plan.stateDir;
+  ct.pid = pid;
+  ct.pidfd = pidfd;
+  ct.sync = sync;
+  containers_[id] = ct;
+  // Before start: the init writes nothing until then, so no line predates the watch.
+  logIndex_.watch(id, plan.stdoutPath);
+  logIndex_.watch(id, plan.stderrPath);
+  return {"ok", std::to_string(pid)};
+}
+
+wire::Fields Spawner::start(const wire::Fields& f) {
+  if (f.size() < 2) return errorReply({"EPROTO", Step::spawner, EPROTO, "", "", "start needs an id"});
+  auto it = containers_.find(f[1]);
+  if (it == containers_.end()) return errorReply({"ENOTFOUND", Step::spawner, ESRCH, "", "", "no container " + f[1]});
+  Container& ct = it->second;
+  if (ct.exited) return errorReply({"ESTATE", Step::spawner, ESRCH, "", "", "container init has exited"});
+  if (ct.sync < 0) return errorReply({"ESTATE", Step::spawner, EALREADY, "", "", "container was started already"});
+  char s = kStart;
+  Error e;
+  if (send(ct.sync, &s, 1, MSG_NOSIGNAL) != 1) {
+    e = {"ESYSCALL", Step::ready, errno, "send", "", ""};
+  } else {
+    ChildReport r;
+    bool eof = false;
+    if (awaitReport(ct.sync, ct.pid, &r, &eof, &e) && eof) {
+      close(ct.sync);
+      ct.sync = -1;
+      return {"ok", std::to_string(ct.pid)};
+    }
+  }
+  close(ct.sync);
+  ct.sync = -1;
+  return errorReply(e);
+}
+
+wire::Fields Spawner::kill(const wire::Fields& f) {
+  if (f.size() < 3) return errorReply({"EPROTO", Step::spawner, EPROTO, "", "", "kill needs an id and a signal"});
+  auto it = containers_.find(f[1]);
+  if (it == containers_.end()) return errorReply({"ENOTFOUND", Step::signal, ESRCH, "", "", "no container " + f[1]});
+  Container& ct = it->second;
+  if (ct.exited) return errorReply({"ESTATE", Step::signal, ESRCH, "", "", "container has exited"});
+  int64_t sig = 0;
+  if (!parseInt(f[2], 0, 64, &sig)) return errorReply({"EPROTO", Step::signal, EINVAL, "", "", "bad signal \"" + f[2] + "\""});
+  // The pidfd names the init itself: until recordExit closes it (at the reaping) it cannot
+  // reach a later process with the same pid.
+  if (syscall(SYS_pidfd_send_signal, ct.pidfd, sig, nullptr, 0) < 0) {
+    return errorReply({"ESYSCALL", Step::signal, errno, "pidfd_send_signal", "", ""});
+  }
+  return {"ok"};
+}
+
+// Signals an exec's workload. The request names it by container and pid (what the runtime
+// was told); the signal goes through the workload's pidfd, which names that process only,
+// and the entry is gone once it is reaped.
+wire::Fields Spawner::execKill(const wire::Fields& f) {
+  int64_t pid = 0, sig = 0;
+  if (!parseInt(f[2], 1, INT32_MAX, &pid)) return errorReply({"EPROTO", Step::signal, EINVAL, "", "", "bad pid \"" + f[2] + "\""});
+  if (!parseInt(f[3], 1, 64, &sig)) return errorReply({"EPROTO", Step::signal, EINVAL, "", "", "bad signal \"" + f[3] + "\""});
+  auto it = execs_.begin();
+  while (it != execs_.end() && (it->second.pid != pid || it->second.containerId != f[1])) ++it;
+  if (it == execs_.end()) {
+    return errorReply({"ESTATE", Step::signal, ESRCH, "", "", "no such exec running in container " + f[1]});
+  }
+  if (syscall(SYS_pidfd_send_signal, it->first, int(sig), nullptr, 0) < 0) {
+    return errorReply({"ESYSCALL", Step::signal, errno, "pidfd_send_signal", "", "exec pid " + f[2]});
+  }
+  return {"ok"};
+}
+
+wire::Fields Spawner::status(const wire::Fields& f) {
+  if (f.size() < 2) return errorReply({"EPROTO", Step::spawner, EPROTO, "", "", "status needs an id"});
+  auto it = containers_.find(f[1]);
+  if (it == containers_.end()) return {"ok", "unknown"};
+  const Container& ct = it->second;
+  if (!ct.exited) return {"ok", ct.sync >= 0 ? "created" : "running", std::to_string(ct.pid)};
+  return {"ok", "exited", std::to_string(ct.pid), std::to_string(ct.status), std::to_string(ct.finishedAt)};
+}
+
+wire::Fields Spawner::forget(const wire::Fields& f) {
+  if (f.size() < 2) return errorReply({"EPROTO", Step::spawner, EPROTO, "", "", "forget needs an id"});
+  auto it = containers_.find(f[1]);
+  if (it == containers_.end()) return {"ok"};
+  if (!it->second.exited) return errorReply({"EBUSY", Step::cleanup, EBUSY, "", "", "container is still running"});
+  logIndex_.unwatch(it->first);
+  containers_.erase(it);
+  return {"ok"};
+}
+
+wire::Fields Spawner::exec(Client& c, const wire::Fields& f, bool* deferred) {
+  if (f.size() < 2) return errorReply({"EPROTO", Step::spawner, EPROTO, "", "", "exec needs an id"});
+  auto it = containers_.find(f[1]);
+  if (it == containers_.end()) return errorReply({"ENOTFOUND", Step::setns, ESRCH, "", "", "no container " + f[1]});
+  Container& ct = it->second;
+  if (ct.exited || ct.sync >= 0) return errorReply({"ESTATE", Step::setns, ESRCH, "", "", "container is not running"});
+  Plan plan;
+  std::string err;
+  if (!parsePlan(f, 2, &plan, &err)) return errorReply({"EPROTO", Step::config, EINVAL, "", "", err});
+  ChildFds fds;
+  fds.targetPidfd = ct.pidfd;
+  // stdio comes with the request (pipes the caller made), in order stdin, stdout, stderr.
+  for (size_t i = 0; i < 3 && i < c.fds.size(); ++i) fds.stdio[i] = c.fds[i];
+  pid_t helper = 0, workload = 0;
+  int helperPidfd = -1, sync = -1, workloadPidfd = -1;
+  Error e;
+  if (!launch(plan, fds, 0, &helper, &helperPidfd, &sync, &e, &workload, &workloadPidfd)) return errorReply(e);
+  if (sync >= 0) close(sync);
+  execs_[workloadPidfd] = {workload, c.fd, ct.id};
+  reply(c.fd, {"ok", std::to_string(workload)});
+  *deferred = true;  // the exit follows on the same connection
+  reap();            // the workload may have exited already
+  return {};
+}
+}  // namespace ss

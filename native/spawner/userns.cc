@@ -1,0 +1,87 @@
+#include "userns.h"
+
+#include <fcntl.h>
+#include <sched.h>
+#include <signal.h>
+#include <net/if.h>
+#include <sys/ioctl.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+
+#include "launch.h"
+#include "state_files.h"
+
+namespace ss {
+
+bool prepareUserns(const Plan& plan, ChildFds* fds, Error* e) {
+  int sv[2];
+  long pid = cloneWithSync(CLONE_NEWUSER, sv, Step::id_map, e);
+  if (pid < 0) return false;
+  if (pid == 0) {
+    // Holds no fd of the spawner, and no process in the new user namespace may ptrace it.
+    prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+    if (closeFdsExcept(&sv[1], 1) < 0) _exit(1);
+    char c;
+    if (recv(sv[1], &c, 1, 0) != 1) _exit(0);
+    int err = 0;
+    if (plan.usernsOwnsNet) {
+      if (unshare(CLONE_NEWNET) < 0) err = errno;
+      else {
+        int sock = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+        struct ifreq ifr;
+        memset(&ifr, 0, sizeof ifr);
+        memcpy(ifr.ifr_name, "lo", 3);
+        if (sock < 0 || ioctl(sock, SIOCGIFFLAGS, &ifr) < 0) err = errno;
+        ifr.ifr_flags = short(ifr.ifr_flags | IFF_UP);
+        if (err == 0 && ioctl(sock, SIOCSIFFLAGS, &ifr) < 0) err = errno;
+      }
+    }
+    (void)send(sv[1], &err, sizeof err, MSG_NOSIGNAL);
+    if (recv(sv[1], &c, 1, 0) < 0) _exit(1);  // EOF: the spawner has what it needs
+    _exit(0);
+  }
+  std::string base = "/proc/" + std::to_string(pid);
+  auto done = [&](bool ok) {
+    close(sv[0]);
+    ::kill(pid_t(pid), SIGKILL);
+    waitpid(pid_t(pid), nullptr, 0);
+    return ok;
+  };
+  if (!writeFileAll(base + "/uid_map", plan.uidMap, e, Step::id_map) ||
+      !writeFileAll(base + "/gid_map", plan.gidMap, e, Step::id_map)) {
+    return done(false);
+  }
+  char go = kGo;
+  int err = 0;
+  if (send(sv[0], &go, 1, MSG_NOSIGNAL) != 1 || recv(sv[0], &err, sizeof err, 0) != ssize_t(sizeof err)) {
+    *e = {"ESYSCALL", Step::id_map, errno, "recv", "", "user namespace helper"};
+    return done(false);
+  }
+  if (err != 0) {
+    *e = {"ESYSCALL", Step::loopback, err, "", "lo", "network namespace of the user namespace"};
+    return done(false);
+  }
+  fds->userns = open((base + "/ns/user").c_str(), O_RDONLY | O_CLOEXEC);
+  if (fds->userns < 0) {
+    *e = {"ESYSCALL", Step::id_map, errno, "open", base + "/ns/user", ""};
+    return done(false);
+  }
+  if (plan.usernsOwnsNet) {
+    fds->netns = open((base + "/ns/net").c_str(), O_RDONLY | O_CLOEXEC);
+    if (fds->netns < 0) {
+      *e = {"ESYSCALL", Step::id_map, errno, "open", base + "/ns/net", ""};
+      return done(false);
+    }
+  }
+  return done(true);
+}
+
+}  // namespace ss
