@@ -22,8 +22,8 @@ export type { SpawnPlan, ExecPlan, ProcessPlan, ContainerPaths, NamespaceName, P
 export type { GpuInventory, GpuAssignment } from './gpu.js';
 export type { NvmlDevice, NvmlInventory } from './kernel/native.js';
 export type { NetDevCounters } from './kernel/host.js';
-export type { FaultHook, ProvisionStep, ReconcileReport } from './parts.js';
-export { PROVISION_STEPS } from './parts.js';
+export type { FaultHook, FaultStep, OperationStep, ProvisionStep, ReconcileReport } from './parts.js';
+export { PROVISION_STEPS, OPERATION_STEPS } from './parts.js';
 export type { ImageConfig, ImageRecord, ResolvedImage, PasswdEntry } from './images.js';
 export { ContainerConfig, ContainerConfigBuilder } from './container/config.js';
 export type { ContainerSpec, VolumeSpec, NetworkMode, ResourceSpec } from './container/config.js';

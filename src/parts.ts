@@ -32,8 +32,16 @@ export type NetworkAttacher = Pick<BridgeNetwork, 'add' | 'del' | 'setBandwidth'
 export const PROVISION_STEPS = ['claim-name', 'state', 'id-range', 'storage', 'cgroups', 'spawn', 'network', 'watch'] as const;
 export type ProvisionStep = (typeof PROVISION_STEPS)[number];
 
-/** Called before each provisioning step; a test makes it throw to fail that step. */
-export type FaultHook = (step: ProvisionStep) => void | Promise<void>;
+/** The named steps of the other operations: before the work of each (teardown: after remove's kill). */
+export const OPERATION_STEPS = ['start', 'exec', 'update', 'stop', 'remove', 'teardown'] as const;
+export type OperationStep = (typeof OPERATION_STEPS)[number];
+export type FaultStep = ProvisionStep | OperationStep;
+
+/**
+ * Called before each named step of create (provisioning), start, exec, update, stop and
+ * remove; a test makes it throw to fail that step, or kills the process there.
+ */
+export type FaultHook = (step: FaultStep) => void | Promise<void>;
 
 export interface RuntimeParts {
   readonly options: RuntimeOptions;

@@ -75,6 +75,17 @@ export async function reconcileStateRoot(parts: RuntimeParts): Promise<Reconcile
     }
   }
   const known = new Set(parts.state.ids());
+  // A name claimed by a creator that died before it wrote any state.
+  for (const name of parts.state.names()) {
+    const claim = parts.state.nameClaim(name);
+    if (!claim || known.has(claim.id) || parts.creating.has(claim.id) || !claim.creator) continue;
+    const c = claim.creator;
+    const mine = c.pid === process.pid && c.startTime === parts.kernel.processStartTime(process.pid);
+    if (mine || !isSameProcess(parts.kernel, c.pid, c.startTime)) {
+      parts.state.releaseName(name, claim.id);
+      log.warn({ name, container: claim.id }, 'released the name claim of a create whose creator died');
+    }
+  }
   for (const id of parts.cgroups.list()) {
     if (known.has(id) || parts.creating.has(id)) continue;
     try {

@@ -222,23 +222,22 @@ export class StateStore {
    * containers exist. A claim whose container is gone is taken over. Returns the id of the
    * container holding the name when it is taken.
    */
-  claimName(name: string, id: string): string | undefined {
+  claimName(name: string, id: string, creator?: { pid: number; startTime: string | undefined }): string | undefined {
     const dir = join(this.root, 'names');
     fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
     const file = join(dir, name);
+    // The creator goes with the claim: a claim whose creator died before it wrote any state
+    // is found by reconciliation.
+    const content = creator ? `${id}\n${creator.pid} ${creator.startTime ?? ''}\n` : id;
     for (let attempt = 0; attempt < 2; attempt++) {
       try {
-        fs.writeFileSync(file, id, { flag: 'wx', mode: 0o600 });
+        fs.writeFileSync(file, content, { flag: 'wx', mode: 0o600 });
         return undefined;
       } catch (e) {
         if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw fromNodeError(e, 'state', `claim name \`${name}\``);
       }
-      let holder = '';
-      try {
-        holder = fs.readFileSync(file, 'utf8');
-      } catch {
-        continue;
-      }
+      const holder = this.nameOwner(name);
+      if (holder === undefined) continue;
       // A holder without state is gone, unless its claim is fresh: its create may not have
       // written state.json yet.
       let fresh = false;
@@ -253,21 +252,35 @@ export class StateStore {
     return 'unknown';
   }
 
-  /** Where a container's name lookup is (name → id). */
-  nameOwner(name: string): string | undefined {
+  /** The claim on a name: the container id, and its creator when the claim says. */
+  nameClaim(name: string): { id: string; creator?: { pid: number; startTime: string | undefined } } | undefined {
+    let text: string;
     try {
-      return fs.readFileSync(join(this.root, 'names', name), 'utf8');
+      text = fs.readFileSync(join(this.root, 'names', name), 'utf8');
     } catch {
       return undefined;
     }
+    const [id = '', who] = text.split('\n');
+    const [pid, startTime] = (who ?? '').split(' ');
+    return pid && /^\d+$/.test(pid) ? { id, creator: { pid: Number(pid), startTime: startTime || undefined } } : { id };
+  }
+
+  /** Every claimed name. */
+  names(): string[] {
+    try {
+      return fs.readdirSync(join(this.root, 'names')).filter((n) => !n.startsWith('.'));
+    } catch {
+      return [];
+    }
+  }
+
+  /** Where a container's name lookup is (name → id). */
+  nameOwner(name: string): string | undefined {
+    return this.nameClaim(name)?.id;
   }
 
   releaseName(name: string, id: string): void {
-    const file = join(this.root, 'names', name);
-    try {
-      if (fs.readFileSync(file, 'utf8') === id) fs.rmSync(file, { force: true });
-    } catch {
-      // not claimed
-    }
+    if (this.nameOwner(name) === id) fs.rmSync(join(this.root, 'names', name), { force: true });
   }
+
 }

@@ -237,6 +237,7 @@ export class Container extends EventEmitter<ContainerEvents> {
     return this.queue.run(async () => {
       assertOperation(this.name, 'start', this.rec.state);
       if (opts.signal?.aborted) throw abortError(opts.signal, `start container ${this.name}`);
+      await this.parts.faults?.('start');
       try {
         await this.parts.spawner.request(['start', this.id], `start container ${this.name}`);
       } catch (e) {
@@ -283,6 +284,7 @@ export class Container extends EventEmitter<ContainerEvents> {
       if (this.rec.state === 'stopped') return this.exits.exited;
       assertOperation(this.name, 'stop', this.rec.state);
       const timeoutMs = opts.timeoutMs ?? 10_000;
+      await this.parts.faults?.('stop');
       await this.signal(opts.signal ?? 'SIGTERM');
       const grace = new AbortController();
       const graceful = await Promise.race([
@@ -322,11 +324,13 @@ export class Container extends EventEmitter<ContainerEvents> {
       if ((s === 'running' || s === 'paused') && !opts.force) {
         throw new RuntimeError(`remove container ${this.name}: cannot go from ${s} to removed; stop it first or pass { force: true }`, { code: 'ESTATE', step: 'state', containerId: this.id });
       }
+      await this.parts.faults?.('remove');
       await this.disableEvolution({ settle: false });
       if (isLive(s)) {
         await this.signal('SIGKILL');
         await this.wait();
       }
+      await this.parts.faults?.('teardown');
       this.exits.unsubscribe();
       await teardown(this.parts, this.rec, `remove container ${this.name}`);
       this.transition('removed');
@@ -341,6 +345,7 @@ export class Container extends EventEmitter<ContainerEvents> {
 
   /** Runs a further process inside the running container and collects its output. */
   async exec(command: string[], opts: ExecOptions = {}): Promise<ExecResult> {
+    await this.parts.faults?.('exec');
     return runExec(this.parts, this.id, this.name, planExec(this.ctx, command, opts), opts);
   }
 
@@ -356,7 +361,10 @@ export class Container extends EventEmitter<ContainerEvents> {
 
   /** Changes limits in place, all or nothing (a failed write restores the rest); `null` removes a limit. */
   update(changes: ResourceUpdate): Promise<void> {
-    return this.queue.run(() => applyResources(this.ctx, changes, true));
+    return this.queue.run(async () => {
+      await this.parts.faults?.('update');
+      await applyResources(this.ctx, changes, true);
+    });
   }
 
   /** Usage and limits from its cgroups and network interfaces; feeds the usage history personalities plan from. */

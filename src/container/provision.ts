@@ -84,7 +84,7 @@ export async function provision(parts: RuntimeParts, input: ProvisionInput): Pro
   };
   try {
     await step('claim-name', () => {
-      const holder = parts.state.claimName(plan.name, plan.id);
+      const holder = parts.state.claimName(plan.name, plan.id, rec.creator);
       if (holder !== undefined) {
         throw new RuntimeError(`create container "${plan.name}": the name is in use by ${holder}`, { code: 'EEXIST', step: 'config', containerId: holder });
       }
