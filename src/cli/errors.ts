@@ -48,10 +48,15 @@ export function errorLine(verb: string, err: unknown): string {
   if (err instanceof RuntimeError || err instanceof ConfigError || err instanceof UsageError) msg = err.message;
   else if (err instanceof Error) msg = (err as NodeJS.ErrnoException).code === 'ABORT_ERR' || err.name === 'AbortError' ? 'interrupted' : err.message;
   else msg = String(err);
-  const oneLine = msg
+  return verb ? `stratoswarm: ${verb}: ${oneLine(msg)}` : `stratoswarm: ${oneLine(msg)}`;
+}
+
+/** A multi-line message on one line: lines joined with "; " (after a colon, a space). */
+export function oneLine(msg: string): string {
+  return msg
     .split('\n')
     .map((s) => s.trim())
     .filter(Boolean)
-    .join('; ');
-  return verb ? `stratoswarm: ${verb}: ${oneLine}` : `stratoswarm: ${oneLine}`;
+    .join('; ')
+    .replace(/:; /g, ': ');
 }

@@ -1,16 +1,10 @@
 /** The `stratoswarm` command tree: global flags, every verb, commander's error handling. */
 import { Command, CommanderError, Option } from 'commander';
-import { EXIT_RUNTIME } from './errors.js';
+import { EXIT_RUNTIME, oneLine } from './errors.js';
 import { VERSION } from './version-info.js';
 import { VERBS } from './verbs/index.js';
 
-const oneLine = (s: string) =>
-  s
-    .replace(/^error: /, '')
-    .split('\n')
-    .map((l) => l.trim())
-    .filter(Boolean)
-    .join('; ');
+const commanderLine = (s: string) => oneLine(s.replace(/^error: /, ''));
 
 export function buildProgram(): Command {
   const program = new Command('stratoswarm')
@@ -24,11 +18,11 @@ export function buildProgram(): Command {
     .exitOverride()
     .configureOutput({
       // commander's own messages ("error: unknown option '--x'") become one stratoswarm line.
-      outputError: (str, write) => write(`stratoswarm: ${oneLine(str)}\n`),
+      outputError: (str, write) => write(`stratoswarm: ${commanderLine(str)}\n`),
     });
   for (const register of VERBS) register(program);
   for (const verb of program.commands) {
-    verb.configureOutput({ outputError: (str, write) => write(`stratoswarm: ${verb.name()}: ${oneLine(str)}\n`) });
+    verb.configureOutput({ outputError: (str, write) => write(`stratoswarm: ${verb.name()}: ${commanderLine(str)}\n`) });
   }
   return program;
 }
