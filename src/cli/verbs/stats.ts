@@ -96,7 +96,8 @@ function render(rows: Row[]): string {
   return table(
     ['CONTAINER ID', 'NAME', 'CPU %', 'MEM USAGE / LIMIT', 'MEM %', 'NET I/O', 'BLOCK I/O', 'PIDS'],
     rows.map(({ id, name, stats: s }) => {
-      const limit = s.memory && Number.isFinite(s.memory.limitBytes) ? s.memory.limitBytes : totalmem();
+      // Unlimited (or a limit above the host's memory) reads as the host's memory, as docker shows it.
+      const limit = Math.min(s.memory?.limitBytes ?? Infinity, totalmem());
       const mem = s.memory ? `${formatBytes(s.memory.currentBytes)} / ${formatBytes(limit)}` : '--';
       const memPct = s.memory ? `${((s.memory.currentBytes / limit) * 100).toFixed(2)}%` : '--';
       const net = s.network ? `${formatBytes(s.network.rxBytes)} / ${formatBytes(s.network.txBytes)}` : '--';
