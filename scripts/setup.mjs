@@ -4,7 +4,7 @@
 //
 //   node scripts/setup.mjs [--quiet] [--no-image]
 import { execFileSync, spawnSync } from 'node:child_process';
-import { existsSync, readdirSync, statSync } from 'node:fs';
+import { chmodSync, existsSync, lstatSync, readdirSync, readlinkSync, statSync, symlinkSync, unlinkSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -95,6 +95,28 @@ const tsSrc = newestMtime([join(root, 'src'), join(root, 'scripts'), join(root, 
 if (!existsSync(distOut) || statSync(distOut).mtimeMs < tsSrc) {
   say('compiling TypeScript');
   run(join(root, 'node_modules/.bin/tsc'), ['-p', 'tsconfig.json']);
+}
+
+// 4b. the `stratoswarm` command: executable, and on the PATH through /usr/local/bin
+const cli = join(root, 'dist/src/cli/main.js');
+if (existsSync(cli)) {
+  if ((statSync(cli).mode & 0o111) !== 0o111) chmodSync(cli, 0o755);
+  const link = '/usr/local/bin/stratoswarm';
+  let current;
+  try {
+    current = lstatSync(link).isSymbolicLink() ? readlinkSync(link) : null;
+  } catch {
+    current = undefined; // missing
+  }
+  if (current === cli) {
+    say(`${link} already points to ${cli}`);
+  } else if (current === null) {
+    say(`${link} exists and is not a symlink: left alone`);
+  } else {
+    if (current !== undefined) unlinkSync(link);
+    symlinkSync(cli, link);
+    say(current === undefined ? `installed ${link} -> ${cli}` : `repointed ${link} -> ${cli} (was ${current})`);
+  }
 }
 
 // 5. test fixtures (static binaries the attack suite runs inside containers)

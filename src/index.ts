@@ -81,6 +81,6 @@ export type {
   StatsReading,
 } from './evolution/index.js';
 export { BridgeNetwork } from './network/cni.js';
-export { CgroupDriver, renderMappingTable } from './isolation/index.js';
-export type { Resources, CgroupStats, CgroupDriverOptions, CgroupLayout, Controller, DeviceRule, BlockIoLimit, HugetlbLimit } from './isolation/index.js';
+export { CgroupDriver, detectCgroups, renderMappingTable } from './isolation/index.js';
+export type { Resources, CgroupStats, CgroupDriverOptions, CgroupLayout, DetectOptions, Controller, DeviceRule, BlockIoLimit, HugetlbLimit } from './isolation/index.js';
 export type { BridgeNetworkOptions, Attachment, CniResult } from './network/cni.js';

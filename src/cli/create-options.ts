@@ -1,0 +1,35 @@
+/** The flags `run` and `create` share, declared once. */
+import { Option, type Command } from 'commander';
+import { Container, Personality, type Runtime } from '../index.js';
+import { configFromFlags, type CreateFlags } from './translate.js';
+import { parseGpus } from './units.js';
+
+const collect = (value: string, previous: string[] = []) => [...previous, value];
+
+export function withCreateOptions(cmd: Command): Command {
+  return cmd
+    .option('--name <name>', 'container name (default: a generated one)')
+    .option('-e, --env <NAME=VALUE>', 'set an environment variable (NAME alone: take it from this environment); repeatable', collect)
+    .option('-v, --volume <src:dst[:ro]>', 'bind-mount a host path; repeatable', collect)
+    .option('-l, --label <key=value>', 'set a label; repeatable', collect)
+    .addOption(new Option('--personality <name>', 'resource personality').choices(Personality.presets.map((p) => p.name.toLowerCase())))
+    .option('--cpus <n>', 'CPU limit in cores (fractional, e.g. 1.5)')
+    .option('-m, --memory <size>', 'memory limit (512m, 1g; binary units)')
+    .option('--pids-limit <n>', 'maximum number of processes')
+    .option('--gpus <request>', 'GPUs: all, a count (2), or device=0,1')
+    .option('--cpuset-cpus <list>', 'CPUs the container may run on (0-3,6)')
+    .addOption(new Option('--network <mode>', 'network').choices(['none', 'host', 'bridge']).default('none'))
+    .option('-u, --user <user>', 'uid, uid:gid, name or name:group (from the image\'s /etc/passwd)')
+    .option('-w, --workdir <dir>', 'working directory inside the container')
+    .option('-h, --hostname <name>', 'hostname inside the container')
+    .option('--read-only', 'mount the root filesystem read-only')
+    .helpOption('--help', 'display help for command');
+}
+
+/** Creates (does not start) the container these flags describe. */
+export async function createFromFlags(runtime: Runtime, image: string, command: string[], flags: CreateFlags): Promise<Container> {
+  let hostGpus: number[] | undefined;
+  if (flags.gpus !== undefined && 'all' in parseGpus(flags.gpus)) hostGpus = (await runtime.gpus()).devices.map((d) => d.index);
+  const config = configFromFlags(image, command, flags, { env: process.env, cwd: process.cwd(), hostGpus });
+  return Container.create(config, { runtime });
+}

@@ -1,0 +1,129 @@
+/**
+ * `run`/`create` flags → ContainerConfig. Pure: no runtime, no kernel, so the unit tests
+ * check every translation without root.
+ */
+import { randomBytes } from 'node:crypto';
+import { resolve } from 'node:path';
+import { ContainerConfig, Personality, type ContainerConfigBuilder, type NetworkMode } from '../index.js';
+import { UsageError } from './errors.js';
+import { parseBytes, parseCpus, parseGpus, parseInteger } from './units.js';
+
+/** The flags `run` and `create` share, as commander hands them over. */
+export interface CreateFlags {
+  name?: string;
+  env?: string[];
+  volume?: string[];
+  label?: string[];
+  personality?: string;
+  cpus?: string;
+  memory?: string;
+  pidsLimit?: string;
+  gpus?: string;
+  cpusetCpus?: string;
+  network?: string;
+  user?: string;
+  workdir?: string;
+  hostname?: string;
+  readOnly?: boolean;
+}
+
+export interface TranslateContext {
+  /** For `-e NAME` (no value): the value comes from here, as docker takes it from its own environment. */
+  env?: NodeJS.ProcessEnv;
+  /** Relative volume sources resolve against this. */
+  cwd?: string;
+  /** The host's GPU indexes, for `--gpus all`. */
+  hostGpus?: number[];
+}
+
+export function personalityByName(name: string): Personality {
+  const p = Personality.presets.find((x) => x.name.toLowerCase() === name.trim().toLowerCase());
+  if (!p) throw new UsageError(`--personality: expected one of ${Personality.presets.map((x) => x.name.toLowerCase()).join(', ')}, got "${name}"`);
+  return p;
+}
+
+/** `-e K=V` → [K, V]; `-e K` takes K from `env` (skipped when unset there, as docker does). */
+export function parseEnv(items: string[], env: NodeJS.ProcessEnv = process.env): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const item of items) {
+    const eq = item.indexOf('=');
+    if (eq === 0) throw new UsageError(`-e: expected NAME=VALUE, got "${item}"`);
+    if (eq < 0) {
+      const v = env[item];
+      if (v !== undefined) out[item] = v;
+    } else out[item.slice(0, eq)] = item.slice(eq + 1);
+  }
+  return out;
+}
+
+/** `-v src:dst[:ro|rw]` → a volume; relative sources are taken from the current directory. */
+export function parseVolume(text: string, cwd = process.cwd()): { source: string; target: string; readOnly: boolean } {
+  const parts = text.split(':');
+  let mode = 'rw';
+  if (parts.length === 3) mode = parts.pop()!;
+  if (parts.length !== 2 || !parts[0] || !parts[1]) throw new UsageError(`-v: expected SOURCE:TARGET[:ro|rw], got "${text}"`);
+  const modes = mode.split(',');
+  if (!modes.every((m) => m === 'ro' || m === 'rw')) throw new UsageError(`-v: mode must be ro or rw, got "${mode}"`);
+  return { source: resolve(cwd, parts[0]), target: parts[1], readOnly: modes.includes('ro') };
+}
+
+export function parseLabels(items: string[]): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const item of items) {
+    const eq = item.indexOf('=');
+    out[eq < 0 ? item : item.slice(0, eq)] = eq < 0 ? '' : item.slice(eq + 1);
+  }
+  return out;
+}
+
+export function parseNetwork(text: string): NetworkMode {
+  if (text === 'none' || text === 'host' || text === 'bridge') return text;
+  throw new UsageError(`--network: expected none, host or bridge, got "${text}"`);
+}
+
+/** A docker-like generated name, when --name is not given. */
+export function generatedName(): string {
+  return `ss-${randomBytes(4).toString('hex')}`;
+}
+
+function applyGpus(b: ContainerConfigBuilder, text: string, hostGpus: number[] | undefined): void {
+  const g = parseGpus(text);
+  if ('count' in g) b.gpuCount(g.count);
+  else if ('devices' in g) b.gpuDevices(g.devices);
+  else {
+    if (!hostGpus || hostGpus.length === 0) throw new UsageError('--gpus all: this host has no GPUs');
+    b.gpuDevices(hostGpus);
+  }
+}
+
+/** The container configuration `run IMAGE [COMMAND...]` with these flags asks for. */
+export function configFromFlags(image: string, command: string[], flags: CreateFlags, ctx: TranslateContext = {}): ContainerConfig {
+  const b = ContainerConfig.builder().name(flags.name ?? generatedName()).image(image);
+  if (command.length > 0) b.command(command);
+  if (flags.env?.length) b.env(parseEnv(flags.env, ctx.env));
+  for (const v of flags.volume ?? []) b.volume(parseVolume(v, ctx.cwd));
+  for (const [k, v] of Object.entries(parseLabels(flags.label ?? []))) b.label(k, v);
+  if (flags.personality !== undefined) b.personality(personalityByName(flags.personality));
+  if (flags.cpus !== undefined) b.cpuLimit(parseCpus(flags.cpus));
+  if (flags.memory !== undefined) b.memoryLimit(parseBytes(flags.memory, '--memory'));
+  if (flags.pidsLimit !== undefined) b.pidsLimit(parseInteger(flags.pidsLimit, '--pids-limit', 1));
+  if (flags.gpus !== undefined) applyGpus(b, flags.gpus, ctx.hostGpus);
+  if (flags.cpusetCpus !== undefined) b.cpusetCpus(flags.cpusetCpus);
+  if (flags.network !== undefined) b.network(parseNetwork(flags.network));
+  if (flags.user !== undefined) b.user(flags.user);
+  if (flags.workdir !== undefined) b.workingDir(flags.workdir);
+  if (flags.hostname !== undefined) b.hostname(flags.hostname);
+  if (flags.readOnly) b.security({ readonlyRoot: true });
+  return b.build();
+}
+
+/** `update` flags → the changes for container.update(). */
+export function updateFromFlags(flags: Pick<CreateFlags, 'cpus' | 'memory' | 'pidsLimit' | 'cpusetCpus'>): Record<string, number | string> {
+  const changes: Record<string, number | string> = {};
+  if (flags.cpus !== undefined) changes.cpuLimit = parseCpus(flags.cpus);
+  if (flags.memory !== undefined) changes.memoryLimit = parseBytes(flags.memory, '--memory');
+  if (flags.pidsLimit !== undefined) changes.pidsLimit = parseInteger(flags.pidsLimit, '--pids-limit', 1);
+  if (flags.cpusetCpus !== undefined) changes.cpusetCpus = flags.cpusetCpus;
+  if (Object.keys(changes).length === 0) throw new UsageError('nothing to change: give --cpus, --memory, --pids-limit or --cpuset-cpus');
+  return changes;
+}

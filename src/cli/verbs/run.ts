@@ -1,0 +1,63 @@
+/** `stratoswarm run`: create, start, and (without -d) attach, wait and exit with its code. */
+import type { Command } from 'commander';
+import { EvolutionConfig, type Container } from '../../index.js';
+import { attach, statusExitCode } from '../attach.js';
+import { action } from '../context.js';
+import { withCreateOptions, createFromFlags } from '../create-options.js';
+import { UsageError } from '../errors.js';
+import { print } from '../format.js';
+import type { CreateFlags } from '../translate.js';
+import { parseDuration } from '../units.js';
+
+interface RunFlags extends CreateFlags {
+  detach?: boolean;
+  rm?: boolean;
+  evolve?: boolean;
+  evolveInterval?: string;
+}
+
+export function registerRun(program: Command): void {
+  const cmd = program
+    .command('run')
+    .description('create and start a container; without -d, stream its output and exit with its exit code')
+    .argument('<image>', 'image, e.g. stratoswarm/base-agent')
+    .argument('[command...]', 'command and arguments (default: the image\'s)')
+    .option('-d, --detach', 'run in the background and print the container id')
+    .option('--rm', 'remove the container when it exits')
+    .option('--evolve', 'let the container evolve its resource settings while it runs (foreground only)')
+    .option('--evolve-interval <duration>', 'time between evolution generations (default 30s)')
+    .passThroughOptions();
+  withCreateOptions(cmd).action(
+    action(async (ctx, image: string, command: string[], flags: RunFlags) => {
+      if (flags.detach && flags.rm) throw new UsageError('--rm with -d is not supported yet: no process stays behind to remove the container; remove it with `stratoswarm rm`');
+      if (flags.detach && flags.evolve) throw new UsageError('--evolve needs the foreground: evolution runs in the stratoswarm process, which -d leaves');
+      const interval = flags.evolveInterval === undefined ? undefined : parseDuration(flags.evolveInterval);
+      if (flags.evolveInterval !== undefined && interval === undefined) throw new UsageError(`--evolve-interval: expected a duration like 30s, got "${flags.evolveInterval}"`);
+      const runtime = ctx.runtime();
+      const c = await createFromFlags(runtime, image, command, flags);
+      try {
+        await c.start();
+      } catch (e) {
+        if (flags.rm) await c.remove({ force: true }).catch(() => undefined);
+        throw e;
+      }
+      if (flags.detach) {
+        print(c.id);
+        return 0;
+      }
+      try {
+        if (flags.evolve) await evolve(c, runtime.options, interval);
+        return statusExitCode(await attach(c));
+      } finally {
+        if (flags.rm) await c.remove({ force: true });
+      }
+    }),
+  );
+}
+
+async function evolve(c: Container, options: { evolutionRate: number }, intervalMs: number | undefined): Promise<void> {
+  if (c.evolutionState()?.running) return; // STRATOSWARM_EVOLUTION_ENABLED already started it
+  const b = EvolutionConfig.builder({ evolutionEnabled: true, evolutionRate: options.evolutionRate });
+  if (intervalMs !== undefined) b.generationInterval(intervalMs);
+  await c.enableEvolution(b.build());
+}

@@ -1,0 +1,182 @@
+/**
+ * The built `stratoswarm` command against the real kernel (root): exit codes, the detached
+ * lifecycle, JSON output and one-line errors. Each invocation is a separate process on a
+ * private state root, image root and cgroup parent; cleanup removes whatever is left and
+ * stops the spawner those processes shared.
+ */
+import { spawn, spawnSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { IS_ROOT, SKIP_REASON, testRuntime, type TestRuntime } from '../helpers/runtime.js';
+
+const ROOT = join(import.meta.dirname, '..', '..');
+const CLI = join(ROOT, 'dist/src/cli/main.js');
+const IMAGE = 'stratoswarm/base-agent';
+let t: TestRuntime;
+
+interface Result {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+function newest(dir: string): number {
+  let m = 0;
+  for (const e of fs.readdirSync(dir, { withFileTypes: true, recursive: true })) {
+    if (e.isFile() && e.name.endsWith('.ts')) m = Math.max(m, fs.statSync(join(e.parentPath, e.name)).mtimeMs);
+  }
+  return m;
+}
+
+/** Compiles the TypeScript when dist/ is missing or older than src/. */
+function ensureBuilt(): void {
+  if (fs.existsSync(CLI) && fs.statSync(CLI).mtimeMs >= newest(join(ROOT, 'src'))) return;
+  const r = spawnSync(join(ROOT, 'node_modules/.bin/tsc'), ['-p', 'tsconfig.json'], { cwd: ROOT, encoding: 'utf8' });
+  if (r.status !== 0) throw new Error(`tsc failed: ${r.stdout}${r.stderr}`);
+}
+
+function cli(args: string[], opts: { timeoutMs?: number } = {}): Promise<Result> {
+  const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('STRATOSWARM_')));
+  env.STRATOSWARM_CGROUP_PARENT = t.runtime.options.cgroupParent;
+  const argv = [CLI, '--state-root', t.stateRoot, '--image-root', t.runtime.options.imageRoot, ...args];
+  return new Promise((resolve, reject) => {
+    const p = spawn(process.execPath, argv, { env, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    p.stdout.on('data', (d) => (stdout += d));
+    p.stderr.on('data', (d) => (stderr += d));
+    const timer = setTimeout(() => p.kill('SIGKILL'), opts.timeoutMs ?? 30_000);
+    p.on('error', reject);
+    p.on('close', (code) => {
+      clearTimeout(timer);
+      resolve({ code, stdout, stderr });
+    });
+  });
+}
+
+/** A failure's stderr: exactly one line, `stratoswarm: <verb>: ...`. */
+function expectOneErrorLine(r: Result, verb: string): void {
+  const lines = r.stderr.split('\n').filter(Boolean);
+  expect(lines, r.stderr).toHaveLength(1);
+  expect(lines[0]!.startsWith(`stratoswarm: ${verb}: `)).toBe(true);
+}
+
+describe.skipIf(!IS_ROOT)(`stratoswarm CLI (root, real kernel)${SKIP_REASON ? ` — skipped: ${SKIP_REASON}` : ''}`, () => {
+  beforeAll(() => {
+    ensureBuilt();
+    t = testRuntime();
+  }, 180_000);
+  afterAll(async () => {
+    await t?.cleanup();
+  });
+
+  it('run --rm prints the output and exits 0; the container is gone afterwards', async () => {
+    const r = await cli(['run', '--rm', IMAGE, 'echo', 'hi']);
+    expect(r).toMatchObject({ code: 0, stdout: 'hi\n', stderr: '' });
+    const ps = await cli(['ps', '-a', '--format', 'json']);
+    expect(JSON.parse(ps.stdout)).toEqual([]);
+  });
+
+  it("run exits with the container's exit code", async () => {
+    const r = await cli(['run', '--rm', IMAGE, 'sh', '-c', 'echo out; echo err >&2; exit 3']);
+    expect(r).toMatchObject({ code: 3, stdout: 'out\n', stderr: 'err\n' });
+  });
+
+  it('a command that is not found exits 127, one that cannot run 126, each with one error line', async () => {
+    const missing = await cli(['run', '--rm', IMAGE, '/bin/no-such-command']);
+    expect(missing.code).toBe(127);
+    expectOneErrorLine(missing, 'run');
+    expect(missing.stderr).toContain('resolve-exec');
+    const notExecutable = await cli(['run', '--rm', IMAGE, '/etc/passwd']);
+    expect(notExecutable.code).toBe(126);
+    expectOneErrorLine(notExecutable, 'run');
+  });
+
+  it('runtime failures exit 125 with one line: bad flags, missing image, missing container', async () => {
+    for (const [args, verb] of [
+      [['run', '--memory', 'lots', IMAGE, 'true'], 'run'],
+      [['run', '--rm', 'no/such-image', 'true'], 'run'],
+      [['inspect', 'no-such-container'], 'inspect'],
+      [['run', '--no-such-flag', IMAGE], 'run'],
+    ] as const) {
+      const r = await cli([...args]);
+      expect(r.code, r.stderr).toBe(125);
+      expectOneErrorLine(r, verb);
+    }
+  });
+
+  it('run -d, then ps, inspect, exec, logs, top, stats, stop and rm by name', async () => {
+    const name = `cli-${process.pid}`;
+    const run = await cli(['run', '-d', '--name', name, '--memory', '64m', '--pids-limit', '32', IMAGE, 'sh', '-c', 'echo ready; echo warn >&2; exec sleep 100']);
+    expect(run.code, run.stderr).toBe(0);
+    const id = run.stdout.trim();
+    expect(id).toMatch(/^[0-9a-f]{32}$/);
+
+    const ps = await cli(['ps']);
+    expect(ps.code).toBe(0);
+    expect(ps.stdout.split('\n')[0]).toMatch(/^CONTAINER ID\s+IMAGE\s+COMMAND\s+CREATED\s+STATUS\s+NAMES$/);
+    expect(ps.stdout).toContain(name);
+    expect(ps.stdout).toContain(id.slice(0, 12));
+    const psJson = JSON.parse((await cli(['ps', '--format', 'json'])).stdout);
+    expect(psJson).toEqual([expect.objectContaining({ id, name, state: 'running', image: IMAGE })]);
+
+    const inspect = await cli(['inspect', name, '--format', 'json']);
+    expect(inspect.code).toBe(0);
+    const [info] = JSON.parse(inspect.stdout);
+    expect(info).toMatchObject({ id, name, image: IMAGE, status: { state: 'running' }, resources: { memoryLimit: 64 * 1024 * 1024, pidsLimit: 32 } });
+    // An id prefix names it too.
+    expect((await cli(['inspect', id.slice(0, 12)])).stdout).toContain(`Name:         ${name}`);
+
+    expect(await cli(['exec', name, 'echo', 'ok'])).toMatchObject({ code: 0, stdout: 'ok\n' });
+    expect((await cli(['exec', name, 'sh', '-c', 'exit 7'])).code).toBe(7);
+    const execMissing = await cli(['exec', name, 'no-such-command']);
+    expect(execMissing.code).toBe(127);
+    expectOneErrorLine(execMissing, 'exec');
+
+    const logs = await cli(['logs', name]);
+    expect(logs).toMatchObject({ code: 0, stdout: 'ready\n', stderr: 'warn\n' });
+    const logsJson = (await cli(['logs', '--tail', '1', '--since', '10m', '--format', 'json', name])).stdout.trim().split('\n').map((l) => JSON.parse(l));
+    expect(logsJson).toEqual([expect.objectContaining({ stream: 'stderr', line: 'warn' })]);
+
+    const top = JSON.parse((await cli(['top', name, '--format', 'json'])).stdout);
+    expect(top.map((p: { command: string }) => p.command)).toEqual(['sleep 100']);
+    const stats = JSON.parse((await cli(['stats', '--no-stream', '--format', 'json'])).stdout);
+    expect(stats).toEqual([expect.objectContaining({ id, name, pids: 1, memoryLimitBytes: 64 * 1024 * 1024 })]);
+
+    expect(await cli(['update', name, '--memory', '128m'])).toMatchObject({ code: 0, stdout: `${name}\n` });
+    expect((await cli(['stop', '-t', '1', name])).stdout).toBe(`${name}\n`);
+    expect(JSON.parse((await cli(['ps', '-a', '--format', 'json'])).stdout)).toEqual([expect.objectContaining({ name, state: 'stopped' })]);
+    expect((await cli(['wait', name])).stdout).toBe('137\n');
+    expect(await cli(['rm', name])).toMatchObject({ code: 0, stdout: `${name}\n` });
+    expect(JSON.parse((await cli(['ps', '-a', '--format', 'json'])).stdout)).toEqual([]);
+  });
+
+  it('create, start -a and rm of a running container needs -f', async () => {
+    const name = `cli-created-${process.pid}`;
+    const created = await cli(['create', '--name', name, IMAGE, 'sh', '-c', 'echo started; exit 2']);
+    expect(created.code, created.stderr).toBe(0);
+    expect(JSON.parse((await cli(['ps', '-a', '--format', 'json'])).stdout)).toEqual([expect.objectContaining({ name, state: 'created' })]);
+    expect(await cli(['start', '-a', name])).toMatchObject({ code: 2, stdout: 'started\n' });
+    await cli(['rm', name]);
+
+    const long = `cli-long-${process.pid}`;
+    expect((await cli(['run', '-d', '--name', long, IMAGE, 'sleep', '100'])).code).toBe(0);
+    const refused = await cli(['rm', long]);
+    expect(refused.code).not.toBe(0);
+    expectOneErrorLine(refused, 'rm');
+    expect((await cli(['rm', '-f', long])).code).toBe(0);
+  });
+
+  it('prints JSON that parses for images, personalities, info and version', async () => {
+    const images = JSON.parse((await cli(['images', '--format', 'json'])).stdout);
+    expect(images).toEqual([expect.objectContaining({ ref: 'stratoswarm/base-agent:latest', repository: 'stratoswarm/base-agent', tag: 'latest' })]);
+    const personalities = JSON.parse((await cli(['personalities', '--format', 'json'])).stdout);
+    expect(personalities.personalities).toHaveLength(5);
+    const info = JSON.parse((await cli(['info', '--format', 'json'])).stdout);
+    expect(info).toMatchObject({ stateRoot: t.stateRoot, imageRoot: t.runtime.options.imageRoot, cgroupParent: t.runtime.options.cgroupParent });
+    expect(info.spawner.path).toMatch(/stratoswarm-spawner$/);
+    expect(JSON.parse((await cli(['version', '--format', 'json'])).stdout).node).toBe(process.versions.node);
+    expect((await cli(['images'])).stdout).toMatch(/^REPOSITORY\s+TAG\s+IMAGE ID\s+CREATED\s+LAYERS\n/);
+  });
+});
