@@ -19,7 +19,7 @@
  * on failure or Ctrl-C.
  *
  *   sudo node dist/bench/spawn.bench.js        # or: sudo npm run bench -- spawn
- *   BENCH_RUNS=100 BENCH_LIVE=1,100 node dist/bench/spawn.bench.js
+ *   BENCH_RUNS=100 BENCH_ROUNDS=2 BENCH_LIVE=1,100 node dist/bench/spawn.bench.js
  */
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
@@ -33,7 +33,13 @@ import { runtimeParts } from '../src/runtime.js';
 import { fmt, summarize } from './stats.js';
 
 const RUNS = positiveInt('BENCH_RUNS', 500);
-const WARMUP = Math.min(10, RUNS);
+/**
+ * The peers take turns: each runs RUNS/ROUNDS spawns, then the next, ROUNDS times over, so a
+ * slow minute on this shared machine lands on all of them rather than on one.
+ */
+const ROUNDS = Math.min(positiveInt('BENCH_ROUNDS', 5), RUNS);
+/** Unmeasured spawns before each peer's turn. */
+const WARMUP = 3;
 /** How many idle `sleep` containers run while our spawn latency is measured again. */
 const LIVE = (process.env.BENCH_LIVE ?? '1,100,1000')
   .split(',')
@@ -89,7 +95,7 @@ function checkAborted(): void {
 }
 
 /** Runs spawn-driver (optionally inside the v1-only wrapper) and parses its lines. */
-function runDriver(driver: string, mode: 'entry' | 'done', argv: string[], wrapV1: boolean, runs = RUNS): Promise<Loop> {
+function runDriver(driver: string, mode: 'entry' | 'done', argv: string[], wrapV1: boolean, runs: number): Promise<Loop> {
   const cmd = [driver, mode, String(runs), String(WARMUP), ...argv];
   const full = wrapV1 ? v1Only(cmd) : cmd;
   return new Promise((resolve, reject) => {
@@ -149,15 +155,61 @@ class Cleanup {
 }
 
 /**
- * One way to start a container's entrypoint. A warm pool (a parked, pre-created container
- * handed out on start) is one more entry here, with its own `measure`.
+ * One way to start a container's entrypoint (or to run a container to completion). A warm
+ * pool (a parked, pre-created container handed out on start) is one more entry, with its
+ * own `measure`.
  */
 interface SpawnPeer {
-  name: string;
-  /** Latency samples in ms from the start call to the entrypoint running; undefined: not available. */
-  measure?: () => Promise<number[]>;
+  /** The table rows this peer fills. */
+  rows: string[];
+  /** One turn: `runs` measured spawns after WARMUP; ms samples per row and the turn's wall time. Absent: not available. */
+  measure?: (runs: number) => Promise<{ samples: Record<string, number[]>; totalMs: number }>;
   /** Why there is no `measure`. */
   unavailable?: string;
+}
+
+function split(total: number, parts: number): number[] {
+  return Array.from({ length: parts }, (_, i) => Math.floor((total * (i + 1)) / parts) - Math.floor((total * i) / parts));
+}
+
+/** Measures the peers in ROUNDS turns each; a peer that fails once is reported as failed. */
+async function inRounds(peers: SpawnPeer[]): Promise<{ samples: Map<string, number[]>; totalMs: Map<string, number>; notes: Map<string, string> }> {
+  const samples = new Map<string, number[]>();
+  const totalMs = new Map<string, number>();
+  const notes = new Map<string, string>();
+  for (const p of peers) if (!p.measure) for (const r of p.rows) notes.set(r, p.unavailable ?? 'not available');
+  for (const runs of split(RUNS, ROUNDS)) {
+    for (const p of peers) {
+      if (!p.measure || notes.has(p.rows[0]!)) continue;
+      try {
+        const m = await p.measure(runs);
+        for (const r of p.rows) {
+          samples.set(r, [...(samples.get(r) ?? []), ...(m.samples[r] ?? [])]);
+          totalMs.set(r, (totalMs.get(r) ?? 0) + m.totalMs);
+        }
+      } catch (e) {
+        checkAborted();
+        for (const r of p.rows) {
+          notes.set(r, `failed: ${(e as Error).message.slice(0, 160)}`);
+          samples.delete(r);
+        }
+      }
+      globalThis.gc?.();
+    }
+  }
+  return { samples, totalMs, notes };
+}
+
+function driverPeer(driver: string, row: string, mode: 'entry' | 'done', argv: string[], wrapV1: boolean): SpawnPeer {
+  const tool = argv[0]!;
+  if (!tool.startsWith('/') && !has(tool)) return { rows: [row], unavailable: `skipped: ${tool} not installed` };
+  return {
+    rows: [row],
+    measure: async (runs) => {
+      const l = await runDriver(driver, mode, argv, wrapV1, runs);
+      return { samples: { [row]: mode === 'entry' ? l.entry : l.done }, totalMs: l.totalMs };
+    },
+  };
 }
 
 async function main(): Promise<void> {
@@ -266,111 +318,97 @@ async function bench(cleanup: Cleanup): Promise<void> {
     if (entry <= tStart) throw new Error(`probe container: entrypoint clock ${entry} is not after start() at ${tStart}`);
     return { fromCreate: Number(entry - tCreate) / 1e6, fromStart: Number(entry - tStart) / 1e6 };
   };
-  const ourSpawns = async (runs: number) => {
+  const ourSpawns = async (runs: number, warmup = WARMUP) => {
     const fromCreate: number[] = [];
     const fromStart: number[] = [];
-    for (let i = 0; i < WARMUP + runs; i++) {
+    for (let i = 0; i < warmup + runs; i++) {
       const s = await ourSpawn();
-      if (i < WARMUP) continue;
+      if (i < warmup) continue;
       fromCreate.push(s.fromCreate);
       fromStart.push(s.fromStart);
     }
     return { fromCreate, fromStart };
   };
+  const ratio = (v: number, to: number | undefined) => (to ? (v / to).toFixed(2) : 'n/a');
+  const turns = `${ROUNDS} turns of ${split(RUNS, ROUNDS).join('/')} spawns per peer, peers interleaved, ${WARMUP} warm-up spawns before each turn`;
 
   // ── 1. start call → entrypoint ──────────────────────────────────────────────
-  let ours: { fromCreate: number[]; fromStart: number[] } | undefined;
-  const oursOnce = async () => (ours ??= await ourSpawns(RUNS));
+  const OURS_START = 'stratoswarm start() (after Container.create)';
+  const OURS_CREATE = 'stratoswarm create+start';
+  const BARE = 'bare posix_spawn (host)';
   const peers: SpawnPeer[] = [
-    { name: 'stratoswarm start() (after Container.create)', measure: async () => (await oursOnce()).fromStart },
-    { name: 'stratoswarm create+start', measure: async () => (await oursOnce()).fromCreate },
-    { name: 'stratoswarm warm pool start()', unavailable: 'not available (no warm pool in this build)' },
-    has('crun')
-      ? { name: 'crun run', measure: async () => (await runDriver(driver, 'entry', ['crun', 'run', '-b', bundles.probe, crunId], true)).entry }
-      : { name: 'crun run', unavailable: 'skipped: crun not installed' },
-    has('runc')
-      ? { name: 'runc run', measure: async () => (await runDriver(driver, 'entry', ['runc', 'run', '-b', bundles.probe, runcId], false)).entry }
-      : { name: 'runc run', unavailable: 'skipped: runc not installed' },
-    has('bwrap')
-      ? {
-          name: 'bwrap --unshare-all',
-          measure: async () =>
-            (await runDriver(driver, 'entry', ['bwrap', '--bind', rootfs, '/', '--unshare-all', '--proc', '/proc', '--dev', '/dev', '/probe'], false)).entry,
-        }
-      : { name: 'bwrap --unshare-all', unavailable: 'skipped: bwrap not installed' },
     {
-      name: 'unshare (5 namespaces) + chroot',
-      measure: async () => (await runDriver(driver, 'entry', ['unshare', '--pid', '--fork', '--mount', '--uts', '--ipc', '--net', '--root', rootfs, '/probe'], false)).entry,
+      rows: [OURS_START, OURS_CREATE],
+      measure: async (runs) => {
+        const t = performance.now();
+        const s = await ourSpawns(runs);
+        return { samples: { [OURS_START]: s.fromStart, [OURS_CREATE]: s.fromCreate }, totalMs: performance.now() - t };
+      },
     },
-    { name: 'bare posix_spawn (host)', measure: async () => (await runDriver(driver, 'entry', [join(rootfs, 'probe')], false)).entry },
+    { rows: ['stratoswarm warm pool start()'], unavailable: 'not available (no warm pool in this build)' },
+    driverPeer(driver, 'crun run', 'entry', ['crun', 'run', '-b', bundles.probe, crunId], true),
+    driverPeer(driver, 'runc run', 'entry', ['runc', 'run', '-b', bundles.probe, runcId], false),
+    driverPeer(driver, 'bwrap --unshare-all', 'entry', ['bwrap', '--bind', rootfs, '/', '--unshare-all', '--proc', '/proc', '--dev', '/dev', '/probe'], false),
+    driverPeer(driver, 'unshare (5 namespaces) + chroot', 'entry', ['unshare', '--pid', '--fork', '--mount', '--uts', '--ipc', '--net', '--root', rootfs, '/probe'], false),
+    driverPeer(driver, BARE, 'entry', [join(rootfs, 'probe')], false),
   ];
-  const latency = new Map<string, ReturnType<typeof summarize>>();
-  const notes = new Map<string, string>();
-  for (const p of peers) {
-    if (!p.measure) {
-      notes.set(p.name, p.unavailable ?? 'not available');
-      continue;
-    }
-    try {
-      latency.set(p.name, summarize(await p.measure()));
-    } catch (e) {
-      checkAborted();
-      notes.set(p.name, `failed: ${(e as Error).message.slice(0, 160)}`);
-    }
-    globalThis.gc?.();
+  {
+    const { samples, notes } = await inRounds(peers);
+    const stats = new Map([...samples].map(([k, v]) => [k, summarize(v)]));
+    const bare = stats.get(BARE)?.p50;
+    const crun = stats.get('crun run')?.p50;
+    console.log(`\nspawn latency: start call → entrypoint running (its first CLOCK_MONOTONIC reading); ${turns}`);
+    console.table(
+      peers.flatMap((p) => p.rows).map((row) => {
+        const s = stats.get(row);
+        if (!s) return { what: row, runs: 0, 'p50 ms': notes.get(row)!, 'p90 ms': '', 'p99 ms': '', '× bare p50': '', '× crun p50': '' };
+        return { what: row, runs: s.n, 'p50 ms': fmt(s.p50), 'p90 ms': fmt(s.p90), 'p99 ms': fmt(s.p99), '× bare p50': ratio(s.p50, bare), '× crun p50': ratio(s.p50, crun) };
+      }),
+    );
   }
-  const bare = latency.get('bare posix_spawn (host)')?.p50;
-  const crun = latency.get('crun run')?.p50;
-  const ratio = (v: number, to: number | undefined) => (to ? (v / to).toFixed(2) : 'n/a');
-  console.log(`\nspawn latency: start call → entrypoint running (its first CLOCK_MONOTONIC reading), ${RUNS} runs each after ${WARMUP} warm-up`);
-  console.table(
-    peers.map((p) => {
-      const s = latency.get(p.name);
-      if (!s) return { what: p.name, runs: 0, 'p50 ms': notes.get(p.name)!, 'p90 ms': '', 'p99 ms': '', '× bare p50': '', '× crun p50': '' };
-      return { what: p.name, runs: s.n, 'p50 ms': fmt(s.p50), 'p90 ms': fmt(s.p90), 'p99 ms': fmt(s.p99), '× bare p50': ratio(s.p50, bare), '× crun p50': ratio(s.p50, crun) };
-    }),
-  );
 
   // ── 2. run-to-completion containers per second, /bin/true ──────────────────
-  const trueRows: Record<string, string | number>[] = [];
-  const rateRow = (what: string, samples: number[], totalMs: number) => {
-    const s = summarize(samples);
-    trueRows.push({ what, runs: s.n, 'containers/s': (s.n / (totalMs / 1000)).toFixed(1), 'p50 ms': fmt(s.p50), 'p99 ms': fmt(s.p99) });
-  };
+  const OURS_TRUE = 'stratoswarm create+start+wait+remove (cold)';
+  const truePeers: SpawnPeer[] = [
+    {
+      rows: [OURS_TRUE],
+      measure: async (runs) => {
+        const samples: number[] = [];
+        let t0 = 0;
+        for (let i = 0; i < WARMUP + runs; i++) {
+          checkAborted();
+          if (i === WARMUP) t0 = performance.now();
+          const ta = performance.now();
+          const c = await Container.create(ContainerConfig.builder().name(`t${seq++}`).image(base.ref).command(['/bin/true']).build(), { runtime });
+          live.add(c);
+          await c.start();
+          const exit = await c.wait();
+          await c.remove();
+          live.delete(c);
+          if (exit.exitCode !== 0) throw new Error(`/bin/true container: exit ${JSON.stringify(exit)}`);
+          if (i >= WARMUP) samples.push(performance.now() - ta);
+        }
+        return { samples: { [OURS_TRUE]: samples }, totalMs: performance.now() - t0 };
+      },
+    },
+    driverPeer(driver, 'crun run', 'done', ['crun', 'run', '-b', bundles.true, crunId], true),
+    driverPeer(driver, 'runc run', 'done', ['runc', 'run', '-b', bundles.true, runcId], false),
+    driverPeer(driver, 'bare posix_spawn (host, busybox true)', 'done', [join(rootfs, 'bin/true')], false),
+  ];
   {
-    const samples: number[] = [];
-    let t0 = 0;
-    for (let i = 0; i < WARMUP + RUNS; i++) {
-      checkAborted();
-      if (i === WARMUP) t0 = performance.now();
-      const ta = performance.now();
-      const c = await Container.create(ContainerConfig.builder().name(`t${seq++}`).image(base.ref).command(['/bin/true']).build(), { runtime });
-      live.add(c);
-      await c.start();
-      const exit = await c.wait();
-      await c.remove();
-      live.delete(c);
-      if (exit.exitCode !== 0) throw new Error(`/bin/true container: exit ${JSON.stringify(exit)}`);
-      if (i >= WARMUP) samples.push(performance.now() - ta);
-    }
-    rateRow('stratoswarm create+start+wait+remove (cold)', samples, performance.now() - t0);
+    const { samples, totalMs, notes } = await inRounds(truePeers);
+    const crunRate = samples.has('crun run') ? samples.get('crun run')!.length / (totalMs.get('crun run')! / 1000) : undefined;
+    console.log(`\nrun to completion, /bin/true, one after another; ${turns}`);
+    console.table(
+      truePeers.flatMap((p) => p.rows).map((row) => {
+        const v = samples.get(row);
+        if (!v) return { what: row, runs: 0, 'containers/s': notes.get(row)!, '× crun rate': '', 'p50 ms': '', 'p99 ms': '' };
+        const s = summarize(v);
+        const rate = s.n / (totalMs.get(row)! / 1000);
+        return { what: row, runs: s.n, 'containers/s': rate.toFixed(1), '× crun rate': ratio(rate, crunRate), 'p50 ms': fmt(s.p50), 'p99 ms': fmt(s.p99) };
+      }),
+    );
   }
-  const loops: [string, string[], boolean][] = [];
-  if (has('crun')) loops.push(['crun run', ['crun', 'run', '-b', bundles.true, crunId], true]);
-  if (has('runc')) loops.push(['runc run', ['runc', 'run', '-b', bundles.true, runcId], false]);
-  loops.push(['bare posix_spawn (host, busybox true)', [join(rootfs, 'bin/true')], false]);
-  for (const [what, argv, v1] of loops) {
-    try {
-      const l = await runDriver(driver, 'done', argv, v1);
-      rateRow(what, l.done, l.totalMs);
-    } catch (e) {
-      checkAborted();
-      trueRows.push({ what, runs: 0, 'containers/s': `failed: ${(e as Error).message.slice(0, 120)}` });
-    }
-  }
-  globalThis.gc?.();
-  console.log(`\nrun to completion, /bin/true, one after another, ${RUNS} runs each`);
-  console.table(trueRows);
 
   // ── 3. memory per idle pooled container ─────────────────────────────────────
   // With a pool: start it with N parked containers, read its cgroups' memory.current (and
@@ -392,7 +430,7 @@ async function bench(cleanup: Cleanup): Promise<void> {
         await c.start();
       }
       const fillMs = performance.now() - fillStart;
-      const { fromStart, fromCreate } = await ourSpawns(RUNS);
+      const { fromStart, fromCreate } = await ourSpawns(RUNS, 10);
       const s = summarize(fromStart);
       const sc = summarize(fromCreate);
       loadRows.push({
@@ -414,14 +452,14 @@ async function bench(cleanup: Cleanup): Promise<void> {
       await c.remove({ force: true }).catch((e: Error) => console.error(`remove ${c.name}: ${e.message}`));
       live.delete(c);
     }
-    if (n) console.error(`removed ${n} sleep containers in ${((performance.now() - t) / 1000).toFixed(1)} s`);
+    if (n) console.log(`removed ${n} sleep containers in ${((performance.now() - t) / 1000).toFixed(1)} s`);
   }
-  console.log(`\nour spawn (start call → entrypoint) with N idle \`sleep\` containers already running, ${RUNS} runs each`);
+  console.log(`\nour spawn (start call → entrypoint) with N idle \`sleep\` containers already running, ${RUNS} runs each after 10 warm-up`);
   console.table(loadRows);
 
   console.log(
     `\n${new Date().toISOString().slice(0, 10)}, Linux ${release()}, ${version('crun')}, ${version('runc')}, ${version('bwrap')}; ` +
-      `BENCH_RUNS=${RUNS} BENCH_LIVE=${LIVE.join(',')}; took ${((performance.now() - began) / 1000).toFixed(0)} s`,
+      `BENCH_RUNS=${RUNS} BENCH_ROUNDS=${ROUNDS} BENCH_LIVE=${LIVE.join(',')}; took ${((performance.now() - began) / 1000).toFixed(0)} s`,
   );
 }
 
