@@ -152,7 +152,7 @@ describe.skipIf(!IS_ROOT)(`host agent (root, real kernel)${SKIP_REASON ? ` — s
     const layout = runtimeParts(rt).cgroups.layout.controllers.cpuset;
     if (!layout) {
       console.warn('cpuset removal test skipped: no cpuset controller on this host');
-      ctx.skip();
+      ctx.skip('no cpuset controller on this host');
       return;
     }
     const c = await running('sleep 100', (b) => b.cpusetCpus('0'));
