@@ -1,7 +1,6 @@
 #include "launch.h"
 
 #include <fcntl.h>
-#include <poll.h>
 #include <sched.h>
 #include <signal.h>
 #include <sys/epoll.h>
@@ -17,6 +16,7 @@
 
 #include "spawner.h"
 #include "state_files.h"
+#include "userns.h"
 
 namespace ss {
 
@@ -63,125 +63,247 @@ void closeStdio(ChildFds* fds) {
     }
 }
 
-bool Spawner::awaitReport(int sync, pid_t pid, ChildReport* r, bool* eof, Error* e) {
-  struct pollfd p = {sync, POLLIN, 0};
-  int rc;
-  do rc = poll(&p, 1, kSetupTimeoutMs);
-  while (rc < 0 && errno == EINTR);
-  if (rc == 0) {
-    *e = {"ETIMEDOUT", Step::spawner, ETIMEDOUT, "", "", "container init did not report within " +
-                                                              std::to_string(kSetupTimeoutMs) + " ms"};
-    (void)pid;
-    return false;
-  }
+namespace {
+
+enum class Got { report, eof, nothing, error };
+
+// Reads the child's next report without waiting. eof: every copy of the child's end is
+// closed (it exec'd, which closes the CLOEXEC socket, or it died).
+Got readReport(int sync, ChildReport* r, Error* e) {
   ssize_t n;
-  do n = recv(sync, r, sizeof *r, 0);
+  do n = recv(sync, r, sizeof *r, MSG_DONTWAIT);
   while (n < 0 && errno == EINTR);
-  *eof = n == 0;
-  if (n == 0) return true;
+  if (n < 0 && errno == EAGAIN) return Got::nothing;
+  if (n == 0) return Got::eof;
   if (n != ssize_t(sizeof *r)) {
     *e = {"EPROTO", Step::spawner, n < 0 ? errno : EPROTO, "recv", "", "short report from container init"};
-    return false;
+    return Got::error;
   }
   if (r->type == kError) {
     r->path[sizeof r->path - 1] = '\0';
     Step s = r->step < unsigned(Step::count_) ? Step(r->step) : Step::none;
     *e = {"ESPAWN", s, r->err, "", r->path, ""};
-    return false;
+    return Got::error;
   }
-  return true;
+  return Got::report;
 }
 
-bool Spawner::launch(Plan& plan, const ChildFds& childFds, unsigned long flags, pid_t* pidOut, int* pidfdOut,
-                     int* syncOut, Error* e, pid_t* workload, int* workloadPidfd) {
+}  // namespace
+
+// The child is signalled through its pidfd and reaped through it once it has gone.
+void Spawner::killChild(int* pidfd) {
+  if (*pidfd < 0) return;
+  syscall(SYS_pidfd_send_signal, *pidfd, SIGKILL, nullptr, 0);
+  zombies_.push_back(*pidfd);
+  *pidfd = -1;
+}
+
+bool Spawner::execLaunchPending() const {
+  for (const auto& [fd, l] : launches_)
+    if (l->kind == Launch::Kind::exec) return true;
+  return false;
+}
+
+// Clones the init (create) or the exec helper, joins its cgroups, writes its id maps and
+// lets it go. What it reports next arrives on l.sync.
+bool Spawner::cloneInit(Launch& l, Error* e) {
+  Plan& plan = *l.plan;
+  unsigned long flags = l.kind == Launch::Kind::create ? plan.cloneFlags : 0;
   int sv[2];
   long pid = cloneWithSync(flags, sv, Step::clone, e);
   if (pid < 0) return false;
   if (pid == 0) {
-    ChildFds fds = childFds;
+    ChildFds fds = l.fds;
     fds.sync = sv[1];
     runChild(plan, fds);
   }
   // The child is ours and unreaped (reaping happens only in the loop), so its pid names it
   // until then and the pidfd taken now names it for good.
-  int pidfd = int(syscall(SYS_pidfd_open, pid_t(pid), 0));
-  auto abandon = [&]() {
-    ::kill(pid_t(pid), SIGKILL);
-    waitpid(pid_t(pid), nullptr, 0);
-    close(sv[0]);
-    if (pidfd >= 0) close(pidfd);
-  };
-  if (pidfd < 0) {
+  l.pid = pid_t(pid);
+  l.pidfd = int(syscall(SYS_pidfd_open, pid_t(pid), 0));
+  l.sync = sv[0];
+  if (l.pidfd < 0) {
     *e = {"ESYSCALL", Step::clone, errno, "pidfd_open", "", ""};
-    abandon();
+    ::kill(pid_t(pid), SIGKILL);  // reaped as an orphan
     return false;
   }
   std::string spid = std::to_string(pid);
-  for (const auto& procs : plan.cgroupProcs) {
-    if (!writeFileAll(procs, spid, e, Step::cgroup)) {
-      abandon();
-      return false;
-    }
-  }
+  for (const auto& procs : plan.cgroupProcs)
+    if (!writeFileAll(procs, spid, e, Step::cgroup)) return false;
   if ((flags & CLONE_NEWUSER) && (!plan.uidMap.empty() || !plan.gidMap.empty())) {
     std::string base = "/proc/" + spid;
     if ((!plan.uidMap.empty() && !writeFileAll(base + "/uid_map", plan.uidMap, e, Step::id_map)) ||
         (!plan.gidMap.empty() && !writeFileAll(base + "/gid_map", plan.gidMap, e, Step::id_map))) {
-      abandon();
       return false;
     }
   }
   char go = kGo;
-  if (send(sv[0], &go, 1, MSG_NOSIGNAL) != 1) {
+  // One byte on a fresh socketpair always fits: this never waits.
+  if (send(sv[0], &go, 1, MSG_NOSIGNAL | MSG_DONTWAIT) != 1) {
     *e = {"ESYSCALL", Step::sync, errno, "send", "", ""};
-    abandon();
     return false;
+  }
+  // The child has its own copies now. An exec's stdio belongs to its request (closed with
+  // it) and its target pidfd to the container.
+  if (l.kind == Launch::Kind::create) closeStdio(&l.fds);
+  l.fds = ChildFds();
+  l.plan.reset();
+  return true;
+}
+
+bool Spawner::watchLaunch(std::unique_ptr<Launch>& l, Error* e) {
+  struct epoll_event ev;
+  memset(&ev, 0, sizeof ev);
+  ev.events = EPOLLIN;
+  ev.data.fd = l->sync;
+  if (epoll_ctl(epfd_, EPOLL_CTL_ADD, l->sync, &ev) < 0) {
+    *e = {"ESYSCALL", Step::spawner, errno, "epoll_ctl", "", "sync socket"};
+    return false;
+  }
+  int fd = l->sync;
+  launches_[fd] = std::move(l);
+  return true;
+}
+
+// Undoes whatever a launch still holds: its socket, its children, the fds opened for it.
+void Spawner::abandon(Launch& l) {
+  if (l.sync >= 0) close(l.sync);
+  l.sync = -1;
+  if (l.kind != Launch::Kind::start) {
+    killChild(&l.pidfd);
+    killChild(&l.workloadPidfd);
+    if (l.kind == Launch::Kind::create) closeStdio(&l.fds);
+  } else {
+    auto ci = containers_.find(l.id);
+    if (ci != containers_.end()) ci->second.starting = false;
+  }
+}
+
+void Spawner::finishLaunch(std::unique_ptr<Launch> l, const wire::Fields& out) {
+  ReplyTo to = l->to;
+  l.reset();
+  auto it = clients_.find(to.fd);
+  if (it == clients_.end() || it->second.serial != to.serial) return;
+  Client& c = it->second;
+  c.busy = false;
+  reply(c, out);
+  processInput(c);  // requests that arrived meanwhile, in order
+}
+
+void Spawner::failLaunch(std::unique_ptr<Launch> l, const Error& e) {
+  abandon(*l);
+  bool exec = l->kind == Launch::Kind::exec;
+  finishLaunch(std::move(l), errorReply(e));
+  if (exec) reap();  // blind reaping waited for this launch (see reap)
+}
+
+void Spawner::expireLaunches() {
+  int64_t now = nowMs();
+  std::vector<int> expired;
+  for (const auto& [fd, l] : launches_)
+    if (l->deadline <= now) expired.push_back(fd);
+  for (int fd : expired) {
+    auto it = launches_.find(fd);
+    if (it == launches_.end()) continue;
+    std::unique_ptr<Launch> l = std::move(it->second);
+    launches_.erase(it);
+    epoll_ctl(epfd_, EPOLL_CTL_DEL, fd, nullptr);
+    failLaunch(std::move(l), {"ETIMEDOUT", Step::spawner, ETIMEDOUT, "", "",
+                              "container init did not report within " + std::to_string(kSetupTimeoutMs) + " ms"});
+  }
+}
+
+void Spawner::onLaunchReadable(int sync) {
+  auto it = launches_.find(sync);
+  std::unique_ptr<Launch> l = std::move(it->second);
+  launches_.erase(it);
+  epoll_ctl(epfd_, EPOLL_CTL_DEL, sync, nullptr);
+  Error e;
+  auto rewatch = [&]() {
+    if (!watchLaunch(l, &e)) failLaunch(std::move(l), e);
+  };
+  if (l->phase == Launch::Phase::userns) {
+    int err = 0;
+    ssize_t n = recv(sync, &err, sizeof err, MSG_DONTWAIT);
+    if (n < 0 && (errno == EAGAIN || errno == EINTR)) return rewatch();
+    UsernsHelper h{l->pid, l->pidfd, sync};
+    bool ok = n == ssize_t(sizeof err);
+    if (!ok) e = {"ESYSCALL", Step::id_map, n < 0 ? errno : EPROTO, "recv", "", "user namespace helper exited"};
+    ok = ok && finishUsernsHelper(*l->plan, h, err, &l->fds, &e);
+    // The helper's work is done either way; the namespaces live on in the fds.
+    close(sync);
+    l->sync = -1;
+    killChild(&l->pidfd);
+    if (!ok || !cloneInit(*l, &e)) return failLaunch(std::move(l), e);
+    l->phase = Launch::Phase::report;
+    return rewatch();
   }
   ChildReport r;
-  bool eof = false;
-  if (workload != nullptr) {
-    // An exec's first child reports the pid of the process it forked inside the pid
-    // namespace, then exits; that process carries on with the plan.
-    *workload = 0;
-    if (!awaitReport(sv[0], pid_t(pid), &r, &eof, e) || eof || r.type != kPid) {
-      if (eof) *e = {"EPROTO", Step::setns, EPROTO, "", "", "exec helper exited without a report"};
-      abandon();
-      return false;
+  Got got = readReport(sync, &r, &e);
+  if (got == Got::nothing) return rewatch();
+  if (l->phase == Launch::Phase::report && l->kind == Launch::Kind::create) {
+    if (got == Got::report && r.type == kReady) {
+      // Parked before execve: the socket stays open for start, unwatched until then (the
+      // init's exit, if it comes first, is seen by the reaper).
+      Container ct;
+      ct.id = l->id;
+      ct.stateDir = l->stateDir;
+      ct.pid = l->pid;
+      ct.pidfd = l->pidfd;
+      ct.sync = sync;
+      l->pidfd = -1;
+      l->sync = -1;
+      containers_[ct.id] = ct;
+      // Before start: the init writes nothing until then, so no line predates the watch.
+      logIndex_.watch(ct.id, l->stdoutPath);
+      logIndex_.watch(ct.id, l->stderrPath);
+      return finishLaunch(std::move(l), {"ok", std::to_string(ct.pid)});
     }
-    *workload = r.value;
-    // The workload is this process's child too (CLONE_PARENT) and not reaped yet: the pid
-    // still names it here, and from now on only the pidfd is used.
-    *workloadPidfd = r.value > 0 ? int(syscall(SYS_pidfd_open, pid_t(r.value), 0)) : -1;
-    if (*workloadPidfd < 0) {
-      *e = {"ESYSCALL", Step::setns, r.value > 0 ? errno : EPROTO, "pidfd_open", "", "exec workload"};
-      if (r.value > 0) ::kill(pid_t(r.value), SIGKILL);
-      abandon();
-      return false;
+    if (got == Got::eof) e = {"ESPAWN", Step::spawner, ECHILD, "", "", "container init exited before it reported"};
+    else if (got == Got::report) e = {"EPROTO", Step::spawner, EPROTO, "", "", "unexpected report from container init"};
+    return failLaunch(std::move(l), e);
+  }
+  if (l->phase == Launch::Phase::report) {  // an exec's helper
+    if (got == Got::report && r.type == kPid && r.value > 0) {
+      // The workload is this process's child too (CLONE_PARENT) and not reaped: nothing
+      // is reaped blind while this launch exists (see reap), so the pid names it here, and
+      // from now on only the pidfd is used.
+      l->workload = r.value;
+      l->workloadPidfd = int(syscall(SYS_pidfd_open, pid_t(r.value), 0));
+      if (l->workloadPidfd < 0) {
+        e = {"ESYSCALL", Step::setns, errno, "pidfd_open", "", "exec workload"};
+        ::kill(pid_t(r.value), SIGKILL);
+        return failLaunch(std::move(l), e);
+      }
+      // The helper exits by itself after this report.
+      zombies_.push_back(l->pidfd);
+      l->pidfd = -1;
+      l->phase = Launch::Phase::execve;
+      return rewatch();
     }
-    waitpid(pid_t(pid), nullptr, 0);
-    close(pidfd);
-    pidfd = -1;
+    if (got == Got::eof) e = {"EPROTO", Step::setns, EPROTO, "", "", "exec helper exited without a report"};
+    else if (got == Got::report) e = {"EPROTO", Step::setns, EPROTO, "", "", "unexpected report from exec helper"};
+    return failLaunch(std::move(l), e);
   }
-  if (!awaitReport(sv[0], pid_t(pid), &r, &eof, e)) {
-    if (workload != nullptr && *workload > 0) {
-      syscall(SYS_pidfd_send_signal, *workloadPidfd, SIGKILL, nullptr, 0);
-      waitid(kPidfd, id_t(*workloadPidfd), nullptr, WEXITED);
-      close(*workloadPidfd);
-      close(sv[0]);
-    } else {
-      abandon();
-    }
-    return false;
+  // Phase execve: EOF is the execve (or a death the reaper reports as the exit).
+  if (got != Got::eof) {
+    if (got == Got::report) e = {"EPROTO", Step::execve, EPROTO, "", "", "unexpected report before execve"};
+    return failLaunch(std::move(l), e);
   }
-  *pidOut = pid_t(pid);
-  *pidfdOut = pidfd;
-  if (eof) {
-    close(sv[0]);
-    *syncOut = -1;
-  } else {
-    *syncOut = sv[0];
+  close(sync);
+  l->sync = -1;
+  if (l->kind == Launch::Kind::start) {
+    auto ci = containers_.find(l->id);
+    if (ci != containers_.end()) ci->second.starting = false;
+    wire::Fields ok = {"ok", std::to_string(l->pid)};
+    return finishLaunch(std::move(l), ok);
   }
-  return true;
+  auto ci = containers_.find(l->id);
+  execs_[l->workloadPidfd] = {l->workload, l->to, ci != containers_.end() ? ci->second.id : l->id};
+  l->workloadPidfd = -1;
+  wire::Fields ok = {"ok", std::to_string(l->workload)};
+  finishLaunch(std::move(l), ok);
+  reap();  // the workload may have exited already; and blind reaping may go on again
 }
 
 }  // namespace ss

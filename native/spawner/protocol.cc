@@ -72,14 +72,13 @@ std::string checkShape(const wire::Fields& f) {
 
 void Spawner::handle(Client& c, const wire::Fields& f) {
   const std::string& verb = f[0];
-  int fd = c.fd;
   wire::Fields out;
   bool deferred = false;
   std::string bad = checkShape(f);
   if (!bad.empty()) out = errorReply({"EPROTO", Step::spawner, EPROTO, "", "", bad});
   else if (verb == "ping") out = {"ok", std::to_string(getpid())};
-  else if (verb == "create") out = create(c, f);
-  else if (verb == "start") out = start(f);
+  else if (verb == "create") out = create(c, f, &deferred);
+  else if (verb == "start") out = start(c, f, &deferred);
   else if (verb == "kill") out = kill(f);
   else if (verb == "exec-kill") out = execKill(f);
   else if (verb == "forget") out = forget(f);
@@ -94,6 +93,10 @@ void Spawner::handle(Client& c, const wire::Fields& f) {
     if (f.size() > 1 && f[1] == "force") {
       for (auto& [id, ct] : containers_)
         if (!ct.exited) syscall(SYS_pidfd_send_signal, ct.pidfd, SIGKILL, nullptr, 0);
+      // A launch in progress fails when its child dies, so it leaves nothing running.
+      for (auto& [fd, l] : launches_)
+        for (int pidfd : {l->pidfd, l->workloadPidfd})
+          if (pidfd >= 0) syscall(SYS_pidfd_send_signal, pidfd, SIGKILL, nullptr, 0);
     }
     stopping_ = true;
     out = {"ok", std::to_string(containers_.size())};
@@ -101,64 +104,83 @@ void Spawner::handle(Client& c, const wire::Fields& f) {
   // Fds a request did not use are not kept for the next one.
   for (int x : c.fds) close(x);
   c.fds.clear();
-  if (!deferred) reply(fd, out);
+  // A deferred reply comes from the launch; until then this client's next requests wait.
+  if (deferred) c.busy = true;
+  else reply(c, out);
 }
 
-wire::Fields Spawner::create(Client&, const wire::Fields& f) {
-  if (f.size() < 2) return errorReply({"EPROTO", Step::spawner, EPROTO, "", "", "create needs an id"});
+// Starts a launch; the reply (the init's pid once it is parked, or the error) follows when
+// the init reports. The id is taken from now on: a second create of it is refused.
+wire::Fields Spawner::create(Client& c, const wire::Fields& f, bool* deferred) {
   const std::string& id = f[1];
   if (stopping_) return errorReply({"EBUSY", Step::spawner, ESHUTDOWN, "", "", "spawner is shutting down"});
-  if (containers_.count(id)) return errorReply({"EEXIST", Step::spawner, EEXIST, "", "", "container " + id + " exists"});
-  Plan plan;
+  bool taken = containers_.count(id) > 0;
+  for (const auto& [fd, l] : launches_) taken = taken || (l->kind == Launch::Kind::create && l->id == id);
+  if (taken) return errorReply({"EEXIST", Step::spawner, EEXIST, "", "", "container " + id + " exists"});
+  auto l = std::make_unique<Launch>();
+  l->plan = std::make_unique<Plan>();
   std::string err;
-  if (!parsePlan(f, 2, &plan, &err)) return errorReply({"EPROTO", Step::config, EINVAL, "", "", err});
-  ChildFds fds;
+  if (!parsePlan(f, 2, l->plan.get(), &err)) return errorReply({"EPROTO", Step::config, EINVAL, "", "", err});
+  l->kind = Launch::Kind::create;
+  l->id = id;
+  l->to = {c.fd, c.serial};
+  l->deadline = nowMs() + kSetupTimeoutMs;
+  l->stateDir = l->plan->stateDir;
+  l->stdoutPath = l->plan->stdoutPath;
+  l->stderrPath = l->plan->stderrPath;
   Error e;
-  if (!openStdio(plan, &fds, &e) || (!plan.uidMap.empty() && !prepareUserns(plan, &fds, &e))) {
-    closeStdio(&fds);
+  bool ok = openStdio(*l->plan, &l->fds, &e);
+  if (ok && !l->plan->uidMap.empty()) {
+    UsernsHelper h;
+    ok = startUsernsHelper(*l->plan, &h, &e);
+    l->pid = h.pid;
+    l->pidfd = h.pidfd;
+    l->sync = h.sync;
+    l->phase = Launch::Phase::userns;
+  } else if (ok) {
+    ok = cloneInit(*l, &e);
+    l->phase = Launch::Phase::report;
+  }
+  if (!ok || !watchLaunch(l, &e)) {
+    abandon(*l);
     return errorReply(e);
   }
-  pid_t pid = 0;
-  int pidfd = -1, sync = -1;
-  bool ok = launch(plan, fds, plan.cloneFlags, &pid, &pidfd, &sync, &e, nullptr, nullptr);
-  closeStdio(&fds);
-  if (!ok) return errorReply(e);
-  Container ct;
-  ct.id = id;
-  ct.stateDir = plan.stateDir;
-  ct.pid = pid;
-  ct.pidfd = pidfd;
-  ct.sync = sync;
-  containers_[id] = ct;
-  // Before start: the init writes nothing until then, so no line predates the watch.
-  logIndex_.watch(id, plan.stdoutPath);
-  logIndex_.watch(id, plan.stderrPath);
-  return {"ok", std::to_string(pid)};
+  *deferred = true;
+  return {};
 }
 
-wire::Fields Spawner::start(const wire::Fields& f) {
-  if (f.size() < 2) return errorReply({"EPROTO", Step::spawner, EPROTO, "", "", "start needs an id"});
+// Lets a parked init exec; the reply follows once it has (EOF on its socket) or failed.
+wire::Fields Spawner::start(Client& c, const wire::Fields& f, bool* deferred) {
   auto it = containers_.find(f[1]);
   if (it == containers_.end()) return errorReply({"ENOTFOUND", Step::spawner, ESRCH, "", "", "no container " + f[1]});
   Container& ct = it->second;
   if (ct.exited) return errorReply({"ESTATE", Step::spawner, ESRCH, "", "", "container init has exited"});
   if (ct.sync < 0) return errorReply({"ESTATE", Step::spawner, EALREADY, "", "", "container was started already"});
   char s = kStart;
-  Error e;
-  if (send(ct.sync, &s, 1, MSG_NOSIGNAL) != 1) {
-    e = {"ESYSCALL", Step::ready, errno, "send", "", ""};
-  } else {
-    ChildReport r;
-    bool eof = false;
-    if (awaitReport(ct.sync, ct.pid, &r, &eof, &e) && eof) {
-      close(ct.sync);
-      ct.sync = -1;
-      return {"ok", std::to_string(ct.pid)};
-    }
+  // The init sent its only report and reads this byte: the socket has room, never waits.
+  if (send(ct.sync, &s, 1, MSG_NOSIGNAL | MSG_DONTWAIT) != 1) {
+    Error e = {"ESYSCALL", Step::ready, errno, "send", "", ""};
+    close(ct.sync);
+    ct.sync = -1;
+    return errorReply(e);
   }
-  close(ct.sync);
+  auto l = std::make_unique<Launch>();
+  l->kind = Launch::Kind::start;
+  l->phase = Launch::Phase::execve;
+  l->id = ct.id;
+  l->pid = ct.pid;
+  l->to = {c.fd, c.serial};
+  l->deadline = nowMs() + kSetupTimeoutMs;
+  l->sync = ct.sync;
   ct.sync = -1;
-  return errorReply(e);
+  ct.starting = true;
+  Error e;
+  if (!watchLaunch(l, &e)) {
+    abandon(*l);
+    return errorReply(e);
+  }
+  *deferred = true;
+  return {};
 }
 
 wire::Fields Spawner::kill(const wire::Fields& f) {
@@ -214,28 +236,34 @@ wire::Fields Spawner::forget(const wire::Fields& f) {
   return {"ok"};
 }
 
+// Starts an exec; "ok <pid>" follows once the workload has exec'd, and its exit after that
+// on the same connection.
 wire::Fields Spawner::exec(Client& c, const wire::Fields& f, bool* deferred) {
-  if (f.size() < 2) return errorReply({"EPROTO", Step::spawner, EPROTO, "", "", "exec needs an id"});
   auto it = containers_.find(f[1]);
   if (it == containers_.end()) return errorReply({"ENOTFOUND", Step::setns, ESRCH, "", "", "no container " + f[1]});
   Container& ct = it->second;
-  if (ct.exited || ct.sync >= 0) return errorReply({"ESTATE", Step::setns, ESRCH, "", "", "container is not running"});
-  Plan plan;
+  if (ct.exited || ct.sync >= 0 || ct.starting) return errorReply({"ESTATE", Step::setns, ESRCH, "", "", "container is not running"});
+  auto l = std::make_unique<Launch>();
+  l->plan = std::make_unique<Plan>();
   std::string err;
-  if (!parsePlan(f, 2, &plan, &err)) return errorReply({"EPROTO", Step::config, EINVAL, "", "", err});
-  ChildFds fds;
-  fds.targetPidfd = ct.pidfd;
-  // stdio comes with the request (pipes the caller made), in order stdin, stdout, stderr.
-  for (size_t i = 0; i < 3 && i < c.fds.size(); ++i) fds.stdio[i] = c.fds[i];
-  pid_t helper = 0, workload = 0;
-  int helperPidfd = -1, sync = -1, workloadPidfd = -1;
+  if (!parsePlan(f, 2, l->plan.get(), &err)) return errorReply({"EPROTO", Step::config, EINVAL, "", "", err});
+  l->kind = Launch::Kind::exec;
+  l->phase = Launch::Phase::report;
+  l->id = ct.id;
+  l->to = {c.fd, c.serial};
+  l->deadline = nowMs() + kSetupTimeoutMs;
+  l->fds.targetPidfd = ct.pidfd;
+  // stdio comes with the request (pipes the caller made), in order stdin, stdout, stderr;
+  // the child gets copies at the clone, and the request's fds are closed after it.
+  for (size_t i = 0; i < 3 && i < c.fds.size(); ++i) l->fds.stdio[i] = c.fds[i];
   Error e;
-  if (!launch(plan, fds, 0, &helper, &helperPidfd, &sync, &e, &workload, &workloadPidfd)) return errorReply(e);
-  if (sync >= 0) close(sync);
-  execs_[workloadPidfd] = {workload, c.fd, ct.id};
-  reply(c.fd, {"ok", std::to_string(workload)});
-  *deferred = true;  // the exit follows on the same connection
-  reap();            // the workload may have exited already
+  if (!cloneInit(*l, &e) || !watchLaunch(l, &e)) {
+    l->fds = ChildFds();  // none of these are the launch's to close
+    abandon(*l);
+    return errorReply(e);
+  }
+  *deferred = true;
   return {};
 }
+
 }  // namespace ss

@@ -9,6 +9,7 @@
 
 #include <cstdint>
 #include <map>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -28,11 +29,29 @@ constexpr size_t kMaxClientFds = 16;
 // How long a child may take to reach its next report (setup of an init, or its execve).
 constexpr int kSetupTimeoutMs = 30000;
 
+// A client that does not read its replies: once this much is queued for it, it is dropped
+// (an exit event fan-out must never wait on one slow subscriber).
+constexpr size_t kMaxClientQueue = 1u << 20;
+
 struct Client {
   int fd = -1;
+  uint64_t serial = 0;  // fds are reused; a deferred reply checks it still has its client
   std::string in;
   std::vector<int> fds;  // received with SCM_RIGHTS, consumed by the next request
   bool subscriber = false;
+  std::string out;  // replies the socket did not take yet
+  size_t outOff = 0;
+  // A request of this client is in progress (a launch): its later requests wait, so its
+  // replies keep their order.
+  bool busy = false;
+  bool drop = false;  // closed at the end of this loop iteration (never inside a fan-out)
+  uint32_t events = 0;
+};
+
+// Where a deferred reply goes: the client, if it is still the same connection.
+struct ReplyTo {
+  int fd = -1;
+  uint64_t serial = 0;
 };
 
 struct Container {
@@ -41,7 +60,8 @@ struct Container {
   pid_t pid = 0;
   int pidfd = -1;
   bool adopted = false;  // not our child: its exit comes as pidfd readiness, its code is lost
-  int sync = -1;  // open until start() (parked init waiting for kStart)
+  int sync = -1;         // open until start() (parked init waiting for kStart)
+  bool starting = false;  // kStart sent, the execve not yet seen
   bool exited = false;
   int status = 0;
   int64_t finishedAt = 0;
@@ -51,8 +71,28 @@ struct Container {
 // names the workload by the pid the runtime was told.
 struct ExecProc {
   pid_t pid;
-  int clientFd;
+  ReplyTo to;
   std::string containerId;
+};
+
+// A create, exec or start in progress. Each waits for its child's next report on a sync
+// socket the loop watches; nothing waits for a child in a blocking call.
+struct Launch {
+  enum class Kind { create, exec, start } kind = Kind::create;
+  // userns: the user-namespace helper's answer; report: the init's kReady (create) or the
+  // exec helper's kPid; execve: EOF once the workload or started init has exec'd.
+  enum class Phase { userns, report, execve } phase = Phase::report;
+  ReplyTo to;
+  std::string id;
+  std::unique_ptr<Plan> plan;  // until the init is cloned
+  std::string stateDir, stdoutPath, stderrPath;  // what a created container keeps of it
+  ChildFds fds;                // opened for the child; closed once it is cloned
+  int sync = -1;               // the socket waited on now (the key in launches_)
+  pid_t pid = 0;               // the init, the exec helper, or the userns helper
+  int pidfd = -1;
+  pid_t workload = 0;  // an exec's workload, once reported
+  int workloadPidfd = -1;
+  int64_t deadline = 0;
 };
 
 class Spawner {
@@ -62,30 +102,48 @@ class Spawner {
   int loop();
 
  private:
+  // loop.cc
   void accept();
-  void readClient(int fd);
+  void onClient(int fd, uint32_t events);
+  void readClient(Client& c);
+  void processInput(Client& c);
   void closeClient(int fd);
-  void handle(Client& c, const wire::Fields& f);
-  void reply(int fd, const wire::Fields& f);
+  void dropDoomed();
+  void setInterest(Client& c);
+  void flush(Client& c);
+  void reply(const ReplyTo& to, const wire::Fields& f);
+  void reply(Client& c, const wire::Fields& f);
   void reap();
-  void recordExit(Container& ct, int status, bool known = true);
   void execExited(std::map<int, ExecProc>::iterator it, int status);
+  int nextTimeoutMs(int fallback);
 
-  wire::Fields create(Client& c, const wire::Fields& f);
-  wire::Fields start(const wire::Fields& f);
+  // protocol.cc
+  void handle(Client& c, const wire::Fields& f);
+  wire::Fields create(Client& c, const wire::Fields& f, bool* deferred);
+  wire::Fields start(Client& c, const wire::Fields& f, bool* deferred);
   wire::Fields kill(const wire::Fields& f);
   wire::Fields execKill(const wire::Fields& f);
   wire::Fields forget(const wire::Fields& f);
   wire::Fields exec(Client& c, const wire::Fields& f, bool* deferred);
   wire::Fields status(const wire::Fields& f);
+
+  // adopt.cc
   wire::Fields adopt(const wire::Fields& f);
   void adoptedExit(int pidfd);
 
-  // Clones a child that runs `plan`, joins its cgroups, writes its id maps, lets it run
-  // to its first report and returns it. Cleans up the child on any failure.
-  bool launch(Plan& plan, const ChildFds& childFds, unsigned long flags, pid_t* pid, int* pidfd, int* sync, Error* e,
-              pid_t* workload, int* workloadPidfd);
-  bool awaitReport(int sync, pid_t pid, ChildReport* r, bool* eof, Error* e);
+  // state_files.cc
+  void recordExit(Container& ct, int status, bool known = true);
+
+  // launch.cc: the launch state machine
+  bool watchLaunch(std::unique_ptr<Launch>& l, Error* e);  // moves l into launches_ on success
+  void abandon(Launch& l);
+  bool cloneInit(Launch& l, Error* e);
+  void onLaunchReadable(int sync);
+  void finishLaunch(std::unique_ptr<Launch> l, const wire::Fields& out);
+  void failLaunch(std::unique_ptr<Launch> l, const Error& e);
+  void expireLaunches();
+  void killChild(int* pidfd);
+  bool execLaunchPending() const;
 
   std::string root_;
   int idleMs_;
@@ -93,9 +151,14 @@ class Spawner {
   int listenFd_ = -1;
   int sigFd_ = -1;
   bool stopping_ = false;
+  uint64_t nextSerial_ = 1;
   std::map<int, Client> clients_;
   std::map<std::string, Container> containers_;
   std::map<int, ExecProc> execs_;  // by pidfd
+  std::map<int, std::unique_ptr<Launch>> launches_;  // by the sync socket waited on
+  // Pidfds of children this process is done with (helpers, killed children of failed
+  // launches): reaped through them when they exit, never left as zombies.
+  std::vector<int> zombies_;
   // Containers of an earlier spawner that died: not our children, watched through pidfds.
   std::map<int, std::string> adopted_;
   LogIndexer logIndex_;

@@ -21,7 +21,7 @@
 
 namespace ss {
 
-bool prepareUserns(const Plan& plan, ChildFds* fds, Error* e) {
+bool startUsernsHelper(const Plan& plan, UsernsHelper* h, Error* e) {
   int sv[2];
   long pid = cloneWithSync(CLONE_NEWUSER, sv, Step::id_map, e);
   if (pid < 0) return false;
@@ -48,40 +48,49 @@ bool prepareUserns(const Plan& plan, ChildFds* fds, Error* e) {
     if (recv(sv[1], &c, 1, 0) < 0) _exit(1);  // EOF: the spawner has what it needs
     _exit(0);
   }
+  // Unreaped (reaping happens only in the loop): the pid still names the helper here.
+  h->pid = pid_t(pid);
+  h->pidfd = int(syscall(SYS_pidfd_open, pid_t(pid), 0));
+  h->sync = sv[0];
+  if (h->pidfd < 0) {
+    *e = {"ESYSCALL", Step::id_map, errno, "pidfd_open", "", "user namespace helper"};
+    ::kill(pid_t(pid), SIGKILL);  // reaped as an orphan; the caller closes the socket
+    return false;
+  }
   std::string base = "/proc/" + std::to_string(pid);
-  auto done = [&](bool ok) {
-    close(sv[0]);
-    ::kill(pid_t(pid), SIGKILL);
-    waitpid(pid_t(pid), nullptr, 0);
-    return ok;
-  };
+  char go = kGo;
   if (!writeFileAll(base + "/uid_map", plan.uidMap, e, Step::id_map) ||
       !writeFileAll(base + "/gid_map", plan.gidMap, e, Step::id_map)) {
-    return done(false);
+    return false;
   }
-  char go = kGo;
-  int err = 0;
-  if (send(sv[0], &go, 1, MSG_NOSIGNAL) != 1 || recv(sv[0], &err, sizeof err, 0) != ssize_t(sizeof err)) {
-    *e = {"ESYSCALL", Step::id_map, errno, "recv", "", "user namespace helper"};
-    return done(false);
+  // One byte on a fresh socketpair always fits: this never waits.
+  if (send(sv[0], &go, 1, MSG_NOSIGNAL | MSG_DONTWAIT) != 1) {
+    *e = {"ESYSCALL", Step::id_map, errno, "send", "", "user namespace helper"};
+    return false;
   }
+  return true;
+}
+
+bool finishUsernsHelper(const Plan& plan, const UsernsHelper& h, int err, ChildFds* fds, Error* e) {
   if (err != 0) {
     *e = {"ESYSCALL", Step::loopback, err, "", "lo", "network namespace of the user namespace"};
-    return done(false);
+    return false;
   }
+  // The helper is unreaped and waits for EOF on its socket, so its namespaces are still there.
+  std::string base = "/proc/" + std::to_string(h.pid);
   fds->userns = open((base + "/ns/user").c_str(), O_RDONLY | O_CLOEXEC);
   if (fds->userns < 0) {
     *e = {"ESYSCALL", Step::id_map, errno, "open", base + "/ns/user", ""};
-    return done(false);
+    return false;
   }
   if (plan.usernsOwnsNet) {
     fds->netns = open((base + "/ns/net").c_str(), O_RDONLY | O_CLOEXEC);
     if (fds->netns < 0) {
       *e = {"ESYSCALL", Step::id_map, errno, "open", base + "/ns/net", ""};
-      return done(false);
+      return false;
     }
   }
-  return done(true);
+  return true;
 }
 
 }  // namespace ss
