@@ -5,6 +5,9 @@
 // spawner and exits; the spawner turns that into the RuntimeError the caller sees.
 #include "child.h"
 
+#include <sys/mman.h>
+#include <sys/uio.h>
+
 #include <fcntl.h>
 #include <linux/close_range.h>
 #include <linux/mempolicy.h>
@@ -27,11 +30,73 @@
 #include <climits>
 #include <cstring>
 
+#include "start_image.h"
+
 namespace ss {
 namespace {
 
 int gSync = -1;
 char gExecPath[PATH_MAX];
+
+// An op as the child reads it, wherever it came from: the create or exec plan (copied from
+// the spawner at clone) or the start image (received at start). Pointers only: building one
+// allocates nothing.
+struct OpView {
+  Step step = Step::none;
+  const char* kind = "";
+  uint32_t ns = 0;
+  const char* s[kFlatMaxStrings] = {};
+  uint32_t nn = 0;
+  const uint64_t* n = nullptr;
+  uint32_t ngids = 0;
+  const gid_t* gids = nullptr;
+};
+
+// The process the ops end in.
+struct Proc {
+  const char* argv0 = "";
+  const char* path = "";
+  char* const* argvp = nullptr;
+  char* const* envp = nullptr;
+  const sock_filter* seccomp = nullptr;
+  size_t seccompLen = 0;
+  unsigned long setnsFlags = 0;
+};
+
+struct Ctx {
+  const ChildFds* fds = nullptr;
+  int rootfd = -1;
+  Proc proc;
+};
+
+bool eq(const char* a, const char* b) { return strcmp(a, b) == 0; }
+
+OpView viewOf(const Op& op) {
+  OpView v;
+  v.step = op.step;
+  v.kind = op.kind.c_str();
+  v.ns = uint32_t(op.s.size() < kFlatMaxStrings ? op.s.size() : kFlatMaxStrings);
+  for (uint32_t i = 0; i < v.ns; ++i) v.s[i] = op.s[i].c_str();
+  v.nn = uint32_t(op.n.size());
+  v.n = op.n.data();
+  v.ngids = uint32_t(op.gids.size());
+  v.gids = op.gids.data();
+  return v;
+}
+
+OpView viewOf(const char* base, const FlatOp& fo) {
+  OpView v;
+  v.step = fo.step < unsigned(Step::count_) ? Step(fo.step) : Step::none;
+  v.kind = base + fo.kindOff;
+  v.ns = fo.ns;
+  for (uint32_t i = 0; i < fo.ns; ++i) v.s[i] = base + fo.sOff[i];
+  v.nn = fo.nn;
+  v.n = reinterpret_cast<const uint64_t*>(base + fo.nOff);
+  v.ngids = fo.ngids;
+  v.gids = reinterpret_cast<const gid_t*>(base + fo.gidsOff);
+  return v;
+}
+
 
 void report(ReportType type, Step step, int err, const char* path, int value = 0) {
   ChildReport r;
@@ -215,8 +280,8 @@ unsigned mountAttrFromFlags(uint64_t msFlags) {
   return a;
 }
 
-void resolveExec(const Plan& plan) {
-  const char* arg0 = plan.argv[0].c_str();
+void resolveExec(const Proc& proc) {
+  const char* arg0 = proc.argv0;
   struct stat st;
   if (strchr(arg0, '/') != nullptr) {
     if (stat(arg0, &st) < 0) fail(Step::resolve_exec, errno, arg0);
@@ -227,7 +292,7 @@ void resolveExec(const Plan& plan) {
     gExecPath[n] = '\0';
     return;
   }
-  const char* p = plan.searchPath.c_str();
+  const char* p = proc.path;
   int lastErr = ENOENT;
   while (*p != '\0') {
     const char* colon = strchr(p, ':');
@@ -248,7 +313,7 @@ void resolveExec(const Plan& plan) {
   fail(Step::resolve_exec, lastErr, arg0);
 }
 
-void applyCapabilitySets(const Op& op) {
+void applyCapabilitySets(const OpView& op) {
   // n: effective, permitted, inheritable, ambient (64-bit masks).
   struct __user_cap_header_struct hdr;
   struct __user_cap_data_struct data[2];
@@ -270,7 +335,7 @@ void applyCapabilitySets(const Op& op) {
   if (prctl(PR_SET_KEEPCAPS, 0, 0, 0, 0) < 0) fail(Step::capabilities, errno, "keepcaps");
 }
 
-void applyBounding(const Op& op) {
+void applyBounding(const OpView& op) {
   // n: bounding mask, last capability number the kernel knows.
   for (unsigned cap = 0; cap <= op.n[1] && cap < 64; ++cap) {
     if (((op.n[0] >> cap) & 1u) == 0 && prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) < 0 && errno != EINVAL) {
@@ -281,7 +346,358 @@ void applyBounding(const Op& op) {
   if (prctl(PR_SET_KEEPCAPS, 1, 0, 0, 0) < 0) fail(Step::capabilities, errno, "keepcaps");
 }
 
+void runOp(const OpView& op, Ctx& c);
+
+// Receives the start message into the region mapped before clone() and runs its ops, which
+// end in execve. The message is a StartWire header and, when small, the image itself; a
+// larger image comes in a memfd, the first fd sent with it. The other fds replace the stdio
+// the header's mask names.
+[[noreturn]] void receiveStart(Ctx& c) {
+  if (gStartRegion == nullptr) fail(Step::ready, ENOMEM, "start region");
+  StartWire w;
+  struct iovec iov[2] = {{&w, sizeof w}, {gStartRegion, kStartInline}};
+  union {
+    char buf[CMSG_SPACE(4 * sizeof(int))];
+    struct cmsghdr align;
+  } ctl;
+  struct msghdr msg;
+  memset(&msg, 0, sizeof msg);
+  msg.msg_iov = iov;
+  msg.msg_iovlen = 2;
+  msg.msg_control = ctl.buf;
+  msg.msg_controllen = sizeof ctl.buf;
+  ssize_t n;
+  do n = recvmsg(gSync, &msg, MSG_CMSG_CLOEXEC);
+  while (n < 0 && errno == EINTR);
+  if (n == 0) _exit(0);  // the spawner is gone
+  if (n < 0) fail(Step::ready, errno, "recvmsg");
+  int got[4];
+  size_t nfds = 0;
+  for (struct cmsghdr* cm = CMSG_FIRSTHDR(&msg); cm != nullptr; cm = CMSG_NXTHDR(&msg, cm)) {
+    if (cm->cmsg_level != SOL_SOCKET || cm->cmsg_type != SCM_RIGHTS) continue;
+    size_t k = (cm->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+    for (size_t i = 0; i < k && nfds < 4; ++i) memcpy(&got[nfds++], CMSG_DATA(cm) + i * sizeof(int), sizeof(int));
+  }
+  if ((msg.msg_flags & (MSG_TRUNC | MSG_CTRUNC)) || size_t(n) < sizeof w || w.magic != kStartMagic) {
+    fail(Step::ready, EPROTO, "start message");
+  }
+  size_t next = 0;
+  if (w.inlined) {
+    if (size_t(n) != sizeof w + w.size) fail(Step::ready, EPROTO, "start message");
+  } else {
+    if (nfds == 0 || w.size > kStartRegion) fail(Step::ready, EPROTO, "start image");
+    int memfd = got[next++];
+    size_t off = 0;
+    while (off < w.size) {
+      ssize_t r = pread(memfd, gStartRegion + off, w.size - off, off_t(off));
+      if (r < 0 && errno == EINTR) continue;
+      if (r <= 0) fail(Step::ready, r < 0 ? errno : EPROTO, "start image");
+      off += size_t(r);
+    }
+    close(memfd);
+  }
+  if (!openStartImage(gStartRegion, w.size)) fail(Step::ready, EPROTO, "start image");
+  StartHeader h;
+  memcpy(&h, gStartRegion, sizeof h);
+  for (int i = 0; i < 3; ++i) {
+    if ((h.stdioMask & (1u << i)) == 0) continue;
+    if (next >= nfds) fail(Step::stdio, EBADF, "start message");
+    if (dup2(got[next], i) < 0) fail(Step::stdio, errno, nullptr);
+    close(got[next++]);
+  }
+  c.proc.argv0 = reinterpret_cast<char* const*>(gStartRegion + h.argvOff)[0];
+  c.proc.path = gStartRegion + h.pathOff;
+  c.proc.argvp = reinterpret_cast<char* const*>(gStartRegion + h.argvOff);
+  c.proc.envp = reinterpret_cast<char* const*>(gStartRegion + h.envOff);
+  c.proc.seccomp = reinterpret_cast<const sock_filter*>(gStartRegion + h.seccompOff);
+  c.proc.seccompLen = h.seccompLen;
+  const FlatOp* ops = reinterpret_cast<const FlatOp*>(gStartRegion + h.opsOff);
+  for (uint32_t i = 0; i < h.nOps; ++i) {
+    OpView v = viewOf(gStartRegion, ops[i]);
+    if (v.step == Step::ready || v.step == Step::sync) fail(Step::ready, EPROTO, "start image");
+    runOp(v, c);
+  }
+  fail(Step::execve, EINVAL, "start image has no execve step");
+}
+
+void runOp(const OpView& op, Ctx& c) {
+  const char* s0 = op.ns > 0 ? op.s[0] : "";
+  const char* s1 = op.ns > 1 ? op.s[1] : "";
+  switch (op.step) {
+    case Step::sync:
+      awaitByte(kGo, Step::sync);
+      break;
+    case Step::setsid:
+      if (setsid() < 0) fail(Step::setsid, errno, nullptr);
+      break;
+    case Step::stdio:
+      for (int i = 0; i < 3; ++i) {
+        if (c.fds->stdio[i] >= 0 && dup2(c.fds->stdio[i], i) < 0) fail(Step::stdio, errno, nullptr);
+      }
+      break;
+    case Step::setns: {
+      if (eq(op.kind, "net")) {
+        if (setns(c.fds->netns, CLONE_NEWNET) < 0) fail(Step::setns, errno, "net");
+        break;
+      }
+      if (eq(op.kind, "user")) {
+        // Last of the setup done as the host's root: from here on this process is root
+        // only inside the container's user namespace.
+        if (setns(c.fds->userns, CLONE_NEWUSER) < 0) fail(Step::setns, errno, "user");
+        break;
+      }
+      // An exec: a pidfd names every namespace of the target at once (Linux 5.8). The user
+      // namespace is joined last and on its own: its mount namespace belongs to the host's
+      // user namespace, which a process already inside the container's could not enter.
+      unsigned long joinFlags = c.proc.setnsFlags & ~static_cast<unsigned long>(CLONE_NEWUSER);
+      if (joinFlags != 0 && setns(c.fds->targetPidfd, int(joinFlags)) < 0) fail(Step::setns, errno, nullptr);
+      if (c.proc.setnsFlags & CLONE_NEWPID) {
+        // setns(CLONE_NEWPID) applies to children only: fork once more, as a sibling
+        // (CLONE_PARENT) so the spawner reaps the workload directly.
+        long pid = syscall(SYS_clone, CLONE_PARENT, nullptr, nullptr, nullptr, 0);
+        if (pid < 0) fail(Step::setns, errno, "clone");
+        if (pid > 0) {
+          report(kPid, Step::setns, 0, nullptr, int(pid));
+          _exit(0);
+        }
+      }
+      if ((c.proc.setnsFlags & CLONE_NEWUSER) && setns(c.fds->targetPidfd, CLONE_NEWUSER) < 0) fail(Step::setns, errno, "user");
+      break;
+    }
+    case Step::cgroupns:
+      if (unshare(CLONE_NEWCGROUP) < 0) fail(Step::cgroupns, errno, nullptr);
+      break;
+    case Step::mount_private:
+      if (mount("", "/", nullptr, MS_REC | MS_PRIVATE, nullptr) < 0) fail(Step::mount_private, errno, "/");
+      break;
+    case Step::overlay:
+      if (eq(op.kind, "idmap")) {
+        // s: image layer, staging dir. An idmapped copy of the layer shows the host's
+        // root-owned files as owned by the container's root, without a chown of the
+        // layer every container shares.
+        int tree = int(syscall(SYS_open_tree, AT_FDCWD, s0, OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC));
+        if (tree < 0) fail(Step::overlay, errno, s0);
+        struct mount_attr attr;
+        memset(&attr, 0, sizeof attr);
+        attr.attr_set = MOUNT_ATTR_IDMAP | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV;
+        attr.userns_fd = uint64_t(c.fds->userns);
+        if (syscall(SYS_mount_setattr, tree, "", AT_EMPTY_PATH, &attr, sizeof attr) < 0) fail(Step::overlay, errno, s0);
+        if (syscall(SYS_move_mount, tree, "", AT_FDCWD, s1, MOVE_MOUNT_F_EMPTY_PATH) < 0) fail(Step::overlay, errno, s1);
+        close(tree);
+        break;
+      }
+      // s: target (a host path the runtime created), mount data
+      if (mount("overlay", s0, "overlay", 0, s1) < 0) fail(Step::overlay, errno, s0);
+      break;
+    case Step::root_open:
+      c.rootfd = open(s0, O_PATH | O_DIRECTORY | O_CLOEXEC);
+      if (c.rootfd < 0) fail(Step::root_open, errno, s0);
+      break;
+    case Step::mount: {
+      // s: source, target in root, fstype, data; n: MS_* flags, target is a file (0/1)
+      int t = ensureInRoot(c.rootfd, s1, op.nn > 1 && op.n[1] != 0);
+      if (t < 0) fail(Step::mount, errno, s1);
+      char tp[32];
+      fdPath(t, tp);
+      const char* data = op.ns > 3 && op.s[3][0] != '\0' ? op.s[3] : nullptr;
+      if (mount(s0, tp, op.s[2], op.n[0], data) < 0) fail(Step::mount, errno, s1);
+      close(t);
+      break;
+    }
+    case Step::bind:
+    case Step::volume: {
+      // s: host source, target in root; n: MS_* flags (MS_REC, MS_RDONLY...), target is a
+      // file (0/1), must be writable (0/1)
+      int src = open(s0, O_PATH | O_CLOEXEC);
+      if (src < 0) fail(op.step, errno, s0);
+      int t = ensureInRoot(c.rootfd, s1, op.n[1] != 0);
+      if (t < 0) fail(op.step, errno, s1);
+      if (bindTree(src, "", t, (op.n[0] & MS_REC) != 0, mountAttrFromFlags(op.n[0])) < 0) fail(op.step, errno, s1);
+      close(t);
+      close(src);
+      if (op.nn > 2 && op.n[2] != 0) {
+        // A read-write volume on a read-only filesystem would only fail at the first
+        // write, inside the agent; refuse it here, where the cause is known.
+        int m = resolveInRoot(c.rootfd, s1);
+        if (m < 0) fail(op.step, errno, s1);
+        char mp[32];
+        fdPath(m, mp);
+        if (access(mp, W_OK) < 0) fail(op.step, errno, s0);
+        close(m);
+      }
+      break;
+    }
+    case Step::symlink: {
+      // s: link target, link path in root (its parent must exist)
+      const char* linkPath = s1;
+      while (*linkPath == '/') ++linkPath;
+      const char* slash = strrchr(linkPath, '/');
+      int dir;
+      const char* base;
+      if (slash == nullptr) {
+        dir = dup(c.rootfd);
+        base = linkPath;
+      } else {
+        char parent[PATH_MAX];
+        size_t n = size_t(slash - linkPath);
+        if (n >= sizeof parent) fail(Step::symlink, ENAMETOOLONG, s1);
+        memcpy(parent, linkPath, n);
+        parent[n] = '\0';
+        dir = resolveInRoot(c.rootfd, parent);
+        base = slash + 1;
+      }
+      if (dir < 0) fail(Step::symlink, errno, s1);
+      if (symlinkat(s0, dir, base) < 0 && errno != EEXIST) fail(Step::symlink, errno, s1);
+      close(dir);
+      break;
+    }
+    case Step::mask: {
+      int t = resolveInRoot(c.rootfd, s0);
+      if (t < 0) {
+        if (errno == ENOENT) break;
+        fail(Step::mask, errno, s0);
+      }
+      struct stat st;
+      if (fstatat(t, "", &st, AT_EMPTY_PATH) < 0) fail(Step::mask, errno, s0);
+      char tp[32];
+      fdPath(t, tp);
+      int rc = S_ISDIR(st.st_mode) ? mount("tmpfs", tp, "tmpfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, "size=0")
+                                   : bindTree(AT_FDCWD, "/dev/null", t, false, 0);
+      if (rc < 0) fail(Step::mask, errno, s0);
+      close(t);
+      break;
+    }
+    case Step::readonly: {
+      int t = resolveInRoot(c.rootfd, s0);
+      if (t < 0) {
+        if (errno == ENOENT) break;
+        fail(Step::readonly, errno, s0);
+      }
+      if (bindTree(t, "", t, true, MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC) < 0) {
+        fail(Step::readonly, errno, s0);
+      }
+      close(t);
+      break;
+    }
+    case Step::pivot_root:
+      // pivot_root(".", ".") stacks the old root under the new one; detaching it leaves
+      // no path back to the host's tree, not even through /proc/self/root of this process.
+      if (fchdir(c.rootfd) < 0) fail(Step::pivot_root, errno, "fchdir");
+      if (syscall(SYS_pivot_root, ".", ".") < 0) fail(Step::pivot_root, errno, nullptr);
+      if (umount2(".", MNT_DETACH) < 0) fail(Step::pivot_root, errno, "umount old root");
+      if (chdir("/") < 0) fail(Step::pivot_root, errno, "/");
+      close(c.rootfd);
+      c.rootfd = -1;
+      break;
+    case Step::root_readonly: {
+      struct mount_attr attr;
+      memset(&attr, 0, sizeof attr);
+      attr.attr_set = MOUNT_ATTR_RDONLY;
+      if (syscall(SYS_mount_setattr, AT_FDCWD, "/", 0, &attr, sizeof attr) < 0) fail(Step::root_readonly, errno, "/");
+      break;
+    }
+    case Step::loopback: {
+      int sock = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+      if (sock < 0) fail(Step::loopback, errno, "socket");
+      struct ifreq ifr;
+      memset(&ifr, 0, sizeof ifr);
+      memcpy(ifr.ifr_name, "lo", 3);
+      if (ioctl(sock, SIOCGIFFLAGS, &ifr) < 0) fail(Step::loopback, errno, "lo");
+      ifr.ifr_flags = short(ifr.ifr_flags | IFF_UP);
+      if (ioctl(sock, SIOCSIFFLAGS, &ifr) < 0) fail(Step::loopback, errno, "lo");
+      close(sock);
+      break;
+    }
+    case Step::affinity: {
+      // n: CPU numbers. The cpuset cgroup enforces the set; the affinity mask applies it
+      // from the first instruction even where cpuset is not delegated.
+      cpu_set_t set;
+      CPU_ZERO(&set);
+      for (uint32_t i = 0; i < op.nn; ++i)
+        if (op.n[i] < CPU_SETSIZE) CPU_SET(op.n[i], &set);
+      if (sched_setaffinity(0, sizeof set, &set) < 0) fail(Step::affinity, errno, nullptr);
+      break;
+    }
+    case Step::mempolicy: {
+      // n: mode (MPOL_*), then NUMA nodes. Set before seccomp, which refuses it inside.
+      unsigned long mask[16];
+      memset(mask, 0, sizeof mask);
+      for (size_t i = 1; i < op.nn; ++i)
+        if (op.n[i] < 16 * 64) mask[op.n[i] / 64] |= 1ul << (op.n[i] % 64);
+      if (syscall(SYS_set_mempolicy, int(op.n[0]), mask, 16 * 64) < 0) fail(Step::mempolicy, errno, nullptr);
+      break;
+    }
+    case Step::hostname:
+      if (sethostname(s0, strlen(s0)) < 0) fail(Step::hostname, errno, s0);
+      break;
+    case Step::rlimit: {
+      struct rlimit rl;
+      rl.rlim_cur = op.n[1];
+      rl.rlim_max = op.n[2];
+      if (setrlimit(__rlimit_resource(op.n[0]), &rl) < 0) fail(Step::rlimit, errno, s0);
+      break;
+    }
+    case Step::setgroups:
+      if (syscall(SYS_setgroups, op.ngids, op.gids) < 0) fail(Step::setgroups, errno, nullptr);
+      break;
+    case Step::setgid:
+      if (syscall(SYS_setresgid, op.n[0], op.n[0], op.n[0]) < 0) fail(Step::setgid, errno, s0);
+      break;
+    case Step::setuid:
+      if (syscall(SYS_setresuid, op.n[0], op.n[0], op.n[0]) < 0) fail(Step::setuid, errno, s0);
+      break;
+    case Step::capabilities:
+      if (eq(op.kind, "bounding")) applyBounding(op);
+      else applyCapabilitySets(op);
+      break;
+    case Step::no_new_privs:
+      if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0) fail(Step::no_new_privs, errno, nullptr);
+      break;
+    case Step::chdir:
+      if (chdir(s0) < 0) fail(Step::chdir, errno, s0);
+      break;
+    case Step::resolve_exec:
+      resolveExec(c.proc);
+      break;
+    case Step::ready:
+      // The park point: everything the container's shape fixes is done. What the caller
+      // chooses at start() comes in one message (see receiveStart), which ends in execve.
+      report(kReady, Step::ready, 0, nullptr);
+      receiveStart(c);
+    case Step::close_fds: {
+      // Every fd but stdio and the sync socket is closed, not only marked CLOEXEC, and
+      // before chdir and resolve-exec (CVE-2024-21626 class: a host fd still open at the
+      // chdir, such as a directory of the host, lets a cwd of /proc/self/fd/N escape the
+      // root). The sync socket is CLOEXEC and stays usable until execve, so an execve
+      // failure can still be reported.
+      if (closeFdsExcept(&gSync, 1) < 0) fail(Step::close_fds, errno, nullptr);
+      break;
+    }
+    case Step::seccomp: {
+      struct sock_fprog prog;
+      prog.len = static_cast<unsigned short>(c.proc.seccompLen);
+      prog.filter = const_cast<sock_filter*>(c.proc.seccomp);
+      if (prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog, 0, 0) < 0) fail(Step::seccomp, errno, nullptr);
+      break;
+    }
+    case Step::execve:
+      execve(gExecPath[0] != '\0' ? gExecPath : c.proc.argv0, c.proc.argvp, c.proc.envp);
+      fail(Step::execve, errno, gExecPath[0] != '\0' ? gExecPath : c.proc.argv0);
+    default:
+      fail(op.step, EINVAL, "step not valid in a plan");
+  }
+}
+
 }  // namespace
+
+char* gStartRegion = nullptr;
+
+bool mapStartRegion() {
+  void* p = mmap(nullptr, kStartRegion, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+  if (p == MAP_FAILED) return false;
+  gStartRegion = static_cast<char*>(p);
+  return true;
+}
 
 int closeFdsExcept(const int* keep, size_t n) {
   int sorted[8];
@@ -330,273 +746,16 @@ void runChild(const Plan& plan, const ChildFds& fds) {
   sigprocmask(SIG_SETMASK, &none, nullptr);
   signal(SIGPIPE, SIG_DFL);
 
-  int rootfd = -1;
-  for (const Op& op : plan.ops) {
-    const char* s0 = op.s.size() > 0 ? op.s[0].c_str() : "";
-    const char* s1 = op.s.size() > 1 ? op.s[1].c_str() : "";
-    switch (op.step) {
-      case Step::sync:
-        awaitByte(kGo, Step::sync);
-        break;
-      case Step::setsid:
-        if (setsid() < 0) fail(Step::setsid, errno, nullptr);
-        break;
-      case Step::stdio:
-        for (int i = 0; i < 3; ++i) {
-          if (fds.stdio[i] >= 0 && dup2(fds.stdio[i], i) < 0) fail(Step::stdio, errno, nullptr);
-        }
-        break;
-      case Step::setns: {
-        if (op.kind == "net") {
-          if (setns(fds.netns, CLONE_NEWNET) < 0) fail(Step::setns, errno, "net");
-          break;
-        }
-        if (op.kind == "user") {
-          // Last of the setup done as the host's root: from here on this process is root
-          // only inside the container's user namespace.
-          if (setns(fds.userns, CLONE_NEWUSER) < 0) fail(Step::setns, errno, "user");
-          break;
-        }
-        // An exec: a pidfd names every namespace of the target at once (Linux 5.8). The user
-        // namespace is joined last and on its own: its mount namespace belongs to the host's
-        // user namespace, which a process already inside the container's could not enter.
-        unsigned long joinFlags = plan.setnsFlags & ~static_cast<unsigned long>(CLONE_NEWUSER);
-        if (joinFlags != 0 && setns(fds.targetPidfd, int(joinFlags)) < 0) fail(Step::setns, errno, nullptr);
-        if (plan.setnsFlags & CLONE_NEWPID) {
-          // setns(CLONE_NEWPID) applies to children only: fork once more, as a sibling
-          // (CLONE_PARENT) so the spawner reaps the workload directly.
-          long pid = syscall(SYS_clone, CLONE_PARENT, nullptr, nullptr, nullptr, 0);
-          if (pid < 0) fail(Step::setns, errno, "clone");
-          if (pid > 0) {
-            report(kPid, Step::setns, 0, nullptr, int(pid));
-            _exit(0);
-          }
-        }
-        if ((plan.setnsFlags & CLONE_NEWUSER) && setns(fds.targetPidfd, CLONE_NEWUSER) < 0) fail(Step::setns, errno, "user");
-        break;
-      }
-      case Step::cgroupns:
-        if (unshare(CLONE_NEWCGROUP) < 0) fail(Step::cgroupns, errno, nullptr);
-        break;
-      case Step::mount_private:
-        if (mount("", "/", nullptr, MS_REC | MS_PRIVATE, nullptr) < 0) fail(Step::mount_private, errno, "/");
-        break;
-      case Step::overlay:
-        if (op.kind == "idmap") {
-          // s: image layer, staging dir. An idmapped copy of the layer shows the host's
-          // root-owned files as owned by the container's root, without a chown of the
-          // layer every container shares.
-          int tree = int(syscall(SYS_open_tree, AT_FDCWD, s0, OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC));
-          if (tree < 0) fail(Step::overlay, errno, s0);
-          struct mount_attr attr;
-          memset(&attr, 0, sizeof attr);
-          attr.attr_set = MOUNT_ATTR_IDMAP | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV;
-          attr.userns_fd = uint64_t(fds.userns);
-          if (syscall(SYS_mount_setattr, tree, "", AT_EMPTY_PATH, &attr, sizeof attr) < 0) fail(Step::overlay, errno, s0);
-          if (syscall(SYS_move_mount, tree, "", AT_FDCWD, s1, MOVE_MOUNT_F_EMPTY_PATH) < 0) fail(Step::overlay, errno, s1);
-          close(tree);
-          break;
-        }
-        // s: target (a host path the runtime created), mount data
-        if (mount("overlay", s0, "overlay", 0, s1) < 0) fail(Step::overlay, errno, s0);
-        break;
-      case Step::root_open:
-        rootfd = open(s0, O_PATH | O_DIRECTORY | O_CLOEXEC);
-        if (rootfd < 0) fail(Step::root_open, errno, s0);
-        break;
-      case Step::mount: {
-        // s: source, target in root, fstype, data; n: MS_* flags, target is a file (0/1)
-        int t = ensureInRoot(rootfd, s1, op.n.size() > 1 && op.n[1] != 0);
-        if (t < 0) fail(Step::mount, errno, s1);
-        char tp[32];
-        fdPath(t, tp);
-        const char* data = op.s.size() > 3 && !op.s[3].empty() ? op.s[3].c_str() : nullptr;
-        if (mount(s0, tp, op.s[2].c_str(), op.n[0], data) < 0) fail(Step::mount, errno, s1);
-        close(t);
-        break;
-      }
-      case Step::bind:
-      case Step::volume: {
-        // s: host source, target in root; n: MS_* flags (MS_REC, MS_RDONLY...), target is a
-        // file (0/1), must be writable (0/1)
-        int src = open(s0, O_PATH | O_CLOEXEC);
-        if (src < 0) fail(op.step, errno, s0);
-        int t = ensureInRoot(rootfd, s1, op.n[1] != 0);
-        if (t < 0) fail(op.step, errno, s1);
-        if (bindTree(src, "", t, (op.n[0] & MS_REC) != 0, mountAttrFromFlags(op.n[0])) < 0) fail(op.step, errno, s1);
-        close(t);
-        close(src);
-        if (op.n.size() > 2 && op.n[2] != 0) {
-          // A read-write volume on a read-only filesystem would only fail at the first
-          // write, inside the agent; refuse it here, where the cause is known.
-          int m = resolveInRoot(rootfd, s1);
-          if (m < 0) fail(op.step, errno, s1);
-          char mp[32];
-          fdPath(m, mp);
-          if (access(mp, W_OK) < 0) fail(op.step, errno, s0);
-          close(m);
-        }
-        break;
-      }
-      case Step::symlink: {
-        // s: link target, link path in root (its parent must exist)
-        const char* linkPath = s1;
-        while (*linkPath == '/') ++linkPath;
-        const char* slash = strrchr(linkPath, '/');
-        int dir;
-        const char* base;
-        if (slash == nullptr) {
-          dir = dup(rootfd);
-          base = linkPath;
-        } else {
-          char parent[PATH_MAX];
-          size_t n = size_t(slash - linkPath);
-          if (n >= sizeof parent) fail(Step::symlink, ENAMETOOLONG, s1);
-          memcpy(parent, linkPath, n);
-          parent[n] = '\0';
-          dir = resolveInRoot(rootfd, parent);
-          base = slash + 1;
-        }
-        if (dir < 0) fail(Step::symlink, errno, s1);
-        if (symlinkat(s0, dir, base) < 0 && errno != EEXIST) fail(Step::symlink, errno, s1);
-        close(dir);
-        break;
-      }
-      case Step::mask: {
-        int t = resolveInRoot(rootfd, s0);
-        if (t < 0) {
-          if (errno == ENOENT) break;
-          fail(Step::mask, errno, s0);
-        }
-        struct stat st;
-        if (fstatat(t, "", &st, AT_EMPTY_PATH) < 0) fail(Step::mask, errno, s0);
-        char tp[32];
-        fdPath(t, tp);
-        int rc = S_ISDIR(st.st_mode) ? mount("tmpfs", tp, "tmpfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, "size=0")
-                                     : bindTree(AT_FDCWD, "/dev/null", t, false, 0);
-        if (rc < 0) fail(Step::mask, errno, s0);
-        close(t);
-        break;
-      }
-      case Step::readonly: {
-        int t = resolveInRoot(rootfd, s0);
-        if (t < 0) {
-          if (errno == ENOENT) break;
-          fail(Step::readonly, errno, s0);
-        }
-        if (bindTree(t, "", t, true, MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC) < 0) {
-          fail(Step::readonly, errno, s0);
-        }
-        close(t);
-        break;
-      }
-      case Step::pivot_root:
-        // pivot_root(".", ".") stacks the old root under the new one; detaching it leaves
-        // no path back to the host's tree, not even through /proc/self/root of this process.
-        if (fchdir(rootfd) < 0) fail(Step::pivot_root, errno, "fchdir");
-        if (syscall(SYS_pivot_root, ".", ".") < 0) fail(Step::pivot_root, errno, nullptr);
-        if (umount2(".", MNT_DETACH) < 0) fail(Step::pivot_root, errno, "umount old root");
-        if (chdir("/") < 0) fail(Step::pivot_root, errno, "/");
-        close(rootfd);
-        rootfd = -1;
-        break;
-      case Step::root_readonly: {
-        struct mount_attr attr;
-        memset(&attr, 0, sizeof attr);
-        attr.attr_set = MOUNT_ATTR_RDONLY;
-        if (syscall(SYS_mount_setattr, AT_FDCWD, "/", 0, &attr, sizeof attr) < 0) fail(Step::root_readonly, errno, "/");
-        break;
-      }
-      case Step::loopback: {
-        int sock = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-        if (sock < 0) fail(Step::loopback, errno, "socket");
-        struct ifreq ifr;
-        memset(&ifr, 0, sizeof ifr);
-        memcpy(ifr.ifr_name, "lo", 3);
-        if (ioctl(sock, SIOCGIFFLAGS, &ifr) < 0) fail(Step::loopback, errno, "lo");
-        ifr.ifr_flags = short(ifr.ifr_flags | IFF_UP);
-        if (ioctl(sock, SIOCSIFFLAGS, &ifr) < 0) fail(Step::loopback, errno, "lo");
-        close(sock);
-        break;
-      }
-      case Step::affinity: {
-        // n: CPU numbers. The cpuset cgroup enforces the set; the affinity mask applies it
-        // from the first instruction even where cpuset is not delegated.
-        cpu_set_t set;
-        CPU_ZERO(&set);
-        for (uint64_t cpu : op.n)
-          if (cpu < CPU_SETSIZE) CPU_SET(cpu, &set);
-        if (sched_setaffinity(0, sizeof set, &set) < 0) fail(Step::affinity, errno, nullptr);
-        break;
-      }
-      case Step::mempolicy: {
-        // n: mode (MPOL_*), then NUMA nodes. Set before seccomp, which refuses it inside.
-        unsigned long mask[16];
-        memset(mask, 0, sizeof mask);
-        for (size_t i = 1; i < op.n.size(); ++i)
-          if (op.n[i] < 16 * 64) mask[op.n[i] / 64] |= 1ul << (op.n[i] % 64);
-        if (syscall(SYS_set_mempolicy, int(op.n[0]), mask, 16 * 64) < 0) fail(Step::mempolicy, errno, nullptr);
-        break;
-      }
-      case Step::hostname:
-        if (sethostname(s0, strlen(s0)) < 0) fail(Step::hostname, errno, s0);
-        break;
-      case Step::rlimit: {
-        struct rlimit rl;
-        rl.rlim_cur = op.n[1];
-        rl.rlim_max = op.n[2];
-        if (setrlimit(__rlimit_resource(op.n[0]), &rl) < 0) fail(Step::rlimit, errno, s0);
-        break;
-      }
-      case Step::setgroups:
-        if (syscall(SYS_setgroups, op.gids.size(), op.gids.data()) < 0) fail(Step::setgroups, errno, nullptr);
-        break;
-      case Step::setgid:
-        if (syscall(SYS_setresgid, op.n[0], op.n[0], op.n[0]) < 0) fail(Step::setgid, errno, s0);
-        break;
-      case Step::setuid:
-        if (syscall(SYS_setresuid, op.n[0], op.n[0], op.n[0]) < 0) fail(Step::setuid, errno, s0);
-        break;
-      case Step::capabilities:
-        if (op.kind == "bounding") applyBounding(op);
-        else applyCapabilitySets(op);
-        break;
-      case Step::no_new_privs:
-        if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0) fail(Step::no_new_privs, errno, nullptr);
-        break;
-      case Step::chdir:
-        if (chdir(s0) < 0) fail(Step::chdir, errno, s0);
-        break;
-      case Step::resolve_exec:
-        resolveExec(plan);
-        break;
-      case Step::ready:
-        report(kReady, Step::ready, 0, nullptr);
-        awaitByte(kStart, Step::ready);
-        break;
-      case Step::close_fds: {
-        // Every fd but stdio and the sync socket is closed, not only marked CLOEXEC, and
-        // before chdir and resolve-exec (CVE-2024-21626 class: a host fd still open at the
-        // chdir, such as a directory of the host, lets a cwd of /proc/self/fd/N escape the
-        // root). The sync socket is CLOEXEC and stays usable until execve, so an execve
-        // failure can still be reported.
-        if (closeFdsExcept(&gSync, 1) < 0) fail(Step::close_fds, errno, nullptr);
-        break;
-      }
-      case Step::seccomp: {
-        struct sock_fprog prog;
-        prog.len = static_cast<unsigned short>(plan.seccomp.size());
-        prog.filter = const_cast<sock_filter*>(plan.seccomp.data());
-        if (prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog, 0, 0) < 0) fail(Step::seccomp, errno, nullptr);
-        break;
-      }
-      case Step::execve:
-        execve(gExecPath[0] != '\0' ? gExecPath : plan.argv[0].c_str(), plan.argvp.data(), plan.envp.data());
-        fail(Step::execve, errno, gExecPath[0] != '\0' ? gExecPath : plan.argv[0].c_str());
-      default:
-        fail(op.step, EINVAL, "step not valid in a plan");
-    }
-  }
+  Ctx c;
+  c.fds = &fds;
+  c.proc.argv0 = plan.argv.empty() ? "" : plan.argv[0].c_str();
+  c.proc.path = plan.searchPath.c_str();
+  c.proc.argvp = plan.argvp.data();
+  c.proc.envp = plan.envp.data();
+  c.proc.seccomp = plan.seccomp.data();
+  c.proc.seccompLen = plan.seccomp.size();
+  c.proc.setnsFlags = plan.setnsFlags;
+  for (const Op& op : plan.ops) runOp(viewOf(op), c);
   fail(Step::execve, EINVAL, "plan has no execve step");
 }
 

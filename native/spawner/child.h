@@ -9,10 +9,10 @@
 namespace ss {
 
 // Fixed-size messages on the sync socket, child to spawner. The spawner's side of the same
-// socket sends one byte: kGo once the cgroups and id maps are in place, kStart to exec.
+// socket sends one byte, kGo, once the cgroups and id maps are in place, and to a parked
+// init the start message (start_image.h).
 enum ReportType : uint32_t { kReady = 1, kError = 2, kPid = 3 };
 constexpr char kGo = 'g';
-constexpr char kStart = 's';
 
 struct ChildReport {
   uint32_t type;
@@ -41,6 +41,11 @@ struct ChildFds {
 // step before it (a mount, a chdir, a failing execve) would run with them open. Returns 0,
 // or -1 with errno from close_range. Allocates nothing.
 int closeFdsExcept(const int* keep, size_t n);
+
+// The region a parked init receives its start image into (start_image.h), mapped by the
+// spawner once, before any clone(), so that every init has it without allocating.
+extern char* gStartRegion;
+bool mapStartRegion();
 
 // Runs the plan's ops in order and ends in execve(); never returns. Allocates nothing.
 [[noreturn]] void runChild(const Plan& plan, const ChildFds& fds);

@@ -4,6 +4,7 @@
 #include <sched.h>
 #include <signal.h>
 #include <sys/epoll.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -16,6 +17,7 @@
 
 #include "spawner.h"
 #include "state_files.h"
+#include "start_image.h"
 #include "userns.h"
 
 namespace ss {
@@ -61,6 +63,90 @@ void closeStdio(ChildFds* fds) {
       close(*x);
       *x = -1;
     }
+}
+
+bool sendStart(int sync, const std::string& image, const std::vector<int>& stdio, Error* e) {
+  StartWire w;
+  memset(&w, 0, sizeof w);
+  w.magic = kStartMagic;
+  w.size = uint32_t(image.size());
+  w.inlined = image.size() <= kStartInline ? 1 : 0;
+  int fds[4];
+  size_t nfds = 0;
+  int memfd = -1;
+  if (!w.inlined) {
+    memfd = int(syscall(SYS_memfd_create, "stratoswarm-start", MFD_CLOEXEC | MFD_ALLOW_SEALING));
+    if (memfd < 0) {
+      *e = {"ESYSCALL", Step::ready, errno, "memfd_create", "", ""};
+      return false;
+    }
+    size_t off = 0;
+    while (off < image.size()) {
+      ssize_t n = write(memfd, image.data() + off, image.size() - off);
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) {
+        *e = {"ESYSCALL", Step::ready, n < 0 ? errno : EIO, "write", "", "start image"};
+        close(memfd);
+        return false;
+      }
+      off += size_t(n);
+    }
+    fcntl(memfd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE | F_SEAL_SEAL);
+    fds[nfds++] = memfd;
+  }
+  for (int fd : stdio) fds[nfds++] = fd;  // at most 3: the mask has three bits
+  struct iovec iov[2] = {{&w, sizeof w}, {const_cast<char*>(image.data()), w.inlined ? image.size() : 0}};
+  union {
+    char buf[CMSG_SPACE(4 * sizeof(int))];
+    struct cmsghdr align;
+  } ctl;
+  struct msghdr msg;
+  memset(&msg, 0, sizeof msg);
+  msg.msg_iov = iov;
+  msg.msg_iovlen = w.inlined ? 2 : 1;
+  if (nfds > 0) {
+    memset(ctl.buf, 0, sizeof ctl.buf);
+    msg.msg_control = ctl.buf;
+    msg.msg_controllen = CMSG_SPACE(nfds * sizeof(int));
+    struct cmsghdr* cm = CMSG_FIRSTHDR(&msg);
+    cm->cmsg_level = SOL_SOCKET;
+    cm->cmsg_type = SCM_RIGHTS;
+    cm->cmsg_len = CMSG_LEN(nfds * sizeof(int));
+    memcpy(CMSG_DATA(cm), fds, nfds * sizeof(int));
+  }
+  ssize_t n;
+  do n = sendmsg(sync, &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
+  while (n < 0 && errno == EINTR);
+  int err = errno;
+  if (memfd >= 0) close(memfd);
+  if (n != ssize_t(sizeof w + (w.inlined ? image.size() : 0))) {
+    *e = {"ESYSCALL", Step::ready, n < 0 ? err : EPROTO, "sendmsg", "", "start message"};
+    return false;
+  }
+  return true;
+}
+
+// Sets a parked container's hostname from outside: its UTS namespace belongs to the host's
+// user namespace, so the init, already in the container's, could not.
+bool Spawner::setHostname(const Container& ct, const std::string& name, Error* e) {
+  if (selfUts_ < 0) selfUts_ = open("/proc/self/ns/uts", O_RDONLY | O_CLOEXEC);
+  if (selfUts_ < 0) {
+    *e = {"ESYSCALL", Step::hostname, errno, "open", "/proc/self/ns/uts", ""};
+    return false;
+  }
+  if (setns(ct.pidfd, CLONE_NEWUTS) < 0) {
+    *e = {"ESYSCALL", Step::hostname, errno, "setns", "", "container UTS namespace"};
+    return false;
+  }
+  bool ok = sethostname(name.c_str(), name.size()) == 0;
+  int err = errno;
+  if (setns(selfUts_, CLONE_NEWUTS) < 0) {
+    // This process would go on in a container's UTS namespace: nothing it does later
+    // depends on it, but say so.
+    logf("setns back to own UTS namespace: %s", strerror(errno));
+  }
+  if (!ok) *e = {"ESYSCALL", Step::hostname, err, "sethostname", "", name};
+  return ok;
 }
 
 namespace {

@@ -5,6 +5,9 @@
 #include "common.h"
 #include "plan.h"
 
+#include <string>
+#include <vector>
+
 namespace ss {
 
 // socketpair + a raw clone(): the child keeps sv[1], the parent sv[0]. A raw clone() behaves
@@ -16,5 +19,10 @@ long cloneWithSync(unsigned long flags, int sv[2], Step step, Error* e);
 // namespace will not see them).
 bool openStdio(const Plan& plan, ChildFds* fds, Error* e);
 void closeStdio(ChildFds* fds);
+
+// Sends a parked init its start image on its sync socket, with `stdio` (fds to replace its
+// stdin, stdout, stderr, in that order). Small images travel in the message; larger ones in
+// a sealed memfd sent with it. Never waits: the init reads nothing else on that socket.
+bool sendStart(int sync, const std::string& image, const std::vector<int>& stdio, Error* e);
 
 }  // namespace ss

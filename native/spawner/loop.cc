@@ -30,6 +30,11 @@ int Spawner::listen(int readyFd) {
     return -1;
   }
   memcpy(addr.sun_path, sock.c_str(), sock.size() + 1);
+  // Before any clone(): every init inherits the region it receives its start image into.
+  if (!mapStartRegion()) {
+    dprintf(readyFd, "map the start region: %s", strerror(errno));
+    return -1;
+  }
   listenFd_ = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
   // The lock is held, so a socket file left here belongs to a dead spawner.
   unlink(sock.c_str());

@@ -90,7 +90,22 @@ unsigned long nsFlags(const std::string& list, std::string* err) {
 
 }  // namespace
 
-bool parsePlan(const wire::Fields& f, size_t i, Plan* p, std::string* err) {
+// What a start plan may do: the process's identity and confinement, and its exec. Setup
+// that needs the host (mounts, namespaces) was done before the park point; rlimit and
+// hostname are applied by the spawner from outside.
+bool startStep(Step s) {
+  switch (s) {
+    case Step::affinity: case Step::mempolicy: case Step::seccomp: case Step::capabilities:
+    case Step::setgroups: case Step::setgid: case Step::setuid: case Step::no_new_privs:
+    case Step::close_fds: case Step::chdir: case Step::resolve_exec: case Step::execve:
+    case Step::rlimit: case Step::hostname:
+      return true;
+    default:
+      return false;
+  }
+}
+
+bool parsePlan(const wire::Fields& f, size_t i, Plan* p, std::string* err, PlanKind kind) {
   bool hasSeccompOp = false;
   // `k` may come from the request: compared with what is left, so i + k cannot wrap.
   auto need = [&](uint64_t k, const char* what) {
@@ -102,7 +117,27 @@ bool parsePlan(const wire::Fields& f, size_t i, Plan* p, std::string* err) {
   };
   while (i < f.size()) {
     const std::string& key = f[i++];
-    if (key == "state-dir" || key == "stdin" || key == "stdout" || key == "stderr" || key == "uid-map" ||
+    if (kind == PlanKind::start && key != "argv" && key != "env" && key != "path" && key != "seccomp" && key != "op" &&
+        key != "stdio-fds") {
+      *err = "field \"" + key + "\" is not part of a start plan";
+      return false;
+    }
+    if (key == "stdio-fds") {
+      // Which of stdin, stdout, stderr the fds sent with a start request replace ("0,1,2").
+      if (kind != PlanKind::start || !need(1, "stdio-fds")) {
+        if (err->empty()) *err = "stdio-fds is only part of a start plan";
+        return false;
+      }
+      const std::string& v = f[i++];
+      p->stdioMask = 0;
+      for (size_t k = 0; k < v.size(); ++k) {
+        if (k % 2 == 1 ? v[k] != ',' : (v[k] < '0' || v[k] > '2')) {
+          *err = "stdio-fds is \"" + v.substr(0, 16) + "\", not a list of 0, 1, 2";
+          return false;
+        }
+        if (k % 2 == 0) p->stdioMask |= 1u << (v[k] - '0');
+      }
+    } else if (key == "state-dir" || key == "stdin" || key == "stdout" || key == "stderr" || key == "uid-map" ||
         key == "gid-map" || key == "cgroup-procs" || key == "path" || key == "namespaces" ||
         key == "join-namespaces" || key == "userns-net") {
       if (!need(1, key.c_str())) return false;
@@ -181,6 +216,14 @@ bool parsePlan(const wire::Fields& f, size_t i, Plan* p, std::string* err) {
         *err = "unknown step \"" + f[i] + "\" in an op";
         return false;
       }
+      if (kind == PlanKind::start && !startStep(op.step)) {
+        *err = "op " + f[i] + " is not part of a start plan";
+        return false;
+      }
+      if (kind == PlanKind::exec && op.step == Step::ready) {
+        *err = "op ready is not part of an exec plan";
+        return false;
+      }
       ++i;
       op.kind = f[i++];
       const char* name = stepName(op.step);
@@ -254,7 +297,7 @@ bool parsePlan(const wire::Fields& f, size_t i, Plan* p, std::string* err) {
       return false;
     }
   }
-  if (p->argv.empty()) {
+  if (p->argv.empty() && kind != PlanKind::create) {
     *err = "argv is empty";
     return false;
   }

@@ -38,12 +38,17 @@ struct Plan {
   std::vector<std::string> argv, env;
   std::string searchPath;  // PATH used to resolve argv[0]
   std::vector<sock_filter> seccomp;
+  uint32_t stdioMask = 0;  // start: the stdio fds that come with the request (bit i: fd i)
   // Filled in by the parent after parsing so the child never builds them.
   std::vector<char*> argvp, envp;
 };
 
-// Parses a "create" or "exec" message (fields after the verb and id). On failure returns
-// false and names the field.
-bool parsePlan(const wire::Fields& f, size_t start, Plan* plan, std::string* err);
+// create: the init's setup up to its park point; exec: a process joining a container;
+// start: what a parked init does from the park point to execve.
+enum class PlanKind { create, exec, start };
+
+// Parses a "create", "exec" or "start" message (fields after the verb and id). On failure
+// returns false and names the field.
+bool parsePlan(const wire::Fields& f, size_t start, Plan* plan, std::string* err, PlanKind kind);
 
 }  // namespace ss

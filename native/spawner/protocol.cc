@@ -6,6 +6,8 @@
 #include <sched.h>
 #include <signal.h>
 #include <sys/epoll.h>
+#include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -17,6 +19,7 @@
 #include <cstring>
 
 #include "launch.h"
+#include "start_image.h"
 #include "userns.h"
 
 namespace ss {
@@ -31,7 +34,7 @@ struct Verb {
   bool hasId;
 };
 constexpr Verb kVerbs[] = {
-    {"ping", 1, 1, false},      {"create", 3, SIZE_MAX, true}, {"start", 2, 2, true},
+    {"ping", 1, 1, false},      {"create", 3, SIZE_MAX, true}, {"start", 2, SIZE_MAX, true},
     {"kill", 3, 3, true},       {"exec-kill", 4, 4, true},     {"forget", 2, 2, true},
     {"exec", 3, SIZE_MAX, true}, {"status", 2, 2, true},        {"adopt", 5, 9, true},
     {"subscribe", 1, 1, false}, {"shutdown", 1, 2, false},
@@ -120,7 +123,7 @@ wire::Fields Spawner::create(Client& c, const wire::Fields& f, bool* deferred) {
   auto l = std::make_unique<Launch>();
   l->plan = std::make_unique<Plan>();
   std::string err;
-  if (!parsePlan(f, 2, l->plan.get(), &err)) return errorReply({"EPROTO", Step::config, EINVAL, "", "", err});
+  if (!parsePlan(f, 2, l->plan.get(), &err, PlanKind::create)) return errorReply({"EPROTO", Step::config, EINVAL, "", "", err});
   l->kind = Launch::Kind::create;
   l->id = id;
   l->to = {c.fd, c.serial};
@@ -149,17 +152,45 @@ wire::Fields Spawner::create(Client& c, const wire::Fields& f, bool* deferred) {
   return {};
 }
 
-// Lets a parked init exec; the reply follows once it has (EOF on its socket) or failed.
+// Sends a parked init its start image (the process the caller chose) and lets it exec; the
+// reply follows once it has (EOF on its socket) or failed. What needs the host's privilege
+// is done here, from outside, before the message: rlimits (raising a hard limit needs
+// CAP_SYS_RESOURCE in the host's user namespace, which the init left) and the hostname (the
+// UTS namespace belongs to the host's user namespace). A refused request leaves the
+// container parked, as it was.
 wire::Fields Spawner::start(Client& c, const wire::Fields& f, bool* deferred) {
   auto it = containers_.find(f[1]);
   if (it == containers_.end()) return errorReply({"ENOTFOUND", Step::spawner, ESRCH, "", "", "no container " + f[1]});
   Container& ct = it->second;
   if (ct.exited) return errorReply({"ESTATE", Step::spawner, ESRCH, "", "", "container init has exited"});
   if (ct.sync < 0) return errorReply({"ESTATE", Step::spawner, EALREADY, "", "", "container was started already"});
-  char s = kStart;
-  // The init sent its only report and reads this byte: the socket has room, never waits.
-  if (send(ct.sync, &s, 1, MSG_NOSIGNAL | MSG_DONTWAIT) != 1) {
-    Error e = {"ESYSCALL", Step::ready, errno, "send", "", ""};
+  Plan plan;
+  std::string err;
+  if (!parsePlan(f, 2, &plan, &err, PlanKind::start)) return errorReply({"EPROTO", Step::config, EINVAL, "", "", err});
+  size_t stdioFds = size_t(__builtin_popcount(plan.stdioMask));
+  if (c.fds.size() != stdioFds) {
+    return errorReply({"EPROTO", Step::stdio, EBADF, "", "",
+                       "start names " + std::to_string(stdioFds) + " stdio fds but " + std::to_string(c.fds.size()) + " came with it"});
+  }
+  std::vector<Op> inside;
+  for (Op& op : plan.ops) {
+    Error e;
+    if (op.step == Step::rlimit) {
+      struct rlimit rl = {op.n[1], op.n[2]};
+      if (prlimit(ct.pid, __rlimit_resource(op.n[0]), &rl, nullptr) < 0) return errorReply({"ESYSCALL", Step::rlimit, errno, "prlimit", "", op.s[0]});
+    } else if (op.step == Step::hostname) {
+      if (!setHostname(ct, op.s[0], &e)) return errorReply(e);
+    } else {
+      inside.push_back(std::move(op));
+    }
+  }
+  plan.ops = std::move(inside);
+  std::string image = flattenStart(plan, plan.stdioMask);
+  if (image.size() > kStartRegion) return errorReply({"E2BIG", Step::config, E2BIG, "", "", "start image too large"});
+  Error e;
+  if (!sendStart(ct.sync, image, c.fds, &e)) {
+    // The init saw nothing, or part of nothing: it cannot be started any more.
+    syscall(SYS_pidfd_send_signal, ct.pidfd, SIGKILL, nullptr, 0);
     close(ct.sync);
     ct.sync = -1;
     return errorReply(e);
@@ -174,7 +205,6 @@ wire::Fields Spawner::start(Client& c, const wire::Fields& f, bool* deferred) {
   l->sync = ct.sync;
   ct.sync = -1;
   ct.starting = true;
-  Error e;
   if (!watchLaunch(l, &e)) {
     abandon(*l);
     return errorReply(e);
@@ -246,7 +276,7 @@ wire::Fields Spawner::exec(Client& c, const wire::Fields& f, bool* deferred) {
   auto l = std::make_unique<Launch>();
   l->plan = std::make_unique<Plan>();
   std::string err;
-  if (!parsePlan(f, 2, l->plan.get(), &err)) return errorReply({"EPROTO", Step::config, EINVAL, "", "", err});
+  if (!parsePlan(f, 2, l->plan.get(), &err, PlanKind::exec)) return errorReply({"EPROTO", Step::config, EINVAL, "", "", err});
   l->kind = Launch::Kind::exec;
   l->phase = Launch::Phase::report;
   l->id = ct.id;

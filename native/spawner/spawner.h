@@ -60,7 +60,7 @@ struct Container {
   pid_t pid = 0;
   int pidfd = -1;
   bool adopted = false;  // not our child: its exit comes as pidfd readiness, its code is lost
-  int sync = -1;         // open until start() (parked init waiting for kStart)
+  int sync = -1;         // open until start() (a parked init waiting for its start image)
   bool starting = false;  // kStart sent, the execve not yet seen
   bool exited = false;
   int status = 0;
@@ -143,6 +143,7 @@ class Spawner {
   void failLaunch(std::unique_ptr<Launch> l, const Error& e);
   void expireLaunches();
   void killChild(int* pidfd);
+  bool setHostname(const Container& ct, const std::string& name, Error* e);
   bool execLaunchPending() const;
 
   std::string root_;
@@ -150,6 +151,7 @@ class Spawner {
   int epfd_ = -1;
   int listenFd_ = -1;
   int sigFd_ = -1;
+  int selfUts_ = -1;  // this process's UTS namespace, to return to after setting a container's hostname
   bool stopping_ = false;
   uint64_t nextSerial_ = 1;
   std::map<int, Client> clients_;

@@ -30,6 +30,7 @@ import { prepareCreate, wantsGpus } from './prepare.js';
 import { provision } from './provision.js';
 import { findRecord, listStatuses, prepareContext, readLogs, reconcileRecord, statusOf } from './records.js';
 import { applyResources, planUpdate } from './resources.js';
+import { sendStart, startInputOf, type StartInput } from './start.js';
 import { StatsSampler, type StatsPart } from './stats.js';
 import { teardown } from './teardown.js';
 import { ExitTracker } from './watch.js';
@@ -60,6 +61,8 @@ export class Container extends EventEmitter<ContainerEvents> {
   private readonly exits: ExitTracker;
   private readonly sampler = new StatsSampler();
   private lastPlan: ResourcePlan | undefined;
+  /** What start() runs, compiled at create (absent for a container loaded from its record). */
+  private startInput: StartInput | undefined;
   private readonly evolution: ContainerEvolution;
 
   private constructor(runtime: Runtime, rec: ContainerRecord, config: ContainerConfig) {
@@ -131,6 +134,7 @@ export class Container extends EventEmitter<ContainerEvents> {
       signal: handle.signal,
       watch: async (r) => {
         c = new Container(runtime, r, own);
+        c.startInput = { process: plan.process, lastCap: plan.lastCap };
         await c.watch();
         return () => c!.exits.unsubscribe();
       },
@@ -239,7 +243,9 @@ export class Container extends EventEmitter<ContainerEvents> {
       if (opts.signal?.aborted) throw abortError(opts.signal, `start container ${this.name}`);
       await this.parts.faults?.('start');
       try {
-        await this.parts.spawner.request(['start', this.id], `start container ${this.name}`);
+        const input = this.startInput ?? (await startInputOf(this.parts, this.config, this.id));
+        await sendStart(this.parts, this.id, this.name, input);
+        this.startInput = undefined;
       } catch (e) {
         if (e instanceof RuntimeError) e.containerId = this.id;
         throw e;

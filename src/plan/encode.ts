@@ -18,14 +18,16 @@ export const MS = {
   STRICTATIME: 1 << 24,
 } as const;
 
-/** What create and exec requests both carry: the process, its confinement, its cgroups. */
+/** What start and exec requests both carry: the process and its confinement. */
 export interface ProcessInput extends Omit<ProcessPlan, 'placement'> {
   cgroupProcs: string[];
   lastCap: number;
   placement?: PlanPlacement | undefined;
 }
 
-export interface CreatePlanInput extends ProcessInput {
+/** What a create request carries: the container's shape, set up to the park point. */
+export interface CreatePlanInput {
+  cgroupProcs: string[];
   stateDir: string;
   rootfs: string;
   lowerDirs: string[];
@@ -36,6 +38,7 @@ export interface CreatePlanInput extends ProcessInput {
   network: 'none' | 'host' | 'bridge';
   hostname: string;
   volumes: PlanVolume[];
+  security: Pick<PlanSecurity, 'maskedPaths' | 'readonlyPaths' | 'readonlyRoot'>;
   userns?: PlanUserNamespace | undefined;
   /** Further host device nodes to bind into /dev (assigned GPUs). */
   devices?: string[];
@@ -60,8 +63,13 @@ function placementOps(out: Field[], p: PlanPlacement | undefined): void {
   if (p?.mempolicy) op(out, 'mempolicy', 'set', [], [p.mempolicy.mode, ...p.mempolicy.nodes]);
 }
 
+/**
+ * The process's identity and confinement, from the user's groups to no_new_privs. Rlimits
+ * go first: in an exec they are set before the user namespace is joined (raising a hard
+ * limit needs CAP_SYS_RESOURCE in the host's); in a start the spawner sets them on the
+ * parked init from outside.
+ */
 function userAndSecurityOps(out: Field[], user: PlanUser, sec: PlanSecurity, lastCap: number, joinUserns = false): void {
-  // Raising a hard limit needs CAP_SYS_RESOURCE in the host's user namespace: before joining.
   for (const r of sec.rlimits) op(out, 'rlimit', r.name, [r.name], [r.resource, r.soft, r.hard]);
   if (joinUserns) op(out, 'setns', 'user');
   const earlySeccomp = sec.seccomp && sec.seccompBeforeCapabilityDrop;
@@ -75,14 +83,26 @@ function userAndSecurityOps(out: Field[], user: PlanUser, sec: PlanSecurity, las
   if (sec.noNewPrivileges) op(out, 'no-new-privs', 'set');
 }
 
-/** What create and exec plans share: cgroups to join, the process, and the wait for the spawner. */
-function processFields(out: Field[], p: ProcessInput): void {
-  for (const f of p.cgroupProcs) out.push('cgroup-procs', f);
+/** The process itself: what it runs, with what environment, under which filter. */
+function processImage(out: Field[], p: Pick<ProcessInput, 'argv' | 'env' | 'searchPath' | 'security'>): void {
   out.push('argv', String(p.argv.length), ...p.argv);
   out.push('env', String(p.env.length), ...p.env);
   out.push('path', p.searchPath);
   if (p.security.seccomp) out.push('seccomp', p.security.seccomp.bpf);
-  op(out, 'sync', 'go');
+}
+
+/** From the identity to execve: what a start and an exec end with. */
+function execOps(out: Field[], p: ProcessInput, joinUserns = false): void {
+  placementOps(out, p.placement);
+  userAndSecurityOps(out, p.user, p.security, p.lastCap, joinUserns);
+  // Every fd but stdio and the sync socket is closed before the process looks up any path
+  // of the container (its cwd, its executable): no host fd can be reached through
+  // /proc/self/fd.
+  op(out, 'close-fds', 'close');
+  op(out, 'chdir', 'cwd', [p.cwd]);
+  op(out, 'resolve-exec', 'argv0');
+  if (p.security.seccomp && !p.security.seccompBeforeCapabilityDrop) op(out, 'seccomp', 'load');
+  op(out, 'execve', 'exec');
 }
 
 /** Fields of a "create" request after its id. */
@@ -95,7 +115,8 @@ export function compileCreatePlan(p: CreatePlanInput): Field[] {
   if (p.network !== 'host' && !usernsNet) namespaces.push('net');
   out.push('state-dir', p.stateDir, 'namespaces', namespaces.join(','), 'stdout', p.stdout, 'stderr', p.stderr);
   if (p.userns) out.push('uid-map', p.userns.uidMap, 'gid-map', p.userns.gidMap, 'userns-net', usernsNet ? '1' : '0');
-  processFields(out, p);
+  for (const f of p.cgroupProcs) out.push('cgroup-procs', f);
+  op(out, 'sync', 'go');
   op(out, 'setsid', 'new');
   op(out, 'stdio', 'dup');
   // The cgroup namespace is made after the spawner moved the init into its cgroups, so the
@@ -140,16 +161,29 @@ export function compileCreatePlan(p: CreatePlanInput): Field[] {
   if (p.security.readonlyRoot) op(out, 'root-readonly', 'root');
   if (p.network !== 'host' && !usernsNet) op(out, 'loopback', 'up');
   op(out, 'hostname', 'set', [p.hostname]);
-  placementOps(out, p.placement);
-  userAndSecurityOps(out, p.user, p.security, p.lastCap, !!p.userns);
-  // Every fd but stdio and the sync socket is closed before the init looks up any path of
-  // the container (its cwd, its executable): no host fd can be reached through /proc/self/fd.
+  // Last of the setup done as the host's root: from here on the init is root only inside
+  // the container's user namespace.
+  if (p.userns) op(out, 'setns', 'user');
   op(out, 'close-fds', 'close');
-  op(out, 'chdir', 'cwd', [p.cwd]);
-  op(out, 'resolve-exec', 'argv0');
+  // The park point: what the caller chooses (the process) comes with start.
   op(out, 'ready', 'park');
-  if (p.security.seccomp && !p.security.seccompBeforeCapabilityDrop) op(out, 'seccomp', 'load');
-  op(out, 'execve', 'exec');
+  return out;
+}
+
+export interface StartPlanInput extends ProcessInput {
+  /** A hostname other than the one the container was created with (a pooled container). */
+  hostname?: string | undefined;
+  /** Which of stdin, stdout, stderr the fds sent with the request replace. */
+  stdio?: (0 | 1 | 2)[] | undefined;
+}
+
+/** Fields of a "start" request after its id: from the park point to execve. */
+export function compileStartPlan(p: StartPlanInput): Field[] {
+  const out: Field[] = [];
+  processImage(out, p);
+  if (p.stdio?.length) out.push('stdio-fds', [...p.stdio].sort().join(','));
+  if (p.hostname !== undefined) op(out, 'hostname', 'set', [p.hostname]);
+  execOps(out, p);
   return out;
 }
 
@@ -157,17 +191,13 @@ export function compileCreatePlan(p: CreatePlanInput): Field[] {
 export function compileExecPlan(p: ExecPlanInput): Field[] {
   const out: Field[] = [];
   out.push('join-namespaces', p.namespaces.join(','), 'stdin', '', 'stdout', '', 'stderr', '');
-  processFields(out, p);
+  for (const f of p.cgroupProcs) out.push('cgroup-procs', f);
+  processImage(out, p);
+  op(out, 'sync', 'go');
   op(out, 'setns', 'join');
   op(out, 'setsid', 'new');
   op(out, 'stdio', 'dup');
-  placementOps(out, p.placement);
-  userAndSecurityOps(out, p.user, p.security, p.lastCap);
-  op(out, 'close-fds', 'close');
-  op(out, 'chdir', 'cwd', [p.cwd]);
-  op(out, 'resolve-exec', 'argv0');
-  if (p.security.seccomp && !p.security.seccompBeforeCapabilityDrop) op(out, 'seccomp', 'load');
-  op(out, 'execve', 'exec');
+  execOps(out, p);
   return out;
 }
 
@@ -193,7 +223,6 @@ export function encodeCreate(plan: SpawnPlan, made: ProvisionedResources): Field
   const p = plan.process;
   const idMap = made.idRange && plan.userNamespace ? `0 ${made.idRange.hostId} ${Math.min(plan.userNamespace.size, made.idRange.size)}` : undefined;
   const fields = compileCreatePlan({
-    ...p,
     stateDir: plan.paths.stateDir,
     rootfs: plan.paths.rootfs,
     lowerDirs: plan.image.layerPaths,
@@ -205,11 +234,17 @@ export function encodeCreate(plan: SpawnPlan, made: ProvisionedResources): Field
     hostname: plan.hostname,
     volumes: plan.volumes,
     cgroupProcs: made.cgroupProcs,
-    lastCap: plan.lastCap,
+    security: p.security,
     userns: idMap && plan.userNamespace ? { uidMap: idMap, gidMap: idMap, stagingDirs: plan.userNamespace.stagingDirs } : undefined,
     devices: plan.devices,
   });
-  return checkFrame(['create', plan.id, ...fields], p, `create container ${plan.name}`);
+  return checkFrame(['create', plan.id, ...fields], { argv: [], env: [] }, `create container ${plan.name}`);
+}
+
+/** The "start" request for container `id`: the process it runs from its park point. */
+export function encodeStart(id: string, process: ProcessPlan, lastCap: number, context: string, opts: Pick<StartPlanInput, 'hostname' | 'stdio'> = {}): Field[] {
+  const fields = compileStartPlan({ ...process, cgroupProcs: [], lastCap, ...opts });
+  return checkFrame(['start', id, ...fields], process, context);
 }
 
 /** The "exec" request for container `id`. */

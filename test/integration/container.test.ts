@@ -328,12 +328,32 @@ describe.skipIf(!IS_ROOT)(`containers (root, real kernel)${SKIP_REASON ? ` — s
     });
   });
 
+  describe('failed starts name the step and leave the container stopped', () => {
+    // As with docker and podman, what the process itself needs (its executable, its
+    // working directory) is looked up when it starts: the init parks before that.
+    const cases: [string, () => ContainerConfig, string][] = [
+      ['a missing command', () => config('x', (b) => b.command(['/bin/no-such-command'])), 'resolve-exec'],
+      ['a uid that may not enter the working directory', () => config('true', (b) => b.user('4242:4242').workingDir('/root')), 'chdir'],
+    ];
+    for (const [what, make, step] of cases) {
+      it(`${what} → RuntimeError at step ${step} from start()`, async () => {
+        const c = await Container.create(make(), { runtime: rt });
+        const err = await c.start().catch((e: unknown) => e);
+        expect(err).toBeInstanceOf(RuntimeError);
+        expect((err as RuntimeError).step).toBe(step);
+        expect((err as RuntimeError).containerId).toBe(c.id);
+        const exit = await c.wait();
+        expect(exit.exitCode).toBe(127);
+        expect(c.state).toBe('stopped');
+        await c.remove();
+      });
+    }
+  });
+
   describe('failed creates leave nothing behind', () => {
     const cases: [string, () => ContainerConfig, string][] = [
       ['a bad image', () => ContainerConfig.builder().name(`bad-image-${process.pid}`).image('no/such-image:1').command(['true']).build(), 'image'],
-      ['a missing command', () => config('x', (b) => b.command(['/bin/no-such-command'])), 'resolve-exec'],
       ['a non-existent user', () => config('true', (b) => b.user('nosuchuser')), 'user'],
-      ['a uid that may not enter the working directory', () => config('true', (b) => b.user('4242:4242').workingDir('/root')), 'chdir'],
       ['a missing volume source', () => config('true', (b) => b.volume({ source: '/no/such/dir', target: '/data' })), 'volume'],
     ];
     for (const [what, make, step] of cases) {

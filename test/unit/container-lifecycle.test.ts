@@ -65,7 +65,7 @@ describe('Container lifecycle (fake kernel and spawner, no root)', () => {
     expect(c.state).toBe('created');
     const create = spawner.calls[0]!;
     expect(create[0]).toBe('create');
-    expect(create).toContain('/bin/agent');
+    expect(create).not.toContain('/bin/agent');
     expect(create.filter((f) => f === 'cgroup-procs')).toHaveLength(9);
     expect(memfs.writes.some((w) => w.path.endsWith(`/stratoswarm/${c.id}/pids.max`) && w.value === '10')).toBe(true);
     expect(fs.existsSync(join(runtimeParts(rt).state.dir(c.id), 'state.json'))).toBe(true);
@@ -73,6 +73,8 @@ describe('Container lifecycle (fake kernel and spawner, no root)', () => {
     const events: string[] = [];
     c.on('state', (e: { from: string; to: string }) => events.push(`${e.from}>${e.to}`));
     await c.start();
+    // The process comes with start: the init parked before it.
+    expect(spawner.calls.find((f) => f[0] === 'start')).toContain('/bin/agent');
     expect((await c.status()).state).toBe('running');
     const exit = await c.stop({ timeoutMs: 10 }); // SIGTERM ignored, SIGKILL after 10 ms
     expect(exit).toEqual({ exitCode: null, signal: 'SIGKILL', oomKilled: false });

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { ConfigError, ContainerConfig, RuntimeError } from '../../src/index.js';
 import { assertOperation, canTransition, OperationQueue, STATES, TRANSITIONS } from '../../src/lifecycle.js';
-import { compileCreatePlan, compileExecPlan, type CreatePlanInput } from '../../src/plan/encode.js';
+import { compileCreatePlan, compileExecPlan, compileStartPlan, type CreatePlanInput, type StartPlanInput } from '../../src/plan/encode.js';
 import { decodeBody, encodeFrame, FrameDecoder } from '../../src/spawner/wire.js';
 import { replyError } from '../../src/spawner/client.js';
 
@@ -25,13 +25,18 @@ const input: CreatePlanInput = {
   network: 'none',
   hostname: 'h',
   volumes: [{ source: '/src', target: '/data', readOnly: true, isFile: false }],
+  security,
+  cgroupProcs: ['/sys/fs/cgroup/memory/x/cgroup.procs'],
+};
+
+const start: StartPlanInput = {
   user: { uid: 1000, gid: 1000, groups: [1000, 5] },
   env: ['PATH=/bin'],
   cwd: '/',
   argv: ['/bin/sh', '-c', 'true'],
   searchPath: '/bin',
   security,
-  cgroupProcs: ['/sys/fs/cgroup/memory/x/cgroup.procs'],
+  cgroupProcs: [],
   lastCap: 40,
 };
 
@@ -44,32 +49,45 @@ function ops(fields: (string | Buffer)[]): string[] {
 }
 
 describe('spawn plan', () => {
-  it('orders the init steps: mounts, pivot, identity, confinement, park, exec', () => {
-    const o = ops(compileCreatePlan(input));
-    const at = (s: string) => o.indexOf(s);
+  it('orders the init steps: mounts, pivot, user namespace, park; then identity, confinement, exec', () => {
+    const o = ops(compileCreatePlan({ ...input, userns: { uidMap: '0 100000 65536', gidMap: '0 100000 65536', stagingDirs: ['/s/0', '/s/1'] } }));
+    const at = (x: string) => o.indexOf(x);
     expect(o[0]).toBe('sync:go');
     expect(at('overlay:rootfs')).toBeLessThan(at('mount:proc'));
     expect(at('volume:ro')).toBeLessThan(at('mask:path'));
     expect(at('mask:path')).toBeLessThan(at('pivot-root:rootfs'));
     expect(at('pivot-root:rootfs')).toBeLessThan(at('root-readonly:root'));
-    expect(at('capabilities:bounding')).toBeLessThan(at('setuid:set'));
-    expect(at('setuid:set')).toBeLessThan(at('capabilities:sets'));
-    expect(at('capabilities:sets')).toBeLessThan(at('close-fds:close'));
-    expect(at('close-fds:close')).toBeLessThan(at('chdir:cwd'));
-    expect(at('chdir:cwd')).toBeLessThan(at('resolve-exec:argv0'));
-    expect(at('resolve-exec:argv0')).toBeLessThan(at('ready:park'));
-    expect(o.at(-1)).toBe('execve:exec');
-    expect(o).toContain('loopback:up');
+    expect(at('hostname:set')).toBeLessThan(at('setns:user'));
+    expect(at('setns:user')).toBeLessThan(at('close-fds:close'));
+    // The park point is the end of the create plan: nothing of the process is in it.
+    expect(o.at(-1)).toBe('ready:park');
+    for (const step of ['setuid:set', 'capabilities:bounding', 'chdir:cwd', 'resolve-exec:argv0', 'execve:exec', 'rlimit:RLIMIT_NOFILE']) expect(o).not.toContain(step);
+    expect(compileCreatePlan(input)).not.toContain('argv');
+
+    const p = ops(compileStartPlan(start));
+    const sat = (x: string) => p.indexOf(x);
+    expect(sat('rlimit:RLIMIT_NOFILE')).toBeLessThan(sat('capabilities:bounding'));
+    expect(sat('capabilities:bounding')).toBeLessThan(sat('setuid:set'));
+    expect(sat('setuid:set')).toBeLessThan(sat('capabilities:sets'));
+    expect(sat('capabilities:sets')).toBeLessThan(sat('close-fds:close'));
+    expect(sat('close-fds:close')).toBeLessThan(sat('chdir:cwd'));
+    expect(sat('chdir:cwd')).toBeLessThan(sat('resolve-exec:argv0'));
+    expect(p.at(-1)).toBe('execve:exec');
+    expect(p).not.toContain('setns:user');
+    expect(p).not.toContain('hostname:set');
+    expect(ops(compileStartPlan({ ...start, hostname: 'pooled' }))).toContain('hostname:set');
+    const f = compileStartPlan({ ...start, stdio: [2, 0] });
+    expect(f[f.indexOf('stdio-fds') + 1]).toBe('0,2');
   });
 
-  it('places the init on its CPUs and NUMA node before it drops privileges', () => {
-    const f = compileCreatePlan({ ...input, placement: { cpus: [0, 1], mempolicy: { mode: 1, nodes: [0] } } });
+  it('places the process on its CPUs and NUMA node before it drops privileges', () => {
+    const f = compileStartPlan({ ...start, placement: { cpus: [0, 1], mempolicy: { mode: 1, nodes: [0] } } });
     const o = ops(f);
-    expect(o.indexOf('affinity:cpus')).toBeGreaterThan(o.indexOf('hostname:set'));
+    expect(o.indexOf('affinity:cpus')).toBeLessThan(o.indexOf('capabilities:bounding'));
     expect(o.indexOf('mempolicy:set')).toBeLessThan(o.indexOf('capabilities:bounding'));
     const at = f.indexOf('affinity');
     expect(f.slice(at, at + 6)).toEqual(['affinity', 'cpus', '0', '2', '0', '1']);
-    expect(ops(compileCreatePlan(input))).not.toContain('affinity:cpus');
+    expect(ops(compileStartPlan(start))).not.toContain('affinity:cpus');
   });
 
   it('the host network binds /sys and skips loopback setup', () => {
@@ -81,14 +99,14 @@ describe('spawn plan', () => {
   });
 
   it('loads seccomp before the capability drop when no_new_privs is off', () => {
-    const o = ops(compileCreatePlan({ ...input, security: { ...security, noNewPrivileges: false, seccomp: { bpf: Buffer.alloc(8) }, seccompBeforeCapabilityDrop: true } }));
+    const o = ops(compileStartPlan({ ...start, security: { ...security, noNewPrivileges: false, seccomp: { bpf: Buffer.alloc(8) }, seccompBeforeCapabilityDrop: true } }));
     expect(o.indexOf('seccomp:load')).toBeLessThan(o.indexOf('capabilities:bounding'));
-    const o2 = ops(compileCreatePlan({ ...input, security: { ...security, seccomp: { bpf: Buffer.alloc(8) } } }));
+    const o2 = ops(compileStartPlan({ ...start, security: { ...security, seccomp: { bpf: Buffer.alloc(8) } } }));
     expect(o2.indexOf('seccomp:load')).toBe(o2.length - 2);
   });
 
   it('an exec joins the namespaces, then forks into them', () => {
-    const f = compileExecPlan({ user: input.user, env: [], cwd: '/', argv: ['ls'], searchPath: '/bin', security, cgroupProcs: [], lastCap: 40, namespaces: ['pid', 'mnt'] });
+    const f = compileExecPlan({ user: start.user, env: [], cwd: '/', argv: ['ls'], searchPath: '/bin', security, cgroupProcs: [], lastCap: 40, namespaces: ['pid', 'mnt'] });
     expect(ops(f).slice(0, 3)).toEqual(['sync:go', 'setns:join', 'setsid:new']);
     const o = ops(f);
     expect(o.indexOf('close-fds:close')).toBeLessThan(o.indexOf('chdir:cwd'));
