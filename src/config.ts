@@ -1,5 +1,6 @@
 import { isAbsolute } from 'node:path';
 import { Problems } from './errors.js';
+import { parsePoolSetting } from './pool/shape.js';
 
 /** How GPUs reach containers: `native` (no GPU injection) or `nvidia` (NVML + CDI). */
 export type RuntimeEngine = 'native' | 'nvidia';
@@ -17,6 +18,8 @@ export interface RuntimeOptions {
   /** The one cgroup (in every hierarchy) under which all containers live. */
   cgroupParent: string;
   logLevel: LogLevel;
+  /** Warm pools kept from first use: STRATOSWARM_POOL="image=N[,image=N]". */
+  pool: { image: string; size: number }[];
 }
 
 export const DEFAULT_OPTIONS: RuntimeOptions = {
@@ -28,6 +31,7 @@ export const DEFAULT_OPTIONS: RuntimeOptions = {
   imageRoot: '/var/lib/stratoswarm',
   cgroupParent: 'stratoswarm',
   logLevel: 'info',
+  pool: [],
 };
 
 /** The environment variables read, and the option each one sets. */
@@ -40,6 +44,7 @@ export const ENVIRONMENT: Record<string, keyof RuntimeOptions> = {
   STRATOSWARM_IMAGE_ROOT: 'imageRoot',
   STRATOSWARM_CGROUP_PARENT: 'cgroupParent',
   STRATOSWARM_LOG_LEVEL: 'logLevel',
+  STRATOSWARM_POOL: 'pool',
 };
 
 const LOG_LEVELS: readonly LogLevel[] = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
@@ -77,6 +82,12 @@ export function resolveOptions(
       const n = Number(v);
       if (v.trim() === '' || !Number.isFinite(n)) problems.add(variable, `expected a number, got "${v}"`);
       else raw[key] = n;
+    } else if (key === 'pool') {
+      try {
+        raw[key] = parsePoolSetting(v);
+      } catch (e) {
+        problems.add(variable, (e as Error).message);
+      }
     } else {
       raw[key] = v.trim();
     }

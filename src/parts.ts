@@ -4,6 +4,7 @@
  * driver stay behind it (tests and the runtime's own modules reach them through
  * `runtimeParts()`).
  */
+import type { WarmPool } from './pool/pool.js';
 import type { RuntimeOptions } from './config.js';
 import type { RuntimeEvent } from './container/types.js';
 import type { ContainerStorage } from './container/storage.js';
@@ -55,6 +56,8 @@ export interface RuntimeParts {
   readonly network: NetworkAttacher;
   readonly storage: ContainerStorage;
   readonly faults: FaultHook | undefined;
+  /** Containers created ahead of need (runtime.pool). */
+  readonly pool: WarmPool;
   /** Ids this process is provisioning right now. */
   readonly creating: Set<string>;
   storageDir(id: string): string;

@@ -14,8 +14,14 @@ import { setTimeout as delay } from 'node:timers/promises';
 /** Whether this record is left over: another boot, or a create whose creator is gone. */
 function leftOver(parts: RuntimeParts, rec: ContainerRecord, bootId: string): string | undefined {
   if (rec.bootId && rec.bootId !== bootId) return `created in an earlier boot (${rec.bootId})`;
-  if (rec.state !== 'creating' || parts.creating.has(rec.id)) return undefined;
   const c = rec.creator;
+  if (rec.pool && rec.state !== 'creating') {
+    // A pooled container belongs to the runtime that made it, and to nobody once it is gone.
+    if (!c) return 'pooled, owner unknown';
+    if (c.pid === process.pid && c.startTime === parts.kernel.processStartTime(process.pid)) return parts.pool.owns(rec.id) ? undefined : 'pooled by this process, which no longer holds it';
+    return isSameProcess(parts.kernel, c.pid, c.startTime) ? undefined : `pooled by process ${c.pid}, which died`;
+  }
+  if (rec.state !== 'creating' || parts.creating.has(rec.id)) return undefined;
   // A record from before creators were written: nobody can be finishing it this long after.
   if (!c) return Date.now() - Date.parse(rec.createdAt) > 60_000 ? 'half-made, creator unknown' : undefined;
   if (c.pid === process.pid && c.startTime === parts.kernel.processStartTime(process.pid)) return 'half-made by this process, which no longer makes it';

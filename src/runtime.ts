@@ -4,6 +4,7 @@
  * the cgroup driver and the bridge network. `Runtime.default()` serves callers that pass
  * none. Only options and operations are public; the parts stay behind `runtimeParts()`.
  */
+import { WarmPool } from './pool/pool.js';
 import * as fs from 'node:fs';
 import { EventEmitter, on } from 'node:events';
 import { join } from 'node:path';
@@ -72,6 +73,8 @@ export class Parts implements RuntimeParts {
   readonly storage: ContainerStorage;
   readonly faults: FaultHook | undefined;
   readonly bus = new EventEmitter();
+  readonly pool: WarmPool = new WarmPool(this);
+  private envPools = false;
   private cgroupDriver: CgroupDriver | undefined;
   private reconciled: Promise<ReconcileReport> | undefined;
   /** Per process, not per runtime: two runtimes of one process may share a state root. */
@@ -129,6 +132,7 @@ export class Parts implements RuntimeParts {
     if (this.reconciled && !again) return this.reconciled;
     const pass = (this.reconciled ?? Promise.resolve()).catch(() => undefined).then(() => reconcileStateRoot(this));
     this.reconciled = pass;
+    void pass.then(() => this.startEnvironmentPools(), () => undefined);
     return pass;
   }
 
@@ -161,6 +165,15 @@ export class Parts implements RuntimeParts {
     return release;
   }
 
+  /** STRATOSWARM_POOL: the shapes (an image with default settings) kept warm from first use. */
+  private startEnvironmentPools(): void {
+    if (this.envPools) return;
+    this.envPools = true;
+    for (const { image, size } of this.options.pool) {
+      this.pool.configure({ image }, { size }).catch((e: unknown) => this.logger.warn({ err: e, image }, 'STRATOSWARM_POOL: could not fill the pool'));
+    }
+  }
+
   exitListenerCount(): number {
     let n = 0;
     for (const s of this.exitListeners.values()) n += s.size;
@@ -184,6 +197,8 @@ export class Runtime {
   readonly options: Readonly<RuntimeOptions>;
   readonly logger: Logger;
   readonly images: ImageStore;
+  /** Containers created ahead of need: `pool.configure(shape, { size })`, `pool.stats()`. */
+  readonly pool: WarmPool;
 
   private static shared: Runtime | undefined;
 
@@ -193,6 +208,7 @@ export class Runtime {
     this.options = parts.options;
     this.logger = parts.logger;
     this.images = parts.images;
+    this.pool = parts.pool;
   }
 
   /** The runtime configured from the environment, created on first use. */
@@ -247,6 +263,7 @@ export class Runtime {
   async close(opts: { stopSpawner?: boolean; force?: boolean } = {}): Promise<void> {
     const parts = PARTS.get(this);
     if (!parts) return;
+    await parts.pool.close();
     parts.close();
     if (opts.stopSpawner) await parts.spawner.shutdown(opts.force ?? false);
     if (Runtime.shared === this) Runtime.shared = undefined;

@@ -41,6 +41,8 @@ export interface ContainerRecord {
   creator?: { pid: number; startTime: string | undefined };
   /** The boot it was created in: after a reboot its processes are gone. */
   bootId?: string;
+  /** A warm-pool container not handed out yet (the shape's label); its creator owns it. */
+  pool?: string;
 }
 
 export interface ExitRecord {

@@ -30,7 +30,7 @@ import { prepareCreate, wantsGpus } from './prepare.js';
 import { provision } from './provision.js';
 import { findRecord, listStatuses, prepareContext, readLogs, reconcileRecord, statusOf } from './records.js';
 import { applyResources, planUpdate } from './resources.js';
-import { sendStart, startInputOf, type StartInput } from './start.js';
+import { encodeStartInput, sendStart, startInputOf, type StartInput } from './start.js';
 import { StatsSampler, type StatsPart } from './stats.js';
 import { teardown } from './teardown.js';
 import { ExitTracker } from './watch.js';
@@ -126,6 +126,16 @@ export class Container extends EventEmitter<ContainerEvents> {
     await parts.reconcile();
     const gpus = wantsGpus(own) ? await parts.gpus() : undefined;
     const plan = prepareCreate(own, newContainerId(), prepareContext(parts, gpus));
+    // Encoded now: a process the spawner could not take fails the create, leaving nothing.
+    const start = encodeStartInput(plan.id, own.name, { process: plan.process, lastCap: plan.lastCap });
+    const pooled = await parts.pool.take(plan, own);
+    if (pooled) {
+      const c = new Container(runtime, pooled.rec, own);
+      c.startInput = pooled.start;
+      await c.watch();
+      c.log.info({ pid: pooled.rec.pid }, 'container created (from the warm pool)');
+      return c;
+    }
     let c: Container | undefined;
     const { rec } = await provision(parts, {
       plan,
@@ -134,7 +144,7 @@ export class Container extends EventEmitter<ContainerEvents> {
       signal: handle.signal,
       watch: async (r) => {
         c = new Container(runtime, r, own);
-        c.startInput = { process: plan.process, lastCap: plan.lastCap };
+        c.startInput = start;
         await c.watch();
         return () => c!.exits.unsubscribe();
       },

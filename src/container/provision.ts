@@ -45,6 +45,8 @@ export interface ProvisionInput {
   resources: Record<string, unknown>;
   /** Abandons the create between steps; what was done is undone. */
   signal?: AbortSignal | undefined;
+  /** A warm-pool container: the record says so (and which shape) until it is taken. */
+  pool?: string | undefined;
   /** Subscribes to the init's exit once it exists; returns the unsubscribe. */
   watch: (rec: ContainerRecord) => Promise<() => void>;
 }
@@ -70,6 +72,7 @@ export async function provision(parts: RuntimeParts, input: ProvisionInput): Pro
     resources: { ...input.resources },
     creator: { pid: process.pid, startTime: parts.kernel.processStartTime(process.pid) },
     bootId: parts.kernel.bootId(),
+    ...(input.pool ? { pool: input.pool } : {}),
   };
   const rollback = new Rollback();
   // While this process provisions it, reconciliation leaves the half-made container alone.

@@ -28,7 +28,7 @@ export function statusOf(r: ContainerRecord): ContainerStatus {
 
 /** Every container under the state root; a live state whose init is gone reads as stopped. */
 export function listStatuses(parts: RuntimeParts): ContainerStatus[] {
-  return parts.state.list().map((r) => {
+  return parts.state.list().filter((r) => !r.pool).map((r) => {
     const exit = parts.state.exit(r.id);
     let state = r.state;
     if (isLive(state) && (exit || !isSameProcess(parts.kernel, r.pid, r.pidStartTime))) state = 'stopped';
@@ -42,7 +42,7 @@ export function findRecord(parts: RuntimeParts, idOrName: string): ContainerReco
   if (/^[a-f0-9]{32}$/.test(idOrName)) return state.load(idOrName);
   const owner = state.nameOwner(idOrName);
   const found = owner && /^[a-f0-9]{32}$/.test(owner) ? state.load(owner) : state.list().find((r) => r.name === idOrName);
-  if (!found) throw new RuntimeError(`no container named "${idOrName}"`, { code: 'ENOTFOUND', step: 'state' });
+  if (!found || found.pool) throw new RuntimeError(`no container named "${idOrName}"`, { code: 'ENOTFOUND', step: 'state' });
   return found;
 }
 

@@ -8,6 +8,7 @@
 import type { RuntimeParts } from '../parts.js';
 import { encodeStart } from '../plan/encode.js';
 import type { ProcessPlan } from '../plan/types.js';
+import type { WireField } from '../spawner/wire.js';
 import type { ContainerConfig } from './config.js';
 import { prepareCreate, wantsGpus } from './prepare.js';
 import { prepareContext } from './records.js';
@@ -19,6 +20,14 @@ export interface StartInput {
   hostname?: string | undefined;
   /** Fds to replace the process's stdin, stdout, stderr (a terminal, pipes). */
   stdio?: { fds: number[]; which: (0 | 1 | 2)[] } | undefined;
+  /** The request, encoded at create (which so refuses one too large for the spawner). */
+  fields?: WireField[] | undefined;
+}
+
+/** Encodes the start request; throws, naming the field, when it cannot be sent. */
+export function encodeStartInput(id: string, name: string, input: StartInput): StartInput {
+  const fields = encodeStart(id, input.process, input.lastCap, `create container ${name}`, { hostname: input.hostname, stdio: input.stdio?.which });
+  return { ...input, fields };
 }
 
 /**
@@ -33,6 +42,6 @@ export async function startInputOf(parts: RuntimeParts, config: ContainerConfig,
 
 export async function sendStart(parts: RuntimeParts, id: string, name: string, input: StartInput): Promise<void> {
   const context = `start container ${name}`;
-  const fields = encodeStart(id, input.process, input.lastCap, context, { hostname: input.hostname, stdio: input.stdio?.which });
+  const fields = input.fields ?? encodeStart(id, input.process, input.lastCap, context, { hostname: input.hostname, stdio: input.stdio?.which });
   await parts.spawner.request(fields, context, input.stdio?.fds);
 }
