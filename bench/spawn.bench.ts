@@ -50,6 +50,8 @@ const LIVE = (process.env.BENCH_LIVE ?? '1,100,1000')
 const SOURCES = join(dirname(fileURLToPath(import.meta.url)), '../../bench/native');
 const PROBE_IMAGE = 'stratoswarm/bench-spawn-probe:latest';
 
+const POOL_N = 50;
+
 function positiveInt(name: string, dflt: number): number {
   const v = process.env[name];
   if (v === undefined || v === '') return dflt;
@@ -329,6 +331,32 @@ async function bench(cleanup: Cleanup): Promise<void> {
     }
     return { fromCreate, fromStart };
   };
+  /** Until the pool's shapes are full again: refills are not part of a measured spawn. */
+  const poolFull = async () => {
+    for (let i = 0; i < 5000 && runtime.pool.stats().shapes.some((x) => x.ready < x.size); i++) await new Promise((r) => setTimeout(r, 1));
+  };
+  /** `runs` spawns taken from a warm pool of the probe's shape (emptied afterwards). */
+  const warmSpawns = async (runs: number) => {
+    const shape = probeConfig();
+    await runtime.pool.configure(shape, { size: 4 });
+    const hits = runtime.pool.stats().hits;
+    try {
+      const fromCreate: number[] = [];
+      const fromStart: number[] = [];
+      for (let i = 0; i < WARMUP + runs; i++) {
+        await poolFull();
+        const s = await ourSpawn();
+        if (i < WARMUP) continue;
+        fromCreate.push(s.fromCreate);
+        fromStart.push(s.fromStart);
+      }
+      const took = runtime.pool.stats().hits - hits;
+      if (took !== WARMUP + runs) throw new Error(`warm pool: ${took} of ${WARMUP + runs} spawns came from the pool`);
+      return { fromCreate, fromStart };
+    } finally {
+      await runtime.pool.configure(shape, { size: 0 });
+    }
+  };
   const ratio = (v: number, to: number | undefined) => (to ? (v / to).toFixed(2) : 'n/a');
   const turns = `${ROUNDS} turns of ${split(RUNS, ROUNDS).join('/')} spawns per peer, peers interleaved, ${WARMUP} warm-up spawns before each turn`;
 
@@ -336,6 +364,8 @@ async function bench(cleanup: Cleanup): Promise<void> {
   const OURS_START = 'stratoswarm start() (after Container.create)';
   const OURS_CREATE = 'stratoswarm create+start';
   const BARE = 'bare posix_spawn (host)';
+  const WARM_START = 'stratoswarm warm pool start()';
+  const WARM_CREATE = 'stratoswarm warm pool create+start';
   const peers: SpawnPeer[] = [
     {
       rows: [OURS_START, OURS_CREATE],
@@ -345,7 +375,14 @@ async function bench(cleanup: Cleanup): Promise<void> {
         return { samples: { [OURS_START]: s.fromStart, [OURS_CREATE]: s.fromCreate }, totalMs: performance.now() - t };
       },
     },
-    { rows: ['stratoswarm warm pool start()'], unavailable: 'not available (no warm pool in this build)' },
+    {
+      rows: [WARM_START, WARM_CREATE],
+      measure: async (runs) => {
+        const t = performance.now();
+        const s = await warmSpawns(runs);
+        return { samples: { [WARM_START]: s.fromStart, [WARM_CREATE]: s.fromCreate }, totalMs: performance.now() - t };
+      },
+    },
     driverPeer(driver, 'crun run', 'entry', ['crun', 'run', '-b', bundles.probe, crunId], true),
     driverPeer(driver, 'runc run', 'entry', ['runc', 'run', '-b', bundles.probe, runcId], false),
     driverPeer(driver, 'bwrap --unshare-all', 'entry', ['bwrap', '--bind', rootfs, '/', '--unshare-all', '--proc', '/proc', '--dev', '/dev', '/probe'], false),
@@ -369,6 +406,7 @@ async function bench(cleanup: Cleanup): Promise<void> {
 
   // ── 2. run-to-completion containers per second, /bin/true ──────────────────
   const OURS_TRUE = 'stratoswarm create+start+wait+remove (cold)';
+  const WARM_TRUE = 'stratoswarm create+start+wait+remove (warm pool, refilled in the background)';
   const truePeers: SpawnPeer[] = [
     {
       rows: [OURS_TRUE],
@@ -389,6 +427,34 @@ async function bench(cleanup: Cleanup): Promise<void> {
           if (i >= WARMUP) samples.push(performance.now() - ta);
         }
         return { samples: { [OURS_TRUE]: samples }, totalMs: performance.now() - t0 };
+      },
+    },
+    {
+      rows: [WARM_TRUE],
+      measure: async (runs) => {
+        const shape = ContainerConfig.builder().name('pool').image(base.ref).command(['/bin/true']).build();
+        await runtime.pool.configure(shape, { size: 4 });
+        const samples: number[] = [];
+        let t0 = 0;
+        try {
+          for (let i = 0; i < WARMUP + runs; i++) {
+            checkAborted();
+            if (i === WARMUP) t0 = performance.now();
+            const ta = performance.now();
+            const c = await Container.create(ContainerConfig.builder().name(`t${seq++}`).image(base.ref).command(['/bin/true']).build(), { runtime });
+            live.add(c);
+            await c.start();
+            const exit = await c.wait();
+            await c.remove();
+            live.delete(c);
+            if (exit.exitCode !== 0) throw new Error(`/bin/true container: exit ${JSON.stringify(exit)}`);
+            if (i >= WARMUP) samples.push(performance.now() - ta);
+          }
+          // Refills run beside the spawns (as they would in use) and count in the rate.
+          return { samples: { [WARM_TRUE]: samples }, totalMs: performance.now() - t0 };
+        } finally {
+          await runtime.pool.configure(shape, { size: 0 });
+        }
       },
     },
     driverPeer(driver, 'crun run', 'done', ['crun', 'run', '-b', bundles.true, crunId], true),
@@ -413,7 +479,23 @@ async function bench(cleanup: Cleanup): Promise<void> {
   // ── 3. memory per idle pooled container ─────────────────────────────────────
   // With a pool: start it with N parked containers, read its cgroups' memory.current (and
   // the host's MemAvailable) before and after, divide by N.
-  console.log('\nmemory per idle pooled container: n/a: no pool');
+  {
+    const N = POOL_N;
+    const avail = () => Number(/MemAvailable:\s+(\d+)/.exec(fs.readFileSync('/proc/meminfo', 'utf8'))![1]) * 1024;
+    const shape = ContainerConfig.builder().name('pool').image(base.ref).command(['sleep', '1']).build();
+    globalThis.gc?.();
+    const before = avail();
+    const t = performance.now();
+    const st = await runtime.pool.configure(shape, { size: N });
+    const fillMs = performance.now() - t;
+    await new Promise((r) => setTimeout(r, 500));
+    const after = avail();
+    const charged = runtime.pool.stats().shapes.find((x) => x.shape === st.shape)!.idleMemoryBytes;
+    await runtime.pool.configure(shape, { size: 0 });
+    const kib = (b: number) => `${(b / 1024).toFixed(0)} KiB`;
+    console.log(`\nmemory per idle pooled container (${N} parked): ${kib(charged / N)} charged to its cgroups (memory.current), ` +
+      `${kib((before - after) / N)} of the host's MemAvailable; filling the pool took ${fmt(fillMs / N)} ms per container (refill p50 ${fmt(st.refillMsP50 ?? NaN)} ms)`);
+  }
 
   // ── 4. our spawn latency with N containers already running ──────────────────
   const loadRows: Record<string, string | number>[] = [];

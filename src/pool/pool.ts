@@ -78,6 +78,8 @@ interface Shape {
   work: Promise<void>;
 }
 
+const REFILL_DELAY_MS = 10;
+
 function configOf(shape: ContainerConfig | PoolShape): ContainerConfig {
   if (shape instanceof ContainerConfig) return shape;
   const b = ContainerConfig.builder().name('pool').image(shape.image);
@@ -132,7 +134,9 @@ export class WarmPool {
     const st = key ? this.shapes.get(key) : undefined;
     if (!st) return undefined;
     const e = st.ready.shift();
-    this.kick(st);
+    // The refill waits a moment: the spawner's loop would otherwise set up the replacement
+    // while the container just taken is being started.
+    this.kickLater(st);
     if (!e) {
       st.misses++;
       return undefined;
@@ -223,6 +227,10 @@ export class WarmPool {
   private pooledConfig(template: ContainerConfig, id: string): ContainerConfig {
     const spec = template.spec;
     return ContainerConfig.fromSpec({ ...spec, name: `pool-${id.slice(0, 12)}`, command: spec.command ?? ['/bin/sh'], args: [] } as never, template.hardwareAffinity()?.spec);
+  }
+
+  private kickLater(st: Shape): void {
+    setTimeout(() => this.kick(st), REFILL_DELAY_MS).unref();
   }
 
   /** Starts a refill in the background (errors are kept in the shape's statistics). */
