@@ -50,6 +50,7 @@ describe('environment configuration', () => {
         STRATOSWARM_IMAGE_ROOT: '/var/lib/x',
         STRATOSWARM_CGROUP_PARENT: 'agents/x',
         STRATOSWARM_LOG_LEVEL: 'debug',
+        STRATOSWARM_POOL: 'stratoswarm/base-agent:latest=4, agents/x:1=0',
       },
     );
     expect(o).toEqual({
@@ -61,7 +62,12 @@ describe('environment configuration', () => {
       imageRoot: '/var/lib/x',
       cgroupParent: 'agents/x',
       logLevel: 'debug',
+      pool: [
+        { image: 'stratoswarm/base-agent:latest', size: 4 },
+        { image: 'agents/x:1', size: 0 },
+      ],
     });
+    expect(() => resolveOptions({}, { STRATOSWARM_POOL: 'img=lots' })).toThrow(/STRATOSWARM_POOL: "img=lots": expected image=N/);
   });
 
   it('explicit options override the environment', () => {
