@@ -2,9 +2,9 @@
  * The container lifecycle as a table of states and the transitions allowed between them.
  *
  *   creating ─▶ created ─▶ running ⇄ paused
- *      │           │          │        │
- *      ▼           ▼          ▼        ▼
- *   removed ◀── stopped ◀─────┴────────┘
+ *      │           │        ▲ │        │
+ *      ▼           ▼ restart│ ▼        ▼
+ *   removed ◀── stopped ────┘◀─────────┘
  */
 import { RuntimeError } from './errors.js';
 
@@ -16,7 +16,8 @@ export const TRANSITIONS: Readonly<Record<ContainerState, readonly ContainerStat
   created: ['running', 'stopped', 'removed'],
   running: ['paused', 'stopped'],
   paused: ['running', 'stopped'],
-  stopped: ['removed'],
+  // A restart policy brings a stopped container back with a new init.
+  stopped: ['running', 'removed'],
   removed: [],
 };
 

@@ -41,6 +41,8 @@ export interface ContainerRecord {
   creator?: { pid: number; startTime: string | undefined };
   /** The boot it was created in: after a reboot its processes are gone. */
   bootId?: string;
+  /** Restarts under a restart policy (container/supervise.ts). */
+  restarts?: { count: number; streak: number; lastAt?: string | undefined; manualStop?: boolean | undefined; exhausted?: boolean | undefined; owner?: { pid: number; startTime: string | undefined } | undefined };
   /** A warm-pool container not handed out yet (the shape's label); its creator owns it. */
   pool?: string;
 }

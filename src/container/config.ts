@@ -57,7 +57,21 @@ export interface ContainerSpec {
   /** Security settings (secure-runtime); undefined means the default profile. */
   security?: SecurityProfile | SecurityOptions;
   labels: Record<string, string>;
+  /** Restart policy; retries and backoff default to the personality's decision rules. */
+  restart?: RestartSpec;
 }
+
+export type RestartPolicyName = 'no' | 'on-failure' | 'always' | 'unless-stopped';
+
+export interface RestartSpec {
+  policy: RestartPolicyName;
+  maxRetries?: number;
+  initialBackoffMs?: number;
+  maxBackoffMs?: number;
+  multiplier?: number;
+}
+
+export const RESTART_POLICIES: readonly RestartPolicyName[] = ['no', 'on-failure', 'always', 'unless-stopped'];
 
 const NAME_RE = /^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,127}$/;
 const HOSTNAME_RE = /^[a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?(\.[a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?)*$/;
@@ -258,6 +272,12 @@ export class ContainerConfigBuilder {
     this.s.security = profile;
     return this;
   }
+  /** As `docker run --restart`: 'no', 'on-failure', 'always' or 'unless-stopped'. */
+  restart(policy: RestartPolicyName, opts: Omit<RestartSpec, 'policy'> = {}): this {
+    this.s.restart = { policy, ...opts };
+    return this;
+  }
+
   label(key: string, value: string): this {
     this.s.labels[key] = value;
     return this;
@@ -337,6 +357,14 @@ export class ContainerConfigBuilder {
     if (r.gpuDevices && r.gpuCount !== undefined && r.gpuCount !== r.gpuDevices.length) p.add('gpuCount', 'disagrees with the number of gpuDevices');
     for (const k of Object.keys(s.labels)) if (!k || k.includes('\0')) p.add(`labels.${k}`, 'invalid label key');
     if (s.security !== undefined && !(s.security instanceof SecurityProfile)) SecurityProfile.check(s.security, 'security', p);
+    if (s.restart !== undefined) {
+      const rs = s.restart;
+      if (!RESTART_POLICIES.includes(rs.policy)) p.add('restart.policy', `expected one of ${RESTART_POLICIES.join(', ')}, got ${JSON.stringify(rs.policy)}`);
+      integer('restart.maxRetries', rs.maxRetries, 0, 1_000_000);
+      integer('restart.initialBackoffMs', rs.initialBackoffMs, 1, 86_400_000);
+      integer('restart.maxBackoffMs', rs.maxBackoffMs, 1, 86_400_000);
+      if (rs.multiplier !== undefined && (typeof rs.multiplier !== 'number' || !(rs.multiplier >= 1 && rs.multiplier <= 100))) p.add('restart.multiplier', `expected a number in [1, 100], got ${rs.multiplier}`);
+    }
     p.throwIfAny('invalid container configuration');
     // A copy, so that a builder used again (more env, another volume) leaves this config alone.
     const spec: ContainerSpec = deepCopy({
@@ -355,6 +383,7 @@ export class ContainerConfigBuilder {
       resources: r,
       security: s.security,
       labels: s.labels,
+      ...(s.restart ? { restart: s.restart } : {}),
     });
     return new (ContainerConfig as unknown as new (s: ContainerSpec, a?: HardwareAffinity) => ContainerConfig)(spec, this.affinity);
   }

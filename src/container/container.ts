@@ -30,6 +30,7 @@ import { prepareCreate, wantsGpus } from './prepare.js';
 import { provision } from './provision.js';
 import { findRecord, listStatuses, prepareContext, readLogs, reconcileRecord, statusOf } from './records.js';
 import { applyResources, planUpdate } from './resources.js';
+import { Supervisor, resumeSupervision, supervisedObject } from './supervise.js';
 import { encodeStartInput, sendStart, startInputOf, type StartInput } from './start.js';
 import { StatsSampler, type StatsPart } from './stats.js';
 import { teardown } from './teardown.js';
@@ -42,7 +43,7 @@ function deliverExit(c: Container, e: SpawnerExit): void {
 }
 
 /** The events Runtime.events() carries (not EventEmitter's own newListener/removeListener). */
-const PUBLISHED = new Set<string>(['state', 'exit', 'oom', 'generation', 'evolutionError'] satisfies (keyof ContainerEvents)[]);
+const PUBLISHED = new Set<string>(['state', 'exit', 'oom', 'generation', 'evolutionError', 'restart', 'restartsExhausted'] satisfies (keyof ContainerEvents)[]);
 
 interface Handle extends OperationOptions {
   runtime?: Runtime;
@@ -64,6 +65,7 @@ export class Container extends EventEmitter<ContainerEvents> {
   /** What start() runs, compiled at create (absent for a container loaded from its record). */
   private startInput: StartInput | undefined;
   private readonly evolution: ContainerEvolution;
+  readonly supervisor: Supervisor;
 
   private constructor(runtime: Runtime, rec: ContainerRecord, config: ContainerConfig) {
     super();
@@ -80,6 +82,32 @@ export class Container extends EventEmitter<ContainerEvents> {
       error: (err) => this.emit('evolutionError', err),
     });
     this.exits = new ExitTracker(this as EventEmitter, this.parts, rec.id, () => isLive(this.rec.state));
+    this.supervisor = new Supervisor(
+      {
+        id: this.id,
+        name: this.rec.name,
+        object: this,
+        config,
+        record: () => this.rec,
+        serialized: (f) => this.queue.run(f),
+        restarted: () => this.restarted(),
+        emit: (event: 'restart' | 'restartsExhausted', e: never) => this.emit(event, e),
+      },
+      this.parts,
+    );
+  }
+
+  /** A restart gave the container a new init: it runs again, with a new exit to wait for. */
+  private async restarted(): Promise<void> {
+    const rec = this.rec;
+    rec.startedAt = new Date().toISOString();
+    rec.finishedAt = undefined;
+    rec.exitCode = undefined;
+    rec.signal = undefined;
+    rec.oomKilled = false;
+    this.exits.rearm();
+    this.transition('running');
+    await this.watch();
   }
 
   get name(): string {
@@ -124,6 +152,7 @@ export class Container extends EventEmitter<ContainerEvents> {
     const own = config.clone();
     if (handle.signal?.aborted) throw abortError(handle.signal, `create container ${own.name}`);
     await parts.reconcile();
+    void Container.resume(runtime);
     const gpus = wantsGpus(own) ? await parts.gpus() : undefined;
     const plan = prepareCreate(own, newContainerId(), prepareContext(parts, gpus));
     // Encoded now: a process the spawner could not take fails the create, leaving nothing.
@@ -157,11 +186,26 @@ export class Container extends EventEmitter<ContainerEvents> {
   /** Loads a container by id (or name) from the state root, possibly written by another process. */
   static async load(idOrName: string, handle: Handle = {}): Promise<Container> {
     const runtime = handle.runtime ?? Runtime.default();
-    const rec = findRecord(runtimeParts(runtime), idOrName);
+    await Container.resume(runtime);
+    const parts = runtimeParts(runtime);
+    const rec = findRecord(parts, idOrName);
+    // A container this process supervises is one object: its pending restart updates it.
+    return (supervisedObject(parts, rec.id) as Container | undefined) ?? Container.fromRecord(runtime, rec);
+  }
+
+  private static async fromRecord(runtime: Runtime, rec: ContainerRecord): Promise<Container> {
     const config = ContainerConfig.fromSpec(rec.config as never, (rec.config as { hardwareAffinity?: never }).hardwareAffinity);
     const c = new Container(runtime, rec, config);
     await c.refresh();
     return c;
+  }
+
+  /** Supervision of restart-policy containers whose supervisor died, once per runtime. */
+  private static resume(runtime: Runtime): Promise<void> {
+    const parts = runtimeParts(runtime);
+    return resumeSupervision(parts, (pid, st) => isSameProcess(parts.kernel, pid, st), (id) => Container.fromRecord(runtime, parts.state.load(id))).catch((e: unknown) =>
+      parts.logger.warn({ err: e }, 'resuming restart supervision failed'),
+    );
   }
 
   /** Every container under the runtime's state root, as records (no spawner needed). */
@@ -213,6 +257,7 @@ export class Container extends EventEmitter<ContainerEvents> {
     this.exits.unsubscribe();
     this.emit('exit', status);
     this.exits.resolve(status);
+    this.supervisor.onExit(status);
   }
 
   /** Brings a loaded record up to date with the spawner's and the kernel's view. */
@@ -251,6 +296,7 @@ export class Container extends EventEmitter<ContainerEvents> {
     return this.queue.run(async () => {
       assertOperation(this.name, 'start', this.rec.state);
       if (opts.signal?.aborted) throw abortError(opts.signal, `start container ${this.name}`);
+      this.supervisor.started();
       await this.parts.faults?.('start');
       try {
         const input = this.startInput ?? (await startInputOf(this.parts, this.config, this.id));
@@ -297,6 +343,7 @@ export class Container extends EventEmitter<ContainerEvents> {
    */
   stop(opts: { timeoutMs?: number; signal?: string | number } = {}): Promise<ExitStatus> {
     return this.queue.run(async () => {
+      this.supervisor.stopped();
       if (this.rec.state === 'stopped') return this.exits.exited;
       assertOperation(this.name, 'stop', this.rec.state);
       const timeoutMs = opts.timeoutMs ?? 10_000;
@@ -337,6 +384,7 @@ export class Container extends EventEmitter<ContainerEvents> {
     return this.queue.run(async () => {
       const s = this.rec.state;
       if (s === 'removed') return;
+      this.supervisor.cancel();
       if ((s === 'running' || s === 'paused') && !opts.force) {
         throw new RuntimeError(`remove container ${this.name}: cannot go from ${s} to removed; stop it first or pass { force: true }`, { code: 'ESTATE', step: 'state', containerId: this.id });
       }

@@ -23,6 +23,7 @@ export function statusOf(r: ContainerRecord): ContainerStatus {
     createdAt: new Date(r.createdAt),
     startedAt: r.startedAt ? new Date(r.startedAt) : undefined,
     finishedAt: r.finishedAt ? new Date(r.finishedAt) : undefined,
+    restartCount: r.restarts?.count ?? 0,
   };
 }
 

@@ -16,6 +16,8 @@ export interface ContainerStatus {
   createdAt: Date;
   startedAt: Date | undefined;
   finishedAt: Date | undefined;
+  /** Restarts under the container's restart policy. */
+  restartCount: number;
 }
 
 export interface ExitStatus {
@@ -38,6 +40,10 @@ export interface ContainerEvents {
   oom: [{ id: string }];
   generation: [GenerationRecord];
   evolutionError: [Error];
+  /** The restart policy brought the container back (count: restarts so far). */
+  restart: [{ id: string; count: number; attempt: number }];
+  /** The restart retries are spent: the container stays stopped. */
+  restartsExhausted: [{ id: string; count: number }];
 }
 
 /** One event of any container, as Runtime.events() yields them. */

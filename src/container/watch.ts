@@ -88,7 +88,7 @@ export class OomWatch {
  * open output streams), and the OOM watch while someone listens for 'oom'.
  */
 export class ExitTracker {
-  readonly exited: Promise<ExitStatus>;
+  private current!: Promise<ExitStatus>;
   private resolveExit!: (s: ExitStatus) => void;
   private unwatch: (() => void) | undefined;
   private readonly retainer: Retainer;
@@ -102,9 +102,7 @@ export class ExitTracker {
   ) {
     this.retainer = new Retainer(owner);
     this.oom = new OomWatch(() => this.oomKills(), () => owner.emit('oom', { id }));
-    this.exited = new Promise((r) => (this.resolveExit = r));
-    // Nobody has to wait() for a container: an unobserved exit is not an error.
-    this.exited.catch(() => undefined);
+    this.rearm();
     owner.on('newListener', (event: string) => this.listenersChanged(event, 1));
     owner.on('removeListener', (event: string) => this.listenersChanged(event, -1));
   }
@@ -135,6 +133,17 @@ export class ExitTracker {
     this.unwatch?.();
     this.unwatch = undefined;
     this.oom.set(false);
+  }
+
+  get exited(): Promise<ExitStatus> {
+    return this.current;
+  }
+
+  /** A new exit to wait for: the container runs again (a restart). */
+  rearm(): void {
+    this.current = new Promise((r) => (this.resolveExit = r));
+    // Nobody has to wait() for a container: an unobserved exit is not an error.
+    this.current.catch(() => undefined);
   }
 
   resolve(status: ExitStatus): void {

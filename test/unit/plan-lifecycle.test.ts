@@ -153,6 +153,7 @@ describe('lifecycle table', () => {
       'running>stopped',
       'paused>running',
       'paused>stopped',
+      'stopped>running', // a restart policy's restart
       'stopped>removed',
     ]);
     expect(TRANSITIONS.removed).toEqual([]);
