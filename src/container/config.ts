@@ -59,6 +59,8 @@ export interface ContainerSpec {
   labels: Record<string, string>;
   /** Restart policy; retries and backoff default to the personality's decision rules. */
   restart?: RestartSpec;
+  /** Live responses to pressure (container/autoscale.ts); off unless asked for. */
+  autoscale?: { maxMemoryBytes?: number; maxCpus?: number; intervalMs?: number };
 }
 
 export type RestartPolicyName = 'no' | 'on-failure' | 'always' | 'unless-stopped';
@@ -272,6 +274,13 @@ export class ContainerConfigBuilder {
     this.s.security = profile;
     return this;
   }
+  /** Grows the memory and CPU limits under pressure, by the personality's rules (`false`: off). */
+  autoscale(on: boolean | { maxMemoryBytes?: number; maxCpus?: number; intervalMs?: number } = true): this {
+    if (on === false) delete this.s.autoscale;
+    else this.s.autoscale = on === true ? {} : { ...on };
+    return this;
+  }
+
   /** As `docker run --restart`: 'no', 'on-failure', 'always' or 'unless-stopped'. */
   restart(policy: RestartPolicyName, opts: Omit<RestartSpec, 'policy'> = {}): this {
     this.s.restart = { policy, ...opts };
@@ -365,6 +374,12 @@ export class ContainerConfigBuilder {
       integer('restart.maxBackoffMs', rs.maxBackoffMs, 1, 86_400_000);
       if (rs.multiplier !== undefined && (typeof rs.multiplier !== 'number' || !(rs.multiplier >= 1 && rs.multiplier <= 100))) p.add('restart.multiplier', `expected a number in [1, 100], got ${rs.multiplier}`);
     }
+    if (s.autoscale !== undefined) {
+      integer('autoscale.maxMemoryBytes', s.autoscale.maxMemoryBytes, 4 * 1024 * 1024, Number.MAX_SAFE_INTEGER);
+      positive('autoscale.maxCpus', s.autoscale.maxCpus, 4096);
+      integer('autoscale.intervalMs', s.autoscale.intervalMs, 10, 3_600_000);
+      if (r.memoryLimit === undefined && r.cpuLimit === undefined) p.add('autoscale', 'needs memoryLimit or cpuLimit: there is no limit to grow');
+    }
     p.throwIfAny('invalid container configuration');
     // A copy, so that a builder used again (more env, another volume) leaves this config alone.
     const spec: ContainerSpec = deepCopy({
@@ -384,6 +399,7 @@ export class ContainerConfigBuilder {
       security: s.security,
       labels: s.labels,
       ...(s.restart ? { restart: s.restart } : {}),
+      ...(s.autoscale ? { autoscale: s.autoscale } : {}),
     });
     return new (ContainerConfig as unknown as new (s: ContainerSpec, a?: HardwareAffinity) => ContainerConfig)(spec, this.affinity);
   }

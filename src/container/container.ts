@@ -30,6 +30,7 @@ import { prepareCreate, wantsGpus } from './prepare.js';
 import { provision } from './provision.js';
 import { findRecord, listStatuses, prepareContext, readLogs, reconcileRecord, statusOf } from './records.js';
 import { applyResources, planUpdate } from './resources.js';
+import { Autoscaler } from './autoscale.js';
 import { Supervisor, resumeSupervision, supervisedObject } from './supervise.js';
 import { encodeStartInput, sendStart, startInputOf, type StartInput } from './start.js';
 import { StatsSampler, type StatsPart } from './stats.js';
@@ -43,7 +44,7 @@ function deliverExit(c: Container, e: SpawnerExit): void {
 }
 
 /** The events Runtime.events() carries (not EventEmitter's own newListener/removeListener). */
-const PUBLISHED = new Set<string>(['state', 'exit', 'oom', 'generation', 'evolutionError', 'restart', 'restartsExhausted'] satisfies (keyof ContainerEvents)[]);
+const PUBLISHED = new Set<string>(['state', 'exit', 'oom', 'generation', 'evolutionError', 'restart', 'restartsExhausted', 'autoscale'] satisfies (keyof ContainerEvents)[]);
 
 interface Handle extends OperationOptions {
   runtime?: Runtime;
@@ -66,6 +67,7 @@ export class Container extends EventEmitter<ContainerEvents> {
   private startInput: StartInput | undefined;
   private readonly evolution: ContainerEvolution;
   readonly supervisor: Supervisor;
+  private readonly autoscaler: Autoscaler | undefined;
 
   private constructor(runtime: Runtime, rec: ContainerRecord, config: ContainerConfig) {
     super();
@@ -82,6 +84,10 @@ export class Container extends EventEmitter<ContainerEvents> {
       error: (err) => this.emit('evolutionError', err),
     });
     this.exits = new ExitTracker(this as EventEmitter, this.parts, rec.id, () => isLive(this.rec.state));
+    const as = config.spec.autoscale;
+    this.autoscaler = as
+      ? new Autoscaler(this.ctx, as, (ch) => this.queue.run(() => applyResources(this.ctx, ch, true)), (e) => this.emit('autoscale', e))
+      : undefined;
     this.supervisor = new Supervisor(
       {
         id: this.id,
@@ -108,6 +114,7 @@ export class Container extends EventEmitter<ContainerEvents> {
     this.exits.rearm();
     this.transition('running');
     await this.watch();
+    this.autoscaler?.start();
   }
 
   get name(): string {
@@ -255,6 +262,7 @@ export class Container extends EventEmitter<ContainerEvents> {
     this.exits.oom.check(kills);
     // An init exits once: nothing more will come on the subscription.
     this.exits.unsubscribe();
+    this.autoscaler?.stop();
     this.emit('exit', status);
     this.exits.resolve(status);
     this.supervisor.onExit(status);
@@ -274,6 +282,7 @@ export class Container extends EventEmitter<ContainerEvents> {
       return;
     }
     await this.watch();
+    if (rec.state === 'running') this.autoscaler?.start();
   }
 
   async status(): Promise<ContainerStatus> {
@@ -308,6 +317,7 @@ export class Container extends EventEmitter<ContainerEvents> {
       }
       this.rec.startedAt = new Date().toISOString();
       if (this.rec.state === 'created') this.transition('running');
+      this.autoscaler?.start();
       this.log.info('container started');
       // STRATOSWARM_EVOLUTION_ENABLED: containers evolve with the default configuration
       // unless the host agent enables evolution itself.
@@ -385,6 +395,7 @@ export class Container extends EventEmitter<ContainerEvents> {
       const s = this.rec.state;
       if (s === 'removed') return;
       this.supervisor.cancel();
+      this.autoscaler?.stop();
       if ((s === 'running' || s === 'paused') && !opts.force) {
         throw new RuntimeError(`remove container ${this.name}: cannot go from ${s} to removed; stop it first or pass { force: true }`, { code: 'ESTATE', step: 'state', containerId: this.id });
       }

@@ -1,3 +1,4 @@
+import type { AutoscaleEvent } from './autoscale.js';
 /** The types the Container API takes and returns. */
 import type { GenerationRecord } from '../evolution/records.js';
 import type { CgroupStats } from '../isolation/backend.js';
@@ -44,6 +45,8 @@ export interface ContainerEvents {
   restart: [{ id: string; count: number; attempt: number }];
   /** The restart retries are spent: the container stays stopped. */
   restartsExhausted: [{ id: string; count: number }];
+  /** A limit changed in response to pressure (autoscale). */
+  autoscale: [AutoscaleEvent];
 }
 
 /** One event of any container, as Runtime.events() yields them. */
