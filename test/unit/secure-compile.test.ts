@@ -43,6 +43,15 @@ class StubKernel implements Kernel {
   request(): number {
     return -1;
   }
+  connect(): number {
+    return -1;
+  }
+  send(): number {
+    return 0;
+  }
+  sendWhenWritable(): number {
+    return 0;
+  }
   pipe(): [number, number] {
     return [-1, -1];
   }
