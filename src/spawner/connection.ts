@@ -63,7 +63,9 @@ export class SpawnerConnection {
   private readonly queue: Outgoing[] = [];
   /** The frame a worker thread is sending (its fds must stay open until it is done). */
   private inFlight: Outgoing | undefined;
-  private waitingDrain = false;
+  /** Stream writes libuv has not handed to the kernel yet, and whether a frame with fds waits for them. */
+  private unflushed = 0;
+  private waitingFlush = false;
   private failure: RuntimeError | undefined;
   /** Called once, when the connection is gone (closed by either side, or broken). */
   onClose: ((e: RuntimeError) => void) | undefined;
@@ -144,20 +146,16 @@ export class SpawnerConnection {
   }
 
   private pump(): void {
-    while (!this.inFlight && !this.waitingDrain && !this.failure && this.queue.length > 0) {
+    while (!this.inFlight && !this.waitingFlush && !this.failure && this.queue.length > 0) {
       const out = this.queue[0]!;
       if (!out.fds) {
         this.queue.shift();
-        this.socket.write(out.frame);
+        this.write(out.frame);
         continue;
       }
       // A sendmsg() must not pass bytes the stream still holds: those go first.
-      if (this.socket.writableLength > 0) {
-        this.waitingDrain = true;
-        this.socket.once('drain', () => {
-          this.waitingDrain = false;
-          this.pump();
-        });
+      if (this.unflushed > 0) {
+        this.waitingFlush = true;
         return;
       }
       let n: number;
@@ -169,7 +167,7 @@ export class SpawnerConnection {
       if (n > 0) {
         this.queue.shift();
         // The fds went with the first byte; the rest is plain stream data.
-        if (n < out.frame.length) this.socket.write(out.frame.subarray(n));
+        if (n < out.frame.length) this.write(out.frame.subarray(n));
         continue;
       }
       this.inFlight = out;
@@ -178,7 +176,7 @@ export class SpawnerConnection {
           this.inFlight = undefined;
           if (this.failure) return this.failExchange(out.tag, this.failure);
           this.queue.shift();
-          if (sent < out.frame.length) this.socket.write(out.frame.subarray(sent));
+          if (sent < out.frame.length) this.write(out.frame.subarray(sent));
           this.pump();
         },
         (e: unknown) => {
@@ -189,6 +187,16 @@ export class SpawnerConnection {
       );
       return;
     }
+  }
+
+  private write(b: Buffer): void {
+    this.unflushed++;
+    this.socket.write(b, () => {
+      this.unflushed--;
+      if (this.unflushed > 0 || !this.waitingFlush) return;
+      this.waitingFlush = false;
+      this.pump();
+    });
   }
 
   private deliver(f: string[]): void {
