@@ -228,6 +228,13 @@ Napi::Value Send(const Napi::CallbackInfo& info) {
   return Napi::Number::New(env, double(n));
 }
 
+// peerGone(fd) -> whether the other end has gone; never waits.
+Napi::Value PeerGone(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (!info[0].IsNumber()) throw Napi::TypeError::New(env, "peerGone(fd)");
+  return Napi::Boolean::New(env, ss::sock::peerGone(info[0].As<Napi::Number>().Int32Value()));
+}
+
 // The fallback of send() when the socket is full: the same sendmsg() on the thread pool,
 // once the socket has room (at most 30 s). It works on a dup of the fd, so the socket being
 // closed meanwhile cannot send the frame to another file that reused the number. The frame
@@ -458,6 +465,7 @@ Napi::Object Module(Napi::Env env, Napi::Object exports) {
   exports.Set("request", Napi::Function::New(env, Connect, "request"));
   exports.Set("connect", Napi::Function::New(env, Connect, "connect"));
   exports.Set("send", Napi::Function::New(env, Send, "send"));
+  exports.Set("peerGone", Napi::Function::New(env, PeerGone, "peerGone"));
   exports.Set("sendWhenWritable", Napi::Function::New(env, SendWhenWritable, "sendWhenWritable"));
   exports.Set("pipe", Napi::Function::New(env, Pipe, "pipe"));
   exports.Set("close", Napi::Function::New(env, Close, "close"));

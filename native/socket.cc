@@ -98,4 +98,12 @@ ssize_t sendWithFds(int fd, const void* data, size_t len, const int* fds, size_t
   }
 }
 
+bool peerGone(int fd) {
+  struct pollfd p = {fd, short(POLLRDHUP), 0};
+  int n;
+  do n = poll(&p, 1, 0);
+  while (n < 0 && errno == EINTR);
+  return n > 0 && (p.revents & (POLLHUP | POLLRDHUP | POLLERR | POLLNVAL)) != 0;
+}
+
 }  // namespace ss::sock

@@ -24,4 +24,8 @@ int connectUnix(const std::string& path, int* err, const char** syscall);
 ssize_t sendWithFds(int fd, const void* data, size_t len, const int* fds, size_t nfds, bool wait, int timeoutMs,
                     int* err);
 
+// Whether the other end of a connected socket has gone (closed, or its process died), seen
+// without reading or waiting: poll() with no timeout. Replies still unread do not hide it.
+bool peerGone(int fd);
+
 }  // namespace ss::sock

@@ -316,6 +316,9 @@ export class MemoryCgroupFs implements Kernel {
   async sendWhenWritable(_fd: number, _frame: Buffer, _fds?: number[]): Promise<never> {
     throw new RuntimeError('MemoryCgroupFs models cgroup files only', { code: 'EUNSUPPORTED' });
   }
+  peerGone(_fd: number): boolean {
+    return true;
+  }
   pipe(): [number, number] {
     throw new RuntimeError('MemoryCgroupFs models cgroup files only', { code: 'EUNSUPPORTED' });
   }

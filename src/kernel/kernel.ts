@@ -50,6 +50,8 @@ export interface Kernel extends HostFacts {
   send(fd: number, frame: Buffer, fds?: number[]): number;
   /** send() on a worker thread once the socket has room; keep the fds open until it settles. */
   sendWhenWritable(fd: number, frame: Buffer, fds?: number[]): Promise<number>;
+  /** Whether the other end of a connected socket has gone (closed, its process dead); never waits. */
+  peerGone(fd: number): boolean;
   pipe(): [number, number];
   close(fd: number): void;
 }
@@ -113,6 +115,9 @@ export class NativeKernel implements Kernel {
   }
   sendWhenWritable(fd: number, frame: Buffer, fds?: number[]): Promise<number> {
     return this.addon.sendWhenWritable(fd, frame, fds);
+  }
+  peerGone(fd: number): boolean {
+    return this.addon.peerGone(fd);
   }
   pipe(): [number, number] {
     return this.addon.pipe();

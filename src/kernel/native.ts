@@ -58,6 +58,8 @@ export interface NativeAddon {
   send(fd: number, frame: Buffer, fds?: number[]): number;
   /** send() on a worker thread once the socket has room (on a dup of fd): the bytes sent. */
   sendWhenWritable(fd: number, frame: Buffer, fds?: number[]): Promise<number>;
+  /** Whether the other end of a connected socket has gone (poll with no timeout). */
+  peerGone(fd: number): boolean;
   pipe(): [number, number];
   close(fd: number): void;
   cgroupWrite(path: string, value: string): void;

@@ -120,7 +120,7 @@ export class SpawnerClient implements Spawner {
   }
 
   private connection(): Promise<SpawnerConnection> {
-    if (this.conn && !this.conn.closed) return Promise.resolve(this.conn);
+    if (this.conn?.usable()) return Promise.resolve(this.conn);
     this.opening ??= this.open().finally(() => {
       this.opening = undefined;
     });
@@ -292,7 +292,7 @@ export class SpawnerClient implements Spawner {
 
   /** Asks the spawner to exit once no container runs; `force` kills what is left. Never starts one. */
   async shutdown(force = false): Promise<void> {
-    let conn = this.conn && !this.conn.closed ? this.conn : undefined;
+    let conn = this.conn?.usable() ? this.conn : undefined;
     try {
       conn ??= await SpawnerConnection.open(this.opts.kernel, this.socketPath);
       await roundTrip(conn, force ? ['shutdown', 'force'] : ['shutdown']);

@@ -100,6 +100,18 @@ export class SpawnerConnection {
     return this.failure !== undefined;
   }
 
+  /**
+   * Whether a request sent now can reach a spawner: false once the connection failed, or
+   * when the spawner is gone but its EOF is not read yet (it was killed a moment ago); the
+   * connection is closed then, failing what was in flight.
+   */
+  usable(): boolean {
+    if (this.failure) return false;
+    if (!this.kernel.peerGone(this.fd)) return true;
+    this.fail(this.closedError('is gone'));
+    return false;
+  }
+
   /** Requests in flight (a subscription once acknowledged is not counted). */
   get pending(): number {
     return this.alive;

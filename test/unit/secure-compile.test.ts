@@ -52,6 +52,9 @@ class StubKernel implements Kernel {
   sendWhenWritable(): number {
     return 0;
   }
+  peerGone(): boolean {
+    return true;
+  }
   pipe(): [number, number] {
     return [-1, -1];
   }
