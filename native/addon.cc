@@ -1,13 +1,12 @@
 // N-API glue: the only file that includes napi.h. Most functions here are small and
-// synchronous (one write of a cgroup file, compiling a seccomp filter). The two that can
-// block, connecting to the spawner (its socket may be full) and NVML (the driver can take
-// seconds to initialise), run on libuv's thread pool and return a Promise; everything slow
-// in the spawner arrives on sockets the event loop watches.
+// synchronous (one write of a cgroup file, compiling a seccomp filter, a non-blocking
+// sendmsg). Those that can block, connecting to the spawner (its backlog may be full), a
+// send to a full socket and NVML (the driver can take seconds to initialise), run on
+// libuv's thread pool and return a Promise; everything slow in the spawner arrives on
+// sockets the event loop watches.
 #include <napi.h>
 
 #include <fcntl.h>
-#include <sys/socket.h>
-#include <sys/un.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -20,6 +19,7 @@
 #include "devices_bpf.h"
 #include "nvml.h"
 #include "seccomp.h"
+#include "socket.h"
 #include "steps.h"
 
 namespace {
@@ -123,81 +123,61 @@ Napi::Value rejected(Napi::Env env, const Napi::Error& e) {
   return d.Promise();
 }
 
-// connect() and sendmsg() on the thread pool. The frame is copied; the fds are the
-// caller's, which must keep them open until the promise settles: they are only named in
-// SCM_RIGHTS (the kernel takes its own references), never closed here. The connected
-// socket belongs to this worker until the promise resolves with it; on any failure, or
-// when the environment goes away first, it is closed here.
-class RequestWorker : public PromiseWorker {
+// The fds argument of request/send: at most sock::kMaxFds numbers.
+std::vector<int> fdList(Napi::Env env, const Napi::CallbackInfo& info, size_t index, const char* fn) {
+  std::vector<int> fds;
+  if (info.Length() <= index || !info[index].IsArray()) return fds;
+  Napi::Array a = info[index].As<Napi::Array>();
+  if (a.Length() > ss::sock::kMaxFds) throw Napi::RangeError::New(env, std::string(fn) + ": at most 16 fds");
+  for (uint32_t i = 0; i < a.Length(); ++i) {
+    Napi::Value v = a.Get(i);
+    if (!v.IsNumber()) throw Napi::TypeError::New(env, std::string(fn) + ": fds must be numbers");
+    fds.push_back(v.As<Napi::Number>().Int32Value());
+  }
+  return fds;
+}
+
+Failure connectFailure(const std::string& path, int e) {
+  return {"connect `" + path + "`: " + errnoName(e), "ENOSPAWNER", ss::Step::spawner, e, "connect", path};
+}
+
+// connect() on the thread pool (it waits while the spawner's backlog is full), then, for
+// request(), the frame with its fds. The fds are the caller's, which must keep them open
+// until the promise settles: they are only named in SCM_RIGHTS (the kernel takes its own
+// references), never closed here. The connected socket belongs to this worker until the
+// promise resolves with it; on any failure, or when the environment goes away first, it is
+// closed here.
+class ConnectWorker : public PromiseWorker {
  public:
-  RequestWorker(Napi::Env env, std::string path, std::vector<uint8_t> frame, std::vector<int> fds)
-      : PromiseWorker(env, "stratoswarm:request"), path_(std::move(path)), frame_(std::move(frame)), fds_(std::move(fds)) {}
-  ~RequestWorker() override {
+  ConnectWorker(Napi::Env env, std::string path, std::vector<uint8_t> frame, std::vector<int> fds)
+      : PromiseWorker(env, "stratoswarm:connect"), path_(std::move(path)), frame_(std::move(frame)), fds_(std::move(fds)) {}
+  ~ConnectWorker() override {
     if (fd_ >= 0) close(fd_);
   }
 
  private:
   bool Work() override {
-    struct sockaddr_un addr;
-    memset(&addr, 0, sizeof addr);
-    addr.sun_family = AF_UNIX;
-    if (path_.size() >= sizeof addr.sun_path) {
-      failure = sysFailure(ss::Step::spawner, ENAMETOOLONG, "connect", path_);
+    int e = 0;
+    const char* syscall = "";
+    fd_ = ss::sock::connectUnix(path_, &e, &syscall);
+    if (fd_ < 0) {
+      // A path that cannot be a socket address, or no socket: the call failed, not the spawner.
+      bool refused = strcmp(syscall, "connect") == 0 && e != ENAMETOOLONG;
+      failure = refused ? connectFailure(path_, e) : sysFailure(ss::Step::spawner, e, syscall, path_);
       return false;
-    }
-    memcpy(addr.sun_path, path_.c_str(), path_.size() + 1);
-    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd < 0) {
-      failure = sysFailure(ss::Step::spawner, errno, "socket", path_);
-      return false;
-    }
-    int rc;
-    do rc = connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
-    while (rc < 0 && errno == EINTR);
-    if (rc < 0) {
-      int e = errno;
-      close(fd);
-      failure = {"connect `" + path_ + "`: " + errnoName(e), "ENOSPAWNER", ss::Step::spawner, e, "connect", path_};
-      return false;
-    }
-    struct iovec iov = {frame_.data(), frame_.size()};
-    struct msghdr msg;
-    memset(&msg, 0, sizeof msg);
-    msg.msg_iov = &iov;
-    msg.msg_iovlen = 1;
-    union {
-      char b[CMSG_SPACE(sizeof(int) * 16)];
-      struct cmsghdr align;
-    } control;
-    if (!fds_.empty()) {
-      msg.msg_control = control.b;
-      msg.msg_controllen = CMSG_SPACE(sizeof(int) * fds_.size());
-      struct cmsghdr* cm = CMSG_FIRSTHDR(&msg);
-      cm->cmsg_level = SOL_SOCKET;
-      cm->cmsg_type = SCM_RIGHTS;
-      cm->cmsg_len = CMSG_LEN(sizeof(int) * fds_.size());
-      memcpy(CMSG_DATA(cm), fds_.data(), sizeof(int) * fds_.size());
     }
     // The fds must arrive with the first byte of the frame; the rest may follow.
-    ssize_t n;
-    do n = sendmsg(fd, &msg, MSG_NOSIGNAL);
-    while (n < 0 && errno == EINTR);
-    size_t off = n > 0 ? size_t(n) : 0;
-    while (n >= 0 && off < frame_.size()) {
-      n = send(fd, frame_.data() + off, frame_.size() - off, MSG_NOSIGNAL);
-      if (n < 0 && errno == EINTR) {
-        n = 0;
-        continue;
+    size_t off = 0;
+    while (off < frame_.size()) {
+      bool first = off == 0;
+      ssize_t n = ss::sock::sendWithFds(fd_, frame_.data() + off, frame_.size() - off, first ? fds_.data() : nullptr,
+                                        first ? fds_.size() : 0, true, 30000, &e);
+      if (n < 0) {
+        failure = sysFailure(ss::Step::spawner, e, "sendmsg", path_);
+        return false;
       }
-      if (n > 0) off += size_t(n);
+      off += size_t(n);
     }
-    if (n < 0) {
-      int e = errno;
-      close(fd);
-      failure = sysFailure(ss::Step::spawner, e, "sendmsg", path_);
-      return false;
-    }
-    fd_ = fd;
     return true;
   }
   Napi::Value Result(Napi::Env env) override {
@@ -214,26 +194,85 @@ class RequestWorker : public PromiseWorker {
 
 // request(socketPath, frame, fds?) -> Promise<fd> of a connected socket on which `frame`
 // (and the fds, with SCM_RIGHTS) has been sent. JavaScript reads the replies from that fd.
-Napi::Value Request(const Napi::CallbackInfo& info) {
+// connect(socketPath) -> Promise<fd>: the same without a frame (a persistent connection).
+Napi::Value Connect(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   try {
-    if (!info[0].IsString()) throw Napi::TypeError::New(env, "request: the socket path must be a string");
-    if (!info[1].IsBuffer()) throw Napi::TypeError::New(env, "request: the frame must be a Buffer");
-    std::string path = info[0].As<Napi::String>();
-    Napi::Buffer<uint8_t> frame = info[1].As<Napi::Buffer<uint8_t>>();
+    if (!info[0].IsString()) throw Napi::TypeError::New(env, "connect: the socket path must be a string");
+    std::vector<uint8_t> frame;
     std::vector<int> fds;
-    if (info.Length() > 2 && info[2].IsArray()) {
-      Napi::Array a = info[2].As<Napi::Array>();
-      if (a.Length() > 16) throw Napi::RangeError::New(env, "request: at most 16 fds");
-      for (uint32_t i = 0; i < a.Length(); ++i) {
-        Napi::Value v = a.Get(i);
-        if (!v.IsNumber()) throw Napi::TypeError::New(env, "request: fds must be numbers");
-        fds.push_back(v.As<Napi::Number>().Int32Value());
-      }
+    if (info.Length() > 1 && !info[1].IsUndefined()) {
+      if (!info[1].IsBuffer()) throw Napi::TypeError::New(env, "request: the frame must be a Buffer");
+      Napi::Buffer<uint8_t> b = info[1].As<Napi::Buffer<uint8_t>>();
+      frame.assign(b.Data(), b.Data() + b.Length());
+      fds = fdList(env, info, 2, "request");
     }
-    auto* w = new RequestWorker(env, std::move(path), std::vector<uint8_t>(frame.Data(), frame.Data() + frame.Length()),
-                                std::move(fds));
-    return w->Start();
+    return (new ConnectWorker(env, info[0].As<Napi::String>(), std::move(frame), std::move(fds)))->Start();
+  } catch (const Napi::Error& e) {
+    return rejected(env, e);
+  }
+}
+
+// send(fd, frame, fds?) -> bytes sent: one non-blocking sendmsg() on a connected socket, the
+// fds with the frame's first byte. 0: the socket had no room and nothing was sent (neither
+// the fds): sendWhenWritable() then. The caller writes any rest of the frame itself.
+Napi::Value Send(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (!info[0].IsNumber() || !info[1].IsBuffer()) throw Napi::TypeError::New(env, "send(fd, frame, fds?)");
+  int fd = info[0].As<Napi::Number>().Int32Value();
+  Napi::Buffer<uint8_t> frame = info[1].As<Napi::Buffer<uint8_t>>();
+  std::vector<int> fds = fdList(env, info, 2, "send");
+  int e = 0;
+  ssize_t n = ss::sock::sendWithFds(fd, frame.Data(), frame.Length(), fds.data(), fds.size(), false, 0, &e);
+  if (n < 0) throwRuntime(env, std::string("sendmsg: ") + errnoName(e), "ENOSPAWNER", ss::Step::spawner, e, "sendmsg", "");
+  return Napi::Number::New(env, double(n));
+}
+
+// peerGone(fd) -> whether the other end has gone; never waits.
+Napi::Value PeerGone(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (!info[0].IsNumber()) throw Napi::TypeError::New(env, "peerGone(fd)");
+  return Napi::Boolean::New(env, ss::sock::peerGone(info[0].As<Napi::Number>().Int32Value()));
+}
+
+// The fallback of send() when the socket is full: the same sendmsg() on the thread pool,
+// once the socket has room (at most 30 s). It works on a dup of the fd, so the socket being
+// closed meanwhile cannot send the frame to another file that reused the number. The frame
+// is copied; the fds must stay open until the promise settles.
+class SendWorker : public PromiseWorker {
+ public:
+  SendWorker(Napi::Env env, int fd, std::vector<uint8_t> frame, std::vector<int> fds)
+      : PromiseWorker(env, "stratoswarm:send"), fd_(fd), frame_(std::move(frame)), fds_(std::move(fds)) {}
+  ~SendWorker() override {
+    if (fd_ >= 0) close(fd_);
+  }
+
+ private:
+  bool Work() override {
+    int e = 0;
+    sent_ = ss::sock::sendWithFds(fd_, frame_.data(), frame_.size(), fds_.data(), fds_.size(), true, 30000, &e);
+    if (sent_ < 0) failure = {std::string("sendmsg: ") + errnoName(e), "ENOSPAWNER", ss::Step::spawner, e, "sendmsg", ""};
+    return sent_ >= 0;
+  }
+  Napi::Value Result(Napi::Env env) override { return Napi::Number::New(env, double(sent_)); }
+
+  int fd_;
+  std::vector<uint8_t> frame_;
+  std::vector<int> fds_;
+  ssize_t sent_ = 0;
+};
+
+// sendWhenWritable(fd, frame, fds?) -> Promise<bytes sent>.
+Napi::Value SendWhenWritable(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  try {
+    if (!info[0].IsNumber() || !info[1].IsBuffer()) throw Napi::TypeError::New(env, "sendWhenWritable(fd, frame, fds?)");
+    Napi::Buffer<uint8_t> frame = info[1].As<Napi::Buffer<uint8_t>>();
+    std::vector<int> fds = fdList(env, info, 2, "sendWhenWritable");
+    int dup = fcntl(info[0].As<Napi::Number>().Int32Value(), F_DUPFD_CLOEXEC, 0);
+    if (dup < 0) throwSys(env, ss::Step::spawner, errno, "fcntl", "", "F_DUPFD_CLOEXEC");
+    return (new SendWorker(env, dup, std::vector<uint8_t>(frame.Data(), frame.Data() + frame.Length()), std::move(fds)))
+        ->Start();
   } catch (const Napi::Error& e) {
     return rejected(env, e);
   }
@@ -423,7 +462,11 @@ Napi::Value NvmlInventory(const Napi::CallbackInfo& info) {
 Napi::Object Module(Napi::Env env, Napi::Object exports) {
   env.SetInstanceData(new AddonData());
   exports.Set("init", Napi::Function::New(env, Init, "init"));
-  exports.Set("request", Napi::Function::New(env, Request, "request"));
+  exports.Set("request", Napi::Function::New(env, Connect, "request"));
+  exports.Set("connect", Napi::Function::New(env, Connect, "connect"));
+  exports.Set("send", Napi::Function::New(env, Send, "send"));
+  exports.Set("peerGone", Napi::Function::New(env, PeerGone, "peerGone"));
+  exports.Set("sendWhenWritable", Napi::Function::New(env, SendWhenWritable, "sendWhenWritable"));
   exports.Set("pipe", Napi::Function::New(env, Pipe, "pipe"));
   exports.Set("close", Napi::Function::New(env, Close, "close"));
   exports.Set("cgroupWrite", Napi::Function::New(env, CgroupWrite, "cgroupWrite"));

@@ -271,9 +271,10 @@ void Spawner::finishLaunch(std::unique_ptr<Launch> l, const wire::Fields& out) {
   auto it = clients_.find(to.fd);
   if (it == clients_.end() || it->second.serial != to.serial) return;
   Client& c = it->second;
+  reply(c, out, to.tag);
+  if (!to.tag.empty()) return;
   c.busy = false;
-  reply(c, out);
-  processInput(c);  // requests that arrived meanwhile, in order
+  processInput(c);  // plain requests that arrived meanwhile, in order
 }
 
 void Spawner::failLaunch(std::unique_ptr<Launch> l, const Error& e) {

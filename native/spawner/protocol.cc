@@ -90,6 +90,7 @@ void Spawner::handle(Client& c, const wire::Fields& f) {
   else if (verb == "adopt") out = adopt(f);
   else if (verb == "subscribe") {
     c.subscriber = true;
+    c.subscribeTag = c.tag;  // its exit events carry its id
     out = {"ok"};
   } else {  // shutdown
     // Exits once no container is left; "force" kills what is left first.
@@ -107,9 +108,10 @@ void Spawner::handle(Client& c, const wire::Fields& f) {
   // Fds a request did not use are not kept for the next one.
   for (int x : c.fds) close(x);
   c.fds.clear();
-  // A deferred reply comes from the launch; until then this client's next requests wait.
-  if (deferred) c.busy = true;
-  else reply(c, out);
+  // A deferred reply comes from the launch; until then this client's next plain requests
+  // wait (tagged ones do not: their replies name their request).
+  if (deferred) c.busy = c.tag.empty();
+  else reply(c, out, c.tag);
 }
 
 // Starts a launch; the reply (the init's pid once it is parked, or the error) follows when
@@ -126,7 +128,7 @@ wire::Fields Spawner::create(Client& c, const wire::Fields& f, bool* deferred) {
   if (!parsePlan(f, 2, l->plan.get(), &err, PlanKind::create)) return errorReply({"EPROTO", Step::config, EINVAL, "", "", err});
   l->kind = Launch::Kind::create;
   l->id = id;
-  l->to = {c.fd, c.serial};
+  l->to = {c.fd, c.serial, c.tag};
   l->deadline = nowMs() + kSetupTimeoutMs;
   l->stateDir = l->plan->stateDir;
   l->stdoutPath = l->plan->stdoutPath;
@@ -200,7 +202,7 @@ wire::Fields Spawner::start(Client& c, const wire::Fields& f, bool* deferred) {
   l->phase = Launch::Phase::execve;
   l->id = ct.id;
   l->pid = ct.pid;
-  l->to = {c.fd, c.serial};
+  l->to = {c.fd, c.serial, c.tag};
   l->deadline = nowMs() + kSetupTimeoutMs;
   l->sync = ct.sync;
   ct.sync = -1;
@@ -280,7 +282,7 @@ wire::Fields Spawner::exec(Client& c, const wire::Fields& f, bool* deferred) {
   l->kind = Launch::Kind::exec;
   l->phase = Launch::Phase::report;
   l->id = ct.id;
-  l->to = {c.fd, c.serial};
+  l->to = {c.fd, c.serial, c.tag};
   l->deadline = nowMs() + kSetupTimeoutMs;
   l->fds.targetPidfd = ct.pidfd;
   // stdio comes with the request (pipes the caller made), in order stdin, stdout, stderr;

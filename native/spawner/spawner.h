@@ -1,7 +1,7 @@
 // The spawner's state and the one class that owns it. Its methods are spread by concern:
-// loop.cc (epoll loop, clients, signals, reaping), protocol.cc (request dispatch and the
-// verbs), launch.cc (clone and launch of inits and exec workloads), adopt.cc (inits of a
-// dead spawner), state_files.cc (exit records).
+// loop.cc (epoll loop, signals, reaping), clients.cc (connections, framing, request ids),
+// protocol.cc (request dispatch and the verbs), launch.cc (clone and launch of inits and exec
+// workloads), adopt.cc (inits of a dead spawner), state_files.cc (exit records).
 #pragma once
 
 #include <sys/types.h>
@@ -26,6 +26,9 @@ constexpr idtype_t kPidfd = idtype_t(3);
 // fds a client may have sent ahead of the request that takes them (an exec takes 3).
 constexpr size_t kMaxClientFds = 16;
 
+// A tagged request's id (the digits of its "#<id>" field) is at most this long.
+constexpr size_t kMaxTagDigits = 16;
+
 // How long a child may take to reach its next report (setup of an init, or its execve).
 constexpr int kSetupTimeoutMs = 30000;
 
@@ -33,25 +36,39 @@ constexpr int kSetupTimeoutMs = 30000;
 // (an exit event fan-out must never wait on one slow subscriber).
 constexpr size_t kMaxClientQueue = 1u << 20;
 
+// The fds of one recvmsg() and the part of the client's byte stream it returned,
+// [begin, end): the kernel attaches fds to the first byte of the sendmsg() that carried
+// them, so the frame they came with starts in that range.
+struct FdBatch {
+  std::vector<int> fds;
+  uint64_t begin = 0, end = 0;
+};
+
 struct Client {
   int fd = -1;
   uint64_t serial = 0;  // fds are reused; a deferred reply checks it still has its client
   std::string in;
-  std::vector<int> fds;  // received with SCM_RIGHTS, consumed by the next request
+  uint64_t inAt = 0;  // the stream offset of in[0]
+  std::vector<FdBatch> batches;  // received with SCM_RIGHTS, not yet taken by a frame
+  std::vector<int> fds;  // the fds of the request being handled (closed after it)
+  std::string tag;       // the id of the request being handled ("" for a plain one)
   bool subscriber = false;
+  std::string subscribeTag;  // exit events carry the id of the subscribe request
   std::string out;  // replies the socket did not take yet
   size_t outOff = 0;
-  // A request of this client is in progress (a launch): its later requests wait, so its
-  // replies keep their order.
+  // A plain (untagged) request of this client is in progress (a launch): its later requests
+  // wait, so its replies keep their order. Tagged requests never wait on each other.
   bool busy = false;
   bool drop = false;  // closed at the end of this loop iteration (never inside a fan-out)
   uint32_t events = 0;
 };
 
-// Where a deferred reply goes: the client, if it is still the same connection.
+// Where a deferred reply goes: the client, if it is still the same connection, and the id
+// of the request it answers ("" for a plain one).
 struct ReplyTo {
   int fd = -1;
   uint64_t serial = 0;
+  std::string tag;
 };
 
 struct Container {
@@ -102,7 +119,7 @@ class Spawner {
   int loop();
 
  private:
-  // loop.cc
+  // clients.cc
   void accept();
   void onClient(int fd, uint32_t events);
   void readClient(Client& c);
@@ -112,7 +129,11 @@ class Spawner {
   void setInterest(Client& c);
   void flush(Client& c);
   void reply(const ReplyTo& to, const wire::Fields& f);
-  void reply(Client& c, const wire::Fields& f);
+  void reply(Client& c, const wire::Fields& f, const std::string& tag = "");
+  bool takeFds(Client& c, uint64_t at, size_t want, std::string* why);
+  void closeOrphanFds(Client& c, uint64_t upTo);
+
+  // loop.cc
   void reap();
   void execExited(std::map<int, ExecProc>::iterator it, int status);
   int nextTimeoutMs(int fallback);

@@ -85,7 +85,7 @@ void Spawner::recordExit(Container& ct, int status, bool known) {
   wire::Fields ev = {"exit", ct.id, std::to_string(ct.pid), std::to_string(code), std::to_string(sig),
                      std::to_string(ct.finishedAt)};
   for (auto& [fd, cl] : clients_)
-    if (cl.subscriber) reply(cl, ev);
+    if (cl.subscriber) reply(cl, ev, cl.subscribeTag);
 }
 
 }  // namespace ss

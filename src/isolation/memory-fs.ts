@@ -307,6 +307,18 @@ export class MemoryCgroupFs implements Kernel {
   async request(_socketPath: string, _frame: Buffer, _fds?: number[]): Promise<never> {
     throw new RuntimeError('MemoryCgroupFs models cgroup files only', { code: 'EUNSUPPORTED' });
   }
+  async connect(_socketPath: string): Promise<never> {
+    throw new RuntimeError('MemoryCgroupFs models cgroup files only', { code: 'EUNSUPPORTED' });
+  }
+  send(_fd: number, _frame: Buffer, _fds?: number[]): never {
+    throw new RuntimeError('MemoryCgroupFs models cgroup files only', { code: 'EUNSUPPORTED' });
+  }
+  async sendWhenWritable(_fd: number, _frame: Buffer, _fds?: number[]): Promise<never> {
+    throw new RuntimeError('MemoryCgroupFs models cgroup files only', { code: 'EUNSUPPORTED' });
+  }
+  peerGone(_fd: number): boolean {
+    return true;
+  }
   pipe(): [number, number] {
     throw new RuntimeError('MemoryCgroupFs models cgroup files only', { code: 'EUNSUPPORTED' });
   }

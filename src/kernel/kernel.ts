@@ -40,6 +40,18 @@ export interface Kernel extends HostFacts {
    * the promise settles.
    */
   request(socketPath: string, frame: Buffer, fds?: number[]): Promise<number>;
+  /** Connects to a unix socket on a worker thread; resolves with the fd (the caller's to close). */
+  connect(socketPath: string): Promise<number>;
+  /**
+   * One non-blocking sendmsg of `frame` with `fds` attached to its first byte; returns the
+   * bytes sent (the caller writes the rest), or 0 when the socket was full and nothing went.
+   * The fds stay the caller's (the kernel takes its own references).
+   */
+  send(fd: number, frame: Buffer, fds?: number[]): number;
+  /** send() on a worker thread once the socket has room; keep the fds open until it settles. */
+  sendWhenWritable(fd: number, frame: Buffer, fds?: number[]): Promise<number>;
+  /** Whether the other end of a connected socket has gone (closed, its process dead); never waits. */
+  peerGone(fd: number): boolean;
   pipe(): [number, number];
   close(fd: number): void;
 }
@@ -94,6 +106,18 @@ export class NativeKernel implements Kernel {
   }
   request(socketPath: string, frame: Buffer, fds?: number[]): Promise<number> {
     return this.addon.request(socketPath, frame, fds);
+  }
+  connect(socketPath: string): Promise<number> {
+    return this.addon.connect(socketPath);
+  }
+  send(fd: number, frame: Buffer, fds?: number[]): number {
+    return this.addon.send(fd, frame, fds);
+  }
+  sendWhenWritable(fd: number, frame: Buffer, fds?: number[]): Promise<number> {
+    return this.addon.sendWhenWritable(fd, frame, fds);
+  }
+  peerGone(fd: number): boolean {
+    return this.addon.peerGone(fd);
   }
   pipe(): [number, number] {
     return this.addon.pipe();

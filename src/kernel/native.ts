@@ -52,6 +52,14 @@ export interface NativeAddon {
   init(errorClass: typeof RuntimeError): string[];
   /** Resolves once connected and sent; the fds must stay open until then (the addon never closes them). */
   request(socketPath: string, frame: Buffer, fds?: number[]): Promise<number>;
+  /** A connected socket (connect on a worker thread: the listener's backlog may be full). */
+  connect(socketPath: string): Promise<number>;
+  /** One non-blocking sendmsg, the fds with the first byte: the bytes sent, 0 when the socket was full. */
+  send(fd: number, frame: Buffer, fds?: number[]): number;
+  /** send() on a worker thread once the socket has room (on a dup of fd): the bytes sent. */
+  sendWhenWritable(fd: number, frame: Buffer, fds?: number[]): Promise<number>;
+  /** Whether the other end of a connected socket has gone (poll with no timeout). */
+  peerGone(fd: number): boolean;
   pipe(): [number, number];
   close(fd: number): void;
   cgroupWrite(path: string, value: string): void;

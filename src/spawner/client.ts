@@ -1,17 +1,17 @@
 /**
  * The runtime's side of the spawner: starts it on demand (one per state root), sends
- * requests, and turns its error replies into RuntimeErrors. Requests go through the addon
- * (which can attach fds); replies and exit events arrive on ordinary sockets the event loop
- * watches, so nothing here blocks the loop.
+ * requests on one persistent connection (connection.ts), and turns its error replies into
+ * RuntimeErrors. Replies and exit events arrive on a socket the event loop watches; frames
+ * with fds go out in a non-blocking sendmsg, so nothing here blocks the loop.
  */
 import { execFile } from 'node:child_process';
 import { mkdirSync } from 'node:fs';
-import { Socket } from 'node:net';
 import { join } from 'node:path';
 import { RuntimeError, STEPS, type ErrorCode, type Step } from '../errors.js';
 import type { Kernel } from '../kernel/kernel.js';
 import { spawnerPath } from '../kernel/native.js';
-import { encodeFrame, FrameDecoder, type WireField } from './wire.js';
+import { SpawnerConnection, socketError } from './connection.js';
+import type { WireField } from './wire.js';
 
 export interface SpawnerExit {
   id: string;
@@ -65,99 +65,104 @@ export function replyError(fields: string[], context: string): RuntimeError {
   });
 }
 
-function socketError(e: unknown, socketPath: string): RuntimeError {
-  if (e instanceof RuntimeError) return e;
-  const err = e as NodeJS.ErrnoException;
-  return new RuntimeError(`spawner at \`${socketPath}\`: ${err.code ?? err.message}`, {
-    code: 'ENOSPAWNER',
-    step: 'spawner',
-    errno: err.code,
-    path: socketPath,
-    cause: e,
-  });
+/** Sends one request and resolves with its one reply frame. */
+function roundTrip(conn: SpawnerConnection, fields: readonly WireField[], fds?: number[]): Promise<string[]> {
+  return new Promise((resolve, reject) =>
+    conn.send(fields, fds, {
+      frame: (f) => {
+        resolve(f);
+        return 'done';
+      },
+      fail: reject,
+    }),
+  );
 }
 
-/** A request's connection: the first frame is the reply, an exec's second is its exit. */
-class Exchange {
-  private decoder = new FrameDecoder();
-  private frames: string[][] = [];
-  private waiters: { resolve: (f: string[]) => void; reject: (e: Error) => void }[] = [];
-  private failure: Error | undefined;
-  readonly socket: Socket;
-
-  constructor(fd: number, socketPath: string) {
-    this.socket = new Socket({ fd, readable: true, writable: true });
-    this.socket.on('data', (chunk: Buffer) => {
-      try {
-        for (const f of this.decoder.push(chunk)) this.deliver(f);
-      } catch (e) {
-        this.fail(socketError(e, socketPath));
-      }
-    });
-    this.socket.on('error', (e) => this.fail(socketError(e, socketPath)));
-    this.socket.on('close', () =>
-      this.fail(new RuntimeError(`spawner at \`${socketPath}\` closed the connection`, { code: 'ENOSPAWNER', step: 'spawner', path: socketPath })),
-    );
-  }
-
-  private deliver(f: string[]): void {
-    const w = this.waiters.shift();
-    if (w) w.resolve(f);
-    else this.frames.push(f);
-  }
-
-  private fail(e: Error): void {
-    this.failure ??= e;
-    for (const w of this.waiters.splice(0)) w.reject(e);
-  }
-
-  next(): Promise<string[]> {
-    const f = this.frames.shift();
-    if (f) return Promise.resolve(f);
-    if (this.failure) return Promise.reject(this.failure);
-    return new Promise((resolve, reject) => this.waiters.push({ resolve, reject }));
-  }
-
-  close(): void {
-    this.socket.destroy();
-  }
+function checked(reply: string[], context: string): string[] {
+  if (reply[0] === 'error') throw replyError(reply, context);
+  if (reply[0] !== 'ok') throw new RuntimeError(`${context}: unexpected reply "${reply[0]}"`, { code: 'EPROTO', step: 'spawner' });
+  return reply;
 }
 
+function exitEvent(f: string[]): SpawnerExit {
+  return {
+    id: f[1] ?? '',
+    pid: Number(f[2]),
+    exitCode: Number(f[3]) >= 0 ? Number(f[3]) : null,
+    signal: Number(f[4]) > 0 ? Number(f[4]) : null,
+    finishedAt: Number(f[5]),
+  };
+}
+
+/**
+ * The runtime's one connection to its spawner: opened on first use (starting the spawner
+ * when none listens), shared by every request, and opened again by the next request after
+ * it is lost (the spawner was killed, replaced or shut down), when the exit subscription is
+ * renewed on it too. Requests in flight when it is lost fail with ENOSPAWNER.
+ */
 export class SpawnerClient implements Spawner {
   readonly socketPath: string;
   private readonly opts: SpawnerOptions;
-  private starting: Promise<void> | undefined;
-  private subscription: Socket | undefined;
+  private conn: SpawnerConnection | undefined;
+  private opening: Promise<SpawnerConnection> | undefined;
+  private subscription: { conn: SpawnerConnection; done: Promise<void> } | undefined;
   private listeners = new Set<(e: SpawnerExit) => void>();
+  private holds = 0;
 
   constructor(opts: SpawnerOptions) {
     this.opts = opts;
     this.socketPath = join(opts.stateRoot, 'spawner.sock');
   }
 
-  /**
-   * Starts the spawner for this state root unless one is running, and renews the exit
-   * subscription if the spawner it was on is gone (crashed, killed, shut down): otherwise
-   * the exits of containers made from now on would never arrive.
-   */
+  /** Connects (starting the spawner if none is running) unless connected already. */
   async ensure(): Promise<void> {
-    this.starting ??= this.launch()
-      .then(async () => {
-        if (this.listeners.size > 0 && !this.subscription) await this.subscribe();
-      })
-      .finally(() => {
-        this.starting = undefined;
-      });
-    return this.starting;
+    await this.connection();
+  }
+
+  private connection(): Promise<SpawnerConnection> {
+    if (this.conn?.usable()) return Promise.resolve(this.conn);
+    this.opening ??= this.open().finally(() => {
+      this.opening = undefined;
+    });
+    return this.opening;
+  }
+
+  /**
+   * The one ping of a connection is here: it proves a spawner answers on it. A spawner that
+   * accepted and then exited (its idle exit, or a kill) fails it: one is started then.
+   */
+  private async open(): Promise<SpawnerConnection> {
+    let lastError: unknown;
+    for (let attempt = 0; attempt < 2; attempt++) {
+      if (attempt > 0) await this.launch();
+      let conn: SpawnerConnection;
+      try {
+        conn = await SpawnerConnection.open(this.opts.kernel, this.socketPath);
+      } catch (e) {
+        if (!(e instanceof RuntimeError) || e.code !== 'ENOSPAWNER') throw e;
+        lastError = e;
+        continue;
+      }
+      try {
+        checked(await roundTrip(conn, ['ping']), `spawner at \`${this.socketPath}\``);
+      } catch (e) {
+        conn.close();
+        if (!(e instanceof RuntimeError) || e.code !== 'ENOSPAWNER') throw e;
+        lastError = e;
+        continue;
+      }
+      this.conn = conn;
+      conn.onClose = () => {
+        if (this.conn === conn) this.conn = undefined;
+      };
+      conn.hold(this.holds > 0);
+      if (this.listeners.size > 0) await this.subscribe(conn);
+      return conn;
+    }
+    throw socketError(lastError, this.socketPath);
   }
 
   private async launch(): Promise<void> {
-    try {
-      const pong = await this.rawRequest(['ping']);
-      if (pong[0] === 'ok') return;
-    } catch (e) {
-      if (!(e instanceof RuntimeError) || e.code !== 'ENOSPAWNER') throw e;
-    }
     mkdirSync(this.opts.stateRoot, { recursive: true, mode: 0o700 });
     const bin = this.opts.binary ?? spawnerPath();
     const args = ['--root', this.opts.stateRoot, '--idle-ms', String(this.opts.idleMs ?? 60_000)];
@@ -180,150 +185,129 @@ export class SpawnerClient implements Spawner {
     });
   }
 
-  private async rawRequest(fields: readonly WireField[], fds?: number[]): Promise<string[]> {
-    const fd = await this.opts.kernel.request(this.socketPath, encodeFrame(fields), fds);
-    const ex = new Exchange(fd, this.socketPath);
-    try {
-      return await ex.next();
-    } finally {
-      ex.close();
-    }
-  }
-
   /** Sends one request; an error reply becomes a RuntimeError with `context` in front. */
   async request(fields: readonly WireField[], context: string, fds?: number[]): Promise<string[]> {
-    await this.ensure();
-    const reply = await this.rawRequest(fields, fds);
-    if (reply[0] === 'error') throw replyError(reply, context);
-    if (reply[0] !== 'ok') throw new RuntimeError(`${context}: unexpected reply "${reply[0]}"`, { code: 'EPROTO', step: 'spawner' });
-    return reply;
+    const conn = await this.connection();
+    return checked(await roundTrip(conn, fields, fds), context);
   }
 
   /**
-   * Starts an exec: resolves with the workload's pid and a promise of its exit. The
-   * connection stays open until the exit arrives.
+   * Starts an exec: resolves with the workload's pid and a promise of its exit, which comes
+   * as a second frame with the exec's id. While it runs it keeps the event loop alive.
    */
   async exec(
     fields: readonly WireField[],
     fds: number[],
     context: string,
   ): Promise<{ pid: number; exit: Promise<{ exitCode: number | null; signal: number | null }> }> {
-    await this.ensure();
-    const fd = await this.opts.kernel.request(this.socketPath, encodeFrame(fields), fds);
-    const ex = new Exchange(fd, this.socketPath);
-    let reply: string[];
-    try {
-      reply = await ex.next();
-    } catch (e) {
-      ex.close();
-      throw e;
-    }
-    if (reply[0] !== 'ok') {
-      ex.close();
-      throw reply[0] === 'error' ? replyError(reply, context) : new RuntimeError(`${context}: unexpected reply`, { code: 'EPROTO', step: 'spawner' });
-    }
-    const exit = ex.next().then(
-      (f) => {
-        ex.close();
-        const code = Number(f[1]);
-        const sig = Number(f[2]);
-        return { exitCode: code >= 0 ? code : null, signal: sig > 0 ? sig : null };
-      },
-      (e: unknown) => {
-        ex.close();
-        throw e;
-      },
-    );
-    return { pid: Number(reply[1]), exit };
+    const conn = await this.connection();
+    return new Promise((resolve, reject) => {
+      let started = false;
+      let exited: (x: { exitCode: number | null; signal: number | null }) => void = () => {};
+      let lost: (e: Error) => void = () => {};
+      const exit = new Promise<{ exitCode: number | null; signal: number | null }>((res, rej) => {
+        exited = res;
+        lost = rej;
+      });
+      conn.send(fields, fds, {
+        frame: (f) => {
+          if (!started) {
+            try {
+              checked(f, context);
+            } catch (e) {
+              reject(e as Error);
+              return 'done';
+            }
+            started = true;
+            resolve({ pid: Number(f[1]), exit });
+            return 'more';
+          }
+          if (f[0] !== 'exit') {
+            lost(new RuntimeError(`${context}: unexpected frame "${f[0]}"`, { code: 'EPROTO', step: 'spawner' }));
+            return 'done';
+          }
+          const code = Number(f[1]);
+          const sig = Number(f[2]);
+          exited({ exitCode: code >= 0 ? code : null, signal: sig > 0 ? sig : null });
+          return 'done';
+        },
+        fail: (e) => (started ? lost(e) : reject(e)),
+      });
+    });
   }
 
   /** Exit events of every container of this spawner, pushed as they happen. */
   async onExit(listener: (e: SpawnerExit) => void): Promise<() => void> {
     this.listeners.add(listener);
-    if (!this.subscription) await this.subscribe();
-    return () => {
+    try {
+      await this.subscribe(await this.connection());
+    } catch (e) {
       this.listeners.delete(listener);
-      if (this.listeners.size === 0) this.unsubscribe();
+      throw e;
+    }
+    return () => {
+      // The subscription stays with the connection; events nobody listens to are dropped.
+      this.listeners.delete(listener);
     };
   }
 
-  private subscribing: Promise<void> | undefined;
-
-  /** One subscription at a time, however many callers ask for it at once. */
-  private subscribe(): Promise<void> {
-    this.subscribing ??= this.openSubscription().finally(() => {
-      this.subscribing = undefined;
-    });
-    return this.subscribing;
-  }
-
-  private async openSubscription(): Promise<void> {
-    if (!this.starting) await this.launch();
-    const socket = new Socket();
-    this.subscription = socket;
-    const decoder = new FrameDecoder();
-    await new Promise<void>((resolve, reject) => {
-      socket.once('error', reject);
-      socket.connect(this.socketPath, () => {
-        socket.off('error', reject);
-        resolve();
+  /** One subscription per connection, however many callers ask for it at once. */
+  private subscribe(conn: SpawnerConnection): Promise<void> {
+    if (this.subscription?.conn === conn) return this.subscription.done;
+    const done = new Promise<void>((resolve, reject) => {
+      let acknowledged = false;
+      conn.send(['subscribe'], undefined, {
+        frame: (f) => {
+          if (!acknowledged) {
+            acknowledged = true;
+            if (f[0] === 'ok') resolve();
+            else reject(f[0] === 'error' ? replyError(f, 'subscribe to exits') : new RuntimeError('subscribe to exits: unexpected reply', { code: 'EPROTO', step: 'spawner' }));
+            // The subscription alone does not keep a host agent alive; a pending wait() does.
+            return f[0] === 'ok' ? 'background' : 'done';
+          }
+          if (f[0] === 'exit') {
+            const e = exitEvent(f);
+            for (const l of this.listeners) l(e);
+          }
+          return 'background';
+        },
+        fail: (e) => {
+          if (!acknowledged) reject(e);
+        },
       });
-    }).catch((e: unknown) => {
-      this.subscription = undefined;
-      throw socketError(e, this.socketPath);
     });
-    let acknowledged: () => void = () => {};
-    const ack = new Promise<void>((r) => (acknowledged = r));
-    socket.on('data', (chunk: Buffer) => {
-      for (const f of decoder.push(chunk)) {
-        if (f[0] === 'ok') acknowledged();
-        if (f[0] !== 'exit') continue;
-        const e: SpawnerExit = {
-          id: f[1] ?? '',
-          pid: Number(f[2]),
-          exitCode: Number(f[3]) >= 0 ? Number(f[3]) : null,
-          signal: Number(f[4]) > 0 ? Number(f[4]) : null,
-          finishedAt: Number(f[5]),
-        };
-        for (const l of this.listeners) l(e);
-      }
+    const sub = { conn, done };
+    this.subscription = sub;
+    done.catch(() => {
+      if (this.subscription === sub) this.subscription = undefined;
     });
-    socket.on('error', () => {});
-    socket.on('close', () => {
-      if (this.subscription === socket) this.subscription = undefined;
-    });
-    socket.write(encodeFrame(['subscribe']));
-    await ack;
-    // The subscription alone does not keep a host agent alive; a pending wait() does.
-    if (this.holds === 0) socket.unref();
+    return done;
   }
-
-  private holds = 0;
 
   /** Keeps the event loop alive while something waits for an exit. */
   hold(delta: 1 | -1): void {
     this.holds += delta;
-    if (this.holds > 0) this.subscription?.ref();
-    else this.subscription?.unref();
+    this.conn?.hold(this.holds > 0);
   }
 
-  private unsubscribe(): void {
-    this.subscription?.destroy();
-    this.subscription = undefined;
-  }
-
-  /** Asks the spawner to exit once no container runs; `force` kills what is left. */
+  /** Asks the spawner to exit once no container runs; `force` kills what is left. Never starts one. */
   async shutdown(force = false): Promise<void> {
-    this.unsubscribe();
+    let conn = this.conn?.usable() ? this.conn : undefined;
     try {
-      await this.rawRequest(force ? ['shutdown', 'force'] : ['shutdown']);
+      conn ??= await SpawnerConnection.open(this.opts.kernel, this.socketPath);
+      await roundTrip(conn, force ? ['shutdown', 'force'] : ['shutdown']);
     } catch (e) {
       if (!(e instanceof RuntimeError) || e.code !== 'ENOSPAWNER') throw e;
+    } finally {
+      conn?.close();
     }
   }
 
+  /** Ends this client's use of the connection: it closes once no request is in flight. */
   close(): void {
     this.listeners.clear();
-    this.unsubscribe();
+    this.subscription = undefined;
+    this.conn?.end();
+    this.conn = undefined;
   }
 }

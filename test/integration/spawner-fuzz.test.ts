@@ -2,7 +2,8 @@
  * The spawner against hostile input (root): a real spawner on a private state root gets
  * well over 100,000 random and mutated frames (broken field lengths, huge and negative
  * counts, ops of the wrong arity, bad numbers, unknown verbs, known verbs with garbage,
- * frames cut short, lengths past the frame limit, stray fds with SCM_RIGHTS). Afterwards it
+ * frames cut short, lengths past the frame limit, stray fds with SCM_RIGHTS, request ids
+ * well formed and not, fd counts that lie). Afterwards it
  * must be alive, hold exactly the fds it held before, and still run a real container.
  *
  * No generated create frame can describe a runnable plan: argv only ever comes with a count
@@ -134,13 +135,22 @@ function fuzzFields(r: Rng): (string | Buffer)[] {
   return [verb, ...(r.chance(0.5) ? [r.pick(IDS)] : []), ...garbage(r, 3)];
 }
 
+/** Request ids: well formed (with or without an fd count), and ones the spawner must refuse. */
+const BAD_TAGS = ['#', '#x', '#-1', '#1/', '#1/17', '#1/-1', '#1/1/1', `#${'9'.repeat(17)}`, '# 1', '#1 ', '#0x1', '#1/+1', '#1\0', '#１'];
+function tagField(r: Rng): string {
+  if (r.chance(0.2)) return r.pick(BAD_TAGS);
+  const id = String(1 + r.int(1_000_000_000));
+  return r.chance(0.3) ? `#${id}/${r.int(4)}` : `#${id}`;
+}
+
 /**
  * One frame whose outer length is sound, so the spawner must answer it with exactly one
  * reply and stay in step; its body may still be broken inside.
  */
 function fuzzFrame(r: Rng): Buffer {
   const fields = fuzzFields(r);
-  const frame = encodeFrame(fields);
+  // Plain and tagged requests on the same connections: the id goes first, the verb after it.
+  const frame = encodeFrame(r.chance(0.4) ? [tagField(r), ...fields] : fields);
   const body = frame.subarray(4);
   // Bit flips could turn a refused argv count into a valid one: plans are only ever cut.
   // A shutdown cut down to its verb would be a real one: it is never cut or flipped.
@@ -189,9 +199,10 @@ function exchange(socketPath: string, frames: Buffer[], tail?: Buffer): Promise<
       resolve({ replies, closedByPeer });
     };
     s.on('data', (chunk: Buffer) => {
-      for (const f of d.push(chunk)) {
+      for (const tagged of d.push(chunk)) {
         replies++;
-        if (f[0] === 'error') seen.add(`${f[1]} ${f[2]} ${(f[7] ?? '').replace(/"[^"]*"/g, '"…"').slice(0, 40)}`);
+        const f = tagged[0]?.startsWith('#') ? tagged.slice(1) : tagged;
+        if (f[0] === 'error') seen.add(`${f[1]} ${f[2]} ${(f[7] ?? '').replace(/"[^"]*"/g, '"…"').slice(0, 64)}`);
       }
       if (!tail && replies >= frames.length) finish(false);
     });
@@ -288,15 +299,22 @@ describe.skipIf(!IS_ROOT)(`spawner fuzz (root, real kernel)${SKIP_REASON ? ` —
     try {
       for (let i = 0; i < 300; i++) {
         const frames = Array.from({ length: 10 }, () => fuzzFrame(r));
+        const count = 1 + (i % 16);
         if (i % 3 === 0) frames.unshift(encodeFrame(['exec', 'fz', 'argv', '65537'])); // a verb that takes fds
+        // Tagged, naming the fds that come with it (or not their number).
+        if (i % 3 === 1) frames.unshift(encodeFrame([`#${i}/${i % 2 ? count : count - 1}`, 'exec', 'fz', 'argv', '65537']));
         sent += frames.length;
-        const fd = await addon.request(socketPath, Buffer.concat(frames), strays.slice(0, 1 + (i % 16)));
+        const fd = await addon.request(socketPath, Buffer.concat(frames), strays.slice(0, count));
         const x = await new Promise<number>((resolve) => {
           const s = new Socket({ fd, readable: true, writable: true });
           const d = new FrameDecoder();
           let n = 0;
           s.on('data', (c: Buffer) => {
-            n += d.push(c).length;
+            for (const tagged of d.push(c)) {
+              n++;
+              const f = tagged[0]?.startsWith('#') ? tagged.slice(1) : tagged;
+              if (f[0] === 'error') seen.add(`${f[1]} ${f[2]} ${f[7]}`);
+            }
             if (n >= frames.length) s.destroy();
           });
           s.on('error', () => {});
@@ -307,6 +325,29 @@ describe.skipIf(!IS_ROOT)(`spawner fuzz (root, real kernel)${SKIP_REASON ? ` —
     } finally {
       for (const fd of strays) closeSync(fd);
     }
+    // Tagged frames left whole: each reply carries its own request's id, in order (nothing
+    // here is deferred).
+    let misTagged = 0;
+    for (let c = 0; c < 20; c++) {
+      const tags = Array.from({ length: 500 }, (_, k) => `#${c * 1000 + k + 1}`);
+      const frames = tags.map((tag) => encodeFrame([tag, ...fuzzFields(r)]));
+      sent += frames.length;
+      const got = await new Promise<string[][]>((resolve, reject) => {
+        const s = new Socket();
+        const d = new FrameDecoder();
+        const all: string[][] = [];
+        s.on('data', (chunk: Buffer) => {
+          all.push(...d.push(chunk));
+          if (all.length >= frames.length) {
+            s.destroy();
+            resolve(all);
+          }
+        });
+        s.on('error', reject);
+        s.connect(socketPath, () => s.write(Buffer.concat(frames)));
+      });
+      misTagged += got.filter((f, k) => f[0] !== tags[k]).length;
+    }
     const seconds = (Date.now() - started) / 1000;
 
     expect(() => process.kill(pid, 0)).not.toThrow();
@@ -314,11 +355,12 @@ describe.skipIf(!IS_ROOT)(`spawner fuzz (root, real kernel)${SKIP_REASON ? ` —
     console.log(`spawner fuzz: ${sent} frames in ${seconds.toFixed(1)} s; spawner fds before ${baseline}, after ${after}`);
     expect(sent).toBeGreaterThanOrEqual(100_000);
     expect(desync).toBe(0);
+    expect(misTagged).toBe(0);
     expect(brokenAnswered).toBe(200);
     expect(after).toBe(baseline);
     // The refusals came from every layer: framing, request shape, and plan parsing.
     const all = [...seen].join('\n');
-    for (const m of ['malformed request', 'unknown request', 'bad container id', 'takes', 'bad argv count', 'unknown step', 'ENOTFOUND'])
+    for (const m of ['malformed request', 'unknown request', 'bad container id', 'takes', 'bad argv count', 'unknown step', 'ENOTFOUND', 'bad request id', 'fds, none came with it', 'fds, 15 came with it'])
       expect(all, `no error reply mentioning "${m}" among:\n${all}`).toContain(m);
     expect([...seen].every((x) => !x.startsWith('ESPAWN'))).toBe(true); // nothing was ever cloned
 

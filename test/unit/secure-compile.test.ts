@@ -43,6 +43,18 @@ class StubKernel implements Kernel {
   request(): number {
     return -1;
   }
+  connect(): number {
+    return -1;
+  }
+  send(): number {
+    return 0;
+  }
+  sendWhenWritable(): number {
+    return 0;
+  }
+  peerGone(): boolean {
+    return true;
+  }
   pipe(): [number, number] {
     return [-1, -1];
   }
