@@ -45,6 +45,8 @@ export interface ProvisionInput {
   resources: Record<string, unknown>;
   /** Abandons the create between steps; what was done is undone. */
   signal?: AbortSignal | undefined;
+  /** Load the process's seccomp program at the park point (pool.ts: default profile only). */
+  preloadSeccomp?: boolean | undefined;
   /** A warm-pool container: the record says so (and which shape) until it is taken. */
   pool?: string | undefined;
   /** Subscribes to the init's exit once it exists; returns the unsubscribe. */
@@ -114,7 +116,7 @@ export async function provision(parts: RuntimeParts, input: ProvisionInput): Pro
       rollback.push('cgroups', () => parts.cgroups.destroy(plan.id));
     });
     await step('spawn', async () => {
-      const fields = encodeCreate(plan, { cgroupProcs: rec.cgroupProcs, idRange: rec.idRange });
+      const fields = encodeCreate(plan, { cgroupProcs: rec.cgroupProcs, idRange: rec.idRange }, { preloadSeccomp: input.preloadSeccomp });
       // Forgetting is safe before the init exists; the kill needs its pid.
       rollback.push('spawn', async () => {
         await killInit(parts, rec);

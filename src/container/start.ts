@@ -20,13 +20,15 @@ export interface StartInput {
   hostname?: string | undefined;
   /** Fds to replace the process's stdin, stdout, stderr (a terminal, pipes). */
   stdio?: { fds: number[]; which: (0 | 1 | 2)[] } | undefined;
+  /** The init loaded the process's seccomp program at its park point (a pooled container). */
+  seccompLoaded?: boolean | undefined;
   /** The request, encoded at create (which so refuses one too large for the spawner). */
   fields?: WireField[] | undefined;
 }
 
 /** Encodes the start request; throws, naming the field, when it cannot be sent. */
 export function encodeStartInput(id: string, name: string, input: StartInput): StartInput {
-  const fields = encodeStart(id, input.process, input.lastCap, `create container ${name}`, { hostname: input.hostname, stdio: input.stdio?.which });
+  const fields = encodeStart(id, input.process, input.lastCap, `create container ${name}`, { hostname: input.hostname, stdio: input.stdio?.which, seccompLoaded: input.seccompLoaded });
   return { ...input, fields };
 }
 
@@ -42,6 +44,6 @@ export async function startInputOf(parts: RuntimeParts, config: ContainerConfig,
 
 export async function sendStart(parts: RuntimeParts, id: string, name: string, input: StartInput): Promise<void> {
   const context = `start container ${name}`;
-  const fields = input.fields ?? encodeStart(id, input.process, input.lastCap, context, { hostname: input.hostname, stdio: input.stdio?.which });
+  const fields = input.fields ?? encodeStart(id, input.process, input.lastCap, context, { hostname: input.hostname, stdio: input.stdio?.which, seccompLoaded: input.seccompLoaded });
   await parts.spawner.request(fields, context, input.stdio?.fds);
 }

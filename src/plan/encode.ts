@@ -39,6 +39,13 @@ export interface CreatePlanInput {
   hostname: string;
   volumes: PlanVolume[];
   security: Pick<PlanSecurity, 'maskedPaths' | 'readonlyPaths' | 'readonlyRoot'>;
+  /**
+   * A seccomp program loaded at the park point instead of at start (a pooled container of
+   * the default profile: its kernel-side compilation is the slowest step of a start). Only
+   * for a profile that allows what the start ops call (capset, setgroups, setres[ug]id,
+   * prctl, close_range, chdir, execve), as the default one does.
+   */
+  preloadSeccomp?: Buffer | undefined;
   userns?: PlanUserNamespace | undefined;
   /** Further host device nodes to bind into /dev (assigned GPUs). */
   devices?: string[];
@@ -84,24 +91,25 @@ function userAndSecurityOps(out: Field[], user: PlanUser, sec: PlanSecurity, las
 }
 
 /** The process itself: what it runs, with what environment, under which filter. */
-function processImage(out: Field[], p: Pick<ProcessInput, 'argv' | 'env' | 'searchPath' | 'security'>): void {
+function processImage(out: Field[], p: Pick<ProcessInput, 'argv' | 'env' | 'searchPath' | 'security'>, seccompLoaded = false): void {
   out.push('argv', String(p.argv.length), ...p.argv);
   out.push('env', String(p.env.length), ...p.env);
   out.push('path', p.searchPath);
-  if (p.security.seccomp) out.push('seccomp', p.security.seccomp.bpf);
+  if (p.security.seccomp && !seccompLoaded) out.push('seccomp', p.security.seccomp.bpf);
 }
 
 /** From the identity to execve: what a start and an exec end with. */
-function execOps(out: Field[], p: ProcessInput, joinUserns = false): void {
+function execOps(out: Field[], p: ProcessInput, joinUserns = false, seccompLoaded = false): void {
   placementOps(out, p.placement);
-  userAndSecurityOps(out, p.user, p.security, p.lastCap, joinUserns);
+  const sec = seccompLoaded ? { ...p.security, seccomp: undefined } : p.security;
+  userAndSecurityOps(out, p.user, sec, p.lastCap, joinUserns);
   // Every fd but stdio and the sync socket is closed before the process looks up any path
   // of the container (its cwd, its executable): no host fd can be reached through
   // /proc/self/fd.
   op(out, 'close-fds', 'close');
   op(out, 'chdir', 'cwd', [p.cwd]);
   op(out, 'resolve-exec', 'argv0');
-  if (p.security.seccomp && !p.security.seccompBeforeCapabilityDrop) op(out, 'seccomp', 'load');
+  if (sec.seccomp && !sec.seccompBeforeCapabilityDrop) op(out, 'seccomp', 'load');
   op(out, 'execve', 'exec');
 }
 
@@ -116,6 +124,7 @@ export function compileCreatePlan(p: CreatePlanInput): Field[] {
   out.push('state-dir', p.stateDir, 'namespaces', namespaces.join(','), 'stdout', p.stdout, 'stderr', p.stderr);
   if (p.userns) out.push('uid-map', p.userns.uidMap, 'gid-map', p.userns.gidMap, 'userns-net', usernsNet ? '1' : '0');
   for (const f of p.cgroupProcs) out.push('cgroup-procs', f);
+  if (p.preloadSeccomp) out.push('seccomp', p.preloadSeccomp);
   op(out, 'sync', 'go');
   op(out, 'setsid', 'new');
   op(out, 'stdio', 'dup');
@@ -165,6 +174,7 @@ export function compileCreatePlan(p: CreatePlanInput): Field[] {
   // the container's user namespace.
   if (p.userns) op(out, 'setns', 'user');
   op(out, 'close-fds', 'close');
+  if (p.preloadSeccomp) op(out, 'seccomp', 'load');
   // The park point: what the caller chooses (the process) comes with start.
   op(out, 'ready', 'park');
   return out;
@@ -175,15 +185,17 @@ export interface StartPlanInput extends ProcessInput {
   hostname?: string | undefined;
   /** Which of stdin, stdout, stderr the fds sent with the request replace. */
   stdio?: (0 | 1 | 2)[] | undefined;
+  /** The init loaded this very seccomp program at its park point (preloadSeccomp). */
+  seccompLoaded?: boolean | undefined;
 }
 
 /** Fields of a "start" request after its id: from the park point to execve. */
 export function compileStartPlan(p: StartPlanInput): Field[] {
   const out: Field[] = [];
-  processImage(out, p);
+  processImage(out, p, p.seccompLoaded);
   if (p.stdio?.length) out.push('stdio-fds', [...p.stdio].sort().join(','));
   if (p.hostname !== undefined) op(out, 'hostname', 'set', [p.hostname]);
-  execOps(out, p);
+  execOps(out, p, false, p.seccompLoaded);
   return out;
 }
 
@@ -219,7 +231,7 @@ function checkFrame(fields: Field[], proc: { argv: string[]; env: string[] }, co
 }
 
 /** The "create" request for a plan, once provisioning made its cgroups and id range. */
-export function encodeCreate(plan: SpawnPlan, made: ProvisionedResources): Field[] {
+export function encodeCreate(plan: SpawnPlan, made: ProvisionedResources, opts: { preloadSeccomp?: boolean } = {}): Field[] {
   const p = plan.process;
   const idMap = made.idRange && plan.userNamespace ? `0 ${made.idRange.hostId} ${Math.min(plan.userNamespace.size, made.idRange.size)}` : undefined;
   const fields = compileCreatePlan({
@@ -237,12 +249,13 @@ export function encodeCreate(plan: SpawnPlan, made: ProvisionedResources): Field
     security: p.security,
     userns: idMap && plan.userNamespace ? { uidMap: idMap, gidMap: idMap, stagingDirs: plan.userNamespace.stagingDirs } : undefined,
     devices: plan.devices,
+    preloadSeccomp: opts.preloadSeccomp ? p.security.seccomp?.bpf : undefined,
   });
   return checkFrame(['create', plan.id, ...fields], { argv: [], env: [] }, `create container ${plan.name}`);
 }
 
 /** The "start" request for container `id`: the process it runs from its park point. */
-export function encodeStart(id: string, process: ProcessPlan, lastCap: number, context: string, opts: Pick<StartPlanInput, 'hostname' | 'stdio'> = {}): Field[] {
+export function encodeStart(id: string, process: ProcessPlan, lastCap: number, context: string, opts: Pick<StartPlanInput, 'hostname' | 'stdio' | 'seccompLoaded'> = {}): Field[] {
   const fields = compileStartPlan({ ...process, cgroupProcs: [], lastCap, ...opts });
   return checkFrame(['start', id, ...fields], process, context);
 }

@@ -60,6 +60,8 @@ export interface Taken {
 interface Entry {
   rec: ContainerRecord;
   hostname: string;
+  /** Its init loaded the shape's seccomp program at the park point. */
+  seccompLoaded: boolean;
   unwatch: () => void;
 }
 
@@ -111,7 +113,7 @@ export class WarmPool {
     const template = configOf(shape);
     await this.parts.reconcile();
     const plan = prepareCreate(this.pooledConfig(template, newContainerId()), newContainerId(), prepareContext(this.parts));
-    const key = shapeKey(plan);
+    const key = shapeKey(plan, template.spec.security === undefined);
     if (!key) throw new RuntimeError('pool: containers with GPUs or devices cannot be pooled (their devices are assigned at create)', { code: 'EUNSUPPORTED', step: 'config' });
     let st = this.shapes.get(key);
     if (!st) {
@@ -130,7 +132,7 @@ export class WarmPool {
    */
   async take(plan: SpawnPlan, config: ContainerConfig): Promise<Taken | undefined> {
     if (this.closed || this.shapes.size === 0) return undefined;
-    const key = shapeKey(plan);
+    const key = shapeKey(plan, config.spec.security === undefined);
     const st = key ? this.shapes.get(key) : undefined;
     if (!st) return undefined;
     const e = st.ready.shift();
@@ -149,7 +151,7 @@ export class WarmPool {
     try {
       mine = prepareCreate(config, rec.id, prepareContext(parts));
       const hostname = mine.hostname !== e.hostname ? mine.hostname : undefined;
-      start = encodeStartInput(rec.id, config.name, { process: mine.process, lastCap: mine.lastCap, hostname });
+      start = encodeStartInput(rec.id, config.name, { process: mine.process, lastCap: mine.lastCap, hostname, seccompLoaded: e.seccompLoaded });
     } catch (err) {
       st.ready.unshift(e);
       throw err;
@@ -262,8 +264,10 @@ export class WarmPool {
     const id = newContainerId();
     const cfg = this.pooledConfig(st.template, id);
     const plan = prepareCreate(cfg, id, prepareContext(this.parts));
-    const entry: Partial<Entry> = { hostname: plan.hostname };
+    const preload = st.template.spec.security === undefined && !!plan.process.security.seccomp;
+    const entry: Partial<Entry> = { hostname: plan.hostname, seccompLoaded: preload };
     const { rec } = await provision(this.parts, {
+      preloadSeccomp: preload,
       plan,
       config: cfg.toJSON(),
       resources: { ...cfg.spec.resources },

@@ -1,17 +1,22 @@
 /**
  * A container's shape: what a parked init has fixed and cannot change any more — its image
  * layers, namespaces, network mode and shaping, volumes, user namespace, root filesystem
- * mode, masked and read-only paths, device nodes. Two plans of one shape can be served by
+ * mode, masked and read-only paths, device nodes, and for the default security profile its
+ * seccomp program (loaded before the park: the kernel's compilation of it is the slowest
+ * step of a start). Two plans of one shape can be served by
  * the same pooled container; everything else (the process, its identity and confinement,
  * the cgroup limits, the hostname) is applied when it is taken.
  */
+import { createHash } from 'node:crypto';
 import type { SpawnPlan } from '../plan/types.js';
 
 /** The shape's key, or undefined for a plan no pooled container can serve (GPUs). */
-export function shapeKey(plan: SpawnPlan): string | undefined {
+export function shapeKey(plan: SpawnPlan, defaultProfile: boolean): string | undefined {
   if (plan.devices.length > 0 || plan.gpus) return undefined;
   const sec = plan.process.security;
   return JSON.stringify({
+    // The default profile's program is loaded at the park point: it is part of the shape.
+    seccomp: defaultProfile && sec.seccomp ? createHash('sha256').update(sec.seccomp.bpf).digest('hex') : 'at-start',
     layers: plan.image.layers,
     namespaces: [...plan.namespaces].sort(),
     network: plan.network.mode,

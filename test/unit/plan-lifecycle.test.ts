@@ -80,6 +80,19 @@ describe('spawn plan', () => {
     expect(f[f.indexOf('stdio-fds') + 1]).toBe('0,2');
   });
 
+  it('a pooled init of the default profile loads its seccomp program at the park point, and start then carries none', () => {
+    const bpf = Buffer.alloc(16, 1);
+    const f = compileCreatePlan({ ...input, preloadSeccomp: bpf });
+    const o = ops(f);
+    expect(o.slice(-2)).toEqual(['seccomp:load', 'ready:park']);
+    expect(f[f.indexOf('seccomp') + 1]).toBe(bpf);
+    const sec = { ...security, seccomp: { bpf } };
+    const loaded = compileStartPlan({ ...start, security: sec, seccompLoaded: true });
+    expect(loaded).not.toContain('seccomp');
+    expect(ops(loaded)).not.toContain('seccomp:load');
+    expect(ops(compileStartPlan({ ...start, security: sec }))).toContain('seccomp:load');
+  });
+
   it('places the process on its CPUs and NUMA node before it drops privileges', () => {
     const f = compileStartPlan({ ...start, placement: { cpus: [0, 1], mempolicy: { mode: 1, nodes: [0] } } });
     const o = ops(f);
