@@ -38,6 +38,8 @@ export interface PullOptions {
   attempts?: number | undefined;
   backoffMs?: number | undefined;
   ca?: string | Buffer | undefined;
+  /** Plain HTTP to this registry for this pull, whatever the configuration says. */
+  insecure?: boolean | undefined;
 }
 
 export interface PullContext {
@@ -158,7 +160,7 @@ export async function pull(store: ContentStore, ctx: PullContext, ref: string, o
   const repo = r.path;
   const client = new RegistryClient({
     domain: r.domain,
-    insecure: ctx.insecure(r.domain),
+    insecure: o.insecure ?? ctx.insecure(r.domain),
     credentials: ctx.credentials(r.domain, r.path),
     ca: o.ca,
     attempts: o.attempts,
