@@ -104,6 +104,17 @@ describe.skipIf(skipBecause(reason, 'image pull tests'))('pull from a registry o
     expect(await run(base().command(['given']).env({ MODE: 'container' }).user('0').workingDir('/tmp'))).toBe('run /app/run.sh given in /tmp as 0:0 GREETING=hello MODE=container');
     // entrypoint override drops the image's Cmd.
     expect(await run(base().entrypoint(['/bin/echo', 'plain']))).toBe('plain');
+    // stop() sends the image's StopSignal (SIGUSR1).
+    const c = await Container.create(base().entrypoint(['/bin/sh', '-c', 'trap "echo got-usr1; exit 0" USR1; echo ready; while :; do sleep 0.1; done']).build(), { runtime: rt });
+    try {
+      await c.start();
+      for (let i = 0; i < 100 && !(await c.logs()).stdout.includes('ready'); i++) await new Promise((r) => setTimeout(r, 50));
+      const exit = await c.stop({ timeoutMs: 5000 });
+      expect(exit.exitCode).toBe(0);
+      expect((await c.logs()).stdout).toContain('got-usr1');
+    } finally {
+      await c.remove({ force: true });
+    }
   });
 
   it('selects linux/amd64 (or the asked platform) from an image index', async () => {
