@@ -50,6 +50,8 @@ describe('environment configuration', () => {
         STRATOSWARM_IMAGE_ROOT: '/var/lib/x',
         STRATOSWARM_CGROUP_PARENT: 'agents/x',
         STRATOSWARM_LOG_LEVEL: 'debug',
+        STRATOSWARM_INSECURE_REGISTRIES: '127.0.0.1:5000, registry.lan',
+        STRATOSWARM_REGISTRY_AUTH_FILE: '/etc/stratoswarm/auth.json',
       },
     );
     expect(o).toEqual({
@@ -61,7 +63,11 @@ describe('environment configuration', () => {
       imageRoot: '/var/lib/x',
       cgroupParent: 'agents/x',
       logLevel: 'debug',
+      insecureRegistries: ['127.0.0.1:5000', 'registry.lan'],
+      registryAuthFile: '/etc/stratoswarm/auth.json',
     });
+    expect(() => resolveOptions({}, { STRATOSWARM_INSECURE_REGISTRIES: 'http://x' })).toThrow(/STRATOSWARM_INSECURE_REGISTRIES: expected a list of host\[:port\]/);
+    expect(() => resolveOptions({}, { STRATOSWARM_REGISTRY_AUTH_FILE: 'auth.json' })).toThrow(/STRATOSWARM_REGISTRY_AUTH_FILE: expected an absolute path/);
   });
 
   it('explicit options override the environment', () => {
