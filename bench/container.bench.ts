@@ -24,7 +24,7 @@ async function main(): Promise<void> {
   const stateRoot = fs.mkdtempSync(join(tmpdir(), 'ssc-'));
   const imageRoot = fs.mkdtempSync('/var/tmp/ssc-img-');
   const runtime = new Runtime({ stateRoot, imageRoot, cgroupParent: `stratoswarm-bench-${process.pid}`, logger: pino({ level: 'silent' }), env: {} });
-  runtime.images.buildBaseImage();
+  await runtime.images.buildBaseImage();
   const make = (name: string) =>
     ContainerConfig.builder().name(name).image('stratoswarm/base-agent:latest').command(['sleep', '100000']).cpuLimit(1).memoryLimit(64 * 1024 * 1024).pidsLimit(32).build();
 

@@ -40,7 +40,7 @@ async function main(): Promise<void> {
   const stateRoot = fs.mkdtempSync(join(tmpdir(), 'sse-'));
   const imageRoot = fs.mkdtempSync('/var/tmp/sse-img-');
   const runtime = new Runtime({ stateRoot, imageRoot, cgroupParent: `stratoswarm-bench-${process.pid}`, logger: pino({ level: 'silent' }), env: {} });
-  runtime.images.buildBaseImage();
+  await runtime.images.buildBaseImage();
   const containers: Container[] = [];
   for (let i = 0; i < N; i++) {
     const c = await Container.create(

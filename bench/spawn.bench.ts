@@ -262,7 +262,7 @@ async function bench(cleanup: Cleanup): Promise<void> {
   });
 
   // The image: the base busybox layer with the probe as /probe in a layer above it.
-  const base = runtime.images.buildBaseImage();
+  const base = await runtime.images.buildBaseImage();
   const baseLayer = runtime.images.resolve(base.ref).layerPaths[0]!;
   const probeBytes = fs.readFileSync(probe);
   const probeDigest = `sha256:${createHash('sha256').update('bench spawn-probe layer').update(probeBytes).digest('hex')}`;

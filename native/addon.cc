@@ -21,6 +21,7 @@
 #include "seccomp.h"
 #include "socket.h"
 #include "steps.h"
+#include "unpack.h"
 
 namespace {
 
@@ -459,6 +460,77 @@ Napi::Value NvmlInventory(const Napi::CallbackInfo& info) {
   return (new NvmlWorker(env, std::move(lib)))->Start();
 }
 
+// unpackOpenRoot(dir) -> fd: the layer directory being unpacked, as an O_PATH fd.
+Napi::Value UnpackOpenRoot(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  std::string path = info[0].As<Napi::String>();
+  int fd = -1;
+  int err = ss::unpack::openRoot(path, &fd);
+  if (err != 0) throwSys(env, ss::Step::image, err, "open", path);
+  return Napi::Number::New(env, fd);
+}
+
+// unpackCreate(rootFd, { kind, path, mode, target }) -> fd of a new file, or -1.
+Napi::Value UnpackCreate(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int root = info[0].As<Napi::Number>().Int32Value();
+  Napi::Object o = info[1].As<Napi::Object>();
+  static const std::pair<const char*, ss::unpack::Kind> kinds[] = {
+      {"directory", ss::unpack::Kind::directory}, {"file", ss::unpack::Kind::file},
+      {"symlink", ss::unpack::Kind::symlink},     {"hardlink", ss::unpack::Kind::hardlink},
+      {"fifo", ss::unpack::Kind::fifo},           {"whiteout", ss::unpack::Kind::whiteout},
+      {"opaque", ss::unpack::Kind::opaque}};
+  std::string kind = getString(o, "kind");
+  ss::unpack::Entry e{ss::unpack::Kind::file, getString(o, "path"), 0, getString(o, "target")};
+  bool known = false;
+  for (const auto& [name, k] : kinds) {
+    if (kind == name) {
+      e.kind = k;
+      known = true;
+    }
+  }
+  if (!known) throwRuntime(env, "unpack: unknown entry kind \"" + kind + "\"", "EINVAL", ss::Step::image, 0, nullptr, e.path);
+  Napi::Value mode = o.Get("mode");
+  e.mode = mode.IsNumber() ? mode.As<Napi::Number>().Uint32Value() : 0755;
+  int fd = -1;
+  const char* call = "";
+  int err = ss::unpack::create(root, e, &fd, &call);
+  if (err != 0) throwSys(env, ss::Step::image, err, call, e.path, e.kind == ss::unpack::Kind::hardlink ? "link to `" + e.target + "`" : "");
+  return Napi::Number::New(env, fd);
+}
+
+// unpackMeta(rootFd, { path, uid, gid, mode, mtimeSec, mtimeNsec, isSymlink, xattrs: [[name, Buffer]] }).
+Napi::Value UnpackMeta(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int root = info[0].As<Napi::Number>().Int32Value();
+  Napi::Object o = info[1].As<Napi::Object>();
+  ss::unpack::Meta m;
+  m.path = getString(o, "path");
+  auto num = [&](const char* key, int64_t dflt) {
+    Napi::Value v = o.Get(key);
+    return v.IsNumber() ? v.As<Napi::Number>().Int64Value() : dflt;
+  };
+  m.uid = num("uid", -1);
+  m.gid = num("gid", -1);
+  m.mode = num("mode", -1);
+  m.mtimeSec = num("mtimeSec", -1);
+  m.mtimeNsec = num("mtimeNsec", 0);
+  m.isSymlink = o.Get("isSymlink").ToBoolean();
+  Napi::Value xv = o.Get("xattrs");
+  if (xv.IsArray()) {
+    Napi::Array xa = xv.As<Napi::Array>();
+    for (uint32_t i = 0; i < xa.Length(); ++i) {
+      Napi::Array pair = xa.Get(i).As<Napi::Array>();
+      Napi::Buffer<char> value = pair.Get(1u).As<Napi::Buffer<char>>();
+      m.xattrs.emplace_back(pair.Get(0u).As<Napi::String>().Utf8Value(), std::string(value.Data(), value.Length()));
+    }
+  }
+  const char* call = "";
+  int err = ss::unpack::setMeta(root, m, &call);
+  if (err != 0) throwSys(env, ss::Step::image, err, call, m.path);
+  return env.Undefined();
+}
+
 Napi::Object Module(Napi::Env env, Napi::Object exports) {
   env.SetInstanceData(new AddonData());
   exports.Set("init", Napi::Function::New(env, Init, "init"));
@@ -474,6 +546,9 @@ Napi::Object Module(Napi::Env env, Napi::Object exports) {
   exports.Set("compileSeccomp", Napi::Function::New(env, CompileSeccomp, "compileSeccomp"));
   exports.Set("attachDeviceProgram", Napi::Function::New(env, AttachDeviceProgram, "attachDeviceProgram"));
   exports.Set("nvmlInventory", Napi::Function::New(env, NvmlInventory, "nvmlInventory"));
+  exports.Set("unpackOpenRoot", Napi::Function::New(env, UnpackOpenRoot, "unpackOpenRoot"));
+  exports.Set("unpackCreate", Napi::Function::New(env, UnpackCreate, "unpackCreate"));
+  exports.Set("unpackMeta", Napi::Function::New(env, UnpackMeta, "unpackMeta"));
   return exports;
 }
 

@@ -16,7 +16,7 @@ async function main(): Promise<void> {
   Runtime.assertPrivileged();
   // The table is the output; the library's JSON log stays for warnings unless asked for.
   const runtime = new Runtime({ logLevel: process.env.STRATOSWARM_LOG_LEVEL ? undefined : 'warn' });
-  if (!runtime.images.has('stratoswarm/base-agent:latest')) runtime.images.buildBaseImage();
+  if (!runtime.images.has('stratoswarm/base-agent:latest')) await runtime.images.buildBaseImage();
   const started: { c: Container; personality: Personality; spawnMs: number; t0: number; plan: ResourcePlan }[] = [];
   for (const personality of Personality.presets) {
     const config = ContainerConfig.builder()

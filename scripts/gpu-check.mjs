@@ -16,7 +16,7 @@ if (inv.devices.length === 0) {
   console.log('no GPU on this host: nothing more to check');
   process.exit(0);
 }
-if (!runtime.images.has('stratoswarm/base-agent:latest')) runtime.images.buildBaseImage();
+if (!runtime.images.has('stratoswarm/base-agent:latest')) await runtime.images.buildBaseImage();
 const config = ContainerConfig.builder()
   .name(`gpu-check-${process.pid}`)
   .image('stratoswarm/base-agent:latest')

@@ -14,7 +14,8 @@ const withImage = !process.argv.includes('--no-image');
 
 // Debian packages: the build (libseccomp-dev, compilers), the base image (busybox-static),
 // bridged networking (containernetworking-plugins, iproute2 for tc) and the peers the
-// benchmarks compare against (crun, runc, bubblewrap, hyperfine).
+// benchmarks compare against (crun, runc, bubblewrap, hyperfine), zstd layers (zstd) and the
+// registry the image tests pull from (docker-registry, with skopeo to push to it).
 export const DEBIAN_PACKAGES = [
   'build-essential',
   'python3',
@@ -26,6 +27,9 @@ export const DEBIAN_PACKAGES = [
   'runc',
   'bubblewrap',
   'hyperfine',
+  'zstd',
+  'docker-registry',
+  'skopeo',
 ];
 
 function say(msg) {
@@ -128,7 +132,7 @@ if (withImage) {
   const out = execFileSync(process.execPath, ['--input-type=module', '-e', `
     import { Runtime } from ${JSON.stringify(join(root, 'dist/src/index.js'))};
     const rt = new Runtime({ logLevel: 'silent' });
-    if (!rt.images.has('stratoswarm/base-agent:latest')) { rt.images.buildBaseImage(); console.log('built'); }
+    if (!rt.images.has('stratoswarm/base-agent:latest')) { await rt.images.buildBaseImage(); console.log('built'); }
   `], { cwd: root, encoding: 'utf8' });
   if (out.includes('built')) say('built image stratoswarm/base-agent:latest');
 }

@@ -20,6 +20,10 @@ export interface RuntimeOptions {
   logLevel: LogLevel;
   /** Warm pools kept from first use: STRATOSWARM_POOL="image=N[,image=N]". */
   pool: { image: string; size: number }[];
+  /** Registries spoken to over plain HTTP (host[:port]); every other one over HTTPS. */
+  insecureRegistries: string[];
+  /** Registry credentials (a Docker config.json or containers auth.json); '' = the usual places. */
+  registryAuthFile: string;
 }
 
 export const DEFAULT_OPTIONS: RuntimeOptions = {
@@ -32,6 +36,8 @@ export const DEFAULT_OPTIONS: RuntimeOptions = {
   cgroupParent: 'stratoswarm',
   logLevel: 'info',
   pool: [],
+  insecureRegistries: [],
+  registryAuthFile: '',
 };
 
 /** The environment variables read, and the option each one sets. */
@@ -45,11 +51,14 @@ export const ENVIRONMENT: Record<string, keyof RuntimeOptions> = {
   STRATOSWARM_CGROUP_PARENT: 'cgroupParent',
   STRATOSWARM_LOG_LEVEL: 'logLevel',
   STRATOSWARM_POOL: 'pool',
+  STRATOSWARM_INSECURE_REGISTRIES: 'insecureRegistries',
+  STRATOSWARM_REGISTRY_AUTH_FILE: 'registryAuthFile',
 };
 
 const LOG_LEVELS: readonly LogLevel[] = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
 // A registry is a host (name or IPv4), an optional port and an optional path.
 const REGISTRY_RE = /^(?:[a-z0-9](?:[a-z0-9-]*[a-z0-9])?)(?:\.[a-z0-9](?:[a-z0-9-]*[a-z0-9])?)*(?::\d{1,5})?(?:\/[a-z0-9._-]+)*$/;
+const HOST_PORT_RE = /^(?:[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)*|\[[0-9a-fA-F:]+\])(?::\d{1,5})?$/;
 const CGROUP_NAME_RE = /^[A-Za-z0-9_.-]+(?:\/[A-Za-z0-9_.-]+)*$/;
 
 function parseBool(v: string): boolean | undefined {
@@ -88,6 +97,8 @@ export function resolveOptions(
       } catch (e) {
         problems.add(variable, (e as Error).message);
       }
+    } else if (key === 'insecureRegistries') {
+      raw[key] = v.split(',').map((x) => x.trim()).filter(Boolean);
     } else {
       raw[key] = v.trim();
     }
@@ -127,6 +138,14 @@ export function resolveOptions(
   if (!LOG_LEVELS.includes(raw.logLevel as LogLevel)) {
     problems.add(name('logLevel'), `expected one of ${LOG_LEVELS.join(', ')}, got ${JSON.stringify(raw.logLevel)}`);
   }
+  const insecure = raw.insecureRegistries;
+  if (!Array.isArray(insecure) || insecure.some((h) => typeof h !== 'string' || !HOST_PORT_RE.test(h))) {
+    problems.add(name('insecureRegistries'), `expected a list of host[:port], got ${JSON.stringify(insecure)}`);
+  }
+  const auth = raw.registryAuthFile;
+  if (typeof auth !== 'string' || (auth !== '' && !isAbsolute(auth))) {
+    problems.add(name('registryAuthFile'), `expected an absolute path, got ${JSON.stringify(auth)}`);
+  }
   problems.throwIfAny('invalid runtime configuration');
-  return { ...(raw as unknown as RuntimeOptions), engine: engine as RuntimeEngine };
+  return { ...(raw as unknown as RuntimeOptions), engine: engine as RuntimeEngine, insecureRegistries: [...(insecure as string[])] };
 }

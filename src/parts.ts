@@ -10,7 +10,7 @@ import type { RuntimeEvent } from './container/types.js';
 import type { ContainerStorage } from './container/storage.js';
 import type { GpuInventory } from './gpu.js';
 import type { IdRangeAllocator } from './idmap.js';
-import type { ImageStore } from './images.js';
+import type { ImageStore } from './image/images.js';
 import type { CgroupDriver } from './isolation/driver.js';
 import type { Kernel } from './kernel/kernel.js';
 import type { Logger } from './logger.js';

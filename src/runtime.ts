@@ -14,7 +14,7 @@ import { hostStorage, type ContainerStorage } from './container/storage.js';
 import { RuntimeError } from './errors.js';
 import { gpuInventory, type GpuInventory } from './gpu.js';
 import { IdRangeAllocator } from './idmap.js';
-import { ImageStore } from './images.js';
+import { ImageStore } from './image/images.js';
 import { CgroupDriver } from './isolation/driver.js';
 import { readCgroupLayout } from './isolation/layout.js';
 import { defaultKernel, NativeKernel, type Kernel } from './kernel/kernel.js';
@@ -90,7 +90,11 @@ export class Parts implements RuntimeParts {
     this.options = Object.freeze(resolveOptions(explicit, env ?? process.env));
     this.kernel = kernel ?? defaultKernel();
     this.logger = logger ?? createLogger(this.options.logLevel);
-    this.images = new ImageStore(this.options.imageRoot, this.options.registry);
+    this.images = new ImageStore(this.options.imageRoot, this.options.registry, {
+      insecureRegistries: this.options.insecureRegistries,
+      authFile: this.options.registryAuthFile || undefined,
+      users: () => this.state.list().map((r) => ({ id: r.id, ref: r.image.ref, layers: r.image.layers })),
+    });
     this.state = new StateStore(this.options.stateRoot);
     this.network = network ?? new BridgeNetwork({
       bridge: bridge?.name,

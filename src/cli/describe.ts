@@ -1,4 +1,5 @@
 /** How containers read in `ps` and `inspect`: docker's status phrases, command lines, records. */
+import { processArgv } from '../image/config.js';
 import { signalNumber, type Container, type ContainerStatus, type Runtime } from '../index.js';
 import { humanDuration } from './units.js';
 
@@ -25,11 +26,10 @@ export function statusText(s: ContainerStatus, now = Date.now()): string {
 /** The argv a container runs: its own command, else its image's. */
 export function commandOf(c: Container, runtime: Runtime): string[] {
   const spec = c.config.spec;
-  if (spec.command) return [...spec.command, ...spec.args];
   try {
-    return [...runtime.images.resolve(spec.image).config.cmd, ...spec.args];
+    return processArgv(runtime.images.resolve(spec.image).config, spec);
   } catch {
-    return [...spec.args];
+    return [...(spec.entrypoint ?? []), ...(spec.command ?? []), ...spec.args];
   }
 }
 

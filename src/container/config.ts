@@ -4,7 +4,7 @@
  */
 import { isAbsolute, posix } from 'node:path';
 import { ConfigError, Problems } from '../errors.js';
-import { ImageStore } from '../images.js';
+import { referenceProblem } from '../image/reference.js';
 import { Personality } from '../personality/personality.js';
 import type { PersonalityTraits } from '../personality/traits.js';
 import type { SecurityOptions } from '../secure-runtime/profile-options.js';
@@ -44,6 +44,8 @@ export interface ContainerSpec {
   image: string;
   personality: Personality;
   command?: string[];
+  /** Replaces the image's Entrypoint (and drops its Cmd unless `command` is given); [] clears it. */
+  entrypoint?: string[];
   args: string[];
   env: Record<string, string>;
   workingDir?: string;
@@ -181,6 +183,11 @@ export class ContainerConfigBuilder {
     this.s.command = [...argv];
     return this;
   }
+  /** The program the command is handed to; overrides the image's Entrypoint, as `docker run --entrypoint`. */
+  entrypoint(argv: string[]): this {
+    this.s.entrypoint = [...argv];
+    return this;
+  }
   args(args: string[]): this {
     this.s.args = [...args];
     return this;
@@ -302,11 +309,15 @@ export class ContainerConfigBuilder {
     if (s.name === undefined) p.add('name', 'is required');
     else if (!NAME_RE.test(s.name)) p.add('name', `expected [a-zA-Z0-9][a-zA-Z0-9_.-]{0,127}, got "${s.name}"`);
     if (s.image === undefined) p.add('image', 'is required');
-    else if (!ImageStore.validRef(s.image.replace(/^[^/]+\.[^/]+\//, ''))) p.add('image', `not an image reference: "${s.image}"`);
+    else {
+      const why = referenceProblem(s.image);
+      if (why) p.add('image', why);
+    }
     if (s.command !== undefined) {
       if (s.command.length === 0) p.add('command', 'must not be empty');
       s.command.forEach((a, i) => typeof a !== 'string' || a.includes('\0') ? p.add(`command[${i}]`, 'must be a string without NUL bytes') : undefined);
     }
+    s.entrypoint?.forEach((a, i) => typeof a !== 'string' || a.includes('\0') ? p.add(`entrypoint[${i}]`, 'must be a string without NUL bytes') : undefined);
     s.args.forEach((a, i) => (typeof a !== 'string' || a.includes('\0') ? p.add(`args[${i}]`, 'must be a string without NUL bytes') : undefined));
     for (const [k, v] of Object.entries(s.env)) {
       if (!ENV_KEY_RE.test(k)) p.add(`env.${k}`, 'is not a valid variable name');
@@ -387,6 +398,7 @@ export class ContainerConfigBuilder {
       image: s.image!,
       personality: s.personality ?? Personality.Balanced,
       command: s.command,
+      entrypoint: s.entrypoint,
       args: s.args,
       env: s.env,
       workingDir: s.workingDir,

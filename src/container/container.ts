@@ -347,8 +347,18 @@ export class Container extends EventEmitter<ContainerEvents> {
     if (s === 'paused') await this.parts.cgroups.thaw(this.id);
   }
 
+  /** The image's StopSignal, while the image is still in the store. */
+  private imageStopSignal(): string | undefined {
+    try {
+      return this.parts.images.resolve(this.rec.image.ref).config.stopSignal;
+    } catch {
+      return undefined;
+    }
+  }
+
   /**
-   * Stops the container: SIGTERM, then SIGKILL once `timeoutMs` (default 10 s) has passed.
+   * Stops the container: its image's StopSignal (SIGTERM when it names none), then SIGKILL
+   * once `timeoutMs` (default 10 s) has passed.
    * Stopping a stopped container does nothing. No timer outlives the call.
    */
   stop(opts: { timeoutMs?: number; signal?: string | number } = {}): Promise<ExitStatus> {
@@ -358,14 +368,15 @@ export class Container extends EventEmitter<ContainerEvents> {
       assertOperation(this.name, 'stop', this.rec.state);
       const timeoutMs = opts.timeoutMs ?? 10_000;
       await this.parts.faults?.('stop');
-      await this.signal(opts.signal ?? 'SIGTERM');
+      const stopSignal = opts.signal ?? this.imageStopSignal() ?? 'SIGTERM';
+      await this.signal(stopSignal);
       const grace = new AbortController();
       const graceful = await Promise.race([
         this.wait().then(() => true),
         delay(timeoutMs, false, { signal: grace.signal }).catch(() => true),
       ]).finally(() => grace.abort());
       if (!graceful && (this.rec.state as ContainerState) !== 'stopped') {
-        this.log.warn({ timeoutMs }, 'container ignored SIGTERM; sending SIGKILL');
+        this.log.warn({ timeoutMs, stopSignal }, 'container ignored its stop signal; sending SIGKILL');
         await this.signal('SIGKILL');
       }
       return this.wait();

@@ -8,7 +8,8 @@
 import { dirname, join, posix } from 'node:path';
 import { RuntimeError } from '../errors.js';
 import { assignGpus, type GpuInventory } from '../gpu.js';
-import type { ResolvedImage } from '../images.js';
+import { processArgv } from '../image/config.js';
+import type { ResolvedImage } from '../image/store.js';
 import { createLimits } from '../isolation/container-limits.js';
 import { validateResources } from '../isolation/resources.js';
 import type { Kernel } from '../kernel/kernel.js';
@@ -102,7 +103,7 @@ function processPlan(
 export function prepareCreate(config: ContainerConfig, id: string, ctx: PrepareContext): SpawnPlan {
   const spec = config.spec;
   const image = ctx.images.resolve(spec.image);
-  const argv = [...(spec.command ?? image.config.cmd), ...spec.args];
+  const argv = processArgv(image.config, spec);
   if (argv.length === 0) throw new RuntimeError('command: the image has no default command and none was given', { code: 'EINVAL', step: 'config' });
   const hostname = spec.hostname ?? id.slice(0, 12);
   const lastCap = ctx.kernel.capLastCap();

@@ -1,6 +1,6 @@
 /** The user a container's process runs as, resolved in the image's account files. */
 import { RuntimeError } from '../errors.js';
-import type { PasswdEntry } from '../images.js';
+import type { PasswdEntry } from '../image/images.js';
 import type { PlanUser } from '../plan/types.js';
 
 export interface ImageAccounts {

@@ -47,6 +47,25 @@ export interface NvmlInventory {
   devices: NvmlDevice[];
 }
 
+export interface UnpackEntry {
+  kind: 'directory' | 'file' | 'symlink' | 'hardlink' | 'fifo' | 'whiteout' | 'opaque';
+  /** Relative to the root, normalised: no "..", no leading "/". */
+  path: string;
+  mode?: number;
+  /** A symlink's text, or a hard link's target path in the layer. */
+  target?: string;
+}
+export interface UnpackMeta {
+  path: string;
+  uid?: number;
+  gid?: number;
+  mode?: number;
+  mtimeSec?: number;
+  mtimeNsec?: number;
+  isSymlink?: boolean;
+  xattrs?: [string, Buffer][];
+}
+
 /** The raw addon (native/addon.cc). */
 export interface NativeAddon {
   init(errorClass: typeof RuntimeError): string[];
@@ -66,6 +85,10 @@ export interface NativeAddon {
   cgroupRead(path: string): string;
   compileSeccomp(profile: OciSeccompProfile): { bpf: Buffer; unknownSyscalls: string[] };
   nvmlInventory(library?: string): Promise<NvmlInventory>;
+  /** Layer unpacking beneath a root fd (native/unpack.cc): nothing is ever written outside it. */
+  unpackOpenRoot(dir: string): number;
+  unpackCreate(rootFd: number, entry: UnpackEntry): number;
+  unpackMeta(rootFd: number, meta: UnpackMeta): void;
   attachDeviceProgram(cgroupDir: string, rules: readonly { allow: boolean; type: string; major?: number; minor?: number; access: string }[]): void;
 }
 

@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { pino } from 'pino';
 import { Container } from '../../src/container/container.js';
 import { Runtime, runtimeParts } from '../../src/runtime.js';
+import { seedBaseImage } from './shared-store.js';
 
 export const IS_ROOT = typeof process.getuid === 'function' && process.getuid() === 0;
 export const SKIP_REASON = IS_ROOT ? '' : 'needs root (namespaces, mounts, cgroups): run the suite as root';
@@ -33,8 +34,8 @@ export function testRuntime(opts: { cgroupParent?: string } = {}): TestRuntime {
     spawnerIdleMs: 30_000,
     env: {},
   });
-  // Layers are shared: point this runtime's image store at the shared layers and records.
-  runtime.images.buildBaseImage();
+  // The base image, copied from the store the global setup built once.
+  seedBaseImage(imageRoot);
   return {
     runtime,
     stateRoot,

@@ -177,6 +177,6 @@ describe.skipIf(!IS_ROOT)(`stratoswarm CLI (root, real kernel)${SKIP_REASON ? ` 
     expect(info).toMatchObject({ stateRoot: t.stateRoot, imageRoot: t.runtime.options.imageRoot, cgroupParent: t.runtime.options.cgroupParent });
     expect(info.spawner.path).toMatch(/stratoswarm-spawner$/);
     expect(JSON.parse((await cli(['version', '--format', 'json'])).stdout).node).toBe(process.versions.node);
-    expect((await cli(['images'])).stdout).toMatch(/^REPOSITORY\s+TAG\s+IMAGE ID\s+CREATED\s+LAYERS\n/);
+    expect((await cli(['images'])).stdout).toMatch(/^REPOSITORY\s+TAG\s+IMAGE ID\s+CREATED\s+SIZE\s+LAYERS\s+PLATFORM\n/);
   });
 });

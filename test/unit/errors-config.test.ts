@@ -51,6 +51,8 @@ describe('environment configuration', () => {
         STRATOSWARM_CGROUP_PARENT: 'agents/x',
         STRATOSWARM_LOG_LEVEL: 'debug',
         STRATOSWARM_POOL: 'stratoswarm/base-agent:latest=4, agents/x:1=0',
+        STRATOSWARM_INSECURE_REGISTRIES: '127.0.0.1:5000, registry.lan',
+        STRATOSWARM_REGISTRY_AUTH_FILE: '/etc/stratoswarm/auth.json',
       },
     );
     expect(o).toEqual({
@@ -66,8 +68,12 @@ describe('environment configuration', () => {
         { image: 'stratoswarm/base-agent:latest', size: 4 },
         { image: 'agents/x:1', size: 0 },
       ],
+      insecureRegistries: ['127.0.0.1:5000', 'registry.lan'],
+      registryAuthFile: '/etc/stratoswarm/auth.json',
     });
     expect(() => resolveOptions({}, { STRATOSWARM_POOL: 'img=lots' })).toThrow(/STRATOSWARM_POOL: "img=lots": expected image=N/);
+    expect(() => resolveOptions({}, { STRATOSWARM_INSECURE_REGISTRIES: 'http://x' })).toThrow(/STRATOSWARM_INSECURE_REGISTRIES: expected a list of host\[:port\]/);
+    expect(() => resolveOptions({}, { STRATOSWARM_REGISTRY_AUTH_FILE: 'auth.json' })).toThrow(/STRATOSWARM_REGISTRY_AUTH_FILE: expected an absolute path/);
   });
 
   it('explicit options override the environment', () => {

@@ -7,7 +7,7 @@ import { ConfigError, HardwareAffinity, NumaNode, RuntimeError } from '../../src
 import { parseCpuList } from '../../src/container/hardware-affinity.js';
 import { assignGpus, hostGpus } from '../../src/gpu.js';
 import { IdRangeAllocator } from '../../src/idmap.js';
-import { ImageStore } from '../../src/images.js';
+import { ImageStore } from '../../src/image/images.js';
 import { nativeHostFacts, type ProgramResult } from '../../src/kernel/host.js';
 import { BridgeNetwork, bandwidthLimits } from '../../src/network/cni.js';
 import { StateStore } from '../../src/state.js';
@@ -113,8 +113,8 @@ describe('image store', () => {
     const store = new ImageStore(tmp(), 'registry.example.org');
     expect(store.normalize('registry.example.org/team/agent')).toBe('team/agent:latest');
     expect(store.normalize('x:1')).toBe('x:1');
-    expect(ImageStore.validRef('stratoswarm/base-agent:latest')).toBe(true);
-    expect(ImageStore.validRef('Bad Ref')).toBe(false);
+    expect(store.canonical('team/agent')).toBe('registry.example.org/team/agent:latest');
+    expect(() => store.canonical('Bad Ref')).toThrow(/invalid image reference/);
     expect(() => store.resolve('no/such:1')).toThrow(/image "no\/such:1" not found/);
     try {
       store.resolve('no/such:1');
@@ -138,9 +138,9 @@ describe('image store', () => {
     expect(acc.groups).toEqual([]); // a symlinked /etc/group is not followed to the host's
   });
 
-  it('a base image build without busybox names the file', () => {
+  it('a base image build without busybox names the file', async () => {
     const store = new ImageStore(tmp(), 'r.example');
-    expect(() => store.buildBaseImage('/nonexistent/busybox')).toThrow(/read busybox `\/nonexistent\/busybox`/);
+    await expect(store.buildBaseImage('/nonexistent/busybox')).rejects.toThrow(/read busybox `\/nonexistent\/busybox`/);
   });
 });
 

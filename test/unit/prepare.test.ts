@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { ContainerConfig, HardwareAffinity, NumaNode, RuntimeError } from '../../src/index.js';
 import { prepareCreate, prepareExec, type PrepareContext } from '../../src/container/prepare.js';
-import { ImageStore } from '../../src/images.js';
+import { ImageStore } from '../../src/image/images.js';
 import { detectCgroups, MemoryCgroupFs } from '../../src/isolation/index.js';
 import type { GpuInventory } from '../../src/gpu.js';
 

@@ -17,6 +17,10 @@ import { registerStats } from './stats.js';
 import { registerTop } from './top.js';
 import { registerWait } from './wait.js';
 import { registerImages } from './images.js';
+import { registerPull } from './pull.js';
+import { registerImport } from './import.js';
+import { registerRmi } from './rmi.js';
+import { registerPrune } from './prune.js';
 import { registerPersonalities } from './personalities.js';
 import { registerEvolution } from './evolution.js';
 import { registerGpus } from './gpus.js';
@@ -43,6 +47,10 @@ export const VERBS: readonly ((program: Command) => void)[] = [
   registerTop,
   registerWait,
   registerImages,
+  registerPull,
+  registerImport,
+  registerRmi,
+  registerPrune,
   registerPersonalities,
   registerEvolution,
   registerGpus,
