@@ -19,6 +19,7 @@
 #include "cgroup.h"
 #include "devices_bpf.h"
 #include "nvml.h"
+#include "pty.h"
 #include "seccomp.h"
 #include "steps.h"
 
@@ -250,6 +251,31 @@ Napi::Value Pipe(const Napi::CallbackInfo& info) {
   return a;
 }
 
+// openPty(uid, gid) -> { master, slave, path }: a terminal for a container process.
+Napi::Value OpenPty(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  ss::PtyPair p;
+  const char* what = "";
+  if (ss::openPty(&p, info[0].As<Napi::Number>().Uint32Value(), info[1].As<Napi::Number>().Uint32Value(), &what) < 0) {
+    throwSys(env, ss::Step::stdio, errno, what, "/dev/ptmx");
+  }
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("master", p.master);
+  o.Set("slave", p.slave);
+  o.Set("path", p.path);
+  return o;
+}
+
+// ptyResize(fd, cols, rows): TIOCSWINSZ.
+Napi::Value PtyResize(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (ss::setWindowSize(info[0].As<Napi::Number>().Int32Value(), info[1].As<Napi::Number>().Uint32Value(),
+                        info[2].As<Napi::Number>().Uint32Value()) < 0) {
+    throwSys(env, ss::Step::stdio, errno, "ioctl TIOCSWINSZ", "");
+  }
+  return env.Undefined();
+}
+
 Napi::Value Close(const Napi::CallbackInfo& info) {
   close(info[0].As<Napi::Number>().Int32Value());
   return info.Env().Undefined();
@@ -426,6 +452,8 @@ Napi::Object Module(Napi::Env env, Napi::Object exports) {
   exports.Set("request", Napi::Function::New(env, Request, "request"));
   exports.Set("pipe", Napi::Function::New(env, Pipe, "pipe"));
   exports.Set("close", Napi::Function::New(env, Close, "close"));
+  exports.Set("openPty", Napi::Function::New(env, OpenPty, "openPty"));
+  exports.Set("ptyResize", Napi::Function::New(env, PtyResize, "ptyResize"));
   exports.Set("cgroupWrite", Napi::Function::New(env, CgroupWrite, "cgroupWrite"));
   exports.Set("cgroupRead", Napi::Function::New(env, CgroupRead, "cgroupRead"));
   exports.Set("compileSeccomp", Napi::Function::New(env, CompileSeccomp, "compileSeccomp"));

@@ -4,6 +4,7 @@
 // in the plan, which the parent built. Each failing step sends {step, errno, path} to the
 // spawner and exits; the spawner turns that into the RuntimeError the caller sees.
 #include "child.h"
+#include "volume.h"
 
 #include <fcntl.h>
 #include <linux/close_range.h>
@@ -342,6 +343,12 @@ void runChild(const Plan& plan, const ChildFds& fds) {
         if (setsid() < 0) fail(Step::setsid, errno, nullptr);
         break;
       case Step::stdio:
+        // kind "tty": stdin is a terminal's slave; after setsid() it becomes the controlling
+        // terminal, so /dev/tty, job control and ^C work in the container.
+        if (op.kind == "tty") {
+          if (ioctl(0, TIOCSCTTY, 0) < 0) fail(Step::stdio, errno, "TIOCSCTTY");
+          break;
+        }
         for (int i = 0; i < 3; ++i) {
           if (fds.stdio[i] >= 0 && dup2(fds.stdio[i], i) < 0) fail(Step::stdio, errno, nullptr);
         }
@@ -423,7 +430,11 @@ void runChild(const Plan& plan, const ChildFds& fds) {
         if (src < 0) fail(op.step, errno, s0);
         int t = ensureInRoot(rootfd, s1, op.n[1] != 0);
         if (t < 0) fail(op.step, errno, s1);
-        if (bindTree(src, "", t, (op.n[0] & MS_REC) != 0, mountAttrFromFlags(op.n[0])) < 0) fail(op.step, errno, s1);
+        if (op.n.size() > 3 && op.n[3] != 0) {  // idmapped through the container's user namespace
+          if (bindIdmapped(src, t, (op.n[0] & MS_REC) != 0, mountAttrFromFlags(op.n[0]), fds.userns) < 0) fail(op.step, errno, s0);
+        } else if (bindTree(src, "", t, (op.n[0] & MS_REC) != 0, mountAttrFromFlags(op.n[0])) < 0) {
+          fail(op.step, errno, s1);
+        }
         close(t);
         close(src);
         if (op.n.size() > 2 && op.n[2] != 0) {

@@ -1,0 +1,25 @@
+// Pseudo-terminals for containers run with a terminal: the pair is opened on the host, the
+// slave becomes the container process's stdio and controlling terminal, the master stays
+// with the runtime (src/container/terminal.ts).
+#pragma once
+
+#include <string>
+
+namespace ss {
+
+struct PtyPair {
+  int master = -1;
+  int slave = -1;
+  std::string path;  // the slave's name, /dev/pts/N
+};
+
+// Opens a new pty (posix_openpt, grantpt, unlockpt) and its slave, both O_CLOEXEC and
+// O_NOCTTY, the slave owned by uid:gid (the container's user as the host sees it, so that
+// the terminal is the process's own inside a user namespace) with mode 0620. Returns 0, or
+// -1 with errno and the failing call in *what; nothing stays open on failure.
+int openPty(PtyPair* out, unsigned uid, unsigned gid, const char** what);
+
+// TIOCSWINSZ on a master (or slave); 0 or -1 with errno.
+int setWindowSize(int fd, unsigned cols, unsigned rows);
+
+}  // namespace ss
