@@ -266,16 +266,6 @@ Napi::Value OpenPty(const Napi::CallbackInfo& info) {
   return o;
 }
 
-// ptyResize(fd, cols, rows): TIOCSWINSZ.
-Napi::Value PtyResize(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  if (ss::setWindowSize(info[0].As<Napi::Number>().Int32Value(), info[1].As<Napi::Number>().Uint32Value(),
-                        info[2].As<Napi::Number>().Uint32Value()) < 0) {
-    throwSys(env, ss::Step::stdio, errno, "ioctl TIOCSWINSZ", "");
-  }
-  return env.Undefined();
-}
-
 Napi::Value Close(const Napi::CallbackInfo& info) {
   close(info[0].As<Napi::Number>().Int32Value());
   return info.Env().Undefined();
@@ -453,7 +443,6 @@ Napi::Object Module(Napi::Env env, Napi::Object exports) {
   exports.Set("pipe", Napi::Function::New(env, Pipe, "pipe"));
   exports.Set("close", Napi::Function::New(env, Close, "close"));
   exports.Set("openPty", Napi::Function::New(env, OpenPty, "openPty"));
-  exports.Set("ptyResize", Napi::Function::New(env, PtyResize, "ptyResize"));
   exports.Set("cgroupWrite", Napi::Function::New(env, CgroupWrite, "cgroupWrite"));
   exports.Set("cgroupRead", Napi::Function::New(env, CgroupRead, "cgroupRead"));
   exports.Set("compileSeccomp", Napi::Function::New(env, CompileSeccomp, "compileSeccomp"));

@@ -2,9 +2,7 @@
 
 #include <fcntl.h>
 #include <stdlib.h>
-#include <sys/ioctl.h>
 #include <sys/stat.h>
-#include <termios.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -40,13 +38,6 @@ int openPty(PtyPair* out, unsigned uid, unsigned gid, const char** what) {
   out->slave = s;
   out->path = name;
   return 0;
-}
-
-int setWindowSize(int fd, unsigned cols, unsigned rows) {
-  struct winsize ws = {};
-  ws.ws_col = static_cast<unsigned short>(cols);
-  ws.ws_row = static_cast<unsigned short>(rows);
-  return ioctl(fd, TIOCSWINSZ, &ws);
 }
 
 }  // namespace ss

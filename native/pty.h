@@ -1,6 +1,6 @@
 // Pseudo-terminals for containers run with a terminal: the pair is opened on the host, the
-// slave becomes the container process's stdio and controlling terminal, the master stays
-// with the runtime (src/container/terminal.ts).
+// slave becomes the container process's stdio and controlling terminal, the master goes
+// to the terminal's relay (native/tty/relay.c).
 #pragma once
 
 #include <string>
@@ -18,8 +18,5 @@ struct PtyPair {
 // the terminal is the process's own inside a user namespace) with mode 0620. Returns 0, or
 // -1 with errno and the failing call in *what; nothing stays open on failure.
 int openPty(PtyPair* out, unsigned uid, unsigned gid, const char** what);
-
-// TIOCSWINSZ on a master (or slave); 0 or -1 with errno.
-int setWindowSize(int fd, unsigned cols, unsigned rows);
 
 }  // namespace ss

@@ -32,6 +32,7 @@ import { findRecord, listStatuses, prepareContext, readLogs, reconcileRecord, st
 import { applyResources, planUpdate } from './resources.js';
 import { StatsSampler, type StatsPart } from './stats.js';
 import { teardown } from './teardown.js';
+import { attachContainer, type TerminalSession } from './terminal.js';
 import { ExitTracker } from './watch.js';
 import type { ContainerEvents, ContainerStats, ContainerStatus, EvolutionOptions, ExecOptions, ExecProcess, ExecResult, ExitStatus, OperationOptions, ResourceUpdate, StateChange } from './types.js';
 
@@ -352,6 +353,11 @@ export class Container extends EventEmitter<ContainerEvents> {
   /** Starts a further process whose stdin, stdout and stderr are Node streams (binary-safe). */
   async execStream(command: string[], opts: Omit<ExecOptions, 'stdin' | 'timeoutMs'> = {}): Promise<ExecProcess> {
     return spawnExec(this.parts, this.id, this.name, planExec(this.ctx, command, opts), { signal: opts.signal });
+  }
+
+  /** The terminal of a container made with `terminal(true)`: its output, input, window size; `detach()` leaves it running. */
+  attach(): Promise<TerminalSession> {
+    return attachContainer(this.ctx);
   }
 
   /** The resource settings in force. */

@@ -6,6 +6,7 @@
 import * as fs from 'node:fs';
 import { fromNodeError, type Step } from '../errors.js';
 import { nativeHostFacts, type HostFacts, type NetDevCounters, type ProgramResult } from './host.js';
+import { startRelay } from './relay.js';
 import { loadNative, type NativeAddon, type NvmlInventory, type OciSeccompProfile } from './native.js';
 
 export interface DeviceRuleData {
@@ -42,6 +43,14 @@ export interface Kernel extends HostFacts {
   request(socketPath: string, frame: Buffer, fds?: number[]): Promise<number>;
   pipe(): [number, number];
   close(fd: number): void;
+  /** A new pseudo-terminal: master and slave fds (close-on-exec), the slave owned by uid:gid. */
+  openPty(uid: number, gid: number): { master: number; slave: number; path: string };
+  /**
+   * Starts the relay that holds a terminal's master (native/tty/relay.c), detached, with
+   * `master` as its fd 3; resolves once `socketPath` accepts clients. The caller's copy of
+   * `master` stays the caller's to close.
+   */
+  startTerminalRelay(master: number, socketPath: string, logPath?: string): Promise<void>;
 }
 
 function wrapFs<T>(step: Step, what: string, f: () => T): T {
@@ -100,6 +109,12 @@ export class NativeKernel implements Kernel {
   }
   close(fd: number): void {
     this.addon.close(fd);
+  }
+  openPty(uid: number, gid: number): { master: number; slave: number; path: string } {
+    return this.addon.openPty(uid, gid);
+  }
+  startTerminalRelay(master: number, socketPath: string, logPath?: string): Promise<void> {
+    return startRelay(master, socketPath, logPath);
   }
   capLastCap(): number {
     return nativeHostFacts.capLastCap();

@@ -54,6 +54,7 @@ export interface NativeAddon {
   request(socketPath: string, frame: Buffer, fds?: number[]): Promise<number>;
   pipe(): [number, number];
   close(fd: number): void;
+  openPty(uid: number, gid: number): { master: number; slave: number; path: string };
   cgroupWrite(path: string, value: string): void;
   cgroupRead(path: string): string;
   compileSeccomp(profile: OciSeccompProfile): { bpf: Buffer; unknownSyscalls: string[] };
@@ -152,6 +153,20 @@ export function spawnerPath(): string {
     throw new RuntimeError(`spawner executable not found; tried:\n  ${paths.join('\n  ')}\nbuild it with \`npm run build:native\``, {
       code: 'ELOAD',
       step: 'spawner',
+      path: paths[0],
+    });
+  }
+  return found;
+}
+
+/** The init for containers run with `init(true)` (native/init/init.c), first existing candidate. */
+export function initPath(): string {
+  const paths = candidatePaths('stratoswarm-init');
+  const found = paths.find((p) => existsSync(p));
+  if (!found) {
+    throw new RuntimeError(`init: the init executable was not found; tried:\n  ${paths.join('\n  ')}\nbuild it with \`npm run build:native\``, {
+      code: 'ELOAD',
+      step: 'config',
       path: paths[0],
     });
   }
