@@ -251,12 +251,17 @@ Napi::Value Pipe(const Napi::CallbackInfo& info) {
   return a;
 }
 
-// openPty(uid, gid) -> { master, slave, path }: a terminal for a container process.
+// openPty(uid, gid[, root]) -> { master, slave, path }: a terminal for a container process, in
+// the host's devpts or (root given) in the container's.
 Napi::Value OpenPty(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   ss::PtyPair p;
   const char* what = "";
-  if (ss::openPty(&p, info[0].As<Napi::Number>().Uint32Value(), info[1].As<Napi::Number>().Uint32Value(), &what) < 0) {
+  unsigned uid = info[0].As<Napi::Number>().Uint32Value(), gid = info[1].As<Napi::Number>().Uint32Value();
+  if (info.Length() > 2 && info[2].IsString()) {
+    std::string root = info[2].As<Napi::String>();
+    if (ss::openPtyIn(root.c_str(), &p, uid, gid, &what) < 0) throwSys(env, ss::Step::stdio, errno, what, root + "/dev/pts/ptmx");
+  } else if (ss::openPty(&p, uid, gid, &what) < 0) {
     throwSys(env, ss::Step::stdio, errno, what, "/dev/ptmx");
   }
   Napi::Object o = Napi::Object::New(env);

@@ -19,4 +19,11 @@ struct PtyPair {
 // -1 with errno and the failing call in *what; nothing stays open on failure.
 int openPty(PtyPair* out, unsigned uid, unsigned gid, const char** what);
 
+// The same in the devpts instance of a container whose root is `root` (/proc/<init>/root):
+// the slave then has a name inside the container (/dev/pts/N), so ttyname() and `tty` work
+// there. The path is resolved inside that root without following any symlink, the master is
+// checked to be a ptmx node, and the slave is opened from the master (TIOCGPTPEER), never
+// through a path the container could change.
+int openPtyIn(const char* root, PtyPair* out, unsigned uid, unsigned gid, const char** what);
+
 }  // namespace ss

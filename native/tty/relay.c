@@ -212,6 +212,16 @@ int main(int argc, char **argv) {
       if (errno == EINTR) continue;
       break;
     }
+    // New clients first: one that connected before this output was written gets all of it.
+    if (p[1].revents & POLLIN) {
+      int fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
+      if (fd >= 0 && nclients < MAX_CLIENTS) {
+        memset(&clients[nclients], 0, sizeof clients[nclients]);
+        clients[nclients++].fd = fd;
+      } else if (fd >= 0) {
+        close(fd);
+      }
+    }
     if (p[0].revents & (POLLIN | POLLHUP | POLLERR)) {
       ssize_t r = read(MASTER_FD, chunk, sizeof chunk);
       if (r > 0) output(chunk, (size_t)r);
@@ -237,15 +247,6 @@ int main(int argc, char **argv) {
       }
     }
     if (toMaster.len > 0) flush(MASTER_FD, &toMaster);
-    if (p[1].revents & POLLIN) {
-      int fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
-      if (fd >= 0 && nclients < MAX_CLIENTS) {
-        memset(&clients[nclients], 0, sizeof clients[nclients]);
-        clients[nclients++].fd = fd;
-      } else if (fd >= 0) {
-        close(fd);
-      }
-    }
   }
   // The terminal is gone: give each client what is still queued for it, then end.
   for (int i = 0; i < nclients; ++i) {

@@ -352,7 +352,8 @@ export class Container extends EventEmitter<ContainerEvents> {
 
   /** Starts a further process whose stdin, stdout and stderr are Node streams (binary-safe). */
   async execStream(command: string[], opts: Omit<ExecOptions, 'stdin' | 'timeoutMs'> = {}): Promise<ExecProcess> {
-    return spawnExec(this.parts, this.id, this.name, planExec(this.ctx, command, opts), { signal: opts.signal });
+    const size = typeof opts.terminal === 'object' ? opts.terminal : undefined;
+    return spawnExec(this.parts, this.id, this.name, planExec(this.ctx, command, opts), { signal: opts.signal, size });
   }
 
   /** The terminal of a container made with `terminal(true)`: its output, input, window size; `detach()` leaves it running. */

@@ -27,7 +27,7 @@ export function planExec(ctx: ContainerContext, command: string[], opts: ExecOpt
   return prepareExec(
     ctx.config,
     { id: rec.id, imageRef: rec.image.ref, namespaces: rec.namespaces, cgroupProcs: rec.cgroupProcs },
-    { argv: command, env: opts.env, workingDir: opts.workingDir, user: opts.user, terminal: opts.terminal },
+    { argv: command, env: opts.env, workingDir: opts.workingDir, user: opts.user, terminal: !!opts.terminal },
     prepareContext(ctx.parts),
   );
 }
@@ -39,7 +39,13 @@ export function abortError(signal: AbortSignal, what: string): Error {
 }
 
 /** Starts `plan` in container `id`; its stdio are Node streams. */
-export async function spawnExec(parts: RuntimeParts, id: string, name: string, plan: ExecPlan, opts: { signal?: AbortSignal | undefined } = {}): Promise<ExecProcess> {
+export async function spawnExec(
+  parts: RuntimeParts,
+  id: string,
+  name: string,
+  plan: ExecPlan,
+  opts: { signal?: AbortSignal | undefined; size?: { cols: number; rows: number } | undefined } = {},
+): Promise<ExecProcess> {
   const context = `exec in container ${name}`;
   if (opts.signal?.aborted) throw abortError(opts.signal, context);
   const fields = encodeExec(id, plan, context);
@@ -91,16 +97,25 @@ async function spawnTerminalExec(
   context: string,
   plan: ExecPlan,
   fields: ReturnType<typeof encodeExec>,
-  opts: { signal?: AbortSignal | undefined },
+  opts: { signal?: AbortSignal | undefined; size?: { cols: number; rows: number } | undefined },
 ): Promise<ExecProcess> {
   const rec = parts.state.load(id);
   const socket = join(rec.paths.stateDir, `exec-${randomBytes(6).toString('hex')}.sock`);
-  const tty = await openTerminal(parts.kernel, { ...hostIds(plan.process.user, rec.idRange), socket });
+  // In the container's own devpts (reached through its init's root), so the terminal has a
+  // name there; the init is checked to be the same process before and after.
+  const live = () => rec.pid !== undefined && parts.kernel.processStartTime(rec.pid) === rec.pidStartTime;
+  if (!live()) throw new RuntimeError(`${context}: the container's init has exited`, { code: 'ESTATE', step: 'setns', containerId: id });
+  const tty = await openTerminal(parts.kernel, { ...hostIds(plan.process.user, rec.idRange), socket, root: `/proc/${rec.pid}/root` });
+  if (!live()) {
+    tty.release();
+    throw new RuntimeError(`${context}: the container's init has exited`, { code: 'ESTATE', step: 'setns', containerId: id });
+  }
   let session: TerminalSession;
   let started: Awaited<ReturnType<RuntimeParts['spawner']['exec']>>;
   try {
     // Attached before the process runs, so none of its output is missed.
     session = await attachTerminal(socket, context);
+    if (opts.size) session.resize(opts.size.cols, opts.size.rows);
     try {
       started = await parts.spawner.exec(fields, [tty.slave, tty.slave, tty.slave], context);
     } catch (e) {

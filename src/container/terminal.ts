@@ -38,8 +38,8 @@ export interface OpenedTerminal {
  * Opens a pty whose slave belongs to host uid:gid (the container user as the host sees it)
  * and hands its master to a relay listening on `socket` (and writing `log` when given).
  */
-export async function openTerminal(kernel: Kernel, o: { uid: number; gid: number; socket: string; log?: string | undefined }): Promise<OpenedTerminal> {
-  const pty = kernel.openPty(o.uid, o.gid);
+export async function openTerminal(kernel: Kernel, o: { uid: number; gid: number; socket: string; log?: string | undefined; root?: string | undefined }): Promise<OpenedTerminal> {
+  const pty = kernel.openPty(o.uid, o.gid, o.root);
   try {
     await kernel.startTerminalRelay(pty.master, o.socket, o.log);
   } catch (e) {

@@ -56,8 +56,11 @@ export interface ExecOptions extends OperationOptions {
   stdin?: string | Buffer;
   /** Kill the process (SIGKILL) if it runs longer than this. */
   timeoutMs?: number;
-  /** execStream only: a pseudo-terminal as the process's stdio (`ExecProcess.terminal`). */
-  terminal?: boolean;
+  /**
+   * execStream only: a pseudo-terminal as the process's stdio (`ExecProcess.terminal`); give
+   * `{ cols, rows }` for the window size it starts with.
+   */
+  terminal?: boolean | { cols: number; rows: number };
 }
 
 export interface ExecResult {

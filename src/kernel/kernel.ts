@@ -43,8 +43,11 @@ export interface Kernel extends HostFacts {
   request(socketPath: string, frame: Buffer, fds?: number[]): Promise<number>;
   pipe(): [number, number];
   close(fd: number): void;
-  /** A new pseudo-terminal: master and slave fds (close-on-exec), the slave owned by uid:gid. */
-  openPty(uid: number, gid: number): { master: number; slave: number; path: string };
+  /**
+   * A new pseudo-terminal: master and slave fds (close-on-exec), the slave owned by uid:gid;
+   * in the host's devpts, or in the devpts of the container whose root is `root`.
+   */
+  openPty(uid: number, gid: number, root?: string): { master: number; slave: number; path: string };
   /**
    * Starts the relay that holds a terminal's master (native/tty/relay.c), detached, with
    * `master` as its fd 3; resolves once `socketPath` accepts clients. The caller's copy of
@@ -110,8 +113,8 @@ export class NativeKernel implements Kernel {
   close(fd: number): void {
     this.addon.close(fd);
   }
-  openPty(uid: number, gid: number): { master: number; slave: number; path: string } {
-    return this.addon.openPty(uid, gid);
+  openPty(uid: number, gid: number, root?: string): { master: number; slave: number; path: string } {
+    return root === undefined ? this.addon.openPty(uid, gid) : this.addon.openPty(uid, gid, root);
   }
   startTerminalRelay(master: number, socketPath: string, logPath?: string): Promise<void> {
     return startRelay(master, socketPath, logPath);

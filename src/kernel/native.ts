@@ -54,7 +54,7 @@ export interface NativeAddon {
   request(socketPath: string, frame: Buffer, fds?: number[]): Promise<number>;
   pipe(): [number, number];
   close(fd: number): void;
-  openPty(uid: number, gid: number): { master: number; slave: number; path: string };
+  openPty(uid: number, gid: number, root?: string): { master: number; slave: number; path: string };
   cgroupWrite(path: string, value: string): void;
   cgroupRead(path: string): string;
   compileSeccomp(profile: OciSeccompProfile): { bpf: Buffer; unknownSyscalls: string[] };

@@ -299,8 +299,9 @@ describe.skipIf(!IS_ROOT)(`stratoswarm CLI (root, real kernel)${SKIP_REASON ? ` 
       const name = `cli-exec-tty-${process.pid}`;
       expect((await cli(['run', '-d', '--name', name, IMAGE, 'sleep', '100'])).code).toBe(0);
       const s = cliInPty(['exec', '-it', name, 'sh'], { rows: 33, cols: 99 });
-      s.type('stty size; test -t 0 && echo is-a-tty\r');
-      await s.until(/33 99[\s\S]*is-a-tty/);
+      s.type('stty size; test -t 0 && echo is-a-tty; tty\r');
+      // A terminal of the container's own devpts: it has a name inside.
+      await s.until(/33 99[\s\S]*is-a-tty[\s\S]*\/dev\/pts\/\d+/);
       s.type('exit 6\r');
       expect(await s.exit).toBe(6);
       const out = cliInPty(['exec', '-t', name, 'sh', '-c', 'stty size; exit 2'], { rows: 10, cols: 20 });

@@ -114,12 +114,12 @@ describe.skipIf(skipBecause(!IS_ROOT && SKIP_REASON, 'terminal, init and volume 
       const c = await Container.create(builder(['sleep', '1000']).init(true).build(), { runtime: rt });
       try {
         await c.start();
-        const p = await c.execStream(['/bin/sh', '-c', 'read x; stty size; test -t 1 && echo "tty:$x"; exit 4'], { terminal: true });
+        const p = await c.execStream(['/bin/sh', '-c', 'read x; stty size; test -t 1 && echo "tty:$x"; tty; stat -c %u /proc/self/fd/0; exit 4'], { terminal: true });
         expect(p.terminal).toBeDefined();
         const out = reader(p.terminal!.stream);
         p.terminal!.resize(77, 22);
         p.stdin.write('yes\r');
-        await out.until(/22 77[\s\S]*tty:yes/);
+        await out.until(/22 77[\s\S]*tty:yes[\s\S]*\/dev\/pts\/\d+\r?\n0\r?\n/);
         expect((await p.exit).exitCode).toBe(4);
       } finally {
         await c.remove({ force: true });

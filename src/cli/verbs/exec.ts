@@ -4,7 +4,7 @@ import { finished } from 'node:stream/promises';
 import { signalNumber } from '../../index.js';
 import { action, findContainer } from '../context.js';
 import { processExitCode } from '../errors.js';
-import { runTerminal } from '../terminal.js';
+import { runTerminal, windowSize } from '../terminal.js';
 import { parseEnv } from '../translate.js';
 
 const exitCode = (exit: { exitCode: number | null; signal: string | null }) => processExitCode(exit.exitCode, exit.signal ? signalNumber(exit.signal) : undefined);
@@ -38,7 +38,7 @@ export function registerExec(program: Command): void {
           env: flags.env ? parseEnv(flags.env) : undefined,
           workingDir: flags.workdir,
           user: flags.user,
-          terminal: !!flags.tty,
+          terminal: flags.tty ? (windowSize(process.stdout) ?? true) : false,
         });
         if (p.terminal) {
           const how = await runTerminal(p.terminal, { interactive: !!flags.interactive });

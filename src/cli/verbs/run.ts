@@ -6,7 +6,7 @@ import { action } from '../context.js';
 import { withCreateOptions, createFromFlags } from '../create-options.js';
 import { UsageError } from '../errors.js';
 import { print } from '../format.js';
-import { runTerminal } from '../terminal.js';
+import { runTerminal, windowSize } from '../terminal.js';
 import type { CreateFlags } from '../translate.js';
 import { parseDuration } from '../units.js';
 
@@ -41,6 +41,8 @@ export function registerRun(program: Command): void {
       const c = await createFromFlags(runtime, image, command, flags);
       // Attached before the start, so the terminal shows the command's first output.
       const session = flags.tty && !flags.detach ? await c.attach() : undefined;
+      const size = windowSize(process.stdout);
+      if (session && size) session.resize(size.cols, size.rows);
       try {
         await c.start();
       } catch (e) {
