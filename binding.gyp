@@ -9,7 +9,7 @@
   "targets": [
     {
       "target_name": "stratoswarm_native",
-      "sources": ["native/addon.cc", "native/socket.cc", "native/cgroup.cc", "native/seccomp.cc", "native/devices_bpf.cc", "native/nvml.cc", "native/unpack.cc"],
+      "sources": ["native/addon.cc", "native/socket.cc", "native/cgroup.cc", "native/seccomp.cc", "native/devices_bpf.cc", "native/nvml.cc", "native/unpack.cc", "native/pty.cc"],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
       "defines": ["NAPI_VERSION=9", "NAPI_CPP_EXCEPTIONS", "NODE_ADDON_API_DISABLE_DEPRECATED"],
       "libraries": ["-lseccomp", "-ldl"]
@@ -17,8 +17,20 @@
     {
       "target_name": "stratoswarm-spawner",
       "type": "executable",
-      "sources": ["native/spawner/main.cc", "native/spawner/common.cc", "native/spawner/loop.cc", "native/spawner/clients.cc", "native/spawner/protocol.cc", "native/spawner/launch.cc", "native/spawner/userns.cc", "native/spawner/adopt.cc", "native/spawner/state_files.cc", "native/spawner/log_index.cc", "native/spawner/plan.cc", "native/spawner/child.cc", "native/spawner/start_image.cc"],
+      "sources": ["native/spawner/main.cc", "native/spawner/common.cc", "native/spawner/loop.cc", "native/spawner/clients.cc", "native/spawner/protocol.cc", "native/spawner/launch.cc", "native/spawner/userns.cc", "native/spawner/adopt.cc", "native/spawner/state_files.cc", "native/spawner/log_index.cc", "native/spawner/plan.cc", "native/spawner/child.cc", "native/spawner/start_image.cc", "native/spawner/volume.cc"],
       "cflags_cc": ["-fno-exceptions"],
+      "ldflags": ["-Wl,-z,relro,-z,now", "-pie"]
+    },
+    {
+      "target_name": "stratoswarm-init",
+      "type": "executable",
+      "sources": ["native/init/init.c"],
+      "ldflags": ["-static"]
+    },
+    {
+      "target_name": "stratoswarm-tty",
+      "type": "executable",
+      "sources": ["native/tty/relay.c"],
       "ldflags": ["-Wl,-z,relro,-z,now", "-pie"]
     }
   ]

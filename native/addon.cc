@@ -18,6 +18,7 @@
 #include "cgroup.h"
 #include "devices_bpf.h"
 #include "nvml.h"
+#include "pty.h"
 #include "seccomp.h"
 #include "socket.h"
 #include "steps.h"
@@ -290,6 +291,26 @@ Napi::Value Pipe(const Napi::CallbackInfo& info) {
   return a;
 }
 
+// openPty(uid, gid[, root]) -> { master, slave, path }: a terminal for a container process, in
+// the host's devpts or (root given) in the container's.
+Napi::Value OpenPty(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  ss::PtyPair p;
+  const char* what = "";
+  unsigned uid = info[0].As<Napi::Number>().Uint32Value(), gid = info[1].As<Napi::Number>().Uint32Value();
+  if (info.Length() > 2 && info[2].IsString()) {
+    std::string root = info[2].As<Napi::String>();
+    if (ss::openPtyIn(root.c_str(), &p, uid, gid, &what) < 0) throwSys(env, ss::Step::stdio, errno, what, root + "/dev/pts/ptmx");
+  } else if (ss::openPty(&p, uid, gid, &what) < 0) {
+    throwSys(env, ss::Step::stdio, errno, what, "/dev/ptmx");
+  }
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("master", p.master);
+  o.Set("slave", p.slave);
+  o.Set("path", p.path);
+  return o;
+}
+
 Napi::Value Close(const Napi::CallbackInfo& info) {
   close(info[0].As<Napi::Number>().Int32Value());
   return info.Env().Undefined();
@@ -541,6 +562,7 @@ Napi::Object Module(Napi::Env env, Napi::Object exports) {
   exports.Set("sendWhenWritable", Napi::Function::New(env, SendWhenWritable, "sendWhenWritable"));
   exports.Set("pipe", Napi::Function::New(env, Pipe, "pipe"));
   exports.Set("close", Napi::Function::New(env, Close, "close"));
+  exports.Set("openPty", Napi::Function::New(env, OpenPty, "openPty"));
   exports.Set("cgroupWrite", Napi::Function::New(env, CgroupWrite, "cgroupWrite"));
   exports.Set("cgroupRead", Napi::Function::New(env, CgroupRead, "cgroupRead"));
   exports.Set("compileSeccomp", Napi::Function::New(env, CompileSeccomp, "compileSeccomp"));

@@ -15,6 +15,7 @@ export type {
   RuntimeEvent,
   StateChange,
 } from './container/types.js';
+export type { TerminalSession } from './container/terminal.js';
 export type { LogLine, LogOptions } from './container/logs.js';
 export type { StatsPart } from './container/stats.js';
 export type { ContainerStorage } from './container/storage.js';

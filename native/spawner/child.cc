@@ -4,6 +4,7 @@
 // in the plan, which the parent built. Each failing step sends {step, errno, path} to the
 // spawner and exits; the spawner turns that into the RuntimeError the caller sees.
 #include "child.h"
+#include "volume.h"
 
 #include <sys/mman.h>
 #include <sys/uio.h>
@@ -431,6 +432,12 @@ void runOp(const OpView& op, Ctx& c) {
       if (setsid() < 0) fail(Step::setsid, errno, nullptr);
       break;
     case Step::stdio:
+      // kind "tty": stdin is a terminal's slave; after setsid() it becomes the controlling
+      // terminal, so /dev/tty, job control and ^C work in the container.
+      if (eq(op.kind, "tty")) {
+        if (ioctl(0, TIOCSCTTY, 0) < 0) fail(Step::stdio, errno, "TIOCSCTTY");
+        break;
+      }
       for (int i = 0; i < 3; ++i) {
         if (c.fds->stdio[i] >= 0 && dup2(c.fds->stdio[i], i) < 0) fail(Step::stdio, errno, nullptr);
       }
@@ -512,7 +519,11 @@ void runOp(const OpView& op, Ctx& c) {
       if (src < 0) fail(op.step, errno, s0);
       int t = ensureInRoot(c.rootfd, s1, op.n[1] != 0);
       if (t < 0) fail(op.step, errno, s1);
-      if (bindTree(src, "", t, (op.n[0] & MS_REC) != 0, mountAttrFromFlags(op.n[0])) < 0) fail(op.step, errno, s1);
+      if (op.nn > 3 && op.n[3] != 0) {  // idmapped through the container's user namespace
+        if (bindIdmapped(src, t, (op.n[0] & MS_REC) != 0, mountAttrFromFlags(op.n[0]), c.fds->userns) < 0) fail(op.step, errno, s0);
+      } else if (bindTree(src, "", t, (op.n[0] & MS_REC) != 0, mountAttrFromFlags(op.n[0])) < 0) {
+        fail(op.step, errno, s1);
+      }
       close(t);
       close(src);
       if (op.nn > 2 && op.n[2] != 0) {

@@ -32,7 +32,7 @@ constexpr Arity kArity[] = {
     {Step::sync, 0, 0, 0, 0},          {Step::setsid, 0, 0, 0, 0},       {Step::stdio, 0, 0, 0, 0},
     {Step::setns, 0, 0, 0, 0},         {Step::cgroupns, 0, 0, 0, 0},     {Step::mount_private, 0, 0, 0, 0},
     {Step::overlay, 2, 2, 0, 0},       {Step::root_open, 1, 1, 0, 0},    {Step::mount, 4, 4, 2, 2},
-    {Step::bind, 2, 2, 2, 3},          {Step::volume, 2, 2, 2, 3},       {Step::symlink, 2, 2, 0, 0},
+    {Step::bind, 2, 2, 2, 3},          {Step::volume, 2, 2, 2, 4},       {Step::symlink, 2, 2, 0, 0},
     {Step::mask, 1, 1, 0, 0},          {Step::readonly, 1, 1, 0, 0},     {Step::pivot_root, 0, 0, 0, 0},
     {Step::root_readonly, 0, 0, 0, 0}, {Step::loopback, 0, 0, 0, 0},     {Step::affinity, 0, 0, 1, 1024},
     {Step::mempolicy, 0, 0, 1, 1025},  {Step::hostname, 1, 1, 0, 0},     {Step::rlimit, 1, 1, 3, 3},
@@ -231,6 +231,7 @@ bool parsePlan(const wire::Fields& f, size_t i, Plan* p, std::string* err, PlanK
       if (op.step == Step::capabilities) kindOk = op.kind == "bounding" || op.kind == "sets";
       else if (op.step == Step::setns) kindOk = op.kind == "join" || op.kind == "net" || op.kind == "user";
       else if (op.step == Step::overlay) kindOk = op.kind == "idmap" || op.kind == "rootfs";
+      else if (op.step == Step::stdio) kindOk = op.kind == "dup" || op.kind == "tty";
       if (!kindOk) {
         *err = std::string("op ") + name + " has no kind \"" + op.kind + "\"";
         return false;

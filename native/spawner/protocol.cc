@@ -135,6 +135,14 @@ wire::Fields Spawner::create(Client& c, const wire::Fields& f, bool* deferred) {
   l->stderrPath = l->plan->stderrPath;
   Error e;
   bool ok = openStdio(*l->plan, &l->fds, &e);
+  // A terminal: its slave came with the request as stdin, stdout and stderr, in place of
+  // the files (the log index still watches the stdout log, which the terminal's relay
+  // writes); the launch owns them from here.
+  for (size_t i = 0; ok && i < 3 && i < c.fds.size(); ++i) {
+    if (l->fds.stdio[i] >= 0) close(l->fds.stdio[i]);
+    l->fds.stdio[i] = c.fds[i];
+    c.fds[i] = -1;
+  }
   if (ok && !l->plan->uidMap.empty()) {
     UsernsHelper h;
     ok = startUsernsHelper(*l->plan, &h, &e);

@@ -10,7 +10,7 @@ export function withCreateOptions(cmd: Command): Command {
   return cmd
     .option('--name <name>', 'container name (default: a generated one)')
     .option('-e, --env <NAME=VALUE>', 'set an environment variable (NAME alone: take it from this environment); repeatable', collect)
-    .option('-v, --volume <src:dst[:ro]>', 'bind-mount a host path; repeatable', collect)
+    .option('-v, --volume <src:dst[:opts]>', 'bind-mount a host path; opts: ro or rw, noidmap (default idmap: host uid N is container uid N); repeatable', collect)
     .option('-l, --label <key=value>', 'set a label; repeatable', collect)
     .addOption(new Option('--personality <name>', 'resource personality').choices(Personality.presets.map((p) => p.name.toLowerCase())))
     .option('--cpus <n>', 'CPU limit in cores (fractional, e.g. 1.5)')
@@ -23,6 +23,8 @@ export function withCreateOptions(cmd: Command): Command {
     .option('-w, --workdir <dir>', 'working directory inside the container')
     .option('-h, --hostname <name>', 'hostname inside the container')
     .option('--read-only', 'mount the root filesystem read-only')
+    .option('-t, --tty', 'give the command a terminal (its output still goes to the log)')
+    .option('--init', 'run a minimal init as pid 1 that forwards signals and reaps zombies')
     .helpOption('--help', 'display help for command');
 }
 

@@ -25,6 +25,8 @@ export interface CreateFlags {
   workdir?: string;
   hostname?: string;
   readOnly?: boolean;
+  tty?: boolean;
+  init?: boolean;
 }
 
 export interface TranslateContext {
@@ -56,15 +58,26 @@ export function parseEnv(items: string[], env: NodeJS.ProcessEnv = process.env):
   return out;
 }
 
-/** `-v src:dst[:ro|rw]` → a volume; relative sources are taken from the current directory. */
-export function parseVolume(text: string, cwd = process.cwd()): { source: string; target: string; readOnly: boolean } {
+const VOLUME_OPTIONS = ['ro', 'rw', 'idmap', 'noidmap'];
+
+/**
+ * `-v src:dst[:OPTIONS]` → a volume, OPTIONS a comma-separated list of `ro` or `rw` and
+ * `idmap` (the default under a user namespace) or `noidmap`; relative sources are taken from
+ * the current directory.
+ */
+export function parseVolume(text: string, cwd = process.cwd()): { source: string; target: string; readOnly: boolean; idmap?: boolean } {
   const parts = text.split(':');
   let mode = 'rw';
   if (parts.length === 3) mode = parts.pop()!;
-  if (parts.length !== 2 || !parts[0] || !parts[1]) throw new UsageError(`-v: expected SOURCE:TARGET[:ro|rw], got "${text}"`);
+  if (parts.length !== 2 || !parts[0] || !parts[1]) throw new UsageError(`-v: expected SOURCE:TARGET[:OPTIONS], got "${text}"`);
   const modes = mode.split(',');
-  if (!modes.every((m) => m === 'ro' || m === 'rw')) throw new UsageError(`-v: mode must be ro or rw, got "${mode}"`);
-  return { source: resolve(cwd, parts[0]), target: parts[1], readOnly: modes.includes('ro') };
+  const bad = modes.find((m) => !VOLUME_OPTIONS.includes(m));
+  if (bad !== undefined) throw new UsageError(`-v: option "${bad}" in "${text}" is not one of ${VOLUME_OPTIONS.join(', ')}`);
+  if (modes.includes('ro') && modes.includes('rw')) throw new UsageError(`-v: "${text}" is both ro and rw`);
+  if (modes.includes('idmap') && modes.includes('noidmap')) throw new UsageError(`-v: "${text}" is both idmap and noidmap`);
+  const v: { source: string; target: string; readOnly: boolean; idmap?: boolean } = { source: resolve(cwd, parts[0]), target: parts[1], readOnly: modes.includes('ro') };
+  if (modes.includes('noidmap')) v.idmap = false;
+  return v;
 }
 
 export function parseLabels(items: string[]): Record<string, string> {
@@ -114,6 +127,8 @@ export function configFromFlags(image: string, command: string[], flags: CreateF
   if (flags.workdir !== undefined) b.workingDir(flags.workdir);
   if (flags.hostname !== undefined) b.hostname(flags.hostname);
   if (flags.readOnly) b.security({ readonlyRoot: true });
+  if (flags.tty) b.terminal(true);
+  if (flags.init) b.init(true);
   return b.build();
 }
 

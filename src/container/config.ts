@@ -18,6 +18,13 @@ export interface VolumeSpec {
   /** Absolute path inside the container. */
   target: string;
   readOnly?: boolean;
+  /**
+   * With a user namespace, the volume is an idmapped mount (default true): host uid N is
+   * container uid N both ways, so container root reads and writes root-owned host files as
+   * root. `false` keeps the plain mapping: host files show as owned by their id shifted
+   * into the container's range, and ids outside it as nobody.
+   */
+  idmap?: boolean;
 }
 
 /** none: own network namespace with loopback only (default); host: the host's network. */
@@ -54,7 +61,10 @@ export interface ContainerSpec {
   hostname?: string;
   volumes: VolumeSpec[];
   network: NetworkMode;
-  terminal: false;
+  /** A pseudo-terminal for the process (stdin, stdout and stderr); see Container.attach(). */
+  terminal: boolean;
+  /** A minimal init as pid 1 that forwards signals to the command and reaps orphans. */
+  init?: boolean;
   resources: ResourceSpec;
   /** Security settings (secure-runtime); undefined means the default profile. */
   security?: SecurityProfile | SecurityOptions;
@@ -145,7 +155,6 @@ export class ContainerConfigBuilder {
     labels: {},
   };
   private affinity: HardwareAffinity | undefined;
-  private terminalRequested = false;
 
   /** @internal */
   load(spec: ContainerSpec & { personality: unknown }): this {
@@ -220,9 +229,14 @@ export class ContainerConfigBuilder {
     this.s.network = mode;
     return this;
   }
-  /** Terminals are not supported yet: only `false` is accepted. */
+  /** A pseudo-terminal as the process's stdin, stdout and stderr (its output still goes to the log). */
   terminal(on: boolean): this {
-    this.terminalRequested = on;
+    this.s.terminal = on;
+    return this;
+  }
+  /** Runs the command under a minimal init (pid 1 forwarding signals and reaping), as `docker run --init`. */
+  init(on: boolean): this {
+    this.s.init = on;
     return this;
   }
   cpuLimit(cores: number): this {
@@ -335,6 +349,7 @@ export class ContainerConfigBuilder {
       p.add('hostname', `not a valid hostname: "${s.hostname}"`);
     }
     s.volumes.forEach((v, i) => {
+      if (v.idmap !== undefined && typeof v.idmap !== 'boolean') p.add(`volumes[${i}].idmap`, `expected true or false, got ${JSON.stringify(v.idmap)}`);
       if (typeof v.source !== 'string' || !isAbsolute(v.source) || v.source.includes('\0')) p.add(`volumes[${i}].source`, `expected an absolute host path, got ${JSON.stringify(v.source)}`);
       if (typeof v.target !== 'string' || !posix.isAbsolute(v.target) || v.target.includes('\0')) {
         p.add(`volumes[${i}].target`, `expected an absolute container path, got ${JSON.stringify(v.target)}`);
@@ -349,7 +364,8 @@ export class ContainerConfigBuilder {
     });
     const net = s.network ?? 'none';
     if (!['none', 'host', 'bridge'].includes(net)) p.add('network', `expected none, host or bridge, got "${net}"`);
-    if (this.terminalRequested) p.add('terminal', 'terminals are not supported; stdout and stderr go to the container log');
+    if (s.terminal !== undefined && typeof s.terminal !== 'boolean') p.add('terminal', `expected true or false, got ${JSON.stringify(s.terminal)}`);
+    if (s.init !== undefined && typeof s.init !== 'boolean') p.add('init', `expected true or false, got ${JSON.stringify(s.init)}`);
     const r = s.resources;
     const positive = (field: string, v: number | undefined, max = Number.MAX_SAFE_INTEGER) => {
       if (v !== undefined && (typeof v !== 'number' || !Number.isFinite(v) || v <= 0 || v > max)) p.add(field, `expected a number in (0, ${max}], got ${v}`);
@@ -406,7 +422,8 @@ export class ContainerConfigBuilder {
       hostname: s.hostname,
       volumes: s.volumes,
       network: net as NetworkMode,
-      terminal: false as const,
+      terminal: !!s.terminal,
+      init: s.init ? true : undefined,
       resources: r,
       security: s.security,
       labels: s.labels,

@@ -35,6 +35,7 @@ import { Supervisor, resumeSupervision, supervisedObject } from './supervise.js'
 import { encodeStartInput, sendStart, startInputOf, type StartInput } from './start.js';
 import { StatsSampler, type StatsPart } from './stats.js';
 import { teardown } from './teardown.js';
+import { attachContainer, type TerminalSession } from './terminal.js';
 import { ExitTracker } from './watch.js';
 import type { ContainerEvents, ContainerStats, ContainerStatus, EvolutionOptions, ExecOptions, ExecProcess, ExecResult, ExitStatus, OperationOptions, ResourceUpdate, StateChange } from './types.js';
 
@@ -437,7 +438,13 @@ export class Container extends EventEmitter<ContainerEvents> {
 
   /** Starts a further process whose stdin, stdout and stderr are Node streams (binary-safe). */
   async execStream(command: string[], opts: Omit<ExecOptions, 'stdin' | 'timeoutMs'> = {}): Promise<ExecProcess> {
-    return spawnExec(this.parts, this.id, this.name, planExec(this.ctx, command, opts), { signal: opts.signal });
+    const size = typeof opts.terminal === 'object' ? opts.terminal : undefined;
+    return spawnExec(this.parts, this.id, this.name, planExec(this.ctx, command, opts), { signal: opts.signal, size });
+  }
+
+  /** The terminal of a container made with `terminal(true)`: its output, input, window size; `detach()` leaves it running. */
+  attach(): Promise<TerminalSession> {
+    return attachContainer(this.ctx);
   }
 
   /** The resource settings in force. */

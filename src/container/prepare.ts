@@ -29,7 +29,12 @@ export interface PrepareContext {
   volumeSource(path: string): 'directory' | 'file';
   /** The host's GPUs; needed only when the configuration asks for GPUs. */
   gpus?: GpuInventory | undefined;
+  /** The host path of the init binary; needed only when the configuration asks for `init`. */
+  initBinary?: (() => string) | undefined;
 }
+
+/** Where a container run with `init(true)` finds its init: on its own /dev, read-only. */
+export const INIT_PATH = '/dev/init';
 
 export function containerPaths(ctx: Pick<PrepareContext, 'stateDir' | 'storageDir'>, id: string): ContainerPaths {
   const storageDir = ctx.storageDir(id);
@@ -50,7 +55,7 @@ export function wantsGpus(config: ContainerConfig): boolean {
   return !!r.gpuCount || !!r.gpuDevices?.length || config.hardwareAffinity()?.spec.gpuDevice !== undefined;
 }
 
-function volumes(list: readonly VolumeSpec[], ctx: PrepareContext): PlanVolume[] {
+function volumes(list: readonly VolumeSpec[], ctx: PrepareContext, userns: boolean): PlanVolume[] {
   return list.map((v, i) => {
     let kind: 'directory' | 'file';
     try {
@@ -60,7 +65,7 @@ function volumes(list: readonly VolumeSpec[], ctx: PrepareContext): PlanVolume[]
       throw e;
     }
     const target = posix.normalize(v.target);
-    return { source: v.source, target: target.length > 1 ? target.replace(/\/+$/, '') : target, readOnly: !!v.readOnly, isFile: kind === 'file' };
+    return { source: v.source, target: target.length > 1 ? target.replace(/\/+$/, '') : target, readOnly: !!v.readOnly, isFile: kind === 'file', idmap: userns && v.idmap !== false };
   });
 }
 
@@ -103,11 +108,18 @@ function processPlan(
 export function prepareCreate(config: ContainerConfig, id: string, ctx: PrepareContext): SpawnPlan {
   const spec = config.spec;
   const image = ctx.images.resolve(spec.image);
-  const argv = processArgv(image.config, spec);
-  if (argv.length === 0) throw new RuntimeError('command: the image has no default command and none was given', { code: 'EINVAL', step: 'config' });
+  const command = processArgv(image.config, spec);
+  if (command.length === 0) throw new RuntimeError('command: the image has no default command and none was given', { code: 'EINVAL', step: 'config' });
+  let init: SpawnPlan['init'];
+  if (spec.init) {
+    if (!ctx.initBinary) throw new RuntimeError('prepare: init asked for but no init binary was given', { code: 'EINVAL', step: 'config' });
+    init = { hostPath: ctx.initBinary(), path: INIT_PATH };
+  }
+  const argv = init ? [init.path, '--', ...command] : command;
   const hostname = spec.hostname ?? id.slice(0, 12);
   const lastCap = ctx.kernel.capLastCap();
   const proc = processPlan(config, image, ctx, { argv, hostname, lastCap });
+  if (spec.terminal) proc.terminal = true;
   const paths = containerPaths(ctx, id);
   const userns = SecurityProfile.resolve(spec.security).userNamespace;
 
@@ -137,7 +149,7 @@ export function prepareCreate(config: ContainerConfig, id: string, ctx: PrepareC
     image: { ref: image.ref, layers: [...image.layers], layerPaths: [...image.layerPaths] },
     paths,
     process: proc,
-    volumes: volumes(spec.volumes, ctx),
+    volumes: volumes(spec.volumes, ctx, userns.enabled),
     namespaces,
     network: { mode: network, bandwidthMbps: spec.resources.networkBandwidth },
     userNamespace: userns.enabled ? { size: userns.size, stagingDirs: image.layerPaths.map((_, i) => join(paths.storageDir, 'lower', String(i))) } : undefined,
@@ -145,6 +157,7 @@ export function prepareCreate(config: ContainerConfig, id: string, ctx: PrepareC
     devices: gpus?.deviceNodes ?? [],
     gpus: gpus ? { indexes: gpus.indexes } : undefined,
     lastCap,
+    ...(init ? { init } : {}),
   };
 }
 
@@ -153,6 +166,8 @@ export interface ExecRequest {
   env?: Readonly<Record<string, string>> | undefined;
   workingDir?: string | undefined;
   user?: string | number | undefined;
+  /** A pseudo-terminal as the process's stdio. */
+  terminal?: boolean | undefined;
 }
 
 /** The plan for a further process in a created container, from its record's facts. */
@@ -174,5 +189,6 @@ export function prepareExec(
     hostname: config.spec.hostname ?? container.id.slice(0, 12),
     lastCap: ctx.kernel.capLastCap(),
   });
+  if (req.terminal) process.terminal = true;
   return { process, namespaces: [...container.namespaces], cgroupProcs: [...container.cgroupProcs], lastCap: ctx.kernel.capLastCap() };
 }

@@ -10,6 +10,7 @@ import { encodeCreate } from '../plan/encode.js';
 import type { SpawnPlan } from '../plan/types.js';
 import type { ContainerRecord } from '../state.js';
 import { abortError } from './exec.js';
+import { openContainerTerminal } from './terminal.js';
 import { detachNetwork, forgetInit, killInit } from './teardown.js';
 
 /** Undo actions, run newest first; every one runs even when another fails. */
@@ -116,13 +117,20 @@ export async function provision(parts: RuntimeParts, input: ProvisionInput): Pro
       rollback.push('cgroups', () => parts.cgroups.destroy(plan.id));
     });
     await step('spawn', async () => {
-      const fields = encodeCreate(plan, { cgroupProcs: rec.cgroupProcs, idRange: rec.idRange }, { preloadSeccomp: input.preloadSeccomp });
-      // Forgetting is safe before the init exists; the kill needs its pid.
-      rollback.push('spawn', async () => {
-        await killInit(parts, rec);
-        await forgetInit(parts, rec);
-      });
-      const reply = await parts.spawner.request(fields, `create container ${plan.name}`);
+      // A terminal's relay ends by itself once the init (or the request) lets go of the slave.
+      const tty = plan.process.terminal ? await openContainerTerminal(parts, plan, rec) : undefined;
+      let reply: string[];
+      try {
+        const fields = encodeCreate(plan, { cgroupProcs: rec.cgroupProcs, idRange: rec.idRange, terminal: tty }, { preloadSeccomp: input.preloadSeccomp });
+        // Forgetting is safe before the init exists; the kill needs its pid.
+        rollback.push('spawn', async () => {
+          await killInit(parts, rec);
+          await forgetInit(parts, rec);
+        });
+        reply = await parts.spawner.request(fields, `create container ${plan.name}`, tty && [tty.slave, tty.slave, tty.slave]);
+      } finally {
+        tty?.release();
+      }
       rec.pid = Number(reply[1]);
       rec.pidStartTime = parts.kernel.processStartTime(rec.pid);
       parts.state.save(rec);

@@ -1,6 +1,7 @@
 /** Containers as their state records say, and the prepare context over a runtime's parts. */
 import * as fs from 'node:fs';
 import { RuntimeError } from '../errors.js';
+import { initPath } from '../kernel/native.js';
 import type { Logger } from '../logger.js';
 import { securityReport, type SecurityReport } from '../secure-runtime/report.js';
 import type { ContainerContext } from './context.js';
@@ -62,6 +63,7 @@ export function prepareContext(parts: RuntimeParts, gpus?: PrepareContext['gpus'
       }
     },
     gpus,
+    initBinary: initPath,
   };
 }
 

@@ -5,6 +5,7 @@ import type { CgroupStats } from '../isolation/backend.js';
 import type { NetDevCounters } from '../kernel/host.js';
 import type { ContainerState } from '../lifecycle.js';
 import type { ResourceSpec } from './config.js';
+import type { TerminalSession } from './terminal.js';
 
 export interface ContainerStatus {
   id: string;
@@ -64,6 +65,11 @@ export interface ExecOptions extends OperationOptions {
   stdin?: string | Buffer;
   /** Kill the process (SIGKILL) if it runs longer than this. */
   timeoutMs?: number;
+  /**
+   * execStream only: a pseudo-terminal as the process's stdio (`ExecProcess.terminal`); give
+   * `{ cols, rows }` for the window size it starts with.
+   */
+  terminal?: boolean | { cols: number; rows: number };
 }
 
 export interface ExecResult {
@@ -84,6 +90,11 @@ export interface ExecProcess {
   exit: Promise<{ exitCode: number | null; signal: string | null }>;
   /** Sends a signal to the process (through its pidfd: never to a reused pid). */
   kill(signal?: string | number): Promise<void>;
+  /**
+   * With `terminal: true`: the terminal (resize, detach). Its stream is also `stdin` and
+   * `stdout`; `stderr` is empty, a terminal has one output.
+   */
+  terminal?: TerminalSession;
 }
 
 /** Resource settings for update(): numbers set a limit, null removes it. */

@@ -323,6 +323,12 @@ export class MemoryCgroupFs implements Kernel {
     throw new RuntimeError('MemoryCgroupFs models cgroup files only', { code: 'EUNSUPPORTED' });
   }
   close(_fd: number): void {}
+  openPty(_uid: number, _gid: number): never {
+    throw new RuntimeError('MemoryCgroupFs models cgroup files only', { code: 'EUNSUPPORTED' });
+  }
+  async startTerminalRelay(_master: number, _socketPath: string, _logPath?: string): Promise<never> {
+    throw new RuntimeError('MemoryCgroupFs models cgroup files only', { code: 'EUNSUPPORTED' });
+  }
 
   /** Host facts the fake answers; tests set what a case needs. */
   readonly host: {

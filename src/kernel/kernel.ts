@@ -6,6 +6,7 @@
 import * as fs from 'node:fs';
 import { fromNodeError, type Step } from '../errors.js';
 import { nativeHostFacts, type HostFacts, type NetDevCounters, type ProgramResult } from './host.js';
+import { startRelay } from './relay.js';
 import { loadNative, type NativeAddon, type NvmlInventory, type OciSeccompProfile } from './native.js';
 
 export interface DeviceRuleData {
@@ -54,6 +55,17 @@ export interface Kernel extends HostFacts {
   peerGone(fd: number): boolean;
   pipe(): [number, number];
   close(fd: number): void;
+  /**
+   * A new pseudo-terminal: master and slave fds (close-on-exec), the slave owned by uid:gid;
+   * in the host's devpts, or in the devpts of the container whose root is `root`.
+   */
+  openPty(uid: number, gid: number, root?: string): { master: number; slave: number; path: string };
+  /**
+   * Starts the relay that holds a terminal's master (native/tty/relay.c), detached, with
+   * `master` as its fd 3; resolves once `socketPath` accepts clients. The caller's copy of
+   * `master` stays the caller's to close.
+   */
+  startTerminalRelay(master: number, socketPath: string, logPath?: string): Promise<void>;
 }
 
 function wrapFs<T>(step: Step, what: string, f: () => T): T {
@@ -124,6 +136,12 @@ export class NativeKernel implements Kernel {
   }
   close(fd: number): void {
     this.addon.close(fd);
+  }
+  openPty(uid: number, gid: number, root?: string): { master: number; slave: number; path: string } {
+    return root === undefined ? this.addon.openPty(uid, gid) : this.addon.openPty(uid, gid, root);
+  }
+  startTerminalRelay(master: number, socketPath: string, logPath?: string): Promise<void> {
+    return startRelay(master, socketPath, logPath);
   }
   capLastCap(): number {
     return nativeHostFacts.capLastCap();

@@ -81,6 +81,7 @@ export interface NativeAddon {
   peerGone(fd: number): boolean;
   pipe(): [number, number];
   close(fd: number): void;
+  openPty(uid: number, gid: number, root?: string): { master: number; slave: number; path: string };
   cgroupWrite(path: string, value: string): void;
   cgroupRead(path: string): string;
   compileSeccomp(profile: OciSeccompProfile): { bpf: Buffer; unknownSyscalls: string[] };
@@ -183,6 +184,20 @@ export function spawnerPath(): string {
     throw new RuntimeError(`spawner executable not found; tried:\n  ${paths.join('\n  ')}\nbuild it with \`npm run build:native\``, {
       code: 'ELOAD',
       step: 'spawner',
+      path: paths[0],
+    });
+  }
+  return found;
+}
+
+/** The init for containers run with `init(true)` (native/init/init.c), first existing candidate. */
+export function initPath(): string {
+  const paths = candidatePaths('stratoswarm-init');
+  const found = paths.find((p) => existsSync(p));
+  if (!found) {
+    throw new RuntimeError(`init: the init executable was not found; tried:\n  ${paths.join('\n  ')}\nbuild it with \`npm run build:native\``, {
+      code: 'ELOAD',
+      step: 'config',
       path: paths[0],
     });
   }

@@ -28,6 +28,8 @@ export interface ProcessInput extends Omit<ProcessPlan, 'placement'> {
 /** What a create request carries: the container's shape, set up to the park point. */
 export interface CreatePlanInput {
   cgroupProcs: string[];
+  /** The process runs on a terminal whose slave comes with the request as its stdio. */
+  terminal?: boolean | undefined;
   stateDir: string;
   rootfs: string;
   lowerDirs: string[];
@@ -49,6 +51,10 @@ export interface CreatePlanInput {
   userns?: PlanUserNamespace | undefined;
   /** Further host device nodes to bind into /dev (assigned GPUs). */
   devices?: string[];
+  /** The init binary on the host and where it is bound in the container (read-only). */
+  init?: { hostPath: string; path: string } | undefined;
+  /** A terminal's slave on the host (process.terminal), also bound at /dev/console (as runc does). */
+  console?: { path: string } | undefined;
 }
 
 export interface ExecPlanInput extends ProcessInput {
@@ -121,6 +127,9 @@ export function compileCreatePlan(p: CreatePlanInput): Field[] {
   // NET_BIND_SERVICE and NET_RAW apply there) and the init joins it.
   const usernsNet = !!p.userns && p.network !== 'host';
   if (p.network !== 'host' && !usernsNet) namespaces.push('net');
+  // A terminal's slave comes with the request as stdio, in place of the log files.
+  const tty = !!p.terminal;
+  if (tty && !p.console) throw new RuntimeError('encode create: a terminal was asked for but none was opened', { code: 'EINVAL', step: 'stdio' });
   out.push('state-dir', p.stateDir, 'namespaces', namespaces.join(','), 'stdout', p.stdout, 'stderr', p.stderr);
   if (p.userns) out.push('uid-map', p.userns.uidMap, 'gid-map', p.userns.gidMap, 'userns-net', usernsNet ? '1' : '0');
   for (const f of p.cgroupProcs) out.push('cgroup-procs', f);
@@ -128,6 +137,7 @@ export function compileCreatePlan(p: CreatePlanInput): Field[] {
   op(out, 'sync', 'go');
   op(out, 'setsid', 'new');
   op(out, 'stdio', 'dup');
+  if (tty) op(out, 'stdio', 'tty');
   // The cgroup namespace is made after the spawner moved the init into its cgroups, so the
   // container sees its own cgroup as the root.
   op(out, 'cgroupns', 'unshare');
@@ -145,6 +155,9 @@ export function compileCreatePlan(p: CreatePlanInput): Field[] {
   op(out, 'mount', 'dev', ['tmpfs', '/dev', 'tmpfs', 'mode=755,size=65536k'], [MS.NOSUID | MS.STRICTATIME, 0]);
   for (const d of DEFAULT_DEVICES) op(out, 'bind', 'device', [`/dev/${d}`, `/dev/${d}`], [MS.NOSUID | MS.NOEXEC, 1, 0]);
   for (const d of p.devices ?? []) op(out, 'bind', 'device', [d, `/dev/${d.split('/').pop()}`], [MS.NOSUID | MS.NOEXEC, 1, 0]);
+  if (tty && p.console) op(out, 'bind', 'device', [p.console.path, '/dev/console'], [MS.NOSUID | MS.NOEXEC, 1, 0]);
+  // The init is executable but read-only, and carries no setuid bit that could count.
+  if (p.init) op(out, 'bind', 'init', [p.init.hostPath, p.init.path], [MS.RDONLY | MS.NOSUID | MS.NODEV, 1, 0]);
   op(out, 'mount', 'devpts', ['devpts', '/dev/pts', 'devpts', 'newinstance,ptmxmode=0666,mode=0620'], [MS.NOSUID | MS.NOEXEC, 0]);
   op(out, 'symlink', 'ptmx', ['pts/ptmx', '/dev/ptmx']);
   op(out, 'symlink', 'fd', ['/proc/self/fd', '/dev/fd']);
@@ -162,7 +175,9 @@ export function compileCreatePlan(p: CreatePlanInput): Field[] {
   }
   for (const v of p.volumes) {
     const flags = MS.REC | (v.readOnly ? MS.RDONLY : 0);
-    op(out, 'volume', v.readOnly ? 'ro' : 'rw', [v.source, v.target], [flags, v.isFile ? 1 : 0, v.readOnly ? 0 : 1]);
+    // Idmapped only inside a user namespace: without one, host and container ids are the same.
+    const idmap = v.idmap && !!p.userns ? 1 : 0;
+    op(out, 'volume', v.readOnly ? 'ro' : 'rw', [v.source, v.target], [flags, v.isFile ? 1 : 0, v.readOnly ? 0 : 1, ...(idmap ? [1] : [])]);
   }
   for (const m of p.security.maskedPaths) op(out, 'mask', 'path', [m]);
   for (const r of p.security.readonlyPaths) op(out, 'readonly', 'path', [r]);
@@ -209,6 +224,7 @@ export function compileExecPlan(p: ExecPlanInput): Field[] {
   op(out, 'setns', 'join');
   op(out, 'setsid', 'new');
   op(out, 'stdio', 'dup');
+  if (p.terminal) op(out, 'stdio', 'tty');
   execOps(out, p);
   return out;
 }
@@ -250,6 +266,9 @@ export function encodeCreate(plan: SpawnPlan, made: ProvisionedResources, opts: 
     userns: idMap && plan.userNamespace ? { uidMap: idMap, gidMap: idMap, stagingDirs: plan.userNamespace.stagingDirs } : undefined,
     devices: plan.devices,
     preloadSeccomp: opts.preloadSeccomp ? p.security.seccomp?.bpf : undefined,
+    init: plan.init,
+    console: p.terminal ? made.terminal : undefined,
+    terminal: p.terminal,
   });
   return checkFrame(['create', plan.id, ...fields], { argv: [], env: [] }, `create container ${plan.name}`);
 }

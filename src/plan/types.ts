@@ -29,6 +29,8 @@ export interface PlanVolume {
   target: string;
   readOnly: boolean;
   isFile: boolean;
+  /** Idmapped through the container's user namespace: host uid N shows as container uid N. */
+  idmap: boolean;
 }
 
 /** Where the container's processes run: CPUs (affinity mask) and a NUMA memory policy. */
@@ -67,6 +69,8 @@ export interface ProcessPlan {
   user: PlanUser;
   security: PlanSecurity;
   placement?: PlanPlacement | undefined;
+  /** A pseudo-terminal as stdin, stdout and stderr, and the process's controlling terminal. */
+  terminal?: boolean | undefined;
 }
 
 export interface SpawnPlan {
@@ -89,6 +93,8 @@ export interface SpawnPlan {
   gpus?: { indexes: number[] } | undefined;
   /** The highest capability the running kernel knows (bounding-set drops go up to it). */
   lastCap: number;
+  /** A minimal init as pid 1 (process.argv starts with its container path): the host binary. */
+  init?: { hostPath: string; path: string } | undefined;
 }
 
 /** What provisioning made that the wire encoding needs. */
@@ -96,6 +102,8 @@ export interface ProvisionedResources {
   cgroupProcs: string[];
   /** The host range the user namespace maps (uid and gid alike). */
   idRange?: { hostId: number; size: number } | undefined;
+  /** A terminal's slave (plan.process.terminal), the host path of its /dev/pts node. */
+  terminal?: { path: string } | undefined;
 }
 
 export interface ExecPlan {

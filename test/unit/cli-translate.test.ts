@@ -71,7 +71,16 @@ describe('run/create flags → ContainerConfig', () => {
     expect(parseVolume('data:/d', '/home/me')).toEqual({ source: '/home/me/data', target: '/d', readOnly: false });
     expect(parseVolume('/a:/b:ro')).toEqual({ source: '/a', target: '/b', readOnly: true });
     expect(() => parseVolume('/a')).toThrow(/-v: expected SOURCE:TARGET/);
-    expect(() => parseVolume('/a:/b:rx')).toThrow(/mode must be ro or rw/);
+    expect(() => parseVolume('/a:/b:rx')).toThrow(/option "rx" in "\/a:\/b:rx" is not one of ro, rw, idmap, noidmap/);
+    expect(parseVolume('/a:/b:ro,noidmap')).toEqual({ source: '/a', target: '/b', readOnly: true, idmap: false });
+    expect(parseVolume('/a:/b:idmap')).toEqual({ source: '/a', target: '/b', readOnly: false });
+    expect(() => parseVolume('/a:/b:ro,rw')).toThrow(/both ro and rw/);
+    expect(() => parseVolume('/a:/b:idmap,noidmap')).toThrow(/both idmap and noidmap/);
+    const c = configFromFlags(IMAGE, ['sh'], { tty: true, init: true, volume: ['/a:/b:noidmap'] });
+    expect(c.spec.terminal).toBe(true);
+    expect(c.spec.init).toBe(true);
+    expect(c.spec.volumes).toEqual([{ source: '/a', target: '/b', readOnly: false, idmap: false }]);
+    expect(configFromFlags(IMAGE, ['sh'], {}).spec.terminal).toBe(false);
   });
 
   it('translates update flags', () => {

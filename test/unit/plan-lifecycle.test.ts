@@ -24,7 +24,7 @@ const input: CreatePlanInput = {
   stderr: '/e',
   network: 'none',
   hostname: 'h',
-  volumes: [{ source: '/src', target: '/data', readOnly: true, isFile: false }],
+  volumes: [{ source: '/src', target: '/data', readOnly: true, isFile: false, idmap: true }],
   security,
   cgroupProcs: ['/sys/fs/cgroup/memory/x/cgroup.procs'],
 };
@@ -116,6 +116,37 @@ describe('spawn plan', () => {
     expect(o.indexOf('seccomp:load')).toBeLessThan(o.indexOf('capabilities:bounding'));
     const o2 = ops(compileStartPlan({ ...start, security: { ...security, seccomp: { bpf: Buffer.alloc(8) } } }));
     expect(o2.indexOf('seccomp:load')).toBe(o2.length - 2);
+  });
+
+  it('volumes are idmapped only inside a user namespace, and not with idmap: false', () => {
+    const volumeNumbers = (f: (string | Buffer)[]) => {
+      const at = f.indexOf('volume');
+      const ns = Number(f[at + 2]);
+      const nn = Number(f[at + 3 + ns]);
+      return f.slice(at + 4 + ns, at + 4 + ns + nn);
+    };
+    expect(volumeNumbers(compileCreatePlan(input))).toEqual(['16385', '0', '0']);
+    const userns = { uidMap: '0 100000 65536', gidMap: '0 100000 65536', stagingDirs: ['/s/0', '/s/1'] };
+    expect(volumeNumbers(compileCreatePlan({ ...input, userns }))).toEqual(['16385', '0', '0', '1']);
+    const plain = { ...input, userns, volumes: [{ ...input.volumes[0]!, idmap: false }] };
+    expect(volumeNumbers(compileCreatePlan(plain))).toEqual(['16385', '0', '0']);
+  });
+
+  it('an init is bound read-only (but executable) into /dev; a terminal makes stdin the controlling tty and /dev/console', () => {
+    const f = compileCreatePlan({ ...input, init: { hostPath: '/opt/ss/stratoswarm-init', path: '/dev/init' } });
+    const at = f.indexOf('init');
+    expect(f.slice(at - 2, at + 8)).toEqual(['op', 'bind', 'init', '2', '/opt/ss/stratoswarm-init', '/dev/init', '3', String(1 | 2 | 4), '1', '0']);
+    const o = ops(f);
+    expect(o.indexOf('bind:init')).toBeGreaterThan(o.indexOf('mount:dev'));
+    expect(o.indexOf('bind:init')).toBeLessThan(o.indexOf('pivot-root:rootfs'));
+    const tty = compileCreatePlan({ ...input, terminal: true, console: { path: '/dev/pts/7' } });
+    const t = ops(tty);
+    expect(t.indexOf('stdio:tty')).toBe(t.indexOf('stdio:dup') + 1);
+    expect(t.indexOf('setsid:new')).toBeLessThan(t.indexOf('stdio:tty'));
+    expect(tty).toContain('/dev/console');
+    expect(() => compileCreatePlan({ ...input, terminal: true })).toThrow(/none was opened/);
+    const exec = compileExecPlan({ user: start.user, env: [], cwd: '/', argv: ['sh'], searchPath: '/bin', security, cgroupProcs: [], lastCap: 40, namespaces: ['pid'], terminal: true });
+    expect(ops(exec).slice(0, 5)).toEqual(['sync:go', 'setns:join', 'setsid:new', 'stdio:dup', 'stdio:tty']);
   });
 
   it('an exec joins the namespaces, then forks into them', () => {
@@ -221,7 +252,7 @@ describe('ContainerConfig', () => {
         .pidsLimit(0)
         .cpusetCpus('x')
         .networkBandwidth(100)
-        .terminal(true)
+        .terminal('yes' as unknown as boolean)
         .build();
     } catch (e) {
       err = e;

@@ -133,9 +133,25 @@ describe('prepareCreate', () => {
     });
     // preferLocalMemory defaults to true: MPOL_PREFERRED (1) on node 1.
     expect(plan.process.placement).toEqual({ cpus: [2, 3], mempolicy: { mode: 1, nodes: [1] } });
-    expect(plan.volumes).toEqual([{ source: volumeDir, target: '/data', readOnly: true, isFile: false }]);
+    expect(plan.volumes).toEqual([{ source: volumeDir, target: '/data', readOnly: true, isFile: false, idmap: false }]);
     expect(plan.network).toEqual({ mode: 'bridge', bandwidthMbps: 40 });
     expect(plan.namespaces).toContain('net');
+  });
+
+  it('init(true) puts the init in front of the command; terminal(true) marks the process; a volume can opt out of idmapping', () => {
+    const config = base().command(['sleep', '5']).init(true).terminal(true).volume({ source: volumeDir, target: '/v', idmap: false }).build();
+    const plan = prepareCreate(config, ID, { ...ctx, initBinary: () => '/opt/ss/stratoswarm-init' });
+    expect(plan.process.argv).toEqual(['/dev/init', '--', 'sleep', '5']);
+    expect(plan.init).toEqual({ hostPath: '/opt/ss/stratoswarm-init', path: '/dev/init' });
+    expect(plan.process.terminal).toBe(true);
+    expect(plan.volumes[0]!.idmap).toBe(false);
+    // Idmapped by default, with a user namespace only.
+    const userns = base().security({ userNamespace: { size: 65536 }, seccomp: 'unconfined' }).volume({ source: volumeDir, target: '/v' }).build();
+    expect(prepareCreate(userns, ID, ctx).volumes[0]!.idmap).toBe(true);
+    expect(() => prepareCreate(config, ID, ctx)).toThrow(/init asked for but no init binary/);
+    const plain = prepareCreate(base().command(['sleep', '5']).build(), ID, ctx);
+    expect(plain.init).toBeUndefined();
+    expect(plain.process.terminal).toBeUndefined();
   });
 
   it('host network: no network namespace', () => {

@@ -59,6 +59,12 @@ class StubKernel implements Kernel {
     return [-1, -1];
   }
   close(): void {}
+  openPty(): never {
+    throw new Error('no terminals here');
+  }
+  async startTerminalRelay(): Promise<never> {
+    throw new Error('no terminals here');
+  }
 }
 
 const DOCKER = capabilityMask(DEFAULT_CAPABILITIES);

@@ -7,6 +7,7 @@ import { registerPs } from './ps.js';
 import { registerInspect } from './inspect.js';
 import { registerLogs } from './logs.js';
 import { registerExec } from './exec.js';
+import { registerAttach } from './attach.js';
 import { registerStop } from './stop.js';
 import { registerKill } from './kill.js';
 import { registerRm } from './rm.js';
@@ -37,6 +38,7 @@ export const VERBS: readonly ((program: Command) => void)[] = [
   registerInspect,
   registerLogs,
   registerExec,
+  registerAttach,
   registerStop,
   registerKill,
   registerRm,

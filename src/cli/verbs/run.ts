@@ -6,11 +6,13 @@ import { action } from '../context.js';
 import { withCreateOptions, createFromFlags } from '../create-options.js';
 import { UsageError } from '../errors.js';
 import { print } from '../format.js';
+import { runTerminal, windowSize } from '../terminal.js';
 import type { CreateFlags } from '../translate.js';
 import { parseDuration } from '../units.js';
 
 interface RunFlags extends CreateFlags {
   detach?: boolean;
+  interactive?: boolean;
   rm?: boolean;
   evolve?: boolean;
   evolveInterval?: string;
@@ -23,6 +25,7 @@ export function registerRun(program: Command): void {
     .argument('<image>', 'image, e.g. stratoswarm/base-agent')
     .argument('[command...]', 'command and arguments (default: the image\'s)')
     .option('-d, --detach', 'run in the background and print the container id')
+    .option('-i, --interactive', 'type our stdin into the terminal (with -t); ctrl-p ctrl-q detaches')
     .option('--rm', 'remove the container when it exits')
     .option('--evolve', 'let the container evolve its resource settings while it runs (foreground only)')
     .option('--evolve-interval <duration>', 'time between evolution generations (default 30s)')
@@ -30,14 +33,20 @@ export function registerRun(program: Command): void {
   withCreateOptions(cmd).action(
     action(async (ctx, image: string, command: string[], flags: RunFlags) => {
       if (flags.detach && flags.rm) throw new UsageError('--rm with -d is not supported yet: no process stays behind to remove the container; remove it with `stratoswarm rm`');
+      if (flags.interactive && !flags.tty) throw new UsageError('-i needs -t: without a terminal a container\'s stdin is /dev/null');
       if (flags.detach && flags.evolve) throw new UsageError('--evolve needs the foreground: evolution runs in the stratoswarm process, which -d leaves');
       const interval = flags.evolveInterval === undefined ? undefined : parseDuration(flags.evolveInterval);
       if (flags.evolveInterval !== undefined && interval === undefined) throw new UsageError(`--evolve-interval: expected a duration like 30s, got "${flags.evolveInterval}"`);
       const runtime = ctx.runtime();
       const c = await createFromFlags(runtime, image, command, flags);
+      // Attached before the start, so the terminal shows the command's first output.
+      const session = flags.tty && !flags.detach ? await c.attach() : undefined;
+      const size = windowSize(process.stdout);
+      if (session && size) session.resize(size.cols, size.rows);
       try {
         await c.start();
       } catch (e) {
+        session?.detach();
         if (flags.rm) await c.remove({ force: true }).catch(() => undefined);
         throw e;
       }
@@ -45,11 +54,16 @@ export function registerRun(program: Command): void {
         print(c.id);
         return 0;
       }
+      let detached = false;
       try {
         if (flags.evolve) await evolve(c, runtime.options, interval);
-        return statusExitCode(await attach(c));
+        if (!session) return statusExitCode(await attach(c));
+        detached = (await runTerminal(session, { interactive: !!flags.interactive })) === 'detached';
+        // Detached: the container goes on (and, with --rm, stays once it exits: nobody is left to remove it).
+        if (detached) return 0;
+        return statusExitCode(await c.wait());
       } finally {
-        if (flags.rm) await c.remove({ force: true });
+        if (flags.rm && !detached) await c.remove({ force: true });
       }
     }),
   );

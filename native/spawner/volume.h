@@ -1,0 +1,14 @@
+// Volumes whose ownership the container sees as the host has it, shifted into its user
+// namespace (child side: allocates nothing).
+#pragma once
+
+namespace ss {
+
+// Clones the mount at `srcfd` (recursively when asked) as an idmapped mount through the user
+// namespace `usernsFd`, applies `attrSet` (MOUNT_ATTR_*), and attaches it on `targetfd`. A
+// host file owned by uid N then shows as owned by container uid N, and what container uid N
+// creates is owned by host uid N: container root writes a root-owned host directory as root.
+// 0, or -1 with errno (EINVAL where the filesystem cannot be idmapped).
+int bindIdmapped(int srcfd, int targetfd, bool recursive, unsigned attrSet, int usernsFd);
+
+}  // namespace ss
