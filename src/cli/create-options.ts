@@ -22,6 +22,7 @@ export function withCreateOptions(cmd: Command): Command {
     .option('-u, --user <user>', 'uid, uid:gid, name or name:group (from the image\'s /etc/passwd)')
     .option('-w, --workdir <dir>', 'working directory inside the container')
     .option('-h, --hostname <name>', 'hostname inside the container')
+    .option('--entrypoint <path>', "run this instead of the image's Entrypoint (the command becomes its arguments)")
     .option('--read-only', 'mount the root filesystem read-only')
     .option('-t, --tty', 'give the command a terminal (its output still goes to the log)')
     .option('--init', 'run a minimal init as pid 1 that forwards signals and reaps zombies')

@@ -24,6 +24,7 @@ export interface CreateFlags {
   user?: string;
   workdir?: string;
   hostname?: string;
+  entrypoint?: string;
   readOnly?: boolean;
   tty?: boolean;
   init?: boolean;
@@ -126,6 +127,7 @@ export function configFromFlags(image: string, command: string[], flags: CreateF
   if (flags.user !== undefined) b.user(flags.user);
   if (flags.workdir !== undefined) b.workingDir(flags.workdir);
   if (flags.hostname !== undefined) b.hostname(flags.hostname);
+  if (flags.entrypoint !== undefined) b.entrypoint(flags.entrypoint === '' ? [] : [flags.entrypoint]);
   if (flags.readOnly) b.security({ readonlyRoot: true });
   if (flags.tty) b.terminal(true);
   if (flags.init) b.init(true);

@@ -50,6 +50,13 @@ describe('run/create flags → ContainerConfig', () => {
     expect(c.spec.network).toBe('none');
   });
 
+  it('--entrypoint replaces the image\'s Entrypoint; the command becomes its arguments', () => {
+    const c = configFromFlags('stratoswarm/base-agent', ['hi'], { entrypoint: '/bin/echo' });
+    expect(c.spec.entrypoint).toEqual(['/bin/echo']);
+    expect(c.spec.command).toEqual(['hi']);
+    expect(configFromFlags('stratoswarm/base-agent', [], { entrypoint: '' }).spec.entrypoint).toEqual([]);
+  });
+
   it('takes --gpus counts and all', () => {
     expect(configFromFlags(IMAGE, [], { gpus: '2' }).spec.resources.gpuCount).toBe(2);
     expect(configFromFlags(IMAGE, [], { gpus: 'all' }, { hostGpus: [0, 1, 2] }).spec.resources.gpuDevices).toEqual([0, 1, 2]);
