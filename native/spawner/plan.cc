@@ -302,6 +302,21 @@ bool parsePlan(const wire::Fields& f, size_t i, Plan* p, std::string* err, PlanK
     *err = "argv is empty";
     return false;
   }
+  // A create ends at the init's park point, and nowhere else: an init must never run past
+  // it (or exec) without the start request.
+  if (kind == PlanKind::create) {
+    size_t ready = 0;
+    for (const Op& op : p->ops) ready += op.step == Step::ready ? 1 : 0;
+    if (ready != 1 || p->ops.back().step != Step::ready) {
+      *err = "a create plan must end with its park point (one op ready, last)";
+      return false;
+    }
+    for (const Op& op : p->ops)
+      if (op.step == Step::execve) {
+        *err = "a create plan cannot exec: its process comes with start";
+        return false;
+      }
+  }
   if (hasSeccompOp && p->seccomp.empty()) {
     *err = "a seccomp op without a seccomp program";
     return false;
