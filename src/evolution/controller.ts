@@ -37,7 +37,7 @@ export interface EvolutionControllerOptions {
    * the records make up most of a snapshot's size and none of what resuming needs.
    */
   persistedHistory?: number;
-  /** Default: a shared coalescingTimers grid (250 ms, finer for sub-second intervals), unref'd so evolution never keeps a process alive. */
+  /** Default: the process's one GenerationScheduler (scheduler.ts), unref'd so evolution never keeps a process alive. */
   timers?: EvolutionTimers;
   /** Default: Date.now. */
   now?: () => number;
