@@ -9,7 +9,7 @@
   "targets": [
     {
       "target_name": "stratoswarm_native",
-      "sources": ["native/addon.cc", "native/socket.cc", "native/cgroup.cc", "native/seccomp.cc", "native/devices_bpf.cc", "native/nvml.cc", "native/unpack.cc", "native/pty.cc"],
+      "sources": ["native/addon.cc", "native/socket.cc", "native/cgroup.cc", "native/cgroup_batch.cc", "native/seccomp.cc", "native/devices_bpf.cc", "native/nvml.cc", "native/unpack.cc", "native/pty.cc"],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
       "defines": ["NAPI_VERSION=9", "NAPI_CPP_EXCEPTIONS", "NODE_ADDON_API_DISABLE_DEPRECATED"],
       "libraries": ["-lseccomp", "-ldl"]

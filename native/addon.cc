@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "cgroup.h"
+#include "cgroup_batch.h"
 #include "devices_bpf.h"
 #include "nvml.h"
 #include "pty.h"
@@ -28,6 +29,7 @@ namespace {
 
 struct AddonData {
   Napi::FunctionReference runtimeError;
+  ss::cgroup::CounterTable counters;
 };
 
 const char* errnoName(int err) {
@@ -345,6 +347,45 @@ Napi::Value CgroupRead(const Napi::CallbackInfo& info) {
   return Napi::String::New(env, out);
 }
 
+// counterOpen(path, keys) -> handle: the file stays open for counterRead (cgroup_batch.h).
+Napi::Value CounterOpen(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  std::string path = info[0].As<Napi::String>();
+  std::vector<std::string> keys;
+  if (info[1].IsArray()) {
+    Napi::Array a = info[1].As<Napi::Array>();
+    for (uint32_t i = 0; i < a.Length(); ++i) keys.push_back(a.Get(i).As<Napi::String>().Utf8Value());
+  }
+  const char* syscall = "open";
+  int h = env.GetInstanceData<AddonData>()->counters.open(path, std::move(keys), &syscall);
+  if (h < 0) {
+    std::string msg = std::string(syscall) + " `" + path + "`: " + errnoName(-h);
+    throwRuntime(env, msg, -h == ENOENT ? "ENOTFOUND" : "ESYSCALL", ss::Step::cgroup, -h, syscall, path);
+  }
+  return Napi::Number::New(env, h);
+}
+
+Napi::Value CounterClose(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  env.GetInstanceData<AddonData>()->counters.close(info[0].As<Napi::Number>().Int32Value());
+  return env.Undefined();
+}
+
+// counterRead(handles: Int32Array, out: Float64Array, errors: Int32Array) -> values stored.
+Napi::Value CounterRead(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (!info[0].IsTypedArray() || !info[1].IsTypedArray() || !info[2].IsTypedArray()) {
+    throw Napi::TypeError::New(env, "counterRead(handles: Int32Array, out: Float64Array, errors: Int32Array)");
+  }
+  auto handles = info[0].As<Napi::Int32Array>();
+  auto out = info[1].As<Napi::Float64Array>();
+  auto errors = info[2].As<Napi::Int32Array>();
+  if (errors.ElementLength() < handles.ElementLength()) throw Napi::RangeError::New(env, "counterRead: errors is shorter than handles");
+  std::size_t n = env.GetInstanceData<AddonData>()->counters.read(handles.Data(), handles.ElementLength(), out.Data(),
+                                                                   out.ElementLength(), errors.Data());
+  return Napi::Number::New(env, double(n));
+}
+
 std::string getString(const Napi::Object& o, const char* key, const std::string& dflt = "") {
   Napi::Value v = o.Get(key);
   return v.IsString() ? v.As<Napi::String>().Utf8Value() : dflt;
@@ -565,6 +606,9 @@ Napi::Object Module(Napi::Env env, Napi::Object exports) {
   exports.Set("openPty", Napi::Function::New(env, OpenPty, "openPty"));
   exports.Set("cgroupWrite", Napi::Function::New(env, CgroupWrite, "cgroupWrite"));
   exports.Set("cgroupRead", Napi::Function::New(env, CgroupRead, "cgroupRead"));
+  exports.Set("counterOpen", Napi::Function::New(env, CounterOpen, "counterOpen"));
+  exports.Set("counterClose", Napi::Function::New(env, CounterClose, "counterClose"));
+  exports.Set("counterRead", Napi::Function::New(env, CounterRead, "counterRead"));
   exports.Set("compileSeccomp", Napi::Function::New(env, CompileSeccomp, "compileSeccomp"));
   exports.Set("attachDeviceProgram", Napi::Function::New(env, AttachDeviceProgram, "attachDeviceProgram"));
   exports.Set("nvmlInventory", Napi::Function::New(env, NvmlInventory, "nvmlInventory"));

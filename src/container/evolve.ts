@@ -3,17 +3,20 @@
  * container's cgroups and applies each proposal as a live resource update.
  */
 import { availableParallelism } from 'node:os';
+import { join } from 'node:path';
 import { RuntimeError } from '../errors.js';
+import { counterBatch, type ContainerCounters } from '../evolution/cgroup-counters.js';
 import type { EvolutionConfig } from '../evolution/config.js';
 import { EvolutionController, type EvolutionSnapshot, type EvolutionState } from '../evolution/controller.js';
 import type { Genome } from '../evolution/genes.js';
+import { COMPACT_AFTER, EvolutionJournal, JOURNAL_FILE, replayJournal } from '../evolution/journal.js';
 import { metricsBetween, type StatsReading } from '../evolution/metrics.js';
 import type { GenerationRecord } from '../evolution/records.js';
 import { isLive, resourcesOf, type ContainerContext } from './context.js';
 import type { EvolutionOptions, ResourceUpdate } from './types.js';
 
-/** How often an evolving container's state file is rewritten at most. */
-export const PERSIST_EVERY_MS = 60_000;
+/** Generation records the state file carries (the journal carries every generation since). */
+const PERSISTED_HISTORY = 8;
 
 export interface EvolutionHooks {
   /** Applies a proposal (serialized with the container's other operations). */
@@ -33,18 +36,41 @@ function initialGenome(ctx: ContainerContext, config: EvolutionConfig): Genome {
   return initial;
 }
 
-export function evolutionController(ctx: ContainerContext, config: EvolutionConfig, opts: EvolutionOptions, hooks: EvolutionHooks): EvolutionController {
+/** A container's controller and what it holds open: its counter files and its journal. */
+export interface ContainerEvolutionParts {
+  controller: EvolutionController;
+  /** Writes the whole state to the container's state file and empties the journal. */
+  compact(): void;
+  close(): void;
+}
+
+export function evolutionController(ctx: ContainerContext, config: EvolutionConfig, opts: EvolutionOptions, hooks: EvolutionHooks): ContainerEvolutionParts {
   const { rec, parts } = ctx;
   const persisted = rec.evolution as { snapshot?: EvolutionSnapshot } | undefined;
   const initial = initialGenome(ctx, config);
-  let lastSave = 0;
+  const journalPath = join(rec.paths.stateDir, JOURNAL_FILE);
+  // The state file holds the state at the last compaction; the journal every generation since.
+  let snapshot = opts.restart ? undefined : persisted?.snapshot;
+  const replayed = snapshot && replayJournal(journalPath, snapshot.engine);
+  if (replayed) snapshot = { version: 1, engine: replayed.engine, applied: replayed.applied };
+  let counters: ContainerCounters | undefined;
   let prev: StatsReading | undefined;
   const read = async (): Promise<StatsReading> => {
-    const u = parts.cgroups.usage(rec.id);
-    const reading: StatsReading = { timestampMs: Date.now(), cpuUsageUsec: u.cpuNs / 1000, memoryBytes: u.memoryBytes };
+    if (!counters) {
+      const dirs = parts.cgroups.dirs(rec.id);
+      counters = counterBatch(parts.kernel).open(parts.cgroups.layout, (mount) => dirs.find((d) => d.startsWith(`${mount}/`))!);
+    }
+    const c = await counters.read();
+    const reading: StatsReading = { timestampMs: Date.now(), cpuUsageUsec: c.cpuNs / 1000, memoryBytes: c.memoryBytes };
+    if (c.oomKills !== undefined) reading.oomKills = c.oomKills;
+    if (c.periods !== undefined && c.throttledPeriods !== undefined) {
+      reading.periods = c.periods;
+      reading.throttledPeriods = c.throttledPeriods;
+    }
     if (opts.workDone) reading.workDone = await opts.workDone();
     return reading;
   };
+  let journal: EvolutionJournal | undefined;
   const controller = new EvolutionController(
     {
       update: async (settings) => {
@@ -66,22 +92,37 @@ export function evolutionController(ctx: ContainerContext, config: EvolutionConf
     {
       initial,
       personality: ctx.config.spec.personality,
-      snapshot: opts.restart ? undefined : persisted?.snapshot,
-      persist: (snapshot) => {
-        // Every generation updates the record; the file is written at most once a minute
-        // (and when evolution stops): a host restart loses at most that much progress,
-        // and a hundred containers on 1-second generations do not write 100 files a second.
-        rec.evolution = { snapshot, enabled: true };
-        const now = Date.now();
-        if (rec.state !== 'removed' && now - lastSave >= PERSIST_EVERY_MS) {
-          lastSave = now;
-          parts.state.save(rec);
-        }
+      snapshot,
+      // A record per generation, no state file: a hundred containers on 1-second generations
+      // append a hundred small records a second and rewrite no JSON.
+      journal: (entries) => {
+        journal!.append(entries);
+        if (journal!.records >= COMPACT_AFTER) compact();
       },
     },
   );
-  ctx.log.info({ initial, resumed: !!persisted?.snapshot && !opts.restart }, 'evolution enabled');
-  return controller;
+  const compact = () => {
+    if (rec.state === 'removed') return;
+    rec.evolution = { snapshot: controller.snapshot({ history: PERSISTED_HISTORY }), enabled: true };
+    parts.state.save(rec);
+    journal?.reset();
+  };
+  journal = EvolutionJournal.create(journalPath, controller.snapshot({ history: 0 }).engine.genes.map((g) => g.name));
+  try {
+    compact();
+  } catch (e) {
+    journal.close();
+    throw e;
+  }
+  ctx.log.info({ initial, resumed: !!snapshot, journaled: replayed?.records ?? 0 }, 'evolution enabled');
+  return {
+    controller,
+    compact,
+    close: () => {
+      counters?.close();
+      journal?.close();
+    },
+  };
 }
 
 export interface EvolutionEvents {
@@ -92,6 +133,7 @@ export interface EvolutionEvents {
 /** One container's evolution: at most one controller, started, stopped and persisted here. */
 export class ContainerEvolution {
   private controller: EvolutionController | undefined;
+  private held: ContainerEvolutionParts | undefined;
 
   constructor(
     private readonly ctx: ContainerContext,
@@ -108,7 +150,9 @@ export class ContainerEvolution {
       throw new RuntimeError(`enable evolution of container ${rec.name}: it is ${rec.state}`, { code: 'ESTATE', step: 'state', containerId: rec.id });
     }
     if (this.controller) await this.disable({ settle: false });
-    const controller = evolutionController(this.ctx, config, opts, this.hooks);
+    const held = evolutionController(this.ctx, config, opts, this.hooks);
+    const controller = held.controller;
+    this.held = held;
     controller.on('generation', (record) => this.hooks.generation(record));
     controller.on('error', (err: Error) => {
       this.ctx.log.warn({ err }, 'evolution generation failed');
@@ -121,21 +165,29 @@ export class ContainerEvolution {
   /** Stops evolving; `settle` puts the best settings found in force. */
   async disable(opts: { settle?: boolean } = {}): Promise<void> {
     const c = this.controller;
+    const held = this.held;
     if (!c) return;
     this.controller = undefined;
+    this.held = undefined;
     const { rec, parts } = this.ctx;
-    await c.stop({ settle: (opts.settle ?? true) && isLive(rec.state) });
-    if (rec.state !== 'removed') {
-      rec.evolution = { ...(rec.evolution as object), snapshot: c.snapshot(), enabled: false };
-      parts.state.save(rec);
+    try {
+      await c.stop({ settle: (opts.settle ?? true) && isLive(rec.state) });
+      if (rec.state !== 'removed') {
+        rec.evolution = { ...(rec.evolution as object), snapshot: c.snapshot(), enabled: false };
+        parts.state.save(rec);
+      }
+    } finally {
+      held?.close();
     }
   }
 
   /** The container exited: nothing left to evolve or settle. */
   abandon(): void {
     const c = this.controller;
+    const held = this.held;
     this.controller = undefined;
-    void c?.stop({ settle: false });
+    this.held = undefined;
+    void c?.stop({ settle: false }).finally(() => held?.close());
   }
 
   state(): EvolutionState | undefined {

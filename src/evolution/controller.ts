@@ -4,6 +4,7 @@ import type { Personality } from '../personality/personality.js';
 import { EvolutionConfig } from './config.js';
 import { EvolutionEngine, type EvolutionEngineOptions } from './engine.js';
 import type { Genome } from './genes.js';
+import type { JournalEntry } from './journal.js';
 import type { EvolutionMetrics } from './metrics.js';
 import type { EngineSnapshot, EngineState, GenerationRecord } from './records.js';
 import { defaultTimers, type EvolutionTimers } from './timers.js';
@@ -33,11 +34,17 @@ export interface EvolutionControllerOptions {
   /** Called after every generation with the state to store alongside the container. */
   persist?: (snapshot: EvolutionSnapshot) => void | Promise<void>;
   /**
+   * Called at the end of every tick that completed a generation, once the next genome is in
+   * force: an entry per generation completed (normally one; two when the next update also
+   * failed), each with the state after the tick. What a journal appends (journal.ts).
+   */
+  journal?: (entries: JournalEntry[]) => void;
+  /**
    * How many of the newest generation records the persisted snapshots carry. Default 8:
    * the records make up most of a snapshot's size and none of what resuming needs.
    */
   persistedHistory?: number;
-  /** Default: a shared coalescingTimers grid (250 ms, finer for sub-second intervals), unref'd so evolution never keeps a process alive. */
+  /** Default: the process's one GenerationScheduler (scheduler.ts), unref'd so evolution never keeps a process alive. */
   timers?: EvolutionTimers;
   /** Default: Date.now. */
   now?: () => number;
@@ -73,6 +80,8 @@ export class EvolutionController extends EventEmitter {
   private readonly engine: EvolutionEngine;
   private readonly persistHook: ((s: EvolutionSnapshot) => void | Promise<void>) | undefined;
   private readonly persistedHistory: number;
+  private readonly journalHook: ((entries: JournalEntry[]) => void) | undefined;
+  private completedInTick: GenerationRecord[] = [];
   private readonly timers: EvolutionTimers;
   private readonly now: () => number;
   private applied: Genome | null;
@@ -91,6 +100,7 @@ export class EvolutionController extends EventEmitter {
     this.config = config;
     this.persistHook = options.persist;
     this.persistedHistory = options.persistedHistory ?? 8;
+    this.journalHook = options.journal;
     this.timers = options.timers ?? defaultTimers(config.generationIntervalMs);
     this.now = options.now ?? Date.now;
     this.applied = { ...options.initial };
@@ -183,6 +193,27 @@ export class EvolutionController extends EventEmitter {
   }
 
   private async tick(): Promise<GenerationRecord | null> {
+    this.completedInTick = [];
+    try {
+      return await this.generation();
+    } finally {
+      const done = this.completedInTick;
+      this.completedInTick = [];
+      if (done.length > 0 && this.journalHook) this.writeJournal(done);
+    }
+  }
+
+  private writeJournal(records: GenerationRecord[]): void {
+    const engine = this.engine.snapshot({ history: 0 });
+    const applied = this.applied && { ...this.applied };
+    try {
+      this.journalHook!(records.map((record) => ({ engine, applied, record })));
+    } catch (err) {
+      this.fail(err);
+    }
+  }
+
+  private async generation(): Promise<GenerationRecord | null> {
     let metrics: EvolutionMetrics | undefined;
     try {
       metrics = await this.target.sample();
@@ -250,6 +281,7 @@ export class EvolutionController extends EventEmitter {
   }
 
   private async completed(record: GenerationRecord): Promise<void> {
+    this.completedInTick.push(record);
     this.emit('generation', record);
     if (!this.persistHook) return;
     try {

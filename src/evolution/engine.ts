@@ -11,6 +11,7 @@ import {
   copyEntry, copyPending, entry, evictWorst, freezeRecord, leader, mean, sameGenome,
 } from './archive.js';
 import { boundsProblem, fromCoord, specOf, toCoord, type GeneBounds, type GeneSpec, type Genome } from './genes.js';
+import { Plateau, isTie } from './plateau.js';
 import { Random, validSeed } from './random.js';
 import { MAX_STEP, MIN_STEP, MutationRate } from './rate.js';
 import type { ArchiveEntry, EngineSnapshot, EngineState, GenerationKind, GenerationRecord, Pending } from './records.js';
@@ -49,6 +50,9 @@ export interface EvolutionEngineOptions {
  * - Step sizes are per gene and a trial mutates about half the genes, since CPU and memory
  *   have very different sensitivities; a failed step is retried mirrored, which on a smooth
  *   landscape often succeeds.
+ * - A trial that measures the same as its parent (equal, both zero, within noise) is a tie,
+ *   not a failure; a run of ties is a plateau, on which the step widens and every gene moves
+ *   (plateau.ts), so a start where nothing within reach scores differently still escapes.
  */
 export class EvolutionEngine {
   private readonly genes: GeneSpec[];
@@ -70,6 +74,7 @@ export class EvolutionEngine {
   private successes = 0;
   private failures = 0;
   private successRate = 0.2;
+  private plateau = new Plateau();
   private history: GenerationRecord[] = [];
 
   constructor(options: EvolutionEngineOptions) {
@@ -145,6 +150,7 @@ export class EvolutionEngine {
     e.successes = snapshot.successes;
     e.failures = snapshot.failures;
     e.successRate = snapshot.successRate;
+    e.plateau = Plateau.from(snapshot.plateau);
     e.history = snapshot.history.map((r) => freezeRecord({ ...r, genome: { ...r.genome }, best: { ...r.best } }));
     return e;
   }
@@ -171,6 +177,7 @@ export class EvolutionEngine {
     const L = leader(this.archive);
     const remeasure = (kind: GenerationKind): Pending => ({ kind, genome: L.genome, entryId: L.id, x: L.x, step: null, mirrored: false });
     if (L.fitness.length === 0) return remeasure('baseline');
+    if (this.plateau.resting()) return remeasure('remeasure');
     const noise = this.noise();
     if (noise === null) return remeasure('remeasure');
     if (noise > NOISE_FLOOR) {
@@ -187,18 +194,21 @@ export class EvolutionEngine {
   private trial(L: ArchiveEntry): Pending {
     let step: number[];
     let mirrored = false;
-    if (this.mirror && this.mirror.parentId === L.id) {
+    const flat = this.plateau.flat;
+    const from = (flat && this.plateau.center) || L.x;
+    if (this.mirror && this.mirror.parentId === L.id && !flat) {
       step = this.mirror.step.map((v) => -v);
       mirrored = true;
       this.mirror = null;
     } else {
       this.mirror = null;
       const n = this.genes.length;
-      const mask = this.genes.map(() => n === 1 || this.rng.uniform() < GENE_MUTATION_PROBABILITY);
+      const all = n === 1 || flat;
+      const mask = this.genes.map(() => all || this.rng.uniform() < GENE_MUTATION_PROBABILITY);
       if (!mask.includes(true)) mask[Math.min(n - 1, Math.floor(this.rng.uniform() * n))] = true;
       step = mask.map((m, i) => (m ? this.sigma[i]! * this.rng.gaussian() : 0));
     }
-    const x = L.x.map((v, i) => Math.min(this.genes[i]!.hi, Math.max(this.genes[i]!.lo, v + step[i]!)));
+    const x = from.map((v, i) => Math.min(this.genes[i]!.hi, Math.max(this.genes[i]!.lo, v + step[i]!)));
     return { kind: 'trial', genome: this.genomeOf(x), entryId: L.id, x, step, mirrored };
   }
 
@@ -213,7 +223,9 @@ export class EvolutionEngine {
     if (p.kind === 'trial') {
       this.trials++;
       const parent = entry(this.archive, p.entryId);
-      const success = parent === undefined || parent.fitness.length === 0 || fitness > mean(parent.fitness);
+      const measured = parent !== undefined && parent.fitness.length > 0;
+      const success = !measured || fitness > mean(parent.fitness);
+      const tie = !success && isTie(fitness, mean(parent!.fitness), parent!.fitness.length, this.noise());
       if (success) {
         accepted = true;
         this.successes++;
@@ -223,7 +235,8 @@ export class EvolutionEngine {
       } else if (!p.mirrored && p.step) {
         this.mirror = { parentId: p.entryId, step: p.step };
       }
-      this.adapt(p, success);
+      this.adapt(p, success ? 'success' : tie ? 'tie' : 'failure');
+      if (this.plateau.flat) this.mirror = null;
     } else {
       const e = entry(this.archive, p.entryId);
       if (e) {
@@ -247,7 +260,7 @@ export class EvolutionEngine {
     this.failures++;
     if (p.kind === 'trial') {
       this.trials++;
-      this.adapt(p, false);
+      this.adapt(p, 'error');
       if (!p.mirrored && p.step) this.mirror = { parentId: p.entryId, step: p.step };
     }
     this.pending = null;
@@ -264,9 +277,14 @@ export class EvolutionEngine {
     return p;
   }
 
-  private adapt(p: Pending, success: boolean): void {
+  /** The 1/5 rule, except on a plateau (see plateau.ts); an error says nothing about the landscape. */
+  private adapt(p: Pending, outcome: 'success' | 'failure' | 'tie' | 'error'): void {
+    const success = outcome === 'success';
     this.successRate = 0.9 * this.successRate + 0.1 * (success ? 1 : 0);
-    if (this.mutation.kind !== 'adaptive' || !p.step) return;
+    const adaptive = this.mutation.kind === 'adaptive';
+    if (outcome === 'tie' && this.plateau.tie(this.sigma, this.genes, adaptive, p.x)) return;
+    if (outcome === 'success' || outcome === 'failure') this.plateau.distinguished(this.sigma, success);
+    if (!adaptive || !p.step) return;
     const f = success ? STEP_UP : STEP_DOWN;
     for (let i = 0; i < this.sigma.length; i++) {
       if (p.step[i] !== 0) this.sigma[i] = Math.min(MAX_STEP, Math.max(MIN_STEP, this.sigma[i]! * f));
@@ -378,6 +396,7 @@ export class EvolutionEngine {
       successes: this.successes,
       failures: this.failures,
       successRate: this.successRate,
+      plateau: this.plateau.state(),
       history: keep > 0 ? this.history.slice(-keep) : [],
     };
   }

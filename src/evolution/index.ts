@@ -16,6 +16,7 @@ export type { EvolutionMetrics, FitnessFunction, ResourceReference, StatsReading
 export { DEFAULT_GENERATION_INTERVAL_MS, EvolutionConfig, EvolutionConfigBuilder } from './config.js';
 export type { EvolutionDefaults } from './config.js';
 export { coalescingTimers } from './timers.js';
+export { GenerationScheduler, gridFor } from './scheduler.js';
 export type { EvolutionTimers } from './timers.js';
 export { EvolutionController } from './controller.js';
 export type { EvolutionControllerOptions, EvolutionSnapshot, EvolutionState, EvolutionTarget } from './controller.js';

@@ -11,6 +11,10 @@ export interface EvolutionMetrics {
   /** Normalised cost of the allocation: cpuLimit / reference cores + memoryLimit / reference bytes. */
   resourceUsage: number;
   intervalMs: number;
+  /** Processes the kernel's OOM killer killed in the container during the interval, where the host counts them. */
+  oomKills?: number;
+  /** Share of the interval's CFS periods in which the container was throttled (0..1), where known. */
+  throttledShare?: number;
   custom?: Record<string, number>;
 }
 
@@ -24,6 +28,10 @@ export interface StatsReading {
   memoryBytes: number;
   /** Cumulative count of the workload's own unit of work, when it reports one. */
   workDone?: number;
+  /** Cumulative OOM kills, CFS periods and throttled periods, where the host counts them. */
+  oomKills?: number;
+  periods?: number;
+  throttledPeriods?: number;
   custom?: Record<string, number>;
 }
 
@@ -59,6 +67,11 @@ export function metricsBetween(
     resourceUsage: resourceCost(settings.cpuLimit, settings.memoryLimit, reference),
     intervalMs,
   };
+  if (cur.oomKills !== undefined && prev.oomKills !== undefined) m.oomKills = Math.max(0, cur.oomKills - prev.oomKills);
+  if (cur.periods !== undefined && prev.periods !== undefined && cur.throttledPeriods !== undefined && prev.throttledPeriods !== undefined) {
+    const periods = cur.periods - prev.periods;
+    m.throttledShare = periods > 0 ? Math.min(1, Math.max(0, (cur.throttledPeriods - prev.throttledPeriods) / periods)) : 0;
+  }
   if (cur.custom) m.custom = { ...cur.custom };
   return m;
 }

@@ -3,6 +3,7 @@
  * entries and pending proposals live here because a snapshot carries them verbatim.
  */
 import type { GeneBounds, Genome } from './genes.js';
+import type { PlateauState } from './plateau.js';
 
 export type GenerationKind = 'baseline' | 'remeasure' | 'trial';
 
@@ -63,6 +64,8 @@ export interface EngineSnapshot {
   successes: number;
   failures: number;
   successRate: number;
+  /** Absent in snapshots from before flat regions were detected: not on a plateau. */
+  plateau?: PlateauState;
   history: GenerationRecord[];
 }
 

@@ -1,3 +1,5 @@
+import { gridFor, sharedScheduler } from './scheduler.js';
+
 export interface EvolutionTimers {
   setTimeout(fn: () => void, ms: number): unknown;
   clearTimeout(handle: unknown): void;
@@ -57,15 +59,10 @@ export function coalescingTimers(granularityMs = 250): EvolutionTimers {
   };
 }
 
-const sharedGrids = new Map<number, EvolutionTimers>();
-
-/** The shared grid for an interval: 250 ms, or finer for intervals under a second so they keep their length. */
+/**
+ * The default timers for an interval: a view of the process's one GenerationScheduler whose
+ * due times round to gridFor(interval), so every controller with the interval wakes together.
+ */
 export function defaultTimers(intervalMs: number): EvolutionTimers {
-  const granularity = Math.max(1, Math.min(250, Math.floor(intervalMs / 4)));
-  let t = sharedGrids.get(granularity);
-  if (!t) {
-    t = coalescingTimers(granularity);
-    sharedGrids.set(granularity, t);
-  }
-  return t;
+  return sharedScheduler().timers(gridFor(intervalMs));
 }

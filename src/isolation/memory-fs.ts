@@ -249,6 +249,46 @@ export class MemoryCgroupFs implements Kernel {
     this.cgroupWrite(path, data);
   }
 
+  /** Open counter files by handle, and how many batched reads were made, for assertions. */
+  readonly counters = new Map<number, { path: string; keys: string[] }>();
+  counterReads = 0;
+  private nextCounter = 0;
+
+  openCounter(path: string, keys: readonly string[]): number {
+    this.readFile(path);
+    const h = this.nextCounter++;
+    this.counters.set(h, { path, keys: keys.length > 0 ? [...keys] : [''] });
+    return h;
+  }
+
+  closeCounter(handle: number): void {
+    this.counters.delete(handle);
+  }
+
+  /** As the addon: a removed file reads as ENODEV (19), an unknown handle as EBADF (9). */
+  readCounters(handles: Int32Array, out: Float64Array, errors: Int32Array): number {
+    this.counterReads++;
+    let at = 0;
+    handles.forEach((h, i) => {
+      const c = this.counters.get(h);
+      if (!c) {
+        errors[i] = 9;
+        return;
+      }
+      const text = this.files.get(c.path);
+      errors[i] = text === undefined ? 19 : 0;
+      for (const key of c.keys) {
+        if (text === undefined) out[at++] = NaN;
+        else if (key === '') out[at++] = text.trim() === '' ? NaN : Number(text.trim());
+        else {
+          const line = text.split('\n').find((l) => l.startsWith(`${key} `));
+          out[at++] = line === undefined ? NaN : Number(line.slice(key.length + 1));
+        }
+      }
+    });
+    return at;
+  }
+
   exists(path: string): boolean {
     return this.files.has(path) || this.dirs.has(path);
   }

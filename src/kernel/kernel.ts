@@ -21,6 +21,17 @@ export interface Kernel extends HostFacts {
   /** One write(2) of a cgroup (or other kernel) file; errors name the file and the value. */
   cgroupWrite(path: string, value: string): void;
   readFile(path: string): string;
+  /**
+   * Counter files kept open for sampling many containers at once: `openCounter` once per
+   * file (errors name it), then `readCounters` reads any number of them in one native call,
+   * a pread each. `keys` name lines of a flat-keyed file ("usage_usec" in cpu.stat); none
+   * means the file holds one number. Each handle's values follow each other in `out` (NaN
+   * for a missing key); `errors[i]` is 0 or the errno of handle i (19, ENODEV, once its
+   * cgroup is gone), its values then NaN. Returns how many values were stored.
+   */
+  openCounter(path: string, keys: readonly string[]): number;
+  closeCounter(handle: number): void;
+  readCounters(handles: Int32Array, out: Float64Array, errors: Int32Array): number;
   writeFile(path: string, data: string): void;
   exists(path: string): boolean;
   mkdir(path: string): void;
@@ -87,6 +98,15 @@ export class NativeKernel implements Kernel {
   /** One open/read/close in native code: cgroup files are read every second per container. */
   readFile(path: string): string {
     return this.addon.cgroupRead(path);
+  }
+  openCounter(path: string, keys: readonly string[]): number {
+    return this.addon.counterOpen(path, keys);
+  }
+  closeCounter(handle: number): void {
+    this.addon.counterClose(handle);
+  }
+  readCounters(handles: Int32Array, out: Float64Array, errors: Int32Array): number {
+    return this.addon.counterRead(handles, out, errors);
   }
   writeFile(path: string, data: string): void {
     wrapFs('state', `write \`${path}\``, () => fs.writeFileSync(path, data));

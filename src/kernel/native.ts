@@ -84,6 +84,11 @@ export interface NativeAddon {
   openPty(uid: number, gid: number, root?: string): { master: number; slave: number; path: string };
   cgroupWrite(path: string, value: string): void;
   cgroupRead(path: string): string;
+  /** Opens a counter file for counterRead; keys name lines of a flat-keyed file, none means the file is one number. */
+  counterOpen(path: string, keys: readonly string[]): number;
+  counterClose(handle: number): void;
+  /** One pread per handle; each handle's key values follow each other in `out`, NaN where missing; errno per handle in `errors`. */
+  counterRead(handles: Int32Array, out: Float64Array, errors: Int32Array): number;
   compileSeccomp(profile: OciSeccompProfile): { bpf: Buffer; unknownSyscalls: string[] };
   nvmlInventory(library?: string): Promise<NvmlInventory>;
   /** Layer unpacking beneath a root fd (native/unpack.cc): nothing is ever written outside it. */
