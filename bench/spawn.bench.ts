@@ -407,51 +407,35 @@ async function bench(cleanup: Cleanup): Promise<void> {
   // ── 2. run-to-completion containers per second, /bin/true ──────────────────
   const OURS_TRUE = 'stratoswarm create+start+wait+remove (cold)';
   const WARM_TRUE = 'stratoswarm create+start+wait+remove (warm pool, refilled in the background)';
+  /** `runs` containers of /bin/true run to completion one after another, as `row`. */
+  const trueRuns = async (row: string, runs: number) => {
+    const samples: number[] = [];
+    let t0 = 0;
+    for (let i = 0; i < WARMUP + runs; i++) {
+      checkAborted();
+      if (i === WARMUP) t0 = performance.now();
+      const ta = performance.now();
+      const c = await Container.create(ContainerConfig.builder().name(`t${seq++}`).image(base.ref).command(['/bin/true']).build(), { runtime });
+      live.add(c);
+      await c.start();
+      const exit = await c.wait();
+      await c.remove();
+      live.delete(c);
+      if (exit.exitCode !== 0) throw new Error(`/bin/true container: exit ${JSON.stringify(exit)}`);
+      if (i >= WARMUP) samples.push(performance.now() - ta);
+    }
+    return { samples: { [row]: samples }, totalMs: performance.now() - t0 };
+  };
   const truePeers: SpawnPeer[] = [
-    {
-      rows: [OURS_TRUE],
-      measure: async (runs) => {
-        const samples: number[] = [];
-        let t0 = 0;
-        for (let i = 0; i < WARMUP + runs; i++) {
-          checkAborted();
-          if (i === WARMUP) t0 = performance.now();
-          const ta = performance.now();
-          const c = await Container.create(ContainerConfig.builder().name(`t${seq++}`).image(base.ref).command(['/bin/true']).build(), { runtime });
-          live.add(c);
-          await c.start();
-          const exit = await c.wait();
-          await c.remove();
-          live.delete(c);
-          if (exit.exitCode !== 0) throw new Error(`/bin/true container: exit ${JSON.stringify(exit)}`);
-          if (i >= WARMUP) samples.push(performance.now() - ta);
-        }
-        return { samples: { [OURS_TRUE]: samples }, totalMs: performance.now() - t0 };
-      },
-    },
+    { rows: [OURS_TRUE], measure: (runs) => trueRuns(OURS_TRUE, runs) },
     {
       rows: [WARM_TRUE],
       measure: async (runs) => {
         const shape = ContainerConfig.builder().name('pool').image(base.ref).command(['/bin/true']).build();
         await runtime.pool.configure(shape, { size: 4 });
-        const samples: number[] = [];
-        let t0 = 0;
         try {
-          for (let i = 0; i < WARMUP + runs; i++) {
-            checkAborted();
-            if (i === WARMUP) t0 = performance.now();
-            const ta = performance.now();
-            const c = await Container.create(ContainerConfig.builder().name(`t${seq++}`).image(base.ref).command(['/bin/true']).build(), { runtime });
-            live.add(c);
-            await c.start();
-            const exit = await c.wait();
-            await c.remove();
-            live.delete(c);
-            if (exit.exitCode !== 0) throw new Error(`/bin/true container: exit ${JSON.stringify(exit)}`);
-            if (i >= WARMUP) samples.push(performance.now() - ta);
-          }
           // Refills run beside the spawns (as they would in use) and count in the rate.
-          return { samples: { [WARM_TRUE]: samples }, totalMs: performance.now() - t0 };
+          return await trueRuns(WARM_TRUE, runs);
         } finally {
           await runtime.pool.configure(shape, { size: 0 });
         }

@@ -2,10 +2,11 @@
  * Test runtimes: private state and storage roots under /tmp, a shared image root with the
  * base image built once, a spawner stopped when the test file ends.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pino } from 'pino';
+import { afterAll, beforeAll } from 'vitest';
 import { Container } from '../../src/container/container.js';
 import { Runtime, runtimeParts } from '../../src/runtime.js';
 import { seedBaseImage } from './shared-store.js';
@@ -60,4 +61,30 @@ export function testRuntime(opts: { cgroupParent?: string } = {}): TestRuntime {
       rmSync(imageRoot, { recursive: true, force: true, maxRetries: 10, retryDelay: 50 });
     },
   };
+}
+
+/** A test runtime for the enclosing describe: made before its tests, cleaned up after them. */
+export function useTestRuntime(ready: (t: TestRuntime) => void, opts: { cgroupParent?: string } = {}): void {
+  let t: TestRuntime | undefined;
+  beforeAll(() => {
+    t = testRuntime(opts);
+    ready(t);
+  });
+  afterAll(async () => {
+    await t?.cleanup();
+  });
+}
+
+/** The first of `names` found among a container's cgroup directories, read and trimmed. */
+export function cgroupFile(runtime: Runtime, id: string, names: string[]): string | undefined {
+  for (const dir of runtimeParts(runtime).cgroups.dirs(id)) {
+    for (const n of names) {
+      try {
+        return readFileSync(join(dir, n), 'utf8').trim();
+      } catch {
+        // another hierarchy's file
+      }
+    }
+  }
+  return undefined;
 }

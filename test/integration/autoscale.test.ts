@@ -1,37 +1,14 @@
-import * as fs from 'node:fs';
-import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { Container, ContainerConfig, Personality, Runtime } from '../../src/index.js';
-import { runtimeParts } from '../../src/runtime.js';
-import { IS_ROOT, SKIP_REASON, testRuntime, type TestRuntime } from '../helpers/runtime.js';
+import { IS_ROOT, SKIP_REASON, useTestRuntime, cgroupFile } from '../helpers/runtime.js';
 import { skipBecause } from '../helpers/skip.js';
 
 const IMAGE = 'stratoswarm/base-agent:latest';
 const MIB = 1024 * 1024;
 
-function limitFile(rt: Runtime, id: string, names: string[]): string | undefined {
-  for (const dir of runtimeParts(rt).cgroups.dirs(id)) {
-    for (const n of names) {
-      try {
-        return fs.readFileSync(join(dir, n), 'utf8').trim();
-      } catch {
-        // another hierarchy
-      }
-    }
-  }
-  return undefined;
-}
-
 describe.skipIf(skipBecause(!IS_ROOT && SKIP_REASON, 'autoscale'))('autoscale (root, real kernel)', () => {
-  let t: TestRuntime;
   let rt: Runtime;
-  beforeAll(() => {
-    t = testRuntime();
-    rt = t.runtime;
-  });
-  afterAll(async () => {
-    await t.cleanup();
-  });
+  useTestRuntime((x) => (rt = x.runtime));
 
   it('a workload OOM-killed under a too-low limit gets a larger one by the personality\'s step and then completes', async () => {
     const c = await Container.create(
@@ -70,7 +47,7 @@ describe.skipIf(skipBecause(!IS_ROOT && SKIP_REASON, 'autoscale'))('autoscale (r
     expect(events.length).toBeGreaterThan(0);
     expect(events.every((e) => e.resource === 'cpu' && e.reason === 'throttled' && e.to > e.from && e.to <= 0.3)).toBe(true);
     expect(events.at(-1)!.to).toBe(0.3);
-    const quota = limitFile(rt, c.id, ['cpu.max', 'cpu.cfs_quota_us'])!;
+    const quota = cgroupFile(rt, c.id, ['cpu.max', 'cpu.cfs_quota_us'])!;
     expect(quota.startsWith('30000')).toBe(true);
     await c.remove({ force: true });
   });

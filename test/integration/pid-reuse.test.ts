@@ -1,9 +1,9 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { Container, ContainerConfig, RuntimeError } from '../../src/index.js';
 import { runtimeParts, type Runtime } from '../../src/runtime.js';
-import { IS_ROOT, SKIP_REASON, testRuntime, type TestRuntime } from '../helpers/runtime.js';
+import { IS_ROOT, SKIP_REASON, useTestRuntime } from '../helpers/runtime.js';
 import { skipBecause } from '../helpers/skip.js';
 
 const NS_LAST_PID = '/proc/sys/kernel/ns_last_pid';
@@ -22,15 +22,8 @@ async function processWithPid(pid: number): Promise<ChildProcess | undefined> {
 }
 
 describe.skipIf(skipBecause((!IS_ROOT && SKIP_REASON) || (!fs.existsSync(NS_LAST_PID) && `${NS_LAST_PID} is missing`), 'pid reuse'))('pid reuse (root, real kernel)', () => {
-  let t: TestRuntime;
   let rt: Runtime;
-  beforeAll(() => {
-    t = testRuntime();
-    rt = t.runtime;
-  });
-  afterAll(async () => {
-    await t.cleanup();
-  });
+  useTestRuntime((x) => (rt = x.runtime));
 
   it('an init whose pid is reused by a host process: its exit goes to its container only, and no signal reaches the new process', async () => {
     const a = await Container.create(ContainerConfig.builder().name('reused').image('stratoswarm/base-agent:latest').command(['sleep', '1000']).build(), { runtime: rt });

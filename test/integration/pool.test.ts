@@ -1,10 +1,10 @@
 import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { Container, ContainerConfig } from '../../src/index.js';
 import { runtimeParts, type Runtime } from '../../src/runtime.js';
-import { IS_ROOT, SKIP_REASON, testRuntime, type TestRuntime } from '../helpers/runtime.js';
+import { IS_ROOT, SKIP_REASON, testRuntime, useTestRuntime } from '../helpers/runtime.js';
 import { skipBecause } from '../helpers/skip.js';
 
 const IMAGE = 'stratoswarm/base-agent:latest';
@@ -61,15 +61,8 @@ function limitFiles(rt: Runtime, id: string): Record<string, string> {
 }
 
 describe.skipIf(skipBecause(!IS_ROOT && SKIP_REASON, 'warm pool'))('warm pool (root, real kernel)', () => {
-  let t: TestRuntime;
   let rt: Runtime;
-  beforeAll(() => {
-    t = testRuntime();
-    rt = t.runtime;
-  });
-  afterAll(async () => {
-    await t.cleanup();
-  });
+  useTestRuntime((x) => (rt = x.runtime));
 
   it('a pooled container behaves exactly like a cold one: identity, confinement, mounts, limits, env, security report', async () => {
     const cold = await Container.create(config('cold'), { runtime: rt });

@@ -1,9 +1,9 @@
 import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { Container, ContainerConfig, Runtime } from '../../src/index.js';
-import { IS_ROOT, SKIP_REASON, testRuntime, type TestRuntime } from '../helpers/runtime.js';
+import { IS_ROOT, SKIP_REASON, useTestRuntime, type TestRuntime } from '../helpers/runtime.js';
 import { skipBecause } from '../helpers/skip.js';
 
 const IMAGE = 'stratoswarm/base-agent:latest';
@@ -23,12 +23,9 @@ function until(what: string, check: () => boolean, ms = 10_000): Promise<void> {
 describe.skipIf(skipBecause(!IS_ROOT && SKIP_REASON, 'restart supervisor'))('restart supervisor (root, real kernel)', () => {
   let t: TestRuntime;
   let rt: Runtime;
-  beforeAll(() => {
-    t = testRuntime();
-    rt = t.runtime;
-  });
-  afterAll(async () => {
-    await t.cleanup();
+  useTestRuntime((x) => {
+    t = x;
+    rt = x.runtime;
   });
 
   it('on-failure restarts a failing container with exponential backoff, keeps its identity and writable layer, and stops after its retries', async () => {
