@@ -121,8 +121,9 @@ describe.skipIf(!IS_ROOT)(`spawner clients (root, real kernel)${SKIP_REASON ? ` 
     await c.remove({ force: true });
   }, 60_000);
 
-  it('an init that ends before it reports is a failed create, never a created container', async () => {
-    // No ready step: the init execs at once, so its sync socket closes without a report.
+  it('a create that would run past its park point (exec without a start) is refused, and leaves no container', async () => {
+    // No ready step: such an init would exec at once and close its sync socket without a
+    // report; the spawner refuses the plan before cloning anything.
     const plan = ['create', 'early', 'namespaces', 'pid,mnt,uts,ipc,net', 'argv', '1', '/bin/true', 'path', '/bin'];
     const ops = ['op', 'sync', 'go', '0', '0', 'op', 'execve', 'exec', '0', '0'];
     const ask = async (fields: string[]) => {
@@ -140,7 +141,9 @@ describe.skipIf(!IS_ROOT)(`spawner clients (root, real kernel)${SKIP_REASON ? ` 
     };
     const reply = await ask([...plan, ...ops]);
     expect(reply[0]).toBe('error');
-    expect(reply[7]).toMatch(/exited before it reported/);
+    expect(reply[7]).toMatch(/must end with its park point/);
+    const withReady = [...plan, 'op', 'sync', 'go', '0', '0', 'op', 'execve', 'exec', '0', '0', 'op', 'ready', 'park', '0', '0'];
+    expect((await ask(withReady))[7]).toMatch(/cannot exec/);
     expect(await ask(['status', 'early'])).toEqual(['ok', 'unknown']);
   }, 30_000);
 });
