@@ -15,6 +15,7 @@ import { JOURNAL_FILE, replayJournal } from '../../src/evolution/journal.js';
 import type { EvolutionSnapshot } from '../../src/evolution/controller.js';
 import { Runtime } from '../../src/runtime.js';
 import { IS_ROOT, SKIP_REASON, testRuntime, type TestRuntime } from '../helpers/runtime.js';
+import { skipBecause } from '../helpers/skip.js';
 
 const FIXTURE = join(__dirname, '../fixtures/evolve-agent.mjs');
 const BUILT = fs.existsSync(join(__dirname, '../../dist/src/index.js'));
@@ -28,7 +29,7 @@ const WORKLOAD = 'while :; do i=0; while [ $i -lt 3000 ]; do i=$((i+1)); done; u
 let t: TestRuntime;
 let rt: Runtime;
 
-describe.skipIf(!!skip)(`evolution survives a host agent's SIGKILL (root)${skip ? ` — skipped: ${skip}` : ''}`, () => {
+describe.skipIf(skipBecause(skip, 'evolution crash-resume'))("evolution survives a host agent's SIGKILL (root)", () => {
   beforeAll(() => {
     t = testRuntime();
     rt = t.runtime;

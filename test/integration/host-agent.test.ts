@@ -11,6 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Container, ContainerConfig, RuntimeError, type RuntimeEvent } from '../../src/index.js';
 import { Runtime, runtimeParts } from '../../src/runtime.js';
 import { IS_ROOT, SKIP_REASON, testRuntime, type TestRuntime } from '../helpers/runtime.js';
+import { skipTest } from '../helpers/skip.js';
 
 if (!IS_ROOT) console.warn(`host agent integration tests skipped: ${SKIP_REASON}`);
 
@@ -151,8 +152,7 @@ describe.skipIf(!IS_ROOT)(`host agent (root, real kernel)${SKIP_REASON ? ` — s
   it('update({ cpusetCpus: null }) gives the container back every CPU of its parent', async (ctx) => {
     const layout = runtimeParts(rt).cgroups.layout.controllers.cpuset;
     if (!layout) {
-      console.warn('cpuset removal test skipped: no cpuset controller on this host');
-      ctx.skip('no cpuset controller on this host');
+      skipTest(ctx, 'cpuset removal test', 'no cpuset controller on this host');
       return;
     }
     const c = await running('sleep 100', (b) => b.cpusetCpus('0'));

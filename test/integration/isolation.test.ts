@@ -14,7 +14,7 @@ import { RuntimeError } from '../../src/errors.js';
 import { NativeKernel, type Kernel } from '../../src/kernel/kernel.js';
 import { CgroupDriver, blockDeviceFor, readCgroupLayout, type CgroupLayout, type Resources } from '../../src/isolation/index.js';
 import type { Controller } from '../../src/isolation/layout.js';
-import { skipBecause } from '../helpers/skip.js';
+import { skipBecause, skipTest } from '../helpers/skip.js';
 
 const MiB = 1024 * 1024;
 const PARENT = `stratoswarm-test-${randomBytes(4).toString('hex')}`;
@@ -279,8 +279,7 @@ describe('isolation (real cgroups)', () => {
 
   itRoot('block io: the root filesystem’s disk takes a throttle', async (ctx) => {
     if (!layout.controllers.blkio) {
-      console.warn('block io throttle check skipped: no blkio (v1) or io (v2) controller here');
-      ctx.skip('no blkio/io controller');
+      skipTest(ctx, 'block io throttle check', 'no blkio (v1) or io (v2) controller here');
     }
     let device = '';
     try {
