@@ -6,7 +6,8 @@
 // process, which lives exactly as long as the terminal: it copies everything the container
 // writes to the log (when given one) and to every attached client, passes the clients'
 // input and window sizes to the master, and exits once no process holds the slave any more
-// (read() on the master returns EIO), after the last output is written.
+// (read() on the master returns EIO), after the last output is written and each attached
+// client has taken it.
 //
 //   stratoswarm-tty --socket PATH [--log PATH]
 //   fd 3: the pty master; fd 1: "ready\n" is written once PATH accepts clients, then closed.
@@ -28,6 +29,7 @@
 #include <sys/stat.h>
 #include <sys/un.h>
 #include <termios.h>
+#include <time.h>
 #include <unistd.h>
 
 #define MASTER_FD 3
@@ -133,6 +135,57 @@ static int frames(struct client *c) {
   memmove(c->in, c->in + off, c->inLen - off);
   c->inLen -= off;
   return 0;
+}
+
+// How long a client that was attached when the terminal closed gets to take the rest of its
+// output and close its end.
+#define LINGER_MS 2000
+
+// The terminal is gone. Each client gets what is still queued for it, then the end of its
+// output (SHUT_WR), and the relay waits for it to close its side. Closing at once would make
+// a client's late write (a window size sent as the process exits) fail with EPIPE, and a
+// client whose socket a failed write tears down loses the output it had not read yet.
+static void finishClients(void) {
+  for (int i = 0; i < nclients;) {
+    if (clients[i].out.len == 0 && shutdown(clients[i].fd, SHUT_WR) < 0) dropClient(i);
+    else ++i;
+  }
+  struct timespec start;
+  clock_gettime(CLOCK_MONOTONIC, &start);
+  static char sink[4096];
+  while (nclients > 0) {
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    long waited = (now.tv_sec - start.tv_sec) * 1000 + (now.tv_nsec - start.tv_nsec) / 1000000;
+    if (waited >= LINGER_MS) break;
+    struct pollfd p[MAX_CLIENTS];
+    for (int i = 0; i < nclients; ++i) {
+      p[i].fd = clients[i].fd;
+      p[i].events = POLLIN | (clients[i].out.len > 0 ? POLLOUT : 0);
+    }
+    int n = nclients;
+    if (poll(p, (nfds_t)n, (int)(LINGER_MS - waited)) < 0 && errno != EINTR) break;
+    for (int i = n - 1; i >= 0; --i) {
+      if (i >= nclients || p[i].fd != clients[i].fd) continue;
+      struct client *c = &clients[i];
+      if (p[i].revents & POLLOUT) {
+        if (flush(c->fd, &c->out) < 0) {
+          dropClient(i);
+          continue;
+        }
+        if (c->out.len == 0 && shutdown(c->fd, SHUT_WR) < 0) {
+          dropClient(i);
+          continue;
+        }
+      }
+      if (p[i].revents & (POLLIN | POLLHUP | POLLERR)) {
+        // Input for a terminal that is gone is read and dropped; the client's end closes it.
+        ssize_t r = read(c->fd, sink, sizeof sink);
+        if (r == 0 || (r < 0 && errno != EAGAIN && errno != EINTR)) dropClient(i);
+      }
+    }
+  }
+  while (nclients > 0) dropClient(nclients - 1);
 }
 
 static int listenOn(const char *path) {
@@ -248,12 +301,9 @@ int main(int argc, char **argv) {
     }
     if (toMaster.len > 0) flush(MASTER_FD, &toMaster);
   }
-  // The terminal is gone: give each client what is still queued for it, then end.
-  for (int i = 0; i < nclients; ++i) {
-    fcntl(clients[i].fd, F_SETFL, fcntl(clients[i].fd, F_GETFL) & ~O_NONBLOCK);
-    writeAll(clients[i].fd, clients[i].out.data, clients[i].out.len);
-    close(clients[i].fd);
-  }
+  // No one attaches to a terminal that has closed.
   unlink(sockPath);
+  close(lfd);
+  finishClients();
   return 0;
 }

@@ -94,7 +94,7 @@ export function attachTerminal(socket: string, context: string): Promise<Termina
           conn.resume();
         },
         write(chunk: Buffer, _enc, done) {
-          if (conn.destroyed) return done();
+          if (!conn.writable) return done();
           for (let off = 0; off < chunk.length; off += MAX_FRAME) conn.write(frame('d', chunk.subarray(off, off + MAX_FRAME)));
           done();
         },
@@ -122,7 +122,7 @@ export function attachTerminal(socket: string, context: string): Promise<Termina
           const p = Buffer.alloc(4);
           p.writeUInt16BE(cols, 0);
           p.writeUInt16BE(rows, 2);
-          if (!conn.destroyed) conn.write(frame('w', p));
+          if (conn.writable) conn.write(frame('w', p));
         },
         detach() {
           conn.end();

@@ -5,10 +5,14 @@
  * SIGTERM-ignoring command at once and reaping orphans, and volumes owned as on the host.
  */
 import * as fs from 'node:fs';
+import { once } from 'node:events';
+import { createConnection } from 'node:net';
 import { join } from 'node:path';
 import type { Duplex } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Container, ContainerConfig } from '../../src/index.js';
+import { openTerminal } from '../../src/container/terminal.js';
+import { defaultKernel } from '../../src/kernel/kernel.js';
 import type { Runtime } from '../../src/runtime.js';
 import { IS_ROOT, SKIP_REASON, testRuntime, type TestRuntime } from '../helpers/runtime.js';
 import { skipBecause } from '../helpers/skip.js';
@@ -126,6 +130,29 @@ describe.skipIf(skipBecause(!IS_ROOT && SKIP_REASON, 'terminal, init and volume 
       }
     });
   });
+
+    it('a client that writes after the terminal closed still gets all of its output', async () => {
+      const sock = join(t.stateRoot, `late-${process.pid}.sock`);
+      const tty = await openTerminal(defaultKernel(), { uid: 0, gid: 0, socket: sock });
+      const conn = createConnection(sock);
+      await once(conn, 'connect');
+      // Nothing is read from the socket until the end: the output waits in the kernel.
+      conn.pause();
+      await new Promise((r) => setTimeout(r, 100));
+      fs.writeSync(tty.slave, 'late-output\n');
+      tty.release();
+      // The relay has seen the terminal close by now; a window size arrives after that.
+      await new Promise((r) => setTimeout(r, 300));
+      const frame = Buffer.from([0x77, 0, 0, 0, 4, 0, 80, 0, 24]);
+      let text = '';
+      conn.on('data', (d: Buffer) => (text += d.toString('utf8')));
+      const closed = once(conn, 'close');
+      conn.write(frame);
+      conn.resume();
+      await closed;
+      expect(text).toContain('late-output');
+      expect(fs.existsSync(sock)).toBe(false);
+    });
 
   describe('init(true)', () => {
     it('stops a command that ignores SIGTERM at once, with 128+15', async () => {
