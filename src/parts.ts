@@ -4,6 +4,7 @@
  * driver stay behind it (tests and the runtime's own modules reach them through
  * `runtimeParts()`).
  */
+import { fromNodeError, type Step } from './errors.js';
 import type { WarmPool } from './pool/pool.js';
 import type { RuntimeOptions } from './config.js';
 import type { RuntimeEvent } from './container/types.js';
@@ -43,6 +44,25 @@ export type FaultStep = ProvisionStep | OperationStep;
  * remove; a test makes it throw to fail that step, or kills the process there.
  */
 export type FaultHook = (step: FaultStep) => void | Promise<void>;
+
+/** Where each operation step's failures are reported. */
+const OPERATION_ERROR_STEP: Record<OperationStep, Step> = { start: 'spawner', exec: 'spawner', update: 'cgroup', stop: 'signal', remove: 'cleanup', teardown: 'cleanup' };
+
+/**
+ * Runs the fault hook before operation step `step` of `what` ("start container web"): what
+ * it throws fails the step as a system call failing there would (ENOSPC, EMFILE, EIO: a
+ * RuntimeError naming the step and the errno).
+ */
+export async function atStep(parts: Pick<RuntimeParts, 'faults'>, step: OperationStep, what: string, containerId: string): Promise<void> {
+  if (!parts.faults) return;
+  try {
+    await parts.faults(step);
+  } catch (e) {
+    const err = fromNodeError(e, OPERATION_ERROR_STEP[step], `${what}: step ${step}`);
+    err.containerId = containerId;
+    throw err;
+  }
+}
 
 export interface RuntimeParts {
   readonly options: RuntimeOptions;

@@ -234,11 +234,24 @@ export class StateStore {
     // is found by reconciliation.
     const content = creator ? `${id}\n${creator.pid} ${creator.startTime ?? ''}\n` : id;
     for (let attempt = 0; attempt < 2; attempt++) {
+      let fd: number;
       try {
-        fs.writeFileSync(file, content, { flag: 'wx', mode: 0o600 });
-        return undefined;
+        fd = fs.openSync(file, 'wx', 0o600);
       } catch (e) {
         if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw fromNodeError(e, 'state', `claim name \`${name}\``);
+        fd = -1;
+      }
+      if (fd >= 0) {
+        // The claim is ours from here: a write that fails (a full disk) takes it back.
+        try {
+          fs.writeFileSync(fd, content);
+          return undefined;
+        } catch (e) {
+          fs.rmSync(file, { force: true });
+          throw fromNodeError(e, 'state', `claim name \`${name}\``);
+        } finally {
+          fs.closeSync(fd);
+        }
       }
       const holder = this.nameOwner(name);
       if (holder === undefined) continue;

@@ -9,6 +9,7 @@ import { RuntimeError } from '../errors.js';
 import { EvolutionConfig } from '../evolution/config.js';
 import type { EvolutionState } from '../evolution/controller.js';
 import { assertOperation, type ContainerState } from '../lifecycle.js';
+import { atStep } from '../parts.js';
 import { allocateResources, type ResourcePlan, type WorkloadRequest } from '../personality/allocate.js';
 import { Runtime, runtimeParts } from '../runtime.js';
 import type { SecurityReport } from '../secure-runtime/report.js';
@@ -118,8 +119,8 @@ export class Container extends ContainerCore {
     return this.queue.run(async () => {
       assertOperation(this.name, 'start', this.rec.state);
       if (opts.signal?.aborted) throw abortError(opts.signal, `start container ${this.name}`);
+      await atStep(this.parts, 'start', `start container ${this.name}`, this.id);
       this.supervisor.started();
-      await this.parts.faults?.('start');
       try {
         const input = this.startInput ?? (await startInputOf(this.parts, this.config, this.id));
         await sendStart(this.parts, this.id, this.name, input);
@@ -180,7 +181,7 @@ export class Container extends ContainerCore {
       if (this.rec.state === 'stopped') return this.exits.exited;
       assertOperation(this.name, 'stop', this.rec.state);
       const timeoutMs = opts.timeoutMs ?? 10_000;
-      await this.parts.faults?.('stop');
+      await atStep(this.parts, 'stop', `stop container ${this.name}`, this.id);
       const stopSignal = opts.signal ?? this.imageStopSignal() ?? 'SIGTERM';
       await this.signal(stopSignal);
       const grace = new AbortController();
@@ -216,6 +217,7 @@ export class Container extends ContainerCore {
   /** Removes it and everything it had (processes, cgroups, layers, logs, state, listeners); running needs `force`. */
   remove(opts: { force?: boolean } = {}): Promise<void> {
     return this.queue.run(async () => {
+      if (this.rec.state === 'creating') await this.settleCreate();
       const s = this.rec.state;
       if (s === 'removed') return;
       this.supervisor.cancel();
@@ -223,18 +225,43 @@ export class Container extends ContainerCore {
       if ((s === 'running' || s === 'paused') && !opts.force) {
         throw new RuntimeError(`remove container ${this.name}: cannot go from ${s} to removed; stop it first or pass { force: true }`, { code: 'ESTATE', step: 'state', containerId: this.id });
       }
-      await this.parts.faults?.('remove');
+      await atStep(this.parts, 'remove', `remove container ${this.name}`, this.id);
       await this.disableEvolution({ settle: false });
       if (isLive(s)) {
         await this.signal('SIGKILL');
         await this.wait();
       }
-      await this.parts.faults?.('teardown');
+      await atStep(this.parts, 'teardown', `remove container ${this.name}`, this.id);
       this.exits.unsubscribe();
       await teardown(this.parts, this.rec, `remove container ${this.name}`);
       this.transition('removed');
       this.log.info('container removed');
     });
+  }
+
+  /**
+   * A container that another live process is still creating: waits (up to 30 s) for that
+   * create to end, so that what remove() tears down is all there is, rather than racing the
+   * creator as it spawns the init into the cgroups being removed. A creator that dies leaves
+   * a half-made container, which is torn down as it is.
+   */
+  private async settleCreate(): Promise<void> {
+    const c = this.rec.creator;
+    const deadline = Date.now() + 30_000;
+    while (!this.parts.creating.has(this.id) && c && isSameProcess(this.parts.kernel, c.pid, c.startTime) && Date.now() < deadline) {
+      let now: ContainerRecord;
+      try {
+        now = this.parts.state.load(this.id);
+      } catch {
+        break; // its create failed and took the state back
+      }
+      if (now.state !== 'creating') {
+        Object.assign(this.rec, now);
+        await this.refresh();
+        return;
+      }
+      await delay(20);
+    }
   }
 
   /** `await using c = await Container.create(...)`: removes it, force included. */
@@ -244,7 +271,7 @@ export class Container extends ContainerCore {
 
   /** Runs a further process inside the running container and collects its output. */
   async exec(command: string[], opts: ExecOptions = {}): Promise<ExecResult> {
-    await this.parts.faults?.('exec');
+    await atStep(this.parts, 'exec', `exec in container ${this.name}`, this.id);
     return runExec(this.parts, this.id, this.name, planExec(this.ctx, command, opts), opts);
   }
 
@@ -267,7 +294,7 @@ export class Container extends ContainerCore {
   /** Changes limits in place, all or nothing (a failed write restores the rest); `null` removes a limit. */
   update(changes: ResourceUpdate): Promise<void> {
     return this.queue.run(async () => {
-      await this.parts.faults?.('update');
+      await atStep(this.parts, 'update', `update container ${this.name}`, this.id);
       await applyResources(this.ctx, changes, true);
     });
   }

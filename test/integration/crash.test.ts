@@ -5,12 +5,12 @@
  * clear: no state, name claim, id range, storage, mount, cgroup or process.
  */
 import { spawn } from 'node:child_process';
-import * as fs from 'node:fs';
 import { join } from 'node:path';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Container, OPERATION_STEPS, PROVISION_STEPS } from '../../src/index.js';
 import { Runtime, runtimeParts } from '../../src/runtime.js';
+import { CLEAN, leftovers } from '../helpers/leftovers.js';
 import { IS_ROOT, SKIP_REASON, testRuntime, type TestRuntime } from '../helpers/runtime.js';
 
 if (!IS_ROOT) console.warn(`crash integration tests skipped: ${SKIP_REASON}`);
@@ -26,26 +26,6 @@ function agent(step: string, mode: 'agent' | 'spawner'): Promise<{ code: number 
   child.stdout.on('data', (d: Buffer) => (out += d.toString()));
   return new Promise((resolve) => child.once('exit', (code, signal) => resolve({ code, signal, out })));
 }
-
-function mountsUnder(...roots: string[]): string[] {
-  return fs.readFileSync('/proc/self/mountinfo', 'utf8').split('\n').filter((l) => roots.some((r) => l.includes(r)));
-}
-
-/** Everything of any container under the test's roots and cgroup parent. */
-function leftovers() {
-  const parts = runtimeParts(rt);
-  const dir = (p: string) => (fs.existsSync(p) ? fs.readdirSync(p) : []);
-  return {
-    state: parts.state.ids(),
-    names: dir(join(t.stateRoot, 'names')),
-    idRanges: parts.idRanges.claims(),
-    storage: dir(join(rt.options.imageRoot, 'containers')),
-    mounts: mountsUnder(t.stateRoot, rt.options.imageRoot).length,
-    cgroups: parts.cgroups.list(),
-  };
-}
-
-const CLEAN = { state: [], names: [], idRanges: [], storage: [], mounts: 0, cgroups: [] };
 
 describe.skipIf(!IS_ROOT)(`crash safety (root, real kernel)${SKIP_REASON ? ` — skipped: ${SKIP_REASON}` : ''}`, () => {
   beforeAll(() => {
@@ -68,7 +48,7 @@ describe.skipIf(!IS_ROOT)(`crash safety (root, real kernel)${SKIP_REASON ? ` —
         try {
           await fresh.reconcile();
           for (const s of await Container.list({ runtime: fresh })) await (await Container.load(s.id, { runtime: fresh })).remove({ force: true });
-          expect([step, leftovers()]).toEqual([step, CLEAN]);
+          expect([step, leftovers(rt)]).toEqual([step, CLEAN]);
         } finally {
           await fresh.close();
         }
