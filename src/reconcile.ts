@@ -80,6 +80,9 @@ export async function reconcileStateRoot(parts: RuntimeParts): Promise<Reconcile
       log.error({ err: e, container: rec.id, why }, 'could not remove a container left behind');
     }
   }
+  // Cgroups first, then the states: a create writes its state before it makes its cgroups,
+  // so a cgroup listed here whose state is not listed after it belongs to no live create.
+  const cgroupIds = parts.cgroups.list();
   const known = new Set(parts.state.ids());
   // A name claimed by a creator that died before it wrote any state.
   for (const name of parts.state.names()) {
@@ -92,7 +95,7 @@ export async function reconcileStateRoot(parts: RuntimeParts): Promise<Reconcile
       log.warn({ name, container: claim.id }, 'released the name claim of a create whose creator died');
     }
   }
-  for (const id of parts.cgroups.list()) {
+  for (const id of cgroupIds) {
     if (known.has(id) || parts.creating.has(id)) continue;
     try {
       await emptyCgroup(parts, id);
