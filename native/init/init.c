@@ -30,11 +30,15 @@ static void say(const char *what, int err) {
 
 // The child: its own process group, which takes the terminal's foreground when stdin is
 // one (so ^C and window changes reach the command, not the init), then the command.
-static void run_child(char **argv, const sigset_t *old) {
+static void run_child(char **argv) {
   if (setpgid(0, 0) < 0) say("setpgid", errno);
   // SIGTTOU is still blocked here, so a background group may take the foreground.
   if (isatty(STDIN_FILENO) && tcsetpgrp(STDIN_FILENO, getpgrp()) < 0 && errno != ENOTTY) say("tcsetpgrp", errno);
-  sigprocmask(SIG_SETMASK, old, NULL);
+  // The command starts with nothing blocked, whatever this process was started with (the
+  // runtime starts it with every signal blocked, so that none sent before it ran is lost).
+  sigset_t none;
+  sigemptyset(&none);
+  sigprocmask(SIG_SETMASK, &none, NULL);
   execvp(argv[0], argv);
   int e = errno;
   say(argv[0], e);
@@ -56,9 +60,9 @@ int main(int argc, char **argv) {
   }
   // Every signal is blocked and taken with sigtimedwait: none arrives in the middle of a
   // fork, and nothing runs in a handler. SIGKILL and SIGSTOP cannot be blocked (nor caught).
-  sigset_t all, old;
+  sigset_t all;
   sigfillset(&all);
-  sigprocmask(SIG_SETMASK, &all, &old);
+  sigprocmask(SIG_SETMASK, &all, NULL);
   // Not pid 1 (a test, or a shell): still adopt the command's orphans.
   if (getpid() != 1) prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);
 
@@ -67,7 +71,7 @@ int main(int argc, char **argv) {
     say("fork", errno);
     return 125;
   }
-  if (child == 0) run_child(argv + first, &old);
+  if (child == 0) run_child(argv + first);
 
   int code = -1;
   for (;;) {

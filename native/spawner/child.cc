@@ -349,6 +349,19 @@ void applyBounding(const OpView& op) {
 
 void runOp(const OpView& op, Ctx& c);
 
+// The command's signal mask, once it is known. The first process of a pid namespace drops
+// every signal it has no handler for, so a signal sent before a handler exists is lost: a
+// stop() right after start() would wait out its whole timeout. Blocked signals are queued
+// instead, and the mask survives execve; so for the runtime's own init, which blocks every
+// signal first thing and takes them with sigtimedwait, they stay blocked until it runs. Any
+// other command starts with nothing blocked, as runc gives it.
+static void settleSignalMask(const char* argv0) {
+  if (strcmp(argv0, "/dev/init") == 0) return;
+  sigset_t none;
+  sigemptyset(&none);
+  sigprocmask(SIG_SETMASK, &none, nullptr);
+}
+
 // Receives the start message into the region mapped before clone() and runs its ops, which
 // end in execve. The message is a StartWire header and, when small, the image itself; a
 // larger image comes in a memfd, the first fd sent with it. The other fds replace the stdio
@@ -407,6 +420,7 @@ void runOp(const OpView& op, Ctx& c);
     close(got[next++]);
   }
   c.proc.argv0 = reinterpret_cast<char* const*>(gStartRegion + h.argvOff)[0];
+  settleSignalMask(c.proc.argv0);
   c.proc.path = gStartRegion + h.pathOff;
   c.proc.argvp = reinterpret_cast<char* const*>(gStartRegion + h.argvOff);
   c.proc.envp = reinterpret_cast<char* const*>(gStartRegion + h.envOff);
@@ -751,15 +765,17 @@ void runChild(const Plan& plan, const ChildFds& fds) {
   const int keep[] = {fds.sync, fds.stdio[0], fds.stdio[1], fds.stdio[2], fds.targetPidfd, fds.userns, fds.netns};
   if (closeFdsExcept(keep, sizeof keep / sizeof keep[0]) < 0) fail(Step::close_fds, errno, "close_range");
   // Signal state is inherited across execve: undo the spawner's (SIGCHLD blocked for its
-  // signalfd, SIGPIPE ignored) so the workload starts with the defaults.
-  sigset_t none;
-  sigemptyset(&none);
-  sigprocmask(SIG_SETMASK, &none, nullptr);
+  // signalfd, SIGPIPE ignored) so the workload starts with the defaults. Until the command
+  // is known every signal stays blocked (see settleSignalMask).
+  sigset_t all;
+  sigfillset(&all);
+  sigprocmask(SIG_SETMASK, &all, nullptr);
   signal(SIGPIPE, SIG_DFL);
 
   Ctx c;
   c.fds = &fds;
   c.proc.argv0 = plan.argv.empty() ? "" : plan.argv[0].c_str();
+  if (!plan.argv.empty()) settleSignalMask(c.proc.argv0);
   c.proc.path = plan.searchPath.c_str();
   c.proc.argvp = plan.argvp.data();
   c.proc.envp = plan.envp.data();

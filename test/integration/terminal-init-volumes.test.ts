@@ -155,6 +155,21 @@ describe.skipIf(skipBecause(!IS_ROOT && SKIP_REASON, 'terminal, init and volume 
     });
 
   describe('init(true)', () => {
+    it('a SIGTERM sent the moment start() returns is never lost: stop ends by it, not by SIGKILL', async () => {
+      // The init's first process is pid 1 of its namespace, which drops signals it has no
+      // handler for; blocked until the init takes them, they wait for it instead.
+      for (let i = 0; i < 20; i++) {
+        const c = await Container.create(builder(['sleep', '1000']).init(true).build(), { runtime: rt });
+        try {
+          await c.start();
+          const exit = await c.stop({ timeoutMs: 10_000 });
+          expect([i, exit.exitCode, exit.signal]).toEqual([i, 143, null]);
+        } finally {
+          await c.remove({ force: true });
+        }
+      }
+    });
+
     it('stops a command that ignores SIGTERM at once, with 128+15', async () => {
       const d = await Container.create(builder(['sleep', '1000']).init(true).build(), { runtime: rt });
       try {
