@@ -25,7 +25,9 @@ const config = () =>
   ContainerConfig.builder()
     .name(`soak-${seedText}-${++n}`)
     .image('stratoswarm/base-agent:latest')
-    .command(['/bin/sh', '-c', 'trap "exit 0" TERM; while true; do sleep 1; done'])
+    .command(['sleep', '100000'])
+    // The init passes stop's SIGTERM on: a stop is the runtime's work, not a wait for the command.
+    .init(true)
     .memoryLimit(64 * 1024 * 1024)
     .build();
 
