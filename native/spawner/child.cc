@@ -750,6 +750,19 @@ int closeFdsExcept(const int* keep, size_t n) {
   return int(syscall(SYS_close_range, next, ~0u, 0u));
 }
 
+namespace {
+struct rlimit gWorkloadNofile = {0, 0};
+bool gNofileRaised = false;
+}  // namespace
+
+void raiseFdLimit() {
+  struct rlimit rl;
+  if (getrlimit(RLIMIT_NOFILE, &rl) < 0 || rl.rlim_cur >= rl.rlim_max) return;
+  gWorkloadNofile = rl;
+  rl.rlim_cur = rl.rlim_max;
+  gNofileRaised = setrlimit(RLIMIT_NOFILE, &rl) == 0;
+}
+
 void runChild(const Plan& plan, const ChildFds& fds) {
   // First, before anything the container could observe: until execve() this process is the
   // spawner's binary with the spawner's memory, and non-dumpable keeps /proc/<pid>/exe,
@@ -764,6 +777,8 @@ void runChild(const Plan& plan, const ChildFds& fds) {
   // Second: none of the spawner's own fds may reach a single step of the plan.
   const int keep[] = {fds.sync, fds.stdio[0], fds.stdio[1], fds.stdio[2], fds.targetPidfd, fds.userns, fds.netns};
   if (closeFdsExcept(keep, sizeof keep / sizeof keep[0]) < 0) fail(Step::close_fds, errno, "close_range");
+  // The fd limit the spawner was started with, not the one it raised for itself.
+  if (gNofileRaised && setrlimit(RLIMIT_NOFILE, &gWorkloadNofile) < 0) fail(Step::rlimit, errno, "RLIMIT_NOFILE");
   // Signal state is inherited across execve: undo the spawner's (SIGCHLD blocked for its
   // signalfd, SIGPIPE ignored) so the workload starts with the defaults. Until the command
   // is known every signal stays blocked (see settleSignalMask).

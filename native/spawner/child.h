@@ -34,6 +34,13 @@ struct ChildFds {
   int netns = -1;
 };
 
+// The spawner holds a pidfd for every container and a socket for every client, so thousands
+// of containers need more fds than the soft limit a host agent commonly runs with (1024).
+// Called once at the spawner's start: raises its soft RLIMIT_NOFILE to the hard limit and
+// keeps the limit it was started with, which every container process gets back in its child
+// (a start's or an exec's own rlimits are applied after that).
+void raiseFdLimit();
+
 // In a freshly cloned child: closes every fd from 3 up except those in `keep` (at most 8;
 // negative entries are ignored). The child is a copy of the spawner and holds all of its
 // fds (the listening socket, epoll, signalfd, clients, inotify, index files, other

@@ -17,6 +17,7 @@
 #include <cstring>
 #include <string>
 
+#include "child.h"
 #include "spawner.h"
 #include "state_files.h"
 
@@ -72,6 +73,7 @@ int main(int argc, char** argv) {
     if (log > 2) close(log);
   }
   umask(022);
+  ss::raiseFdLimit();
   signal(SIGPIPE, SIG_IGN);
   // Orphans of exec helpers come back here instead of to the host's init.
   prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);
