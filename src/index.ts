@@ -20,7 +20,7 @@ export type { LogLine, LogOptions } from './container/logs.js';
 export type { StatsPart } from './container/stats.js';
 export type { ContainerStorage } from './container/storage.js';
 export type { SpawnPlan, ExecPlan, ProcessPlan, ContainerPaths, NamespaceName, PlanSecurity, PlanUser, PlanVolume, PlanPlacement } from './plan/types.js';
-export type { GpuInventory, GpuAssignment } from './gpu.js';
+export type { GpuInventory, GpuAssignment } from './gpu/inventory.js';
 export type { NvmlDevice, NvmlInventory } from './kernel/native.js';
 export type { NetDevCounters } from './kernel/host.js';
 export type { FaultHook, FaultStep, OperationStep, ProvisionStep, ReconcileReport } from './parts.js';

@@ -8,7 +8,7 @@ import type { WarmPool } from './pool/pool.js';
 import type { RuntimeOptions } from './config.js';
 import type { RuntimeEvent } from './container/types.js';
 import type { ContainerStorage } from './container/storage.js';
-import type { GpuInventory } from './gpu.js';
+import type { GpuInventory } from './gpu/inventory.js';
 import type { IdRangeAllocator } from './idmap.js';
 import type { ImageStore } from './image/images.js';
 import type { CgroupDriver } from './isolation/driver.js';

@@ -12,7 +12,7 @@ import { resolveOptions, type RuntimeOptions } from './config.js';
 import type { RuntimeEvent } from './container/types.js';
 import { hostStorage, type ContainerStorage } from './container/storage.js';
 import { RuntimeError } from './errors.js';
-import { gpuInventory, type GpuInventory } from './gpu.js';
+import { gpuInventory, type GpuInventory } from './gpu/inventory.js';
 import { IdRangeAllocator } from './idmap.js';
 import { ImageStore } from './image/images.js';
 import { CgroupDriver } from './isolation/driver.js';

@@ -7,7 +7,7 @@
  */
 import { dirname, join, posix } from 'node:path';
 import { RuntimeError } from '../errors.js';
-import { assignGpus, type GpuInventory } from '../gpu.js';
+import { assignGpus, type GpuInventory } from '../gpu/inventory.js';
 import { processArgv } from '../image/config.js';
 import type { ResolvedImage } from '../image/store.js';
 import { createLimits } from '../isolation/container-limits.js';

@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { RuntimeError } from '../../src/errors.js';
-import { assignGpus, gpuInventory } from '../../src/gpu.js';
+import { assignGpus, gpuInventory } from '../../src/gpu/inventory.js';
 import { NativeKernel } from '../../src/kernel/kernel.js';
 import { candidatePaths } from '../../src/kernel/native.js';
 

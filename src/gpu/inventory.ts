@@ -4,11 +4,11 @@
  * nodes the driver needs). Discovery reads /dev, so it needs no driver library; NVML (for
  * memory, utilisation and topology) and CDI specs come on top of it.
  */
-import { RuntimeError } from './errors.js';
-import { DEFAULT_DEVICE_RULES, nvidiaDeviceRules } from './isolation/devices.js';
-import type { DeviceRule } from './isolation/resources.js';
-import type { Kernel } from './kernel/kernel.js';
-import type { NvmlDevice } from './kernel/native.js';
+import { RuntimeError } from '../errors.js';
+import { DEFAULT_DEVICE_RULES, nvidiaDeviceRules } from '../isolation/devices.js';
+import type { DeviceRule } from '../isolation/resources.js';
+import type { Kernel } from '../kernel/kernel.js';
+import type { NvmlDevice } from '../kernel/native.js';
 
 export interface GpuInventory {
   /** "nvml" when the driver's library answered, "dev" when only /dev was read. */
