@@ -101,6 +101,8 @@ export class GpuAssignmentStore {
 
   /** Every assignment in force (those of containers whose records are gone are dropped). */
   list(): GpuAssignmentRecord[] {
+    // Nothing was ever assigned: no lock to take (a reader without write access gets an answer).
+    if (!fs.existsSync(this.file)) return [];
     return this.locked((list) => ({ result: list.map((a) => ({ ...a, gpus: [...a.gpus] })) }));
   }
 
