@@ -16,7 +16,7 @@ export interface GpuInventory {
   driverVersion?: string;
   /** Why NVML was not used, when it was not. */
   nvmlError?: string;
-  devices: (Partial<NvmlDevice> & { index: number; minor: number })[];
+  devices: (Partial<NvmlDevice> & { index: number; minor: number; /** Containers holding it (runtime.gpus()). */ assignedTo?: string[] })[];
 }
 
 /**
