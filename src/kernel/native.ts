@@ -40,6 +40,12 @@ export interface NvmlDevice {
   /** Percent; -1 when the GPU does not report it. */
   gpuUtilization: number;
   memoryUtilization: number;
+  /** Compute processes on it (host pids): device memory in bytes, SM and memory utilisation in percent (-1: not reported). */
+  processes?: { pid: number; usedMemory: number; smUtilization: number; memoryUtilization: number }[];
+  /** 1 MIG on, 0 off, -1 not supported. */
+  migMode?: number;
+  /** PCI bus ids at the far end of its active NVLinks. */
+  nvlinkPeerBusIds?: string[];
 }
 export interface NvmlInventory {
   library: string;
