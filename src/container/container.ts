@@ -19,6 +19,8 @@ import { isLive, resourcesOf } from './context.js';
 import { abortError, planExec, runExec, spawnExec } from './exec.js';
 import { inspectSecurity } from './records.js';
 import { prepareCreate, wantsGpus } from './prepare.js';
+import * as fs from 'node:fs';
+import { cgroupPids, containerGpuUsage } from '../gpu/accounting.js';
 import { runHooks } from '../gpu/hooks.js';
 import { reserveGpus } from '../gpu/host.js';
 import type { GpuInventory } from '../gpu/inventory.js';
@@ -304,7 +306,11 @@ export class Container extends ContainerCore {
 
   /** Usage and limits from its cgroups and network interfaces; feeds the usage history personalities plan from. */
   async stats(opts: { only?: readonly StatsPart[] } = {}): Promise<ContainerStats> {
-    return this.sampler.sample(this.ctx, opts.only);
+    const out = this.sampler.sample(this.ctx, opts.only);
+    // Its GPUs' usage from NVML's process accounting, for a container that holds GPUs.
+    const held = !opts.only || opts.only.includes('gpu') ? this.parts.gpuAssignments.held(this.id) : undefined;
+    if (held) out.gpu = containerGpuUsage(await this.parts.gpus(), held.gpus, cgroupPids(this.rec.cgroupProcs, (f) => fs.readFileSync(f, 'utf8')));
+    return out;
   }
 
   /** What its personality allocates for `workload`, from the request and observed usage; `apply` puts it in force. */

@@ -189,6 +189,22 @@ describe.skipIf(skipBecause(SKIP, 'GPU scheduling container tests'))('GPU schedu
     }
   });
 
+  it("stats() reports the container's GPU memory and utilisation from NVML's process accounting", async () => {
+    const c = await Container.create(cfg('sleep 30', (x) => x.gpuCount(1)), { runtime: t.runtime });
+    try {
+      await c.start();
+      const gpu = (await t.runtime.gpus()).assignments.find((x) => x.containerId === c.id)!.gpus[0]!;
+      // The stand-in NVML lists the container's init and a process of someone else on its GPU.
+      process.env.FAKE_NVML_PROCS = `${gpu}:${c.pid}:512:37,${gpu}:1:4096:50`;
+      const s = await c.stats();
+      expect(s.gpu).toEqual([{ index: gpu, uuid: `GPU-fake-${gpu}`, processes: 1, memoryUsedBytes: 512 * 2 ** 20, smUtilization: 37, memoryUtilization: 18 }]);
+      expect((await c.stats({ only: ['memory'] })).gpu).toBeUndefined();
+    } finally {
+      delete process.env.FAKE_NVML_PROCS;
+      await c.remove({ force: true });
+    }
+  });
+
   it('without an nvidia.com/gpu spec the nvidia engine binds the node and the driver files of NVML\'s version', async () => {
     const rt = testRuntime({ init: { ...init(), gpu: { ...init().gpu, cdiSpecDirs: [join(root, 'cdi-none')], devDir: join(root, 'dev') } } });
     try {
