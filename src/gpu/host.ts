@@ -12,7 +12,7 @@ import type { GpuInventory } from './inventory.js';
 import type { GpuPrepareContext } from './prepare.js';
 import { strategyOf, type GpuAssignmentRecord } from './scheduler.js';
 import type { GpuAssignmentStore } from './store.js';
-import { numaDistance, numaNodeOfCpus, type HostTopology } from './topology.js';
+import { cpuList, numaDistance, numaNodeOfCpus, type HostTopology } from './topology.js';
 
 export type { DriverFiles } from './driver.js';
 
@@ -68,7 +68,7 @@ export async function reserveGpus(
   if (!r.gpuCount && !devices?.length) return undefined;
   const inv = await parts.gpus();
   const topo = await parts.topology(inv);
-  const cpus = affinity?.cpus((node) => parts.kernel.numaNodeCpus(node));
+  const cpus = affinity?.cpus((node) => parts.kernel.numaNodeCpus(node)) ?? (r.cpusetCpus ? cpuList(r.cpusetCpus) : undefined);
   const numaNode = affinity?.spec.numaNode ?? numaNodeOfCpus(cpus, topo.nodes);
   try {
     return parts.gpuAssignments.reserve(

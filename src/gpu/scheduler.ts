@@ -88,7 +88,7 @@ export function chooseGpus(req: GpuRequest, gpus: readonly SchedulableGpu[], hel
   const count = req.count ?? 0;
   if (count === 0) return [];
   if (count > gpus.length) {
-    throw new RuntimeError(`gpuCount: ${count} GPU${count > 1 ? 's' : ''} requested but this host has ${gpus.length ? `only ${gpus.length} (GPUs ${present.join(', ')})` : 'no NVIDIA GPU'}`, { code: 'EUNSUPPORTED', step: 'config' });
+    throw new RuntimeError(`gpuCount: ${count} GPU${count > 1 ? 's' : ''} requested but this host has ${gpus.length ? `only GPUs ${present.join(', ')}` : 'no NVIDIA GPU'}`, { code: 'EUNSUPPORTED', step: 'config' });
   }
   const free = gpus.filter((g) => available(g.index, held, shared));
   if (free.length < count) {

@@ -78,6 +78,8 @@ beforeAll(() => {
     },
   };
   fs.writeFileSync(join(root, 'cdi/vendor.json'), JSON.stringify(spec));
+  const failing = { cdiVersion: '1.0.0', kind: 'fail.com/dev', devices: [{ name: 'x', containerEdits: { hooks: [{ hookName: 'createContainer', path: hook('fail', 'echo no such firmware >&2; exit 3') }] } }] };
+  fs.writeFileSync(join(root, 'cdi/fail.json'), JSON.stringify(failing));
   fs.writeFileSync(
     join(root, 'cdi/nvidia.yaml'),
     `cdiVersion: "0.5.0"
@@ -171,16 +173,25 @@ describe.skipIf(skipBecause(SKIP, 'GPU scheduling container tests'))('GPU schedu
     expect(third).toMatchObject({ code: 'EBUSY' });
     expect((third as Error).message).toMatch(new RegExp(`gpuCount: 1 GPU requested but only 0 of 2 are free: GPU 0 is held by ${'gpu\\d+'}-${process.pid} \\(`));
     expect((await Container.list({ runtime: t.runtime })).length).toBe(before);
+    // A create that fails after its GPUs were chosen (a bad device name; a failing hook) gives them back.
+    const state = () => fs.readdirSync(t.stateRoot).filter((f) => /^[0-9a-f]{32}$/.test(f)).length;
+    const dirs = state();
+    await a.remove();
+    await expect(Container.create(cfg('true', (x) => x.gpuCount(1).devices(['vendor.com/dev=zz'])), { runtime: t.runtime })).rejects.toThrow(/devices\[0\]: vendor\.com\/dev has no device "zz"/);
+    await expect(Container.create(cfg('true', (x) => x.gpuCount(1).devices(['fail.com/dev=x'])), { runtime: t.runtime })).rejects.toThrow(/createContainer hook .*\/fail exited with status 3: no such firmware/);
+    expect((await t.runtime.gpus()).assignments.map((x) => x.containerId)).toEqual([b.id]);
+    expect(state()).toBe(dirs - 1);
+    const a2 = await Container.create(cfg(show, (x) => x.gpuCount(1)), { runtime: t.runtime });
 
     // A second host agent on the same state root sees the same assignments and honours them.
     const again = new Runtime({ ...init(), stateRoot: t.stateRoot, imageRoot: t.runtime.options.imageRoot, cgroupParent: t.runtime.options.cgroupParent, env: {}, logLevel: 'silent' });
     try {
       const gpus = await again.gpus();
-      expect(gpus.assignments.map((x) => x.containerId).sort()).toEqual([a.id, b.id].sort());
+      expect(gpus.assignments.map((x) => x.containerId).sort()).toEqual([a2.id, b.id].sort());
       expect(gpus.devices.map((d) => d.assignedTo?.length)).toEqual([1, 1]);
       await expect(Container.create(cfg('true', (x) => x.gpuCount(1)), { runtime: again })).rejects.toMatchObject({ code: 'EBUSY' });
-      const freed = (await again.gpus()).assignments.find((x) => x.containerId === a.id)!.gpus[0];
-      await (await Container.load(a.id, { runtime: again })).remove();
+      const freed = (await again.gpus()).assignments.find((x) => x.containerId === a2.id)!.gpus[0];
+      await (await Container.load(a2.id, { runtime: again })).remove();
       const c = await Container.create(cfg(show, (x) => x.gpuCount(1)), { runtime: again });
       expect((await again.gpus()).assignments.find((x) => x.containerId === c.id)!.gpus).toEqual([freed]);
       await c.remove();

@@ -65,7 +65,7 @@ describe('GPU choice', () => {
     expect(chooseGpus({ count: 1, strategy: 'pack', shared: true }, two, both)).toEqual([1]);
     expect(() => chooseGpus({ devices: [0], strategy: 'pack', shared: true }, two, both)).toThrow(/gpuDevices: GPU 0 is held by c-aaaa/);
     expect(() => chooseGpus({ devices: [5], strategy: 'pack' }, two, [])).toThrow(/gpuDevices: GPU 5 requested but this host has only GPUs 0, 1/);
-    expect(() => chooseGpus({ count: 3, strategy: 'pack' }, two, [])).toThrow(/gpuCount: 3 GPUs requested but this host has only 2/);
+    expect(() => chooseGpus({ count: 3, strategy: 'pack' }, two, [])).toThrow(/gpuCount: 3 GPUs requested but this host has only GPUs 0, 1/);
   });
 });
 
