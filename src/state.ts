@@ -48,6 +48,8 @@ export interface ContainerRecord {
   pool?: string;
   /** OCI hooks from CDI specs still to run (startContainer, poststart, poststop). */
   hooks?: CdiHook[];
+  /** What its GPUs and CDI devices add to every process: environment and groups. */
+  deviceProcess?: { env: string[]; groups: number[] };
 }
 
 export interface ExitRecord {

@@ -188,6 +188,7 @@ export function prepareCreate(config: ContainerConfig, id: string, ctx: PrepareC
     ...(gpus?.deviceNodes.length ? { deviceNodes: gpus.deviceNodes } : {}),
     gpus: gpus?.gpus,
     ...(gpus?.hooks.length ? { hooks: gpus.hooks } : {}),
+    ...(gpus && (gpus.env.length || gpus.additionalGids.length) ? { deviceProcess: { env: gpus.env, groups: gpus.additionalGids } } : {}),
     lastCap,
     ...(init ? { init } : {}),
   };
@@ -205,7 +206,7 @@ export interface ExecRequest {
 /** The plan for a further process in a created container, from its record's facts. */
 export function prepareExec(
   config: ContainerConfig,
-  container: { id: string; imageRef: string; namespaces: string[]; cgroupProcs: string[] },
+  container: { id: string; imageRef: string; namespaces: string[]; cgroupProcs: string[]; deviceProcess?: { env: string[]; groups: number[] } | undefined },
   req: ExecRequest,
   ctx: PrepareContext,
 ): ExecPlan {
@@ -222,5 +223,10 @@ export function prepareExec(
     lastCap: ctx.kernel.capLastCap(),
   });
   if (req.terminal) process.terminal = true;
+  // An exec sees the devices as the container's command does (the record keeps what they add).
+  if (container.deviceProcess) {
+    process.env = mergeEnv(process.env, container.deviceProcess.env.filter((e) => !(e.slice(0, e.indexOf('=')) in (req.env ?? {}))));
+    for (const g of container.deviceProcess.groups) if (!process.user.groups.includes(g)) process.user.groups.push(g);
+  }
   return { process, namespaces: [...container.namespaces], cgroupProcs: [...container.cgroupProcs], lastCap: ctx.kernel.capLastCap() };
 }

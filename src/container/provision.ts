@@ -77,6 +77,7 @@ export async function provision(parts: RuntimeParts, input: ProvisionInput): Pro
     bootId: parts.kernel.bootId(),
     ...(input.pool ? { pool: input.pool } : {}),
     ...(plan.hooks?.length ? { hooks: plan.hooks } : {}),
+    ...(plan.deviceProcess ? { deviceProcess: plan.deviceProcess } : {}),
   };
   const rollback = new Rollback();
   // While this process provisions it, reconciliation leaves the half-made container alone.
