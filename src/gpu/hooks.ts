@@ -23,6 +23,8 @@ export interface HookState {
 }
 
 const INSIDE: readonly CdiHookName[] = ['createContainer', 'startContainer'];
+/** nsenter (util-linux) by absolute path: a hook's environment is its own and may have no PATH. */
+const NSENTER = ['/usr/bin/nsenter', '/bin/nsenter', '/usr/sbin/nsenter', '/sbin/nsenter'].find((p) => fs.existsSync(p)) ?? 'nsenter';
 
 function runOne(hook: CdiHook, state: HookState): Promise<void> {
   const inside = INSIDE.includes(hook.hookName);
@@ -38,7 +40,7 @@ function runOne(hook: CdiHook, state: HookState): Promise<void> {
     } catch (e) {
       return Promise.reject(new RuntimeError(`${label}: ${(e as Error).message}`, { code: 'ENOTFOUND', step: 'config', path: hook.path }));
     }
-    file = 'nsenter';
+    file = NSENTER;
     argv = ['--target', String(state.pid), '--mount', '--uts', '--ipc', '--net', '--pid', '--cgroup', '--', '/proc/self/fd/3', ...args];
   }
   return new Promise<void>((resolve, reject) => {

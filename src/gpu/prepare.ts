@@ -112,7 +112,8 @@ export function prepareGpus(req: GpuRequestSpec, ctx: GpuPrepareContext, imageEn
     try {
       resolved = registry.resolve(cdiNames);
     } catch (e) {
-      if (e instanceof RuntimeError && offset > 0) e.message = e.message.replace(/^devices\[(\d+)\]/, (_, i: string) => (Number(i) < offset ? 'gpu' : `devices[${Number(i) - offset}]`));
+      const gpuField = req.gpuDevices?.length ? 'gpuDevices' : 'gpuCount';
+      if (e instanceof RuntimeError && offset > 0) e.message = e.message.replace(/^devices\[(\d+)\]/, (_, i: string) => (Number(i) < offset ? gpuField : `devices[${Number(i) - offset}]`));
       throw e;
     }
     const applied = mergeEdits(editSources(resolved), ctx.statNode);

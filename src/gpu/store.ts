@@ -128,6 +128,7 @@ export class GpuAssignmentStore {
 
   /** The container's record exists now: from here on its record, not its creator, keeps the assignment. */
   confirm(id: string): void {
+    if (!fs.existsSync(this.file)) return;
     this.locked((list) => {
       const mine = list.find((a) => a.containerId === id);
       if (!mine?.owner) return { result: undefined };
@@ -137,6 +138,7 @@ export class GpuAssignmentStore {
 
   /** Releases container `id`'s GPUs; true when it held any. */
   release(id: string): boolean {
+    if (!fs.existsSync(this.file)) return false;
     return this.locked((list) => {
       const next = list.filter((a) => a.containerId !== id);
       return next.length === list.length ? { result: false } : { list: next, result: true };
