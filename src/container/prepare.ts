@@ -149,6 +149,9 @@ export function prepareCreate(config: ContainerConfig, id: string, ctx: PrepareC
       exists: (p) => ctx.kernel.exists(p),
     }, proc.env);
     if (gpus) {
+      // A variable the configuration sets itself wins (LD_LIBRARY_PATH already carries it).
+      const own = (e: string) => e.slice(0, e.indexOf('=')) in spec.env && !e.startsWith('LD_LIBRARY_PATH=');
+      gpus.env = gpus.env.filter((e) => !own(e));
       proc.env = mergeEnv(proc.env, gpus.env);
       for (const g of gpus.additionalGids) if (!proc.user.groups.includes(g)) proc.user.groups.push(g);
     }

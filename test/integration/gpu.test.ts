@@ -225,10 +225,10 @@ describe.skipIf(skipBecause(SKIP, 'GPU scheduling container tests'))('GPU schedu
       );
       const out = await run(rt.runtime, c);
       const [nodes, libs, ld, smi] = out.split('\n');
-      const idle = await Container.create(cfg('sleep 30', (b) => b.gpuDevices([0])), { runtime: rt.runtime });
+      const idle = await Container.create(cfg('sleep 30', (b) => b.gpuDevices([0]).env({ NVIDIA_DRIVER_CAPABILITIES: 'all', LD_LIBRARY_PATH: '/opt/lib' })), { runtime: rt.runtime });
       await idle.start();
-      // An exec sees what the command sees.
-      expect((await idle.exec(['/bin/sh', '-c', 'echo "$CUDA_VISIBLE_DEVICES $LD_LIBRARY_PATH"'])).stdout).toBe('GPU-fake-0 /usr/local/nvidia/lib64\n');
+      // An exec sees what the command sees; what the configuration sets itself stays.
+      expect((await idle.exec(['/bin/sh', '-c', 'echo "$CUDA_VISIBLE_DEVICES $LD_LIBRARY_PATH $NVIDIA_DRIVER_CAPABILITIES"'])).stdout).toBe('GPU-fake-0 /usr/local/nvidia/lib64:/opt/lib all\n');
       await idle.remove({ force: true });
       expect(nodes!.trim().split(' ')).toEqual(['nvidia5', 'nvidiactl']);
       expect(libs!.trim().split(' ').sort()).toEqual(['libcuda.so.1', 'libcuda.so.999.99.fake', 'libnvidia-ml.so.1', 'libnvidia-ml.so.999.99.fake']);
