@@ -23,12 +23,12 @@ const runtime = new Runtime({ engine: 'nvidia', logLevel: 'warn' });
 const inv = await runtime.gpus();
 console.log(`GPUs (${inv.source}${inv.driverVersion ? `, driver ${inv.driverVersion}` : ''}):`);
 for (const d of inv.devices) {
-  console.log(`  GPU ${d.index}: ${d.name ?? '?'} ${d.uuid ?? ''} /dev/nvidia${d.minor} memory ${d.memoryTotal ? (d.memoryTotal / 2 ** 30).toFixed(1) + ' GiB' : '?'} util ${d.gpuUtilization ?? '?'}% held by ${d.assignedTo?.join(', ') || '-'}`);
+  console.log(`  GPU ${d.index}: ${d.name ?? '?'} ${d.uuid ?? ''} /dev/nvidia${d.minor} memory ${d.memoryTotal ? (d.memoryTotal / 2 ** 30).toFixed(1) + ' GiB' : '?'} util ${d.gpuUtilization >= 0 ? `${d.gpuUtilization}%` : '?'} held by ${d.assignedTo?.join(', ') || '-'}`);
 }
 if (inv.nvmlError) console.log(`  NVML not used: ${inv.nvmlError}`);
 if (inv.source !== 'nvml' || inv.devices.length === 0) {
   console.log(`gpu-check: FAIL (${inv.devices.length === 0 ? 'no GPU found' : 'NVML did not load'})`);
-  await runtime.close();
+  await runtime.close({ stopSpawner: true });
   process.exit(1);
 }
 const topo = await runtime.topology();
@@ -123,6 +123,7 @@ if (inv.devices.length >= 2) {
 } else notes.push('one GPU only: the two-container check needs two');
 
 fs.rmSync(work, { recursive: true, force: true });
-await runtime.close();
+// The spawner exits once no container is left (others' containers keep it running).
+await runtime.close({ stopSpawner: true });
 console.log(`gpu-check: ${problems.length ? 'FAIL' : 'PASS'} (${inv.devices.length} GPU${inv.devices.length > 1 ? 's' : ''}, driver ${inv.driverVersion}${problems.length ? `; ${problems.join('; ')}` : ''}${notes.length ? `; ${notes.join('; ')}` : ''})`);
 process.exit(problems.length ? 1 : 0);
