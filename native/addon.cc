@@ -517,6 +517,9 @@ class NvmlWorker : public PromiseWorker {
       Napi::Array peers = Napi::Array::New(env, d.nvlinkPeerBusIds.size());
       for (size_t j = 0; j < d.nvlinkPeerBusIds.size(); ++j) peers.Set(uint32_t(j), d.nvlinkPeerBusIds[j]);
       o.Set("nvlinkPeerBusIds", peers);
+      Napi::Array levels = Napi::Array::New(env, d.pcieLevels.size());
+      for (size_t j = 0; j < d.pcieLevels.size(); ++j) levels.Set(uint32_t(j), d.pcieLevels[j]);
+      o.Set("pcieLevels", levels);
       devices.Set(uint32_t(i), o);
     }
     out.Set("devices", devices);

@@ -56,6 +56,7 @@ struct Api {
   nvmlReturn_t (*deviceGetMigMode)(nvmlDevice_t, unsigned*, unsigned*) = nullptr;
   nvmlReturn_t (*deviceGetNvLinkState)(nvmlDevice_t, unsigned, int*) = nullptr;
   nvmlReturn_t (*deviceGetNvLinkRemotePciInfo)(nvmlDevice_t, unsigned, nvmlPciInfo_t*) = nullptr;
+  nvmlReturn_t (*deviceGetTopologyCommonAncestor)(nvmlDevice_t, nvmlDevice_t, int*) = nullptr;
 };
 
 // The compute processes of one GPU with their memory and (sampled) utilisation; fixed-size
@@ -134,6 +135,7 @@ bool inventory(const std::string& library, Inventory* out, std::string* err) {
   resolve(api.handle, &api.deviceGetMigMode, nullptr, "nvmlDeviceGetMigMode");
   resolve(api.handle, &api.deviceGetNvLinkState, nullptr, "nvmlDeviceGetNvLinkState");
   resolve(api.handle, &api.deviceGetNvLinkRemotePciInfo, "nvmlDeviceGetNvLinkRemotePciInfo_v2", "nvmlDeviceGetNvLinkRemotePciInfo");
+  resolve(api.handle, &api.deviceGetTopologyCommonAncestor, nullptr, "nvmlDeviceGetTopologyCommonAncestor");
   if (!ok) {
     *err = lib + " lacks nvmlInit, nvmlShutdown, nvmlDeviceGetCount or nvmlDeviceGetHandleByIndex";
     dlclose(api.handle);
@@ -156,6 +158,7 @@ bool inventory(const std::string& library, Inventory* out, std::string* err) {
     *err = why(api, "nvmlDeviceGetCount", rc);
     result = false;
   }
+  std::vector<nvmlDevice_t> handles;
   for (unsigned i = 0; result && i < count; ++i) {
     nvmlDevice_t dev = nullptr;
     rc = api.deviceGetHandleByIndex(i, &dev);
@@ -196,6 +199,16 @@ bool inventory(const std::string& library, Inventory* out, std::string* err) {
       if (!seen) d.nvlinkPeerBusIds.push_back(peer);
     }
     out->devices.push_back(d);
+    handles.push_back(dev);
+  }
+  // The PCIe distance between every pair, once all handles are known.
+  for (size_t i = 0; result && api.deviceGetTopologyCommonAncestor != nullptr && i < handles.size(); ++i) {
+    for (size_t j = 0; j < handles.size(); ++j) {
+      int level = -1;
+      if (i == j) level = 0;
+      else if (api.deviceGetTopologyCommonAncestor(handles[i], handles[j], &level) != NVML_SUCCESS) level = -1;
+      out->devices[i].pcieLevels.push_back(level);
+    }
   }
   api.shutdown();
   dlclose(api.handle);

@@ -30,6 +30,9 @@ struct Device {
   std::vector<Process> processes;
   int migMode = -1;                         // 1 MIG on, 0 off, -1 not supported
   std::vector<std::string> nvlinkPeerBusIds;  // PCI bus ids at the far end of active NVLinks
+  // NVML's PCIe topology level to each GPU by index (0 same board, 10 one switch, 20 several
+  // switches, 30 host bridge, 40 same NUMA node, 50 across nodes); -1 when not reported.
+  std::vector<int> pcieLevels;
 };
 
 struct Inventory {

@@ -20,6 +20,8 @@ export interface SchedulableGpu {
   numaNode?: number | undefined;
   /** GPUs it has NVLink to (NVML indexes). */
   nvlinkPeers?: number[] | undefined;
+  /** NVML's PCIe topology level to each GPU by index (lower is nearer; -1 unknown). */
+  pcieLevels?: number[] | undefined;
 }
 
 export interface GpuAssignmentRecord {
@@ -109,6 +111,13 @@ export function chooseGpus(req: GpuRequest, gpus: readonly SchedulableGpu[], hel
     const link = (g: SchedulableGpu) => (picked.some((p) => p.nvlinkPeers?.includes(g.index) || g.nvlinkPeers?.includes(p.index)) ? 0 : 1);
     const l = link(a) - link(b);
     if (l !== 0) return l;
+    // Then the nearest on PCIe to the first one picked (one switch before the host bridge).
+    const pcie = (g: SchedulableGpu) => {
+      const v = picked.length ? picked[0]!.pcieLevels?.[g.index] : undefined;
+      return v === undefined || v < 0 ? 1000 : v;
+    };
+    const p = pcie(a) - pcie(b);
+    if (p !== 0) return p;
     // The rest of one container's GPUs stay on the node of its first.
     const same = (g: SchedulableGpu) => (picked.length && picked[0]!.numaNode === g.numaNode ? 0 : 1);
     const s = same(a) - same(b);

@@ -46,6 +46,8 @@ export interface NvmlDevice {
   migMode?: number;
   /** PCI bus ids at the far end of its active NVLinks. */
   nvlinkPeerBusIds?: string[];
+  /** NVML's PCIe topology level to each GPU by index (0 same board ... 50 across NUMA nodes; -1 unknown). */
+  pcieLevels?: number[];
 }
 export interface NvmlInventory {
   library: string;

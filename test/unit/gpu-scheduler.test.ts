@@ -43,10 +43,13 @@ describe('GPU choice', () => {
     expect(chooseGpus({ count: 1, strategy: 'spread', numaNode: 1 }, FOUR, [held('a', [2, 3])], far)).toEqual([0]);
   });
 
-  it('two GPUs come as an NVLink pair on one node', () => {
+  it('two GPUs come as an NVLink pair on one node, else the nearest on PCIe', () => {
     expect(chooseGpus({ count: 2, strategy: 'spread' }, FOUR, [held('a', [0])])).toEqual([2, 3]);
     const noLink = FOUR.map((g) => ({ ...g, nvlinkPeers: undefined }));
     expect(chooseGpus({ count: 2, strategy: 'pack' }, noLink, [])).toEqual([0, 1]);
+    // Without NVLink, the nearest on PCIe: GPU 0 shares a switch (10) with GPU 2 only.
+    const pcie = noLink.map((g) => ({ ...g, numaNode: 0, pcieLevels: [[0, 30, 10, 30], [30, 0, 30, 10], [10, 30, 0, 30], [30, 10, 30, 0]][g.index] }));
+    expect(chooseGpus({ count: 2, strategy: 'pack' }, pcie, [])).toEqual([0, 2]);
   });
 
   it('exclusive by default; sharing only between containers that opt in; a refusal names the holders', () => {

@@ -36,9 +36,9 @@ describe.skipIf(!!SKIP)(`NVML through the addon${SKIP ? ` — skipped: ${SKIP}` 
     expect(inv.library).toBe(lib);
     expect(inv.driverVersion).toBe('999.99.fake');
     expect(inv.devices).toEqual([
-      { index: 0, name: 'Fake H200', uuid: 'GPU-fake-0', pciBusId: '00000000:18:00.0', minor: 4, memoryTotal: 141 * 2 ** 30, memoryUsed: 0, gpuUtilization: 42, memoryUtilization: 7, processes: [], migMode: 0, nvlinkPeerBusIds: ['00000000:19:00.0'] },
+      { index: 0, name: 'Fake H200', uuid: 'GPU-fake-0', pciBusId: '00000000:18:00.0', minor: 4, memoryTotal: 141 * 2 ** 30, memoryUsed: 0, gpuUtilization: 42, memoryUtilization: 7, processes: [], migMode: 0, nvlinkPeerBusIds: ['00000000:19:00.0'], pcieLevels: [0, 10] },
       // A GPU that does not report utilisation says so with -1.
-      { index: 1, name: 'Fake H200', uuid: 'GPU-fake-1', pciBusId: '00000000:19:00.0', minor: 5, memoryTotal: 141 * 2 ** 30, memoryUsed: 2 ** 30, gpuUtilization: -1, memoryUtilization: -1, processes: [], migMode: 0, nvlinkPeerBusIds: ['00000000:18:00.0'] },
+      { index: 1, name: 'Fake H200', uuid: 'GPU-fake-1', pciBusId: '00000000:19:00.0', minor: 5, memoryTotal: 141 * 2 ** 30, memoryUsed: 2 ** 30, gpuUtilization: -1, memoryUtilization: -1, processes: [], migMode: 0, nvlinkPeerBusIds: ['00000000:18:00.0'], pcieLevels: [10, 0] },
     ]);
   });
 
