@@ -62,7 +62,7 @@ export class Container extends ContainerCore {
     const id = newContainerId();
     // The GPUs are chosen and recorded first (under the state root's lock), so two creates
     // never get the same one; whatever fails after gives them back.
-    const reserved = await reserveGpus(parts, id, own);
+    const reserved = await reserveGpus(parts, id, own, gpus);
     try {
       return await Container.createWith(runtime, parts, own, id, gpus, handle);
     } catch (e) {

@@ -61,12 +61,13 @@ export async function reserveGpus(
   parts: { gpus(): Promise<GpuInventory>; topology(inv?: GpuInventory): Promise<HostTopology>; gpuAssignments: GpuAssignmentStore; kernel: Pick<Kernel, 'numaNodeCpus'> },
   id: string,
   config: ContainerConfig,
+  inventory?: GpuInventory,
 ): Promise<GpuAssignmentRecord | undefined> {
   const r = config.spec.resources;
   const affinity = config.hardwareAffinity();
   const devices = r.gpuDevices ?? (affinity?.spec.gpuDevice !== undefined ? [affinity.spec.gpuDevice] : undefined);
   if (!r.gpuCount && !devices?.length) return undefined;
-  const inv = await parts.gpus();
+  const inv = inventory ?? (await parts.gpus());
   const topo = await parts.topology(inv);
   const cpus = affinity?.cpus((node) => parts.kernel.numaNodeCpus(node)) ?? (r.cpusetCpus ? cpuList(r.cpusetCpus) : undefined);
   const numaNode = affinity?.spec.numaNode ?? numaNodeOfCpus(cpus, topo.nodes);
