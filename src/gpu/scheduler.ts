@@ -22,6 +22,8 @@ export interface SchedulableGpu {
   nvlinkPeers?: number[] | undefined;
   /** NVML's PCIe topology level to each GPU by index (lower is nearer; -1 unknown). */
   pcieLevels?: number[] | undefined;
+  /** MIG is on: the GPU runs CUDA only through its MIG instances, which are CDI devices. */
+  mig?: boolean | undefined;
 }
 
 export interface GpuAssignmentRecord {
@@ -81,6 +83,8 @@ export function chooseGpus(req: GpuRequest, gpus: readonly SchedulableGpu[], hel
     if (missing.length) {
       throw new RuntimeError(`gpuDevices: GPU ${missing.join(', ')} requested but this host has ${present.length ? `only GPUs ${present.join(', ')}` : 'no NVIDIA GPU'}`, { code: 'EUNSUPPORTED', step: 'config' });
     }
+    const mig = req.devices.filter((d) => gpus.find((g) => g.index === d)?.mig);
+    if (mig.length) throw new RuntimeError(`gpuDevices: GPU ${mig.join(', ')} has MIG enabled: ask for its MIG instances by CDI name (devices(['nvidia.com/gpu=${mig[0]}:0']))`, { code: 'EINVAL', step: 'config' });
     const busy = req.devices.filter((d) => !available(d, held, shared));
     if (busy.length) {
       throw new RuntimeError(`gpuDevices: ${busy.map((b) => busyText(b, held)).join('; ')}${shared ? '' : ' (assignments are exclusive; share only between containers that opt in)'}`, { code: 'EBUSY', step: 'config' });
@@ -92,10 +96,11 @@ export function chooseGpus(req: GpuRequest, gpus: readonly SchedulableGpu[], hel
   if (count > gpus.length) {
     throw new RuntimeError(`gpuCount: ${count} GPU${count > 1 ? 's' : ''} requested but this host has ${gpus.length ? `only GPUs ${present.join(', ')}` : 'no NVIDIA GPU'}`, { code: 'EUNSUPPORTED', step: 'config' });
   }
-  const free = gpus.filter((g) => available(g.index, held, shared));
+  const free = gpus.filter((g) => !g.mig && available(g.index, held, shared));
   if (free.length < count) {
+    const state = (g: SchedulableGpu) => (g.mig ? `GPU ${g.index} has MIG enabled (its instances are CDI devices)` : busyText(g.index, held));
     throw new RuntimeError(
-      `gpuCount: ${count} GPU${count > 1 ? 's' : ''} requested but only ${free.length} of ${gpus.length} ${free.length === 1 ? 'is' : 'are'} free: ${gpus.map((g) => busyText(g.index, held)).join('; ')}`,
+      `gpuCount: ${count} GPU${count > 1 ? 's' : ''} requested but only ${free.length} of ${gpus.length} ${free.length === 1 ? 'is' : 'are'} free: ${gpus.map(state).join('; ')}`,
       { code: 'EBUSY', step: 'config' },
     );
   }

@@ -69,6 +69,11 @@ describe('GPU choice', () => {
     expect(() => chooseGpus({ devices: [0], strategy: 'pack', shared: true }, two, both)).toThrow(/gpuDevices: GPU 0 is held by c-aaaa/);
     expect(() => chooseGpus({ devices: [5], strategy: 'pack' }, two, [])).toThrow(/gpuDevices: GPU 5 requested but this host has only GPUs 0, 1/);
     expect(() => chooseGpus({ count: 3, strategy: 'pack' }, two, [])).toThrow(/gpuCount: 3 GPUs requested but this host has only GPUs 0, 1/);
+    // A GPU with MIG on is handed out only through its MIG instances (CDI names).
+    const mig = [{ ...two[0]!, mig: true }, two[1]!];
+    expect(chooseGpus({ count: 1, strategy: 'pack' }, mig, [])).toEqual([1]);
+    expect(() => chooseGpus({ count: 1, strategy: 'pack' }, mig, [held('bbbb', [1])])).toThrow(/GPU 0 has MIG enabled \(its instances are CDI devices\); GPU 1 is held by c-bbbb/);
+    expect(() => chooseGpus({ devices: [0], strategy: 'pack' }, mig, [])).toThrow(/gpuDevices: GPU 0 has MIG enabled: ask for its MIG instances by CDI name/);
   });
 });
 
