@@ -7,9 +7,10 @@ import { RuntimeError } from '../errors.js';
 import type { ContainerConfig } from '../container/config.js';
 import type { Kernel } from '../kernel/kernel.js';
 import type { CdiRegistry } from './cdi/registry.js';
+import { parseQualifiedName } from './cdi/spec.js';
 import { driverFiles, nodeDriverHost, parseLdconfig, type DriverFiles } from './driver.js';
 import type { GpuInventory } from './inventory.js';
-import type { GpuPrepareContext } from './prepare.js';
+import { NVIDIA_GPU_KIND, type GpuPrepareContext } from './prepare.js';
 import { strategyOf, type GpuAssignmentRecord } from './scheduler.js';
 import type { GpuAssignmentStore } from './store.js';
 import { cpuList, numaDistance, numaNodeOfCpus, type HostTopology } from './topology.js';
@@ -65,9 +66,17 @@ export async function reserveGpus(
 ): Promise<GpuAssignmentRecord | undefined> {
   const r = config.spec.resources;
   const affinity = config.hardwareAffinity();
-  const devices = r.gpuDevices ?? (affinity?.spec.gpuDevice !== undefined ? [affinity.spec.gpuDevice] : undefined);
-  if (!r.gpuCount && !devices?.length) return undefined;
+  let devices = r.gpuDevices ?? (affinity?.spec.gpuDevice !== undefined ? [affinity.spec.gpuDevice] : undefined);
+  // Whole GPUs named as CDI devices (nvidia.com/gpu=0, =GPU-<uuid>, =all) are held as exclusively
+  // as those asked for by index; MIG instances (=0:1) are the spec's business.
+  const named = (config.spec.devices ?? []).map(parseQualifiedName).filter((q) => q?.kind === NVIDIA_GPU_KIND).map((q) => q!.name);
+  if (!r.gpuCount && !devices?.length && named.length === 0) return undefined;
   const inv = inventory ?? (await parts.gpus());
+  if (named.length) {
+    const byName = named.flatMap((n) => (n === 'all' ? inv.devices.map((d) => d.index) : inv.devices.filter((d) => String(d.index) === n || d.uuid === n).map((d) => d.index)));
+    if (byName.length) devices = [...new Set([...(devices ?? []), ...byName])];
+    if (!r.gpuCount && !devices?.length) return undefined;
+  }
   const topo = await parts.topology(inv);
   const cpus = affinity?.cpus((node) => parts.kernel.numaNodeCpus(node)) ?? (r.cpusetCpus ? cpuList(r.cpusetCpus) : undefined);
   const numaNode = affinity?.spec.numaNode ?? numaNodeOfCpus(cpus, topo.nodes);

@@ -173,6 +173,9 @@ describe.skipIf(skipBecause(SKIP, 'GPU scheduling container tests'))('GPU schedu
     expect(third).toMatchObject({ code: 'EBUSY' });
     expect((third as Error).message).toMatch(new RegExp(`gpuCount: 1 GPU requested but only 0 of 2 are free: GPU 0 is held by ${'gpu\\d+'}-${process.pid} \\(`));
     expect((await Container.list({ runtime: t.runtime })).length).toBe(before);
+    // A whole GPU named as a CDI device is held as exclusively as one asked for by index.
+    await expect(Container.create(cfg('true', (x) => x.devices(['nvidia.com/gpu=GPU-fake-1'])), { runtime: t.runtime })).rejects.toThrow(/gpuDevices: GPU 1 is held by gpu\d+-/);
+    expect((await Container.list({ runtime: t.runtime })).length).toBe(before);
     // A create that fails after its GPUs were chosen (a bad device name; a failing hook) gives them back.
     const state = () => fs.readdirSync(t.stateRoot).filter((f) => /^[0-9a-f]{32}$/.test(f)).length;
     const dirs = state();
