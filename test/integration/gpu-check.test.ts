@@ -8,7 +8,8 @@ import * as fs from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { IS_ROOT, SKIP_REASON, TEST_IMAGE_ROOT } from '../helpers/runtime.js';
+import { IS_ROOT, SKIP_REASON } from '../helpers/runtime.js';
+import { seedBaseImage } from '../helpers/shared-store.js';
 import { skipBecause } from '../helpers/skip.js';
 
 const REPO = join(__dirname, '../..');
@@ -30,9 +31,11 @@ int cuCtxDestroy_v2(void *c) { (void)c; return 0; }
 `;
 
 let root: string | undefined;
+let imageRoot: string | undefined;
 const parent = `stratoswarm-gpucheck-${process.pid}`;
 afterAll(() => {
   if (root) fs.rmSync(root, { recursive: true, force: true });
+  if (imageRoot) fs.rmSync(imageRoot, { recursive: true, force: true });
   for (const c of fs.existsSync('/sys/fs/cgroup') ? fs.readdirSync('/sys/fs/cgroup') : []) {
     try {
       fs.rmdirSync(join('/sys/fs/cgroup', c, parent));
@@ -46,6 +49,8 @@ describe.skipIf(skipBecause(SKIP, 'gpu-check script test'))('scripts/gpu-check.m
   it('lists the GPUs, sees exactly one GPU inside, runs the CUDA query, gets two different GPUs, and says PASS', () => {
     root = fs.mkdtempSync(join(tmpdir(), 'ss-gpucheck-'));
     for (const d of ['dev', 'cdi', 'bin', 'state']) fs.mkdirSync(join(root, d));
+    imageRoot = fs.mkdtempSync(join('/var/tmp', 'ss-img-'));
+    seedBaseImage(imageRoot);
     const sh = (cmd: string) => expect(spawnSync('sh', ['-c', cmd], { encoding: 'utf8' }).status, cmd).toBe(0);
     sh(`cc -shared -fPIC -O1 -o ${root}/libnvidia-ml.so.1 ${join(__dirname, '../fixtures/fake-nvml.c')}`);
     fs.writeFileSync(join(root, 'cuda.c'), CUDA);
@@ -75,7 +80,7 @@ describe.skipIf(skipBecause(SKIP, 'gpu-check script test'))('scripts/gpu-check.m
         STRATOSWARM_NVML_LIBRARY: join(root, 'libnvidia-ml.so.1'),
         STRATOSWARM_CDI_SPEC_DIRS: join(root, 'cdi'),
         STRATOSWARM_STATE_ROOT: join(root, 'state'),
-        STRATOSWARM_IMAGE_ROOT: TEST_IMAGE_ROOT,
+        STRATOSWARM_IMAGE_ROOT: imageRoot,
         STRATOSWARM_CGROUP_PARENT: parent,
       },
     });
