@@ -503,6 +503,23 @@ class NvmlWorker : public PromiseWorker {
       o.Set("memoryUsed", Napi::Number::New(env, double(d.memoryUsed)));
       o.Set("gpuUtilization", d.gpuUtilization);
       o.Set("memoryUtilization", d.memoryUtilization);
+      Napi::Array procs = Napi::Array::New(env, d.processes.size());
+      for (size_t j = 0; j < d.processes.size(); ++j) {
+        Napi::Object p = Napi::Object::New(env);
+        p.Set("pid", d.processes[j].pid);
+        p.Set("usedMemory", Napi::Number::New(env, double(d.processes[j].usedMemory)));
+        p.Set("smUtilization", d.processes[j].smUtilization);
+        p.Set("memoryUtilization", d.processes[j].memoryUtilization);
+        procs.Set(uint32_t(j), p);
+      }
+      o.Set("processes", procs);
+      o.Set("migMode", d.migMode);
+      Napi::Array peers = Napi::Array::New(env, d.nvlinkPeerBusIds.size());
+      for (size_t j = 0; j < d.nvlinkPeerBusIds.size(); ++j) peers.Set(uint32_t(j), d.nvlinkPeerBusIds[j]);
+      o.Set("nvlinkPeerBusIds", peers);
+      Napi::Array levels = Napi::Array::New(env, d.pcieLevels.size());
+      for (size_t j = 0; j < d.pcieLevels.size(); ++j) levels.Set(uint32_t(j), d.pcieLevels[j]);
+      o.Set("pcieLevels", levels);
       devices.Set(uint32_t(i), o);
     }
     out.Set("devices", devices);

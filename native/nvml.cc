@@ -25,6 +25,18 @@ struct nvmlPciInfo_t {
   char busId[32];
 };
 
+struct nvmlProcessInfo_v1_t {  // the layout of the unversioned nvmlDeviceGetComputeRunningProcesses
+  unsigned int pid;
+  unsigned long long usedGpuMemory;
+};
+struct nvmlProcessUtilizationSample_t {
+  unsigned int pid;
+  unsigned long long timeStamp;
+  unsigned int smUtil, memUtil, encUtil, decUtil;
+};
+constexpr unsigned long long NVML_VALUE_NOT_AVAILABLE = ~0ULL;
+constexpr unsigned NVML_NVLINK_MAX_LINKS = 18;
+
 struct Api {
   void* handle = nullptr;
   nvmlReturn_t (*init)() = nullptr;
@@ -39,7 +51,42 @@ struct Api {
   nvmlReturn_t (*deviceGetMemoryInfo)(nvmlDevice_t, nvmlMemory_t*) = nullptr;
   nvmlReturn_t (*deviceGetUtilizationRates)(nvmlDevice_t, nvmlUtilization_t*) = nullptr;
   nvmlReturn_t (*deviceGetPciInfo)(nvmlDevice_t, nvmlPciInfo_t*) = nullptr;
+  nvmlReturn_t (*deviceGetComputeRunningProcesses)(nvmlDevice_t, unsigned*, nvmlProcessInfo_v1_t*) = nullptr;
+  nvmlReturn_t (*deviceGetProcessUtilization)(nvmlDevice_t, nvmlProcessUtilizationSample_t*, unsigned*, unsigned long long) = nullptr;
+  nvmlReturn_t (*deviceGetMigMode)(nvmlDevice_t, unsigned*, unsigned*) = nullptr;
+  nvmlReturn_t (*deviceGetNvLinkState)(nvmlDevice_t, unsigned, int*) = nullptr;
+  nvmlReturn_t (*deviceGetNvLinkRemotePciInfo)(nvmlDevice_t, unsigned, nvmlPciInfo_t*) = nullptr;
+  nvmlReturn_t (*deviceGetTopologyCommonAncestor)(nvmlDevice_t, nvmlDevice_t, int*) = nullptr;
 };
+
+// The compute processes of one GPU with their memory and (sampled) utilisation; fixed-size
+// buffers: a GPU with more processes reports the first ones.
+void readProcesses(const Api& api, nvmlDevice_t dev, Device* d) {
+  if (api.deviceGetComputeRunningProcesses == nullptr) return;
+  nvmlProcessInfo_v1_t procs[64];
+  unsigned n = 64;
+  if (api.deviceGetComputeRunningProcesses(dev, &n, procs) != NVML_SUCCESS) return;
+  for (unsigned i = 0; i < n && i < 64; ++i) {
+    Device::Process p;
+    p.pid = procs[i].pid;
+    if (procs[i].usedGpuMemory != NVML_VALUE_NOT_AVAILABLE) p.usedMemory = int64_t(procs[i].usedGpuMemory);
+    d->processes.push_back(p);
+  }
+  if (api.deviceGetProcessUtilization == nullptr) return;
+  static thread_local nvmlProcessUtilizationSample_t samples[256];
+  unsigned m = 256;
+  if (api.deviceGetProcessUtilization(dev, samples, &m, 0) != NVML_SUCCESS) return;
+  for (auto& p : d->processes) {
+    unsigned long long latest = 0;
+    for (unsigned i = 0; i < m && i < 256; ++i) {
+      if (samples[i].pid == p.pid && samples[i].timeStamp >= latest) {
+        latest = samples[i].timeStamp;
+        p.smUtilization = int(samples[i].smUtil);
+        p.memoryUtilization = int(samples[i].memUtil);
+      }
+    }
+  }
+}
 
 template <typename F>
 bool resolve(void* h, F* fn, const char* versioned, const char* plain) {
@@ -83,6 +130,12 @@ bool inventory(const std::string& library, Inventory* out, std::string* err) {
   resolve(api.handle, &api.deviceGetMemoryInfo, nullptr, "nvmlDeviceGetMemoryInfo");
   resolve(api.handle, &api.deviceGetUtilizationRates, nullptr, "nvmlDeviceGetUtilizationRates");
   resolve(api.handle, &api.deviceGetPciInfo, "nvmlDeviceGetPciInfo_v3", "nvmlDeviceGetPciInfo");
+  resolve(api.handle, &api.deviceGetComputeRunningProcesses, nullptr, "nvmlDeviceGetComputeRunningProcesses");
+  resolve(api.handle, &api.deviceGetProcessUtilization, nullptr, "nvmlDeviceGetProcessUtilization");
+  resolve(api.handle, &api.deviceGetMigMode, nullptr, "nvmlDeviceGetMigMode");
+  resolve(api.handle, &api.deviceGetNvLinkState, nullptr, "nvmlDeviceGetNvLinkState");
+  resolve(api.handle, &api.deviceGetNvLinkRemotePciInfo, "nvmlDeviceGetNvLinkRemotePciInfo_v2", "nvmlDeviceGetNvLinkRemotePciInfo");
+  resolve(api.handle, &api.deviceGetTopologyCommonAncestor, nullptr, "nvmlDeviceGetTopologyCommonAncestor");
   if (!ok) {
     *err = lib + " lacks nvmlInit, nvmlShutdown, nvmlDeviceGetCount or nvmlDeviceGetHandleByIndex";
     dlclose(api.handle);
@@ -105,6 +158,7 @@ bool inventory(const std::string& library, Inventory* out, std::string* err) {
     *err = why(api, "nvmlDeviceGetCount", rc);
     result = false;
   }
+  std::vector<nvmlDevice_t> handles;
   for (unsigned i = 0; result && i < count; ++i) {
     nvmlDevice_t dev = nullptr;
     rc = api.deviceGetHandleByIndex(i, &dev);
@@ -132,7 +186,29 @@ bool inventory(const std::string& library, Inventory* out, std::string* err) {
     }
     nvmlPciInfo_t pci;
     if (api.deviceGetPciInfo != nullptr && api.deviceGetPciInfo(dev, &pci) == NVML_SUCCESS) d.pciBusId.assign(pci.busId, strnlen(pci.busId, sizeof pci.busId));
+    readProcesses(api, dev, &d);
+    unsigned current = 0, pending = 0;
+    if (api.deviceGetMigMode != nullptr && api.deviceGetMigMode(dev, &current, &pending) == NVML_SUCCESS) d.migMode = current != 0 ? 1 : 0;
+    for (unsigned link = 0; api.deviceGetNvLinkState != nullptr && api.deviceGetNvLinkRemotePciInfo != nullptr && link < NVML_NVLINK_MAX_LINKS; ++link) {
+      int active = 0;
+      if (api.deviceGetNvLinkState(dev, link, &active) != NVML_SUCCESS) break;  // no more links
+      if (active == 0 || api.deviceGetNvLinkRemotePciInfo(dev, link, &pci) != NVML_SUCCESS) continue;
+      std::string peer(pci.busId, strnlen(pci.busId, sizeof pci.busId));
+      bool seen = false;
+      for (const auto& b : d.nvlinkPeerBusIds) seen = seen || b == peer;
+      if (!seen) d.nvlinkPeerBusIds.push_back(peer);
+    }
     out->devices.push_back(d);
+    handles.push_back(dev);
+  }
+  // The PCIe distance between every pair, once all handles are known.
+  for (size_t i = 0; result && api.deviceGetTopologyCommonAncestor != nullptr && i < handles.size(); ++i) {
+    for (size_t j = 0; j < handles.size(); ++j) {
+      int level = -1;
+      if (i == j) level = 0;
+      else if (api.deviceGetTopologyCommonAncestor(handles[i], handles[j], &level) != NVML_SUCCESS) level = -1;
+      out->devices[i].pcieLevels.push_back(level);
+    }
   }
   api.shutdown();
   dlclose(api.handle);

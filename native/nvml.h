@@ -19,6 +19,20 @@ struct Device {
   uint64_t memoryUsed = 0;
   int gpuUtilization = -1;     // percent, -1 when not supported
   int memoryUtilization = -1;  // percent
+  // Compute processes on the GPU (host pids), with their device memory and, where the GPU
+  // samples it, their SM and memory-controller utilisation (-1 when not reported).
+  struct Process {
+    unsigned pid = 0;
+    int64_t usedMemory = -1;
+    int smUtilization = -1;
+    int memoryUtilization = -1;
+  };
+  std::vector<Process> processes;
+  int migMode = -1;                         // 1 MIG on, 0 off, -1 not supported
+  std::vector<std::string> nvlinkPeerBusIds;  // PCI bus ids at the far end of active NVLinks
+  // NVML's PCIe topology level to each GPU by index (0 same board, 10 one switch, 20 several
+  // switches, 30 host bridge, 40 same NUMA node, 50 across nodes); -1 when not reported.
+  std::vector<int> pcieLevels;
 };
 
 struct Inventory {

@@ -53,6 +53,19 @@ async function main(): Promise<void> {
   }
   console.log(`one agent per personality, same workload: ${WORKLOAD.cpu} core, ${WORKLOAD.memory / MIB} MiB, ${WORKLOAD.pids} pids`);
   console.table(rows);
+  // Where GPU containers would go: the host's NUMA nodes and GPUs, and who holds each GPU.
+  const topo = await runtime.topology();
+  const gpus = await runtime.gpus();
+  console.log(`\nhost topology: ${topo.nodes.length} NUMA node(s)`);
+  for (const n of topo.nodes) {
+    const distances = n.distances ? `, distances ${Object.entries(n.distances).map(([k, v]) => `${k}:${v}`).join(' ')}` : '';
+    console.log(`  node ${n.id}: ${n.cpus.length} CPUs${n.memoryBytes ? `, ${(n.memoryBytes / 2 ** 30).toFixed(1)} GiB` : ''}${distances}`);
+  }
+  if (gpus.devices.length === 0) console.log(`GPUs: none (${gpus.nvmlError ?? 'from /dev'})`);
+  for (const d of gpus.devices) {
+    const t = topo.gpus.find((g) => g.index === d.index);
+    console.log(`  GPU ${d.index}: ${d.name ?? '?'} PCI ${d.pciBusId ?? '?'} NUMA ${t?.numaNode ?? '?'} held by ${d.assignedTo?.join(', ') || 'nobody'}`);
+  }
   await runtime.close();
 }
 

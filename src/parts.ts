@@ -9,7 +9,10 @@ import type { WarmPool } from './pool/pool.js';
 import type { RuntimeOptions } from './config.js';
 import type { RuntimeEvent } from './container/types.js';
 import type { ContainerStorage } from './container/storage.js';
-import type { GpuInventory } from './gpu.js';
+import type { GpuSetup } from './gpu/host.js';
+import type { GpuInventory } from './gpu/inventory.js';
+import type { GpuAssignmentStore } from './gpu/store.js';
+import type { HostTopology } from './gpu/topology.js';
 import type { IdRangeAllocator } from './idmap.js';
 import type { ImageStore } from './image/images.js';
 import type { CgroupDriver } from './isolation/driver.js';
@@ -82,6 +85,11 @@ export interface RuntimeParts {
   readonly creating: Set<string>;
   storageDir(id: string): string;
   gpus(): Promise<GpuInventory>;
+  /** Which GPUs containers hold, under the state root. */
+  readonly gpuAssignments: GpuAssignmentStore;
+  /** How this runtime gives containers GPUs and CDI devices (for prepare). */
+  gpuSetup(): GpuSetup;
+  topology(inv?: GpuInventory): Promise<HostTopology>;
   /** Removes what crashed runtimes left (once per runtime before its first container). */
   reconcile(again?: boolean): Promise<ReconcileReport>;
   /** Calls `listener` when the init of container `id` exits; returns the unsubscribe. */

@@ -12,7 +12,13 @@ import { resolveOptions, type RuntimeOptions } from './config.js';
 import type { RuntimeEvent } from './container/types.js';
 import { hostStorage, type ContainerStorage } from './container/storage.js';
 import { RuntimeError } from './errors.js';
-import { gpuInventory, type GpuInventory } from './gpu.js';
+import { CDI_SPEC_DIRS, CdiRegistry } from './gpu/cdi/registry.js';
+import { discoverDriver, type DriverFiles, type GpuHostOptions, type GpuSetup } from './gpu/host.js';
+import { gpuInventory, type GpuInventory } from './gpu/inventory.js';
+import { DEFAULT_MPS_PIPE_DIR } from './gpu/quota.js';
+import type { GpuAssignmentRecord } from './gpu/scheduler.js';
+import { GpuAssignmentStore } from './gpu/store.js';
+import { hostTopology, type HostTopology } from './gpu/topology.js';
 import { IdRangeAllocator } from './idmap.js';
 import { ImageStore } from './image/images.js';
 import { CgroupDriver } from './isolation/driver.js';
@@ -40,6 +46,8 @@ export interface RuntimeInit extends Partial<RuntimeOptions> {
   faults?: FaultHook;
   /** NVML's library (default libnvidia-ml.so.1, or STRATOSWARM_NVML_LIBRARY). */
   nvmlLibrary?: string;
+  /** Where GPUs and CDI devices come from (tests point these at fakes). */
+  gpu?: GpuHostOptions;
   /** Attaches containers with network "bridge" (default: a BridgeNetwork over `bridge`). */
   network?: NetworkAttacher;
   /** The bridge for containers with network "bridge" (default ssbr0, 10.88.0.0/16). */
@@ -80,13 +88,18 @@ export class Parts implements RuntimeParts {
   /** Per process, not per runtime: two runtimes of one process may share a state root. */
   readonly creating = CREATING;
   private readonly nvmlLibrary: string | undefined;
+  private readonly gpuHost: GpuHostOptions;
+  private driver: Promise<DriverFiles> | undefined;
+  readonly gpuAssignments: GpuAssignmentStore;
   private exitListeners = new Map<string, Set<ExitListener>>();
   private unsubscribe: (() => void) | undefined;
   private subscribing: Promise<void> | undefined;
 
   constructor(init: RuntimeInit) {
-    const { kernel, logger, spawnerIdleMs, env, bridge, nvmlLibrary, spawner, cgroups, storage, faults, network, ...explicit } = init;
+    const { kernel, logger, spawnerIdleMs, env, bridge, nvmlLibrary, gpu, spawner, cgroups, storage, faults, network, ...explicit } = init;
     this.nvmlLibrary = nvmlLibrary ?? (env ?? process.env).STRATOSWARM_NVML_LIBRARY;
+    const cdiDirs = (env ?? process.env).STRATOSWARM_CDI_SPEC_DIRS;
+    this.gpuHost = { ...gpu, cdiSpecDirs: gpu?.cdiSpecDirs ?? (cdiDirs ? cdiDirs.split(':').filter(Boolean) : undefined) };
     this.options = Object.freeze(resolveOptions(explicit, env ?? process.env));
     this.kernel = kernel ?? defaultKernel();
     this.logger = logger ?? createLogger(this.options.logLevel);
@@ -102,6 +115,10 @@ export class Parts implements RuntimeParts {
       pluginDirs: bridge?.pluginDirs,
       dataDir: join(this.options.stateRoot, 'cni'),
       kernel: this.kernel,
+    });
+    this.gpuAssignments = new GpuAssignmentStore(this.options.stateRoot, {
+      processStartTime: (pid) => this.kernel.processStartTime(pid),
+      containerExists: (id) => fs.existsSync(join(this.state.dir(id), 'state.json')),
     });
     this.idRanges = new IdRangeAllocator(this.options.stateRoot, (owner) => fs.existsSync(join(this.state.dir(owner), 'state.json')));
     this.spawner = spawner ?? new SpawnerClient({ stateRoot: this.options.stateRoot, kernel: this.kernel, idleMs: spawnerIdleMs });
@@ -128,7 +145,33 @@ export class Parts implements RuntimeParts {
   }
 
   async gpus(): Promise<GpuInventory> {
-    return gpuInventory(this.kernel, this.nvmlLibrary);
+    const inv = await gpuInventory(this.kernel, this.nvmlLibrary, this.gpuHost.devDir);
+    // The nvidia engine injects the driver's files; they are looked up once per runtime.
+    if (this.options.engine === 'nvidia') {
+      this.driver ??= discoverDriver(this.kernel, inv.driverVersion, this.gpuHost);
+      this.driverFiles = await this.driver;
+    }
+    return inv;
+  }
+
+  private driverFiles: DriverFiles | undefined;
+
+  gpuSetup(): GpuSetup {
+    const h = this.gpuHost;
+    return {
+      engine: this.options.engine,
+      cdi: () => CdiRegistry.load(h.cdiSpecDirs ?? CDI_SPEC_DIRS),
+      driver: this.driverFiles,
+      devDir: h.devDir ?? '/dev',
+      mpsPipeDir: h.mpsPipeDir ?? DEFAULT_MPS_PIPE_DIR,
+      assigned: (id) => this.gpuAssignments.held(id)?.gpus,
+    };
+  }
+
+  /** The host's CPUs, NUMA nodes and GPUs, for scheduling and runtime.topology(). */
+  async topology(inv?: GpuInventory): Promise<HostTopology> {
+    const gpus = inv ?? (await this.gpus());
+    return hostTopology(gpus.devices, this.gpuHost.sysDir, this.gpuHost.pciDir);
   }
 
   /** The first use's reconciliation runs once; reconcile() on demand runs a new pass after any other. */
@@ -231,9 +274,17 @@ export class Runtime {
     return runtimeParts(this).reconcile(true);
   }
 
-  /** The host's GPUs, through NVML when its library loads, else from /dev. */
-  gpus(): Promise<GpuInventory> {
-    return runtimeParts(this).gpus();
+  /** The host's GPUs (through NVML when its library loads, else from /dev) and which containers hold them. */
+  async gpus(): Promise<GpuInventory & { assignments: GpuAssignmentRecord[] }> {
+    const parts = runtimeParts(this);
+    const inv = await parts.gpus();
+    const assignments = parts.gpuAssignments.list();
+    return { ...inv, assignments, devices: inv.devices.map((d) => ({ ...d, assignedTo: assignments.filter((a) => a.gpus.includes(d.index)).map((a) => a.containerId) })) };
+  }
+
+  /** NUMA nodes (CPUs, memory, distances) and GPUs (PCI bus, NUMA node, NVLink peers) of this host. */
+  topology(): Promise<HostTopology> {
+    return runtimeParts(this).topology();
   }
 
   /**

@@ -4,6 +4,7 @@
  *   exit.json   written by the spawner when the init exits
  * so another process (or this one after a restart) can list, load and drive containers.
  */
+import type { CdiHook } from './gpu/cdi/spec.js';
 import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import { dirname, join } from 'node:path';
@@ -45,6 +46,10 @@ export interface ContainerRecord {
   restarts?: { count: number; streak: number; lastAt?: string | undefined; manualStop?: boolean | undefined; exhausted?: boolean | undefined; owner?: { pid: number; startTime: string | undefined } | undefined };
   /** A warm-pool container not handed out yet (the shape's label); its creator owns it. */
   pool?: string;
+  /** OCI hooks from CDI specs still to run (startContainer, poststart, poststop). */
+  hooks?: CdiHook[];
+  /** What its GPUs and CDI devices add to every process: environment and groups. */
+  deviceProcess?: { env: string[]; groups: number[] };
 }
 
 export interface ExitRecord {

@@ -17,6 +17,8 @@ export function withCreateOptions(cmd: Command): Command {
     .option('-m, --memory <size>', 'memory limit (512m, 1g; binary units)')
     .option('--pids-limit <n>', 'maximum number of processes')
     .option('--gpus <request>', 'GPUs: all, a count (2), or device=0,1')
+    .option('--gpu-share', 'share the GPUs with other containers that share (default: exclusive)')
+    .option('--device <name>', 'a CDI device: vendor.com/class=name (nvidia.com/gpu=0); repeatable', collect)
     .option('--cpuset-cpus <list>', 'CPUs the container may run on (0-3,6)')
     .addOption(new Option('--network <mode>', 'network').choices(['none', 'host', 'bridge']).default('none'))
     .option('-u, --user <user>', 'uid, uid:gid, name or name:group (from the image\'s /etc/passwd)')

@@ -19,6 +19,8 @@ export interface CreateFlags {
   memory?: string;
   pidsLimit?: string;
   gpus?: string;
+  gpuShare?: boolean;
+  device?: string[];
   cpusetCpus?: string;
   network?: string;
   user?: string;
@@ -122,6 +124,8 @@ export function configFromFlags(image: string, command: string[], flags: CreateF
   if (flags.memory !== undefined) b.memoryLimit(parseBytes(flags.memory, '--memory'));
   if (flags.pidsLimit !== undefined) b.pidsLimit(parseInteger(flags.pidsLimit, '--pids-limit', 1));
   if (flags.gpus !== undefined) applyGpus(b, flags.gpus, ctx.hostGpus);
+  if (flags.gpuShare) b.gpuShare();
+  if (flags.device?.length) b.devices(flags.device);
   if (flags.cpusetCpus !== undefined) b.cpusetCpus(flags.cpusetCpus);
   if (flags.network !== undefined) b.network(parseNetwork(flags.network));
   if (flags.user !== undefined) b.user(flags.user);

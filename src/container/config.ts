@@ -5,6 +5,7 @@
 import { isAbsolute, posix } from 'node:path';
 import { ConfigError, Problems } from '../errors.js';
 import { referenceProblem } from '../image/reference.js';
+import { parseQualifiedName } from '../gpu/cdi/spec.js';
 import { Personality } from '../personality/personality.js';
 import type { PersonalityTraits } from '../personality/traits.js';
 import type { SecurityOptions } from '../secure-runtime/profile-options.js';
@@ -44,6 +45,8 @@ export interface ResourceSpec {
   networkBandwidth?: number; // Mbps, ingress and egress (bridge network)
   gpuCount?: number;
   gpuDevices?: number[];
+  /** Share the GPUs with other sharing containers; MPS quotas when its daemon runs (gpu/quota.ts). */
+  gpuShare?: { computePercent?: number; memoryLimit?: number };
 }
 
 export interface ContainerSpec {
@@ -66,6 +69,8 @@ export interface ContainerSpec {
   /** A minimal init as pid 1 that forwards signals to the command and reaps orphans. */
   init?: boolean;
   resources: ResourceSpec;
+  /** CDI devices by fully-qualified name (`vendor.com/class=name`), as their specs describe them. */
+  devices?: string[];
   /** Security settings (secure-runtime); undefined means the default profile. */
   security?: SecurityProfile | SecurityOptions;
   labels: Record<string, string>;
@@ -291,6 +296,16 @@ export class ContainerConfigBuilder {
     this.s.resources.gpuDevices = [...indexes];
     return this;
   }
+  /** GPUs shared with other sharing containers (exclusive otherwise), with MPS limits: compute %, memory bytes per GPU. */
+  gpuShare(quota: { computePercent?: number; memoryLimit?: number } = {}): this {
+    this.s.resources.gpuShare = { ...quota };
+    return this;
+  }
+  /** CDI devices: `nvidia.com/gpu=0`, `nvidia.com/gpu=GPU-<uuid>`, `vendor.com/class=all`. */
+  devices(names: string[]): this {
+    this.s.devices = [...names];
+    return this;
+  }
   security(profile: SecurityProfile | SecurityOptions): this {
     this.s.security = profile;
     return this;
@@ -391,6 +406,13 @@ export class ContainerConfigBuilder {
     integer('gpuCount', r.gpuCount, 0, 64);
     r.gpuDevices?.forEach((g, i) => integer(`gpuDevices[${i}]`, g, 0, 63));
     if (r.gpuDevices && r.gpuCount !== undefined && r.gpuCount !== r.gpuDevices.length) p.add('gpuCount', 'disagrees with the number of gpuDevices');
+    if (r.gpuShare !== undefined) {
+      integer('gpuShare.computePercent', r.gpuShare.computePercent, 1, 100);
+      integer('gpuShare.memoryLimit', r.gpuShare.memoryLimit, 1024 * 1024, Number.MAX_SAFE_INTEGER);
+    }
+    s.devices?.forEach((d, i) => {
+      if (typeof d !== 'string' || !parseQualifiedName(d)) p.add(`devices[${i}]`, `expected a CDI device name "vendor.com/class=name", got ${JSON.stringify(d)}`);
+    });
     for (const k of Object.keys(s.labels)) if (!k || k.includes('\0')) p.add(`labels.${k}`, 'invalid label key');
     if (s.security !== undefined && !(s.security instanceof SecurityProfile)) SecurityProfile.check(s.security, 'security', p);
     if (s.restart !== undefined) {
@@ -425,6 +447,7 @@ export class ContainerConfigBuilder {
       terminal: !!s.terminal,
       init: s.init ? true : undefined,
       resources: r,
+      ...(s.devices?.length ? { devices: s.devices } : {}),
       security: s.security,
       labels: s.labels,
       ...(s.restart ? { restart: s.restart } : {}),

@@ -20,6 +20,11 @@ import { isLive, resourcesOf } from './context.js';
 import { abortError, planExec, runExec, spawnExec } from './exec.js';
 import { inspectSecurity } from './records.js';
 import { prepareCreate, wantsGpus } from './prepare.js';
+import * as fs from 'node:fs';
+import { cgroupPids, containerGpuUsage } from '../gpu/accounting.js';
+import { runHooks } from '../gpu/hooks.js';
+import { reserveGpus } from '../gpu/host.js';
+import type { GpuInventory } from '../gpu/inventory.js';
 import { provision } from './provision.js';
 import { findRecord, listStatuses, prepareContext } from './records.js';
 import { applyResources, planUpdate } from './resources.js';
@@ -55,7 +60,20 @@ export class Container extends ContainerCore {
     await parts.reconcile();
     void Container.resume(runtime);
     const gpus = wantsGpus(own) ? await parts.gpus() : undefined;
-    const plan = prepareCreate(own, newContainerId(), prepareContext(parts, gpus));
+    const id = newContainerId();
+    // The GPUs are chosen and recorded first (under the state root's lock), so two creates
+    // never get the same one; whatever fails after gives them back.
+    const reserved = await reserveGpus(parts, id, own, gpus);
+    try {
+      return await Container.createWith(runtime, parts, own, id, gpus, handle);
+    } catch (e) {
+      if (reserved) parts.gpuAssignments.release(id);
+      throw e;
+    }
+  }
+
+  private static async createWith(runtime: Runtime, parts: ReturnType<typeof runtimeParts>, own: ContainerConfig, id: string, gpus: GpuInventory | undefined, handle: Handle): Promise<Container> {
+    const plan = prepareCreate(own, id, prepareContext(parts, gpus));
     const pooled = await parts.pool.take(plan, own);
     if (pooled) {
       const c = new Container(runtime, pooled.rec, own);
@@ -79,6 +97,17 @@ export class Container extends ContainerCore {
         return () => c!.exits.unsubscribe();
       },
     });
+    parts.gpuAssignments.confirm(rec.id);
+    if (plan.hooks?.length) {
+      const state = { id: rec.id, pid: rec.pid, status: 'created' as const, bundle: rec.paths.storageDir };
+      try {
+        await runHooks(plan.hooks, 'createRuntime', state);
+        await runHooks(plan.hooks, 'createContainer', state);
+      } catch (e) {
+        await teardown(parts, rec, `create container ${own.name}`).catch((err: unknown) => parts.logger.error({ container: rec.id, err }, 'undoing a create whose hook failed'));
+        throw e;
+      }
+    }
     c!.transition('created');
     c!.log.info({ pid: rec.pid }, 'container created');
     return c!;
@@ -123,7 +152,10 @@ export class Container extends ContainerCore {
       this.supervisor.started();
       try {
         const input = this.startInput ?? (await startInputOf(this.parts, this.config, this.id));
+        const hookState = { id: this.id, pid: this.rec.pid, status: 'created' as const, bundle: this.rec.paths.storageDir };
+        await runHooks(this.rec.hooks, 'startContainer', hookState);
         await sendStart(this.parts, this.id, this.name, input);
+        await runHooks(this.rec.hooks, 'poststart', { ...hookState, status: 'running' }).catch((e: unknown) => this.log.warn({ err: e }, 'a poststart hook failed'));
         this.startInput = undefined;
       } catch (e) {
         if (e instanceof RuntimeError) e.containerId = this.id;
@@ -301,7 +333,11 @@ export class Container extends ContainerCore {
 
   /** Usage and limits from its cgroups and network interfaces; feeds the usage history personalities plan from. */
   async stats(opts: { only?: readonly StatsPart[] } = {}): Promise<ContainerStats> {
-    return this.sampler.sample(this.ctx, opts.only);
+    const out = this.sampler.sample(this.ctx, opts.only);
+    // Its GPUs' usage from NVML's process accounting, for a container that holds GPUs.
+    const held = !opts.only || opts.only.includes('gpu') ? this.parts.gpuAssignments.held(this.id) : undefined;
+    if (held) out.gpu = containerGpuUsage(await this.parts.gpus(), held.gpus, cgroupPids(this.rec.cgroupProcs, (f) => fs.readFileSync(f, 'utf8')));
+    return out;
   }
 
   /** What its personality allocates for `workload`, from the request and observed usage; `apply` puts it in force. */

@@ -26,7 +26,7 @@ export function planExec(ctx: ContainerContext, command: string[], opts: ExecOpt
   }
   return prepareExec(
     ctx.config,
-    { id: rec.id, imageRef: rec.image.ref, namespaces: rec.namespaces, cgroupProcs: rec.cgroupProcs },
+    { id: rec.id, imageRef: rec.image.ref, namespaces: rec.namespaces, cgroupProcs: rec.cgroupProcs, deviceProcess: rec.deviceProcess },
     { argv: command, env: opts.env, workingDir: opts.workingDir, user: opts.user, terminal: !!opts.terminal },
     prepareContext(ctx.parts),
   );

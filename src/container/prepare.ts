@@ -7,7 +7,8 @@
  */
 import { dirname, join, posix } from 'node:path';
 import { RuntimeError } from '../errors.js';
-import { assignGpus, type GpuInventory } from '../gpu.js';
+import type { GpuInventory } from '../gpu/inventory.js';
+import { mergeEnv, prepareGpus, type GpuPrepareContext } from '../gpu/prepare.js';
 import { processArgv } from '../image/config.js';
 import type { ResolvedImage } from '../image/store.js';
 import { createLimits } from '../isolation/container-limits.js';
@@ -29,6 +30,8 @@ export interface PrepareContext {
   volumeSource(path: string): 'directory' | 'file';
   /** The host's GPUs; needed only when the configuration asks for GPUs. */
   gpus?: GpuInventory | undefined;
+  /** How GPUs and CDI devices reach the container (engine, the scheduler's choice, specs, driver files). */
+  gpu?: (Partial<Pick<GpuPrepareContext, 'engine' | 'cdi' | 'driver' | 'devDir' | 'statNode' | 'mpsPipeDir'>> & { assigned?(id: string): number[] | undefined }) | undefined;
   /** The host path of the init binary; needed only when the configuration asks for `init`. */
   initBinary?: (() => string) | undefined;
 }
@@ -124,20 +127,50 @@ export function prepareCreate(config: ContainerConfig, id: string, ctx: PrepareC
   const userns = SecurityProfile.resolve(spec.security).userNamespace;
 
   const affinity = config.hardwareAffinity()?.spec;
-  const gpuRequest = {
-    gpuCount: spec.resources.gpuCount,
-    gpuDevices: spec.resources.gpuDevices ?? (affinity?.gpuDevice !== undefined ? [affinity.gpuDevice] : undefined),
-  };
-  let gpus: ReturnType<typeof assignGpus>;
-  if (wantsGpus(config)) {
-    if (!ctx.gpus) throw new RuntimeError('prepare: GPUs requested but no GPU inventory was given', { code: 'EINVAL', step: 'config' });
-    gpus = assignGpus(gpuRequest, '/dev', { deviceNames: ctx.kernel.deviceNames('/dev'), procDevices: ctx.kernel.procDevices() }, ctx.gpus);
+  let gpus: ReturnType<typeof prepareGpus>;
+  if (wantsGpus(config) || spec.devices?.length) {
+    const devDir = ctx.gpu?.devDir ?? '/dev';
+    const request = {
+      gpuCount: spec.resources.gpuCount,
+      gpuDevices: spec.resources.gpuDevices ?? (affinity?.gpuDevice !== undefined ? [affinity.gpuDevice] : undefined),
+      gpuShare: spec.resources.gpuShare,
+      devices: spec.devices,
+    };
+    gpus = prepareGpus(request, {
+      engine: ctx.gpu?.engine ?? 'native',
+      inventory: ctx.gpus,
+      assigned: ctx.gpu?.assigned?.(id),
+      cdi: ctx.gpu?.cdi,
+      driver: ctx.gpu?.driver,
+      host: { deviceNames: ctx.kernel.deviceNames(devDir), procDevices: ctx.kernel.procDevices() },
+      devDir,
+      statNode: ctx.gpu?.statNode,
+      mpsPipeDir: ctx.gpu?.mpsPipeDir ?? '/tmp/nvidia-mps',
+      exists: (p) => ctx.kernel.exists(p),
+    }, proc.env);
+    if (gpus) {
+      // A variable the configuration sets itself wins (LD_LIBRARY_PATH already carries it).
+      const own = (e: string) => e.slice(0, e.indexOf('=')) in spec.env && !e.startsWith('LD_LIBRARY_PATH=');
+      gpus.env = gpus.env.filter((e) => !own(e));
+      proc.env = mergeEnv(proc.env, gpus.env);
+      for (const g of gpus.additionalGids) if (!proc.user.groups.includes(g)) proc.user.groups.push(g);
+    }
   }
 
   const cgroup = createLimits(spec.resources, { cpus: proc.placement?.cpus?.join(',') }, {
     blockDevice: () => ctx.kernel.blockDevice(existingAncestor(ctx.kernel, paths.storageDir)),
   });
   if (gpus) cgroup.devices = gpus.rules;
+  const gpuMounts = (gpus?.mounts ?? []).map((m, i) => {
+    let kind: 'directory' | 'file';
+    try {
+      kind = ctx.volumeSource(m.source);
+    } catch (e) {
+      if (e instanceof RuntimeError) throw e.wrap(`devices: mount ${i} (${m.target})`);
+      throw e;
+    }
+    return { source: m.source, target: m.target, readOnly: m.readOnly, isFile: kind === 'file', idmap: userns.enabled };
+  });
   validateResources(cgroup);
 
   const network = spec.network;
@@ -149,13 +182,16 @@ export function prepareCreate(config: ContainerConfig, id: string, ctx: PrepareC
     image: { ref: image.ref, layers: [...image.layers], layerPaths: [...image.layerPaths] },
     paths,
     process: proc,
-    volumes: volumes(spec.volumes, ctx, userns.enabled),
+    volumes: [...volumes(spec.volumes, ctx, userns.enabled), ...gpuMounts],
     namespaces,
     network: { mode: network, bandwidthMbps: spec.resources.networkBandwidth },
     userNamespace: userns.enabled ? { size: userns.size, stagingDirs: image.layerPaths.map((_, i) => join(paths.storageDir, 'lower', String(i))) } : undefined,
     cgroup,
-    devices: gpus?.deviceNodes ?? [],
-    gpus: gpus ? { indexes: gpus.indexes } : undefined,
+    devices: gpus?.hostNodes ?? [],
+    ...(gpus?.deviceNodes.length ? { deviceNodes: gpus.deviceNodes } : {}),
+    gpus: gpus?.gpus,
+    ...(gpus?.hooks.length ? { hooks: gpus.hooks } : {}),
+    ...(gpus && (gpus.env.length || gpus.additionalGids.length) ? { deviceProcess: { env: gpus.env, groups: gpus.additionalGids } } : {}),
     lastCap,
     ...(init ? { init } : {}),
   };
@@ -173,7 +209,7 @@ export interface ExecRequest {
 /** The plan for a further process in a created container, from its record's facts. */
 export function prepareExec(
   config: ContainerConfig,
-  container: { id: string; imageRef: string; namespaces: string[]; cgroupProcs: string[] },
+  container: { id: string; imageRef: string; namespaces: string[]; cgroupProcs: string[]; deviceProcess?: { env: string[]; groups: number[] } | undefined },
   req: ExecRequest,
   ctx: PrepareContext,
 ): ExecPlan {
@@ -190,5 +226,10 @@ export function prepareExec(
     lastCap: ctx.kernel.capLastCap(),
   });
   if (req.terminal) process.terminal = true;
+  // An exec sees the devices as the container's command does (the record keeps what they add).
+  if (container.deviceProcess) {
+    process.env = mergeEnv(process.env, container.deviceProcess.env.filter((e) => !(e.slice(0, e.indexOf('=')) in (req.env ?? {}))));
+    for (const g of container.deviceProcess.groups) if (!process.user.groups.includes(g)) process.user.groups.push(g);
+  }
   return { process, namespaces: [...container.namespaces], cgroupProcs: [...container.cgroupProcs], lastCap: ctx.kernel.capLastCap() };
 }

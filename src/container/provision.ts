@@ -76,6 +76,8 @@ export async function provision(parts: RuntimeParts, input: ProvisionInput): Pro
     creator: { pid: process.pid, startTime: parts.kernel.processStartTime(process.pid) },
     bootId: parts.kernel.bootId(),
     ...(input.pool ? { pool: input.pool } : {}),
+    ...(plan.hooks?.length ? { hooks: plan.hooks } : {}),
+    ...(plan.deviceProcess ? { deviceProcess: plan.deviceProcess } : {}),
   };
   const rollback = new Rollback();
   // While this process provisions it, reconciliation leaves the half-made container alone.

@@ -63,6 +63,7 @@ export function prepareContext(parts: RuntimeParts, gpus?: PrepareContext['gpus'
       }
     },
     gpus,
+    gpu: parts.gpuSetup(),
     initBinary: initPath,
   };
 }

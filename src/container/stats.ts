@@ -8,7 +8,7 @@ import { UsageHistory } from '../usage-histogram.js';
 import { isLive, type ContainerContext } from './context.js';
 import type { ContainerStats } from './types.js';
 
-export type StatsPart = 'cpu' | 'memory' | 'pids' | 'blockIo' | 'network';
+export type StatsPart = 'cpu' | 'memory' | 'pids' | 'blockIo' | 'network' | 'gpu';
 
 export class StatsSampler {
   /** Decaying history of observed usage; personalities plan from it. */
@@ -19,7 +19,7 @@ export class StatsSampler {
     const { rec, parts } = ctx;
     if (!isLive(rec.state)) throw new RuntimeError(`stats of container ${rec.name}: it is ${rec.state}`, { code: 'ESTATE', step: 'state', containerId: rec.id });
     const now = Date.now();
-    const controllers = only?.flatMap((k): Controller[] => (k === 'cpu' ? ['cpu', 'cpuacct'] : k === 'blockIo' ? ['blkio'] : k === 'network' ? [] : [k]));
+    const controllers = only?.flatMap((k): Controller[] => (k === 'cpu' ? ['cpu', 'cpuacct'] : k === 'blockIo' ? ['blkio'] : k === 'network' || k === 'gpu' ? [] : [k]));
     const cg = parts.cgroups.stats(rec.id, controllers);
     const out: ContainerStats = { ...cg, timestamp: now };
     if (cg.cpu) {

@@ -6,6 +6,7 @@
 import { setTimeout as delay } from 'node:timers/promises';
 import { RuntimeError, fromNodeError } from '../errors.js';
 import type { RuntimeParts } from '../parts.js';
+import { runHooks } from '../gpu/hooks.js';
 import { isSameProcess, type ContainerRecord } from '../state.js';
 
 /**
@@ -71,6 +72,12 @@ export async function teardown(parts: RuntimeParts, rec: ContainerRecord, contex
   if (rec.idRange) await attempt(() => parts.idRanges.release(rec.idRange!, rec.id));
   await attempt(() => parts.state.remove(rec.id));
   await attempt(() => parts.state.releaseName(rec.name, rec.id));
+  await attempt(() => parts.gpuAssignments.release(rec.id));
+  if (rec.hooks?.length) {
+    await runHooks(rec.hooks, 'poststop', { id: rec.id, status: 'stopped', bundle: rec.paths.storageDir }).catch((e: unknown) =>
+      parts.logger.warn({ container: rec.id, err: e }, `container ${rec.name}: a poststop hook failed`),
+    );
+  }
   if (errors.length > 0) {
     const first = errors[0];
     throw first instanceof RuntimeError ? first.wrap(context) : fromNodeError(first, 'cleanup', context);

@@ -1,3 +1,4 @@
+import type { ContainerGpuUsage } from '../gpu/accounting.js';
 import type { AutoscaleEvent } from './autoscale.js';
 /** The types the Container API takes and returns. */
 import type { GenerationRecord } from '../evolution/records.js';
@@ -106,6 +107,8 @@ export interface ContainerStats extends CgroupStats {
   /** Average cores used since the previous stats() call (undefined on the first). */
   cpuCores?: number;
   network?: NetDevCounters;
+  /** Per GPU it holds: its processes' device memory and utilisation (NVML process accounting). */
+  gpu?: ContainerGpuUsage[];
 }
 
 export interface EvolutionOptions {

@@ -40,6 +40,14 @@ export interface NvmlDevice {
   /** Percent; -1 when the GPU does not report it. */
   gpuUtilization: number;
   memoryUtilization: number;
+  /** Compute processes on it (host pids): device memory in bytes, SM and memory utilisation in percent (-1: not reported). */
+  processes?: { pid: number; usedMemory: number; smUtilization: number; memoryUtilization: number }[];
+  /** 1 MIG on, 0 off, -1 not supported. */
+  migMode?: number;
+  /** PCI bus ids at the far end of its active NVLinks. */
+  nvlinkPeerBusIds?: string[];
+  /** NVML's PCIe topology level to each GPU by index (0 same board ... 50 across NUMA nodes; -1 unknown). */
+  pcieLevels?: number[];
 }
 export interface NvmlInventory {
   library: string;

@@ -51,6 +51,8 @@ export interface CreatePlanInput {
   userns?: PlanUserNamespace | undefined;
   /** Further host device nodes to bind into /dev (assigned GPUs). */
   devices?: string[];
+  /** Host device nodes bound at their own paths (CDI). */
+  deviceNodes?: { hostPath: string; path: string }[] | undefined;
   /** The init binary on the host and where it is bound in the container (read-only). */
   init?: { hostPath: string; path: string } | undefined;
   /** A terminal's slave on the host (process.terminal), also bound at /dev/console (as runc does). */
@@ -155,6 +157,7 @@ export function compileCreatePlan(p: CreatePlanInput): Field[] {
   op(out, 'mount', 'dev', ['tmpfs', '/dev', 'tmpfs', 'mode=755,size=65536k'], [MS.NOSUID | MS.STRICTATIME, 0]);
   for (const d of DEFAULT_DEVICES) op(out, 'bind', 'device', [`/dev/${d}`, `/dev/${d}`], [MS.NOSUID | MS.NOEXEC, 1, 0]);
   for (const d of p.devices ?? []) op(out, 'bind', 'device', [d, `/dev/${d.split('/').pop()}`], [MS.NOSUID | MS.NOEXEC, 1, 0]);
+  for (const d of p.deviceNodes ?? []) op(out, 'bind', 'device', [d.hostPath, d.path], [MS.NOSUID | MS.NOEXEC, 1, 0]);
   if (tty && p.console) op(out, 'bind', 'device', [p.console.path, '/dev/console'], [MS.NOSUID | MS.NOEXEC, 1, 0]);
   // The init is executable but read-only, and carries no setuid bit that could count.
   if (p.init) op(out, 'bind', 'init', [p.init.hostPath, p.init.path], [MS.RDONLY | MS.NOSUID | MS.NODEV, 1, 0]);
@@ -265,6 +268,7 @@ export function encodeCreate(plan: SpawnPlan, made: ProvisionedResources, opts: 
     security: p.security,
     userns: idMap && plan.userNamespace ? { uidMap: idMap, gidMap: idMap, stagingDirs: plan.userNamespace.stagingDirs } : undefined,
     devices: plan.devices,
+    deviceNodes: plan.deviceNodes,
     preloadSeccomp: opts.preloadSeccomp ? p.security.seccomp?.bpf : undefined,
     init: plan.init,
     console: p.terminal ? made.terminal : undefined,

@@ -3,6 +3,7 @@
  * compiled from its configuration before any side effect (prepare), carried out by
  * provisioning, and encoded for the spawner last. Plain data: unit tests compare plans.
  */
+import type { CdiHook } from '../gpu/cdi/spec.js';
 import type { Resources } from '../isolation/resources.js';
 
 /** The security settings in the form the plan needs (secure-runtime compiles them). */
@@ -90,7 +91,13 @@ export interface SpawnPlan {
   cgroup: Resources;
   /** Host device nodes bound into /dev (assigned GPUs). */
   devices: string[];
-  gpus?: { indexes: number[] } | undefined;
+  /** Host device nodes bound at a path of their own (CDI device nodes). */
+  deviceNodes?: { hostPath: string; path: string }[] | undefined;
+  gpus?: { indexes: number[]; uuids?: string[] | undefined; cdi?: string[] | undefined } | undefined;
+  /** What GPUs and CDI devices add to the process (environment, groups), for execs too. */
+  deviceProcess?: { env: string[]; groups: number[] } | undefined;
+  /** OCI hooks from CDI specs, run by the runtime around create, start and remove (gpu/hooks.ts). */
+  hooks?: CdiHook[] | undefined;
   /** The highest capability the running kernel knows (bounding-set drops go up to it). */
   lastCap: number;
   /** A minimal init as pid 1 (process.argv starts with its container path): the host binary. */

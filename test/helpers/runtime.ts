@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { pino } from 'pino';
 import { afterAll, beforeAll } from 'vitest';
 import { Container } from '../../src/container/container.js';
-import { Runtime, runtimeParts } from '../../src/runtime.js';
+import { Runtime, runtimeParts, type RuntimeInit } from '../../src/runtime.js';
 import { seedBaseImage } from './shared-store.js';
 
 export const IS_ROOT = typeof process.getuid === 'function' && process.getuid() === 0;
@@ -23,7 +23,7 @@ export interface TestRuntime {
   cleanup(): Promise<void>;
 }
 
-export function testRuntime(opts: { cgroupParent?: string } = {}): TestRuntime {
+export function testRuntime(opts: { cgroupParent?: string; init?: Omit<RuntimeInit, 'stateRoot' | 'imageRoot'> } = {}): TestRuntime {
   // Short: the spawner socket path must fit in sun_path (108 bytes).
   const stateRoot = mkdtempSync(join(tmpdir(), 'ss-'));
   const imageRoot = mkdtempSync(join('/var/tmp', 'ss-img-'));
@@ -34,6 +34,7 @@ export function testRuntime(opts: { cgroupParent?: string } = {}): TestRuntime {
     logger: pino({ level: 'silent' }),
     spawnerIdleMs: 30_000,
     env: {},
+    ...opts.init,
   });
   // The base image, copied from the store the global setup built once.
   seedBaseImage(imageRoot);

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { ConfigError, HardwareAffinity, NumaNode, RuntimeError } from '../../src/index.js';
 import { parseCpuList } from '../../src/container/hardware-affinity.js';
-import { assignGpus, hostGpus } from '../../src/gpu.js';
+import { assignGpus, hostGpus } from '../../src/gpu/inventory.js';
 import { IdRangeAllocator } from '../../src/idmap.js';
 import { ImageStore } from '../../src/image/images.js';
 import { nativeHostFacts, type ProgramResult } from '../../src/kernel/host.js';

@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { RuntimeError } from '../../src/errors.js';
-import { assignGpus, gpuInventory } from '../../src/gpu.js';
+import { assignGpus, gpuInventory } from '../../src/gpu/inventory.js';
 import { NativeKernel } from '../../src/kernel/kernel.js';
 import { candidatePaths } from '../../src/kernel/native.js';
 
@@ -36,9 +36,9 @@ describe.skipIf(!!SKIP)(`NVML through the addon${SKIP ? ` — skipped: ${SKIP}` 
     expect(inv.library).toBe(lib);
     expect(inv.driverVersion).toBe('999.99.fake');
     expect(inv.devices).toEqual([
-      { index: 0, name: 'Fake H200', uuid: 'GPU-fake-0', pciBusId: '00000000:18:00.0', minor: 4, memoryTotal: 141 * 2 ** 30, memoryUsed: 0, gpuUtilization: 42, memoryUtilization: 7 },
+      { index: 0, name: 'Fake H200', uuid: 'GPU-fake-0', pciBusId: '00000000:18:00.0', minor: 4, memoryTotal: 141 * 2 ** 30, memoryUsed: 0, gpuUtilization: 42, memoryUtilization: 7, processes: [], migMode: 0, nvlinkPeerBusIds: ['00000000:19:00.0'], pcieLevels: [0, 10] },
       // A GPU that does not report utilisation says so with -1.
-      { index: 1, name: 'Fake H200', uuid: 'GPU-fake-1', pciBusId: '00000000:19:00.0', minor: 5, memoryTotal: 141 * 2 ** 30, memoryUsed: 2 ** 30, gpuUtilization: -1, memoryUtilization: -1 },
+      { index: 1, name: 'Fake H200', uuid: 'GPU-fake-1', pciBusId: '00000000:19:00.0', minor: 5, memoryTotal: 141 * 2 ** 30, memoryUsed: 2 ** 30, gpuUtilization: -1, memoryUtilization: -1, processes: [], migMode: 0, nvlinkPeerBusIds: ['00000000:18:00.0'], pcieLevels: [10, 0] },
     ]);
   });
 
@@ -86,6 +86,20 @@ describe.skipIf(!!SKIP)(`NVML through the addon${SKIP ? ` — skipped: ${SKIP}` 
       expect(a.rules.filter((r) => r.major === 195 && r.allow).map((r) => r.minor)).toEqual([255, 5]);
     } finally {
       fs.rmSync(dev, { recursive: true, force: true });
+    }
+  });
+
+  it('compute processes with their memory and utilisation, and NVLink peers as indexes', async () => {
+    process.env.FAKE_NVML_PROCS = '1:4242:512:37,0:77:1:0,1:4343:2048:5';
+    try {
+      const inv = await gpuInventory(new NativeKernel(), lib);
+      expect(inv.devices[1]!.processes).toEqual([
+        { pid: 4242, usedMemory: 512 * 2 ** 20, smUtilization: 37, memoryUtilization: 18 },
+        { pid: 4343, usedMemory: 2048 * 2 ** 20, smUtilization: 5, memoryUtilization: 2 },
+      ]);
+      expect(inv.devices.map((d) => d.nvlinkPeers)).toEqual([[1], [0]]);
+    } finally {
+      delete process.env.FAKE_NVML_PROCS;
     }
   });
 

@@ -10,7 +10,7 @@ import { ContainerConfig, HardwareAffinity, NumaNode, RuntimeError } from '../..
 import { prepareCreate, prepareExec, type PrepareContext } from '../../src/container/prepare.js';
 import { ImageStore } from '../../src/image/images.js';
 import { detectCgroups, MemoryCgroupFs } from '../../src/isolation/index.js';
-import type { GpuInventory } from '../../src/gpu.js';
+import type { GpuInventory } from '../../src/gpu/inventory.js';
 
 const HYBRID = [
   '30 25 0:26 / /sys/fs/cgroup ro,nosuid,nodev,noexec shared:9 - tmpfs tmpfs ro,mode=755',

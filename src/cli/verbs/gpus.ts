@@ -14,7 +14,7 @@ export function registerGpus(program: Command): void {
       const pct = (n: number | undefined) => (n === undefined || n < 0 ? '-' : `${n}%`);
       print(
         `${table(
-          ['INDEX', 'DEVICE', 'NAME', 'UUID', 'MEMORY USED / TOTAL', 'GPU UTIL', 'MEM UTIL'],
+          ['INDEX', 'DEVICE', 'NAME', 'UUID', 'MEMORY USED / TOTAL', 'GPU UTIL', 'MEM UTIL', 'HELD BY'],
           inv.devices.map((d) => [
             d.index,
             `/dev/nvidia${d.minor}`,
@@ -23,6 +23,7 @@ export function registerGpus(program: Command): void {
             d.memoryTotal !== undefined ? `${formatBytes(d.memoryUsed)} / ${formatBytes(d.memoryTotal)}` : '-',
             pct(d.gpuUtilization),
             pct(d.memoryUtilization),
+            inv.assignments.filter((a) => a.gpus.includes(d.index)).map((a) => `${a.name}${a.shared ? ' (shared)' : ''}`).join(', ') || '-',
           ]),
         )}\nsource: ${source}`,
       );

@@ -4,11 +4,11 @@
  * nodes the driver needs). Discovery reads /dev, so it needs no driver library; NVML (for
  * memory, utilisation and topology) and CDI specs come on top of it.
  */
-import { RuntimeError } from './errors.js';
-import { DEFAULT_DEVICE_RULES, nvidiaDeviceRules } from './isolation/devices.js';
-import type { DeviceRule } from './isolation/resources.js';
-import type { Kernel } from './kernel/kernel.js';
-import type { NvmlDevice } from './kernel/native.js';
+import { RuntimeError } from '../errors.js';
+import { DEFAULT_DEVICE_RULES, nvidiaDeviceRules } from '../isolation/devices.js';
+import type { DeviceRule } from '../isolation/resources.js';
+import type { Kernel } from '../kernel/kernel.js';
+import type { NvmlDevice } from '../kernel/native.js';
 
 export interface GpuInventory {
   /** "nvml" when the driver's library answered, "dev" when only /dev was read. */
@@ -16,7 +16,7 @@ export interface GpuInventory {
   driverVersion?: string;
   /** Why NVML was not used, when it was not. */
   nvmlError?: string;
-  devices: (Partial<NvmlDevice> & { index: number; minor: number })[];
+  devices: (Partial<NvmlDevice> & { index: number; minor: number; /** GPUs it has an active NVLink to. */ nvlinkPeers?: number[]; /** Containers holding it (runtime.gpus()). */ assignedTo?: string[] })[];
 }
 
 /**
@@ -29,7 +29,12 @@ export async function gpuInventory(kernel: Pick<Kernel, 'nvmlInventory' | 'devic
     return {
       source: 'nvml',
       driverVersion: inv.driverVersion,
-      devices: inv.devices.map((d) => ({ ...d, minor: d.minor >= 0 ? d.minor : d.index })),
+      devices: inv.devices.map((d) => {
+        // NVLink peers as indexes: the far end's PCI bus id is one of the other GPUs'.
+        const norm = (b: string) => b.toLowerCase().replace(/^0+(?=[0-9a-f]{4}:)/, '');
+        const peers = (d.nvlinkPeerBusIds ?? []).map((b) => inv.devices.find((o) => o.pciBusId && norm(o.pciBusId) === norm(b))?.index).filter((i): i is number => i !== undefined);
+        return { ...d, minor: d.minor >= 0 ? d.minor : d.index, nvlinkPeers: peers };
+      }),
     };
   } catch (e) {
     return {

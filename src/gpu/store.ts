@@ -1,0 +1,147 @@
+/**
+ * GPU assignments on disk: `<stateRoot>/gpus/assignments.json`, written atomically (temp file
+ * and rename), so they survive the host agent that made them. Every read-choose-write runs
+ * under `<stateRoot>/gpus/lock`, a file made with O_EXCL that holds its owner's pid and start
+ * time: two processes on one state root never both get the same GPU, and a lock whose owner
+ * died (its pid gone, or reused by another process) is taken over instead of waited for.
+ */
+import * as fs from 'node:fs';
+import { join } from 'node:path';
+import { RuntimeError } from '../errors.js';
+import { chooseGpus, type GpuAssignmentRecord, type GpuRequest, type NumaDistance, type SchedulableGpu } from './scheduler.js';
+
+export interface GpuStoreHost {
+  /** Start time of `pid` (/proc/<pid>/stat field 22); undefined when it does not exist. */
+  processStartTime(pid: number): string | undefined;
+  /** Whether container `id` still has a record (an assignment without one is stale). */
+  containerExists(id: string): boolean;
+}
+
+const LOCK_WAIT_MS = 10_000;
+
+function sleep(ms: number): void {
+  Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
+}
+
+export class GpuAssignmentStore {
+  readonly dir: string;
+  private readonly file: string;
+  private readonly lockFile: string;
+
+  constructor(stateRoot: string, private readonly host: GpuStoreHost) {
+    this.dir = join(stateRoot, 'gpus');
+    this.file = join(this.dir, 'assignments.json');
+    this.lockFile = join(this.dir, 'lock');
+  }
+
+  private lock(): () => void {
+    fs.mkdirSync(this.dir, { recursive: true, mode: 0o700 });
+    const me = `${process.pid} ${this.host.processStartTime(process.pid) ?? ''}`;
+    const deadline = Date.now() + LOCK_WAIT_MS;
+    for (;;) {
+      try {
+        const fd = fs.openSync(this.lockFile, 'wx', 0o600);
+        fs.writeSync(fd, me);
+        fs.closeSync(fd);
+        return () => fs.rmSync(this.lockFile, { force: true });
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+      }
+      let holder = '';
+      try {
+        holder = fs.readFileSync(this.lockFile, 'utf8');
+      } catch {
+        continue; // released between open and read
+      }
+      const [pid, start] = holder.split(' ');
+      // An empty lock is one being written; only a dead or reused owner is taken over.
+      if (pid && Number(pid) > 0 && (this.host.processStartTime(Number(pid)) ?? '') !== (start ?? '')) {
+        fs.rmSync(this.lockFile, { force: true });
+        continue;
+      }
+      if (Date.now() > deadline) {
+        throw new RuntimeError(`GPU assignments: ${this.lockFile} is held by pid ${pid} for more than ${LOCK_WAIT_MS / 1000} s`, { code: 'EBUSY', step: 'state', path: this.lockFile });
+      }
+      sleep(5);
+    }
+  }
+
+  private read(): GpuAssignmentRecord[] {
+    let text: string;
+    try {
+      text = fs.readFileSync(this.file, 'utf8');
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return [];
+      throw e;
+    }
+    const doc = JSON.parse(text) as { version?: number; assignments?: GpuAssignmentRecord[] };
+    if (doc.version !== 1 || !Array.isArray(doc.assignments)) throw new RuntimeError(`GPU assignments: ${this.file} is not a version 1 assignment file`, { code: 'EPROTO', step: 'state', path: this.file });
+    return doc.assignments;
+  }
+
+  private write(list: GpuAssignmentRecord[]): void {
+    const tmp = `${this.file}.${process.pid}.tmp`;
+    fs.writeFileSync(tmp, `${JSON.stringify({ version: 1, assignments: list }, null, 1)}\n`, { mode: 0o600 });
+    fs.renameSync(tmp, this.file);
+  }
+
+  private locked<T>(f: (list: GpuAssignmentRecord[]) => { list?: GpuAssignmentRecord[]; result: T }): T {
+    const unlock = this.lock();
+    try {
+      const current = this.read();
+      // A reservation whose container has no record yet is kept while the process making it lives.
+      const live = current.filter((a) => this.host.containerExists(a.containerId) || (a.owner?.startTime !== undefined && this.host.processStartTime(a.owner.pid) === a.owner.startTime));
+      const r = f(live);
+      if (r.list || live.length !== current.length) this.write(r.list ?? live);
+      return r.result;
+    } finally {
+      unlock();
+    }
+  }
+
+  /** Every assignment in force (those of containers whose records are gone are dropped). */
+  list(): GpuAssignmentRecord[] {
+    // Nothing was ever assigned: no lock to take (a reader without write access gets an answer).
+    if (!fs.existsSync(this.file)) return [];
+    return this.locked((list) => ({ result: list.map((a) => ({ ...a, gpus: [...a.gpus] })) }));
+  }
+
+  /** The GPUs container `id` holds; undefined when none. */
+  held(id: string): GpuAssignmentRecord | undefined {
+    return this.list().find((a) => a.containerId === id);
+  }
+
+  /**
+   * Chooses and records GPUs for container `id` in one locked step; a container that holds
+   * GPUs already keeps them (a restart or a second prepare of the same container).
+   */
+  reserve(id: string, name: string, req: GpuRequest, gpus: readonly SchedulableGpu[], distance?: NumaDistance): GpuAssignmentRecord {
+    return this.locked((list) => {
+      const mine = list.find((a) => a.containerId === id);
+      if (mine) return { result: mine };
+      const chosen = chooseGpus(req, gpus, list, distance);
+      const owner = { pid: process.pid, startTime: this.host.processStartTime(process.pid) };
+      const rec: GpuAssignmentRecord = { containerId: id, name, gpus: chosen, shared: !!req.shared, assignedAt: new Date().toISOString(), owner };
+      return { list: [...list, rec], result: rec };
+    });
+  }
+
+  /** The container's record exists now: from here on its record, not its creator, keeps the assignment. */
+  confirm(id: string): void {
+    if (!fs.existsSync(this.file)) return;
+    this.locked((list) => {
+      const mine = list.find((a) => a.containerId === id);
+      if (!mine?.owner) return { result: undefined };
+      return { list: list.map((a) => (a === mine ? { ...a, owner: undefined } : a)), result: undefined };
+    });
+  }
+
+  /** Releases container `id`'s GPUs; true when it held any. */
+  release(id: string): boolean {
+    if (!fs.existsSync(this.file)) return false;
+    return this.locked((list) => {
+      const next = list.filter((a) => a.containerId !== id);
+      return next.length === list.length ? { result: false } : { list: next, result: true };
+    });
+  }
+}

@@ -1,0 +1,145 @@
+/**
+ * GPU scheduling on fake topologies: exclusive by default, sharing only between containers
+ * that opt in, NUMA-nearest first, NVLink peers together, packing or spreading by
+ * personality; the store keeps assignments across processes and drops stale ones.
+ */
+import { spawnSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { RuntimeError } from '../../src/errors.js';
+import { chooseGpus, strategyOf, type GpuAssignmentRecord, type SchedulableGpu } from '../../src/gpu/scheduler.js';
+import { GpuAssignmentStore } from '../../src/gpu/store.js';
+import { Personality } from '../../src/personality/personality.js';
+
+// Two NUMA nodes, two GPUs on each; GPUs 0-1 and 2-3 are NVLink pairs.
+const FOUR: SchedulableGpu[] = [
+  { index: 0, numaNode: 0, nvlinkPeers: [1] },
+  { index: 1, numaNode: 0, nvlinkPeers: [0] },
+  { index: 2, numaNode: 1, nvlinkPeers: [3] },
+  { index: 3, numaNode: 1, nvlinkPeers: [2] },
+];
+const held = (containerId: string, gpus: number[], shared = false): GpuAssignmentRecord => ({ containerId, name: `c-${containerId}`, gpus, shared, assignedAt: '' });
+
+describe('GPU choice', () => {
+  it('the personality picks packing or spreading', () => {
+    expect(strategyOf(Personality.Cooperative.traits())).toBe('pack');
+    expect(strategyOf(Personality.Conservative.traits())).toBe('pack');
+    expect(strategyOf(Personality.Aggressive.traits())).toBe('spread');
+    expect(strategyOf(Personality.Explorer.traits())).toBe('spread');
+  });
+
+  it('packing fills the busy node, spreading takes the idle one', () => {
+    const busy = [held('a', [0])];
+    expect(chooseGpus({ count: 1, strategy: 'pack' }, FOUR, busy)).toEqual([1]);
+    expect(chooseGpus({ count: 1, strategy: 'spread' }, FOUR, busy)).toEqual([2]);
+  });
+
+  it('the node nearest the container comes first, by the kernel distance', () => {
+    const far = (a: number, b: number) => (a === b ? 10 : 31);
+    expect(chooseGpus({ count: 1, strategy: 'pack', numaNode: 1 }, FOUR, [held('a', [0])], far)).toEqual([2]);
+    // On node 1 with its GPUs taken, the remote node's GPUs follow.
+    expect(chooseGpus({ count: 1, strategy: 'spread', numaNode: 1 }, FOUR, [held('a', [2, 3])], far)).toEqual([0]);
+  });
+
+  it('two GPUs come as an NVLink pair on one node, else the nearest on PCIe', () => {
+    expect(chooseGpus({ count: 2, strategy: 'spread' }, FOUR, [held('a', [0])])).toEqual([2, 3]);
+    const noLink = FOUR.map((g) => ({ ...g, nvlinkPeers: undefined }));
+    expect(chooseGpus({ count: 2, strategy: 'pack' }, noLink, [])).toEqual([0, 1]);
+    // Without NVLink, the nearest on PCIe: GPU 0 shares a switch (10) with GPU 2 only.
+    const pcie = noLink.map((g) => ({ ...g, numaNode: 0, pcieLevels: [[0, 30, 10, 30], [30, 0, 30, 10], [10, 30, 0, 30], [30, 10, 30, 0]][g.index] }));
+    expect(chooseGpus({ count: 2, strategy: 'pack' }, pcie, [])).toEqual([0, 2]);
+  });
+
+  it('exclusive by default; sharing only between containers that opt in; a refusal names the holders', () => {
+    const two = FOUR.slice(0, 2);
+    const both = [held('aaaa', [0]), held('bbbb', [1], true)];
+    const e = (() => {
+      try {
+        chooseGpus({ count: 1, strategy: 'pack' }, two, both);
+      } catch (err) {
+        return err as RuntimeError;
+      }
+    })();
+    expect(e).toBeInstanceOf(RuntimeError);
+    expect(e).toMatchObject({ code: 'EBUSY' });
+    expect(e!.message).toBe('gpuCount: 1 GPU requested but only 0 of 2 are free: GPU 0 is held by c-aaaa (aaaa); GPU 1 is held by c-bbbb (bbbb, shared)');
+    expect(chooseGpus({ count: 1, strategy: 'pack', shared: true }, two, both)).toEqual([1]);
+    expect(() => chooseGpus({ devices: [0], strategy: 'pack', shared: true }, two, both)).toThrow(/gpuDevices: GPU 0 is held by c-aaaa/);
+    expect(() => chooseGpus({ devices: [5], strategy: 'pack' }, two, [])).toThrow(/gpuDevices: GPU 5 requested but this host has only GPUs 0, 1/);
+    expect(() => chooseGpus({ count: 3, strategy: 'pack' }, two, [])).toThrow(/gpuCount: 3 GPUs requested but this host has only GPUs 0, 1/);
+    // A GPU with MIG on is handed out only through its MIG instances (CDI names).
+    const mig = [{ ...two[0]!, mig: true }, two[1]!];
+    expect(chooseGpus({ count: 1, strategy: 'pack' }, mig, [])).toEqual([1]);
+    expect(() => chooseGpus({ count: 1, strategy: 'pack' }, mig, [held('bbbb', [1])])).toThrow(/GPU 0 has MIG enabled \(its instances are CDI devices\); GPU 1 is held by c-bbbb/);
+    expect(() => chooseGpus({ devices: [0], strategy: 'pack' }, mig, [])).toThrow(/gpuDevices: GPU 0 has MIG enabled: ask for its MIG instances by CDI name/);
+  });
+});
+
+describe('GPU assignment store', () => {
+  let root: string;
+  const records = new Set<string>();
+  const host = { processStartTime: (pid: number) => (fs.existsSync(`/proc/${pid}`) ? fs.readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ')[19] : undefined), containerExists: (id: string) => records.has(id) };
+  beforeEach(() => {
+    root = fs.mkdtempSync(join(tmpdir(), 'ss-gpus-'));
+    records.clear();
+  });
+  afterEach(() => fs.rmSync(root, { recursive: true, force: true }));
+
+  it('assignments persist for a second store on the same root, are idempotent per container and released', () => {
+    const a = new GpuAssignmentStore(root, host);
+    records.add('c1');
+    expect(a.reserve('c1', 'one', { count: 1, strategy: 'pack' }, FOUR.slice(0, 2)).gpus).toEqual([0]);
+    expect(a.reserve('c1', 'one', { count: 1, strategy: 'pack' }, FOUR.slice(0, 2)).gpus).toEqual([0]);
+    const b = new GpuAssignmentStore(root, host); // another host agent on the same root
+    records.add('c2');
+    expect(b.reserve('c2', 'two', { count: 1, strategy: 'pack' }, FOUR.slice(0, 2)).gpus).toEqual([1]);
+    b.confirm('c2');
+    expect(() => b.reserve('c3', 'three', { count: 1, strategy: 'pack' }, FOUR.slice(0, 2))).toThrow(/GPU 0 is held by one .*GPU 1 is held by two/);
+    expect(a.release('c1')).toBe(true);
+    expect(b.list().map((x) => x.containerId)).toEqual(['c2']);
+    // A container whose record is gone (removed while no agent ran) holds nothing; an
+    // unconfirmed reservation is kept while the process that made it lives.
+    b.reserve('c4', 'four', { count: 1, strategy: 'pack' }, FOUR.slice(0, 2));
+    expect(b.list().map((x) => x.containerId)).toEqual(['c2', 'c4']);
+    b.release('c4');
+    records.delete('c2');
+    expect(b.list()).toEqual([]);
+    expect(fs.existsSync(join(root, 'gpus/lock'))).toBe(false);
+  });
+
+  it('a lock left by a dead process is taken over', () => {
+    fs.mkdirSync(join(root, 'gpus'));
+    const dead = spawnSync('true').pid!;
+    fs.writeFileSync(join(root, 'gpus/lock'), `${dead} 1`);
+    records.add('c1');
+    expect(new GpuAssignmentStore(root, host).reserve('c1', 'one', { count: 1, strategy: 'pack' }, FOUR).gpus).toEqual([0]);
+  });
+
+  it('processes racing on one root never get the same GPU', async () => {
+    const script = join(root, 'race.mjs');
+    const storeUrl = new URL('../../dist/src/gpu/store.js', import.meta.url).href;
+    fs.writeFileSync(
+      script,
+      `import { GpuAssignmentStore } from '${storeUrl}';
+const host = { processStartTime: () => 'x', containerExists: () => true };
+const s = new GpuAssignmentStore(process.argv[2], host);
+const gpus = [0, 1, 2, 3].map((index) => ({ index, numaNode: 0 }));
+try { console.log(s.reserve('c' + process.pid, 'n', { count: 1, strategy: 'pack' }, gpus).gpus[0]); } catch (e) { console.log('busy'); }`,
+    );
+    if (!fs.existsSync(new URL(storeUrl))) throw new Error('dist/ is not built: run npm run build');
+    const { spawn } = await import('node:child_process');
+    const outs = await Promise.all(
+      Array.from({ length: 6 }, () => new Promise<string>((resolve) => {
+        const p = spawn(process.execPath, [script, root]);
+        let out = '';
+        p.stdout.on('data', (d: Buffer) => (out += d.toString()));
+        p.on('close', () => resolve(out.trim()));
+      })),
+    );
+    const got = outs.filter((o) => o !== 'busy').sort();
+    expect(got).toEqual(['0', '1', '2', '3']);
+    expect(outs.filter((o) => o === 'busy')).toHaveLength(2);
+  });
+});
