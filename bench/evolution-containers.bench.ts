@@ -5,9 +5,13 @@
  * thread, user and kernel) per second of wall time, against the same containers idle.
  *
  *   BENCH_EVOLVING=100 BENCH_INTERVAL_MS=1000 BENCH_WARMUP_S=1.5 node --expose-gc dist/bench/evolution-containers.bench.js
+ *
+ * BENCH_CPU_PROFILE=file.cpuprofile writes a V8 CPU profile of the measured window only
+ * (not of the containers' creation), for Chrome DevTools or `speedscope`.
  */
 import * as fs from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
+import { Session } from 'node:inspector/promises';
 import { join } from 'node:path';
 import { pino } from 'pino';
 import { Container, ContainerConfig, EvolutionConfig, Runtime } from '../src/index.js';
@@ -57,7 +61,19 @@ async function main(): Promise<void> {
   const config = EvolutionConfig.builder().generationInterval(INTERVAL_MS).bounds('cpuLimit', 0.1, 2).bounds('memoryLimit', 64 * 2 ** 20, 1024 * 2 ** 20).build();
   for (const c of containers) await c.enableEvolution(config);
   await new Promise((r) => setTimeout(r, WARMUP_S * 1000));
+  const profile = process.env.BENCH_CPU_PROFILE;
+  const session = profile ? new Session() : undefined;
+  if (session) {
+    session.connect();
+    await session.post('Profiler.enable');
+    await session.post('Profiler.start');
+  }
   const evolving = await cpuPercent(SECONDS);
+  if (session) {
+    const { profile: p } = await session.post('Profiler.stop');
+    fs.writeFileSync(profile!, JSON.stringify(p));
+    session.disconnect();
+  }
   const generations = containers.reduce((n, c) => n + (c.evolutionState()?.generation ?? 0), 0);
   const kinds = { trial: 0, remeasure: 0, baseline: 0 };
   for (const c of containers) for (const h of c.evolutionState()?.history ?? []) kinds[h.kind]++;

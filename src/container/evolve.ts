@@ -13,15 +13,21 @@ import { COMPACT_AFTER, EvolutionJournal, JOURNAL_FILE, replayJournal } from '..
 import { metricsBetween, type StatsReading } from '../evolution/metrics.js';
 import type { GenerationRecord } from '../evolution/records.js';
 import { isLive, resourcesOf, type ContainerContext } from './context.js';
+import { validSettingsBox } from './resources.js';
 import type { EvolutionOptions, ResourceUpdate } from './types.js';
 
 /** Generation records the state file carries (the journal carries every generation since). */
 const PERSISTED_HISTORY = 8;
 
 export interface EvolutionHooks {
-  /** Applies a proposal (serialized with the container's other operations). */
-  update(change: ResourceUpdate): Promise<void>;
+  /** Applies a proposal (serialized with the container's other operations); `validated`: known valid. */
+  update(change: ResourceUpdate, validated: boolean): Promise<void>;
 }
+
+const NOT_VALIDATED = Symbol('not validated');
+
+/** A gene's value as the setting written: whole bytes and weights, cores to 1/1000. */
+const asSetting = (gene: string, v: number): number => (gene === 'cpuLimit' ? Math.max(0.01, Math.round(v * 1000) / 1000) : Math.round(v));
 
 /** The genes to evolve and where they start: the bounds' genes, or the live-updatable settings in force. */
 function initialGenome(ctx: ContainerContext, config: EvolutionConfig): Genome {
@@ -70,15 +76,22 @@ export function evolutionController(ctx: ContainerContext, config: EvolutionConf
     if (opts.workDone) reading.workDone = await opts.workDone();
     return reading;
   };
+  const box = Object.entries(config.genes(initial)).map(([name, b]) => ({ name, min: asSetting(name, b.min), max: asSetting(name, b.max) }));
+  const boxGenes = new Set(box.map((b) => b.name));
+  let boxValidFor: unknown = validSettingsBox(ctx, box) ? rec.resources : NOT_VALIDATED;
   let journal: EvolutionJournal | undefined;
   const controller = new EvolutionController(
     {
       update: async (settings) => {
         const change: ResourceUpdate = {};
-        for (const [k, v] of Object.entries(settings as Record<string, number>)) {
-          (change as Record<string, number>)[k] = k === 'cpuLimit' ? Math.max(0.01, Math.round(v * 1000) / 1000) : Math.round(v);
-        }
-        await hooks.update(change);
+        for (const [k, v] of Object.entries(settings as Record<string, number>)) (change as Record<string, number>)[k] = asSetting(k, v);
+        // Validating the whole configuration on every generation was a tenth of evolution's
+        // cost: the bounds are checked once instead, and again whenever something other than
+        // evolution changed the container's settings (a new rec.resources object).
+        if (rec.resources !== boxValidFor) boxValidFor = validSettingsBox(ctx, box) ? rec.resources : NOT_VALIDATED;
+        const validated = rec.resources === boxValidFor && Object.keys(change).every((k) => boxGenes.has(k));
+        await hooks.update(change, validated);
+        if (validated) boxValidFor = rec.resources;
       },
       sample: async () => {
         const cur = await read();
