@@ -22,6 +22,8 @@ const PERSISTED_HISTORY = 8;
 export interface EvolutionHooks {
   /** Applies a proposal (serialized with the container's other operations); `validated`: known valid. */
   update(change: ResourceUpdate, validated: boolean): Promise<void>;
+  /** Settings no proposal goes below (what autoscale grew a limit to), by gene; live, read each generation. */
+  floors?: Record<string, number>;
 }
 
 const NOT_VALIDATED = Symbol('not validated');
@@ -80,16 +82,23 @@ export function evolutionController(ctx: ContainerContext, config: EvolutionConf
   const boxGenes = new Set(box.map((b) => b.name));
   let boxValidFor: unknown = validSettingsBox(ctx, box) ? rec.resources : NOT_VALIDATED;
   let journal: EvolutionJournal | undefined;
+  const floors = hooks.floors ?? {};
   const controller = new EvolutionController(
     {
       update: async (settings) => {
         const change: ResourceUpdate = {};
-        for (const [k, v] of Object.entries(settings as Record<string, number>)) (change as Record<string, number>)[k] = asSetting(k, v);
+        let aboveBox = false;
+        for (const [k, v] of Object.entries(settings as Record<string, number>)) {
+          const floor = floors[k];
+          const value = floor !== undefined && floor > v ? floor : asSetting(k, v);
+          if (floor !== undefined && floor > v && floor > box.find((b) => b.name === k)!.max) aboveBox = true;
+          (change as Record<string, number>)[k] = value;
+        }
         // Validating the whole configuration on every generation was a tenth of evolution's
         // cost: the bounds are checked once instead, and again whenever something other than
         // evolution changed the container's settings (a new rec.resources object).
         if (rec.resources !== boxValidFor) boxValidFor = validSettingsBox(ctx, box) ? rec.resources : NOT_VALIDATED;
-        const validated = rec.resources === boxValidFor && Object.keys(change).every((k) => boxGenes.has(k));
+        const validated = !aboveBox && rec.resources === boxValidFor && Object.keys(change).every((k) => boxGenes.has(k));
         await hooks.update(change, validated);
         if (validated) boxValidFor = rec.resources;
       },
@@ -141,12 +150,16 @@ export function evolutionController(ctx: ContainerContext, config: EvolutionConf
 export interface EvolutionEvents {
   generation(record: GenerationRecord): void;
   error(err: Error): void;
+  /** Evolution started on the container, or stopped (not called when the container exits). */
+  enabled?(): void;
+  disabled?(): void;
 }
 
 /** One container's evolution: at most one controller, started, stopped and persisted here. */
 export class ContainerEvolution {
   private controller: EvolutionController | undefined;
   private held: ContainerEvolutionParts | undefined;
+  private readonly floors: Record<string, number> = {};
 
   constructor(
     private readonly ctx: ContainerContext,
@@ -163,7 +176,7 @@ export class ContainerEvolution {
       throw new RuntimeError(`enable evolution of container ${rec.name}: it is ${rec.state}`, { code: 'ESTATE', step: 'state', containerId: rec.id });
     }
     if (this.controller) await this.disable({ settle: false });
-    const held = evolutionController(this.ctx, config, opts, this.hooks);
+    const held = evolutionController(this.ctx, config, opts, { ...this.hooks, floors: this.floors });
     const controller = held.controller;
     this.held = held;
     controller.on('generation', (record) => this.hooks.generation(record));
@@ -173,6 +186,13 @@ export class ContainerEvolution {
     });
     this.controller = controller;
     controller.start();
+    this.hooks.enabled?.();
+  }
+
+  /** No proposal for `gene` goes below `value` from now on (undefined: no floor). */
+  floor(gene: string, value: number | undefined): void {
+    if (value === undefined) delete this.floors[gene];
+    else this.floors[gene] = value;
   }
 
   /** Stops evolving; `settle` puts the best settings found in force. */
@@ -182,6 +202,7 @@ export class ContainerEvolution {
     if (!c) return;
     this.controller = undefined;
     this.held = undefined;
+    this.hooks.disabled?.();
     const { rec, parts } = this.ctx;
     try {
       await c.stop({ settle: (opts.settle ?? true) && isLive(rec.state) });

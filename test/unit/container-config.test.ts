@@ -14,6 +14,17 @@ const base = () =>
     .security({ noNewPrivileges: true, capabilities: { drop: ['NET_RAW'] } });
 
 describe('ContainerConfigBuilder.build(): an independent, frozen spec', () => {
+  it('autoscale: unset (on while evolving), false (off even then), or options; the options name a bad field', () => {
+    expect(base().build().spec.autoscale).toBeUndefined();
+    expect(base().autoscale(false).build().spec.autoscale).toBe(false);
+    expect(base().autoscale().build().spec.autoscale).toEqual({});
+    expect(base().autoscale({ intervalMs: 200 }).build().spec.autoscale).toEqual({ intervalMs: 200 });
+    // Survives the round trip a record makes.
+    const off = base().autoscale(false).build();
+    expect(ContainerConfig.fromSpec(off.toJSON() as never).spec.autoscale).toBe(false);
+    expect(() => base().autoscale({ intervalMs: 1 }).build()).toThrow(/autoscale\.intervalMs/);
+  });
+
   it('a builder used again leaves the configs it built unchanged', () => {
     const b = base();
     const first = b.build();
