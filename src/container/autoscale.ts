@@ -10,15 +10,17 @@
  * they grow nothing and give back what they were grown by, at once, and the others grow only
  * once no cooperative container of the runtime holds such slack any more.
  *
- * The counters come from the batched reads evolution uses (cgroup-counters.ts) and the ticks
- * from the process's one generation scheduler, so autoscaled containers share wake-ups and
- * one native read per tick instead of a timer and a file read each.
+ * The counters come from the batched reads evolution uses (counters.ts; an evolving
+ * container's two samplers share one read) and the ticks from the process's one generation
+ * scheduler, so autoscaled containers share wake-ups and one native read per tick instead of
+ * a timer and a file read each.
  */
-import { counterBatch, type CgroupCounters, type ContainerCounters } from '../evolution/cgroup-counters.js';
+import type { CgroupCounters } from '../evolution/cgroup-counters.js';
 import { gridFor, sharedScheduler } from '../evolution/scheduler.js';
 import type { EvolutionTimers } from '../evolution/timers.js';
 import type { Personality } from '../personality/personality.js';
 import type { ContainerContext } from './context.js';
+import { leaseCounters, type CounterLease } from './counters.js';
 import { hostPressure, type HostPressure, type PressureResource } from './host-pressure.js';
 import type { ResourceUpdate } from './types.js';
 
@@ -82,7 +84,7 @@ export function autoscaleGroup(key: object): AutoscaleGroup {
 export class Autoscaler {
   private timer: unknown = undefined;
   private running = false;
-  private counters: ContainerCounters | undefined;
+  private counters: CounterLease | undefined;
   private last: { oomKills: number; periods: number; throttled: number } | undefined;
   /** The cgroup's OOM-kill count up to which kills have been acted on (the counter outlives restarts). */
   private oomSeen = 0;
@@ -132,7 +134,7 @@ export class Autoscaler {
     if (this.timer !== undefined) this.timers.clearTimeout(this.timer);
     this.timer = undefined;
     this.parts.group.delete(this);
-    this.counters?.close();
+    this.counters?.release();
     this.counters = undefined;
   }
 
@@ -140,19 +142,19 @@ export class Autoscaler {
     this.timer = this.timers.setTimeout(() => {
       this.timer = undefined;
       if (!this.running) return;
-      void this.tick().finally(() => {
-        if (this.running && this.timer === undefined) this.schedule();
-      });
+      // From a microtask, as evolution's generations run: every read of the wake-up is then
+      // asked for before the batch is read, so they all go in one native call.
+      void Promise.resolve()
+        .then(() => this.tick())
+        .finally(() => {
+          if (this.running && this.timer === undefined) this.schedule();
+        });
     }, this.opts.intervalMs ?? 1000);
   }
 
   private read(): Promise<CgroupCounters> {
     if (this.parts.read) return this.parts.read();
-    if (!this.counters) {
-      const { parts, rec } = this.ctx as ContainerContext;
-      const dirs = parts.cgroups.dirs(rec.id);
-      this.counters = counterBatch(parts.kernel).open(parts.cgroups.layout, (mount) => dirs.find((d) => d.startsWith(`${mount}/`))!);
-    }
+    this.counters ??= leaseCounters(this.ctx as ContainerContext);
     return this.counters.read();
   }
 

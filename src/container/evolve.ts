@@ -5,7 +5,6 @@
 import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import { RuntimeError } from '../errors.js';
-import { counterBatch, type ContainerCounters } from '../evolution/cgroup-counters.js';
 import type { EvolutionConfig } from '../evolution/config.js';
 import { EvolutionController, type EvolutionSnapshot, type EvolutionState } from '../evolution/controller.js';
 import type { Genome } from '../evolution/genes.js';
@@ -13,6 +12,7 @@ import { COMPACT_AFTER, EvolutionJournal, JOURNAL_FILE, replayJournal } from '..
 import { metricsBetween, type StatsReading } from '../evolution/metrics.js';
 import type { GenerationRecord } from '../evolution/records.js';
 import { isLive, resourcesOf, type ContainerContext } from './context.js';
+import { leaseCounters, type CounterLease } from './counters.js';
 import { validSettingsBox } from './resources.js';
 import type { EvolutionOptions, ResourceUpdate } from './types.js';
 
@@ -61,13 +61,10 @@ export function evolutionController(ctx: ContainerContext, config: EvolutionConf
   let snapshot = opts.restart ? undefined : persisted?.snapshot;
   const replayed = snapshot && replayJournal(journalPath, snapshot.engine);
   if (replayed) snapshot = { version: 1, engine: replayed.engine, applied: replayed.applied };
-  let counters: ContainerCounters | undefined;
+  let counters: CounterLease | undefined;
   let prev: StatsReading | undefined;
   const read = async (): Promise<StatsReading> => {
-    if (!counters) {
-      const dirs = parts.cgroups.dirs(rec.id);
-      counters = counterBatch(parts.kernel).open(parts.cgroups.layout, (mount) => dirs.find((d) => d.startsWith(`${mount}/`))!);
-    }
+    counters ??= leaseCounters(ctx);
     const c = await counters.read();
     const reading: StatsReading = { timestampMs: Date.now(), cpuUsageUsec: c.cpuNs / 1000, memoryBytes: c.memoryBytes };
     if (c.oomKills !== undefined) reading.oomKills = c.oomKills;
@@ -141,7 +138,7 @@ export function evolutionController(ctx: ContainerContext, config: EvolutionConf
     controller,
     compact,
     close: () => {
-      counters?.close();
+      counters?.release();
       journal?.close();
     },
   };
