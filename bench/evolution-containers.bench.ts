@@ -6,6 +6,9 @@
  *
  *   BENCH_EVOLVING=100 BENCH_INTERVAL_MS=1000 BENCH_WARMUP_S=1.5 node --expose-gc dist/bench/evolution-containers.bench.js
  *
+ * Autoscale is on by default for evolving containers and part of the figure; BENCH_AUTOSCALE=0
+ * turns it off (autoscale(false)) to measure evolution alone.
+ *
  * BENCH_CPU_PROFILE=file.cpuprofile writes a V8 CPU profile of the measured window only
  * (not of the containers' creation), for Chrome DevTools or `speedscope`.
  */
@@ -22,6 +25,7 @@ const SECONDS = Number(process.env.BENCH_SECONDS ?? 10);
 const INTERVAL_MS = Number(process.env.BENCH_INTERVAL_MS ?? 1000);
 /** Seconds of evolution before measuring: idle containers are a plateau, which the engine explores boldly for about 64 generations and then rests on. */
 const WARMUP_S = Number(process.env.BENCH_WARMUP_S ?? 1.5);
+const AUTOSCALE = process.env.BENCH_AUTOSCALE !== '0';
 
 /**
  * CPU time by process.cpuUsage, and the event loop's busy time (the time the runtime's code
@@ -50,8 +54,9 @@ async function main(): Promise<void> {
   await runtime.images.buildBaseImage();
   const containers: Container[] = [];
   for (let i = 0; i < N; i++) {
+    const builder = ContainerConfig.builder().name(`e${i}`).image('stratoswarm/base-agent:latest').command(['sleep', '100000']).cpuLimit(1).memoryLimit(256 * 2 ** 20);
     const c = await Container.create(
-      ContainerConfig.builder().name(`e${i}`).image('stratoswarm/base-agent:latest').command(['sleep', '100000']).cpuLimit(1).memoryLimit(256 * 2 ** 20).build(),
+      (AUTOSCALE ? builder : builder.autoscale(false)).build(),
       { runtime },
     );
     await c.start();
@@ -80,7 +85,7 @@ async function main(): Promise<void> {
   const ratio = evolving.total / 100;
   console.log(
     `evolution-containers: runtime CPU time / wall time = ${ratio.toFixed(5)} (${evolving.total.toFixed(3)} % of one core) for ${N} containers ` +
-      `at ${INTERVAL_MS / 1000} s generations, measured after ${WARMUP_S} s of evolution (target < 0.005); idle ${(idle.total / 100).toFixed(5)}; load average ${loadavg().map((l) => l.toFixed(2)).join(' ')}; ` +
+      `at ${INTERVAL_MS / 1000} s generations${AUTOSCALE ? ' with autoscale' : ', autoscale off'}, measured after ${WARMUP_S} s of evolution (target < 0.005); idle ${(idle.total / 100).toFixed(5)}; load average ${loadavg().map((l) => l.toFixed(2)).join(' ')}; ` +
       `recent generations: ${kinds.trial} trials (each an update), ${kinds.remeasure + kinds.baseline} re-measurements`,
   );
   console.log(

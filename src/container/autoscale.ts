@@ -71,7 +71,15 @@ export interface AutoscaleParts {
   /** The counters now (default: the container's cgroup counters, read in the batch). */
   read?: () => Promise<CgroupCounters>;
   now?: () => number;
+  /**
+   * The settings evolution evolves now ('memoryLimit', 'cpuLimit'): evolution owns them, and
+   * autoscale only answers an OOM kill there (memory pressure and throttling are the very
+   * trade-off evolution measures; changing the limit under it would spoil its measurement).
+   */
+  evolved?: () => ReadonlySet<string>;
 }
+
+const GENE: Record<PressureResource, string> = { memory: 'memoryLimit', cpu: 'cpuLimit' };
 
 const groups = new WeakMap<object, AutoscaleGroup>();
 /** The group of the containers that share `key` (their runtime's parts). */
@@ -116,6 +124,7 @@ export class Autoscaler {
 
   /** Whether the limit of `resource` is above the configured one. */
   slack(resource: PressureResource): boolean {
+    if (this.owned(resource)) return false;
     const cur = this.current()[resource];
     const conf = this.configured()[resource];
     return cur !== undefined && conf !== undefined && cur > conf;
@@ -156,6 +165,11 @@ export class Autoscaler {
     if (this.parts.read) return this.parts.read();
     this.counters ??= leaseCounters(this.ctx as ContainerContext);
     return this.counters.read();
+  }
+
+  /** Whether evolution owns the limit of `resource` now. */
+  private owned(resource: PressureResource): boolean {
+    return this.parts.evolved?.().has(GENE[resource]) ?? false;
   }
 
   private get personality(): Personality {
@@ -205,6 +219,8 @@ export class Autoscaler {
         return;
       }
     }
+    if (this.owned('memory')) this.memHigh = 0;
+    if (this.owned('cpu')) this.cpuHigh = 0;
     if (cur.memory && (oom || this.memHigh >= SUSTAINED)) {
       this.memHigh = 0;
       await this.grow('memory', oom ? 'oom' : 'pressure', short);
@@ -218,9 +234,9 @@ export class Autoscaler {
     // Calm: after the scale-down delay, step back toward the configured limits.
     this.calm = memPressed || cpuPressed ? 0 : this.calm + 1;
     if (this.calm < SUSTAINED || this.now() - this.lastChange < this.personality.decisions.scaleDownDelayMs) return;
-    if (cur.memory && conf.memory && cur.memory > conf.memory && s.memoryBytes < 0.5 * conf.memory) {
+    if (cur.memory && conf.memory && !this.owned('memory') && cur.memory > conf.memory && s.memoryBytes < 0.5 * conf.memory) {
       await this.change('memory', cur.memory, this.back('memory', cur.memory, conf.memory), 'scale-down');
-    } else if (cur.cpu && conf.cpu && cur.cpu > conf.cpu) {
+    } else if (cur.cpu && conf.cpu && !this.owned('cpu') && cur.cpu > conf.cpu) {
       await this.change('cpu', cur.cpu, this.back('cpu', cur.cpu, conf.cpu), 'scale-down');
     }
   }

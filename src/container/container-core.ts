@@ -20,7 +20,8 @@ import { followFile } from './log-follow.js';
 import { logLines, type LogLine, type LogOptions } from './logs.js';
 import { readLogs, reconcileRecord, statusOf } from './records.js';
 import { applyResources } from './resources.js';
-import { Autoscaler, type AutoscaleOptions } from './autoscale.js';
+import { Autoscaler, autoscaleGroup, type AutoscaleOptions } from './autoscale.js';
+import { hostPressure } from './host-pressure.js';
 import { Supervisor } from './supervise.js';
 import type { StartInput } from './start.js';
 import { StatsSampler } from './stats.js';
@@ -98,13 +99,16 @@ export class ContainerCore extends EventEmitter<ContainerEvents> {
       opts,
       (ch) => this.queue.run(() => applyResources(this.ctx, ch, true)),
       (e) => {
-        // Evolution proposes no less than what autoscale grew a limit to while it holds it.
+        // Evolution proposes no less than a limit autoscale grew (an OOM kill proved the need),
+        // until autoscale steps it back to the configured one.
         const conf = this.config.spec.resources;
         const gene = e.resource === 'memory' ? 'memoryLimit' : 'cpuLimit';
         const base = e.resource === 'memory' ? conf.memoryLimit : conf.cpuLimit;
-        this.evolution.floor(gene, base !== undefined && e.to > base ? e.to : undefined);
+        const shrinking = e.reason === 'scale-down' || e.reason === 'host-short';
+        this.evolution.floor(gene, !shrinking || (base !== undefined && e.to > base) ? e.to : undefined);
         this.emit('autoscale', e);
       },
+      { group: autoscaleGroup(this.parts), host: hostPressure(this.parts.kernel), evolved: () => this.evolution.genes() },
     );
   }
 

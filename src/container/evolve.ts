@@ -27,6 +27,7 @@ export interface EvolutionHooks {
 }
 
 const NOT_VALIDATED = Symbol('not validated');
+const NO_GENES: ReadonlySet<string> = new Set();
 
 /** A gene's value as the setting written: whole bytes and weights, cores to 1/1000. */
 const asSetting = (gene: string, v: number): number => (gene === 'cpuLimit' ? Math.max(0.01, Math.round(v * 1000) / 1000) : Math.round(v));
@@ -157,6 +158,7 @@ export class ContainerEvolution {
   private controller: EvolutionController | undefined;
   private held: ContainerEvolutionParts | undefined;
   private readonly floors: Record<string, number> = {};
+  private geneNames: ReadonlySet<string> = NO_GENES;
 
   constructor(
     private readonly ctx: ContainerContext,
@@ -182,6 +184,7 @@ export class ContainerEvolution {
       this.hooks.error(err);
     });
     this.controller = controller;
+    this.geneNames = new Set(controller.snapshot({ history: 0 }).engine.genes.map((g) => g.name));
     controller.start();
     this.hooks.enabled?.();
   }
@@ -200,6 +203,7 @@ export class ContainerEvolution {
     this.controller = undefined;
     this.held = undefined;
     this.hooks.disabled?.();
+    for (const k of Object.keys(this.floors)) delete this.floors[k];
     const { rec, parts } = this.ctx;
     try {
       await c.stop({ settle: (opts.settle ?? true) && isLive(rec.state) });
@@ -219,6 +223,11 @@ export class ContainerEvolution {
     this.controller = undefined;
     this.held = undefined;
     void c?.stop({ settle: false }).finally(() => held?.close());
+  }
+
+  /** The settings the running controller evolves (none when it is off). */
+  genes(): ReadonlySet<string> {
+    return this.controller ? this.geneNames : NO_GENES;
   }
 
   state(): EvolutionState | undefined {

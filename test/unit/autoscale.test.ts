@@ -10,7 +10,7 @@ const noTimers: EvolutionTimers = { setTimeout: () => 0, clearTimeout: () => und
 const silent = { debug: () => undefined, info: () => undefined, warn: () => undefined, error: () => undefined };
 
 /** A container's autoscaler with its counters, the host's pressure and the clock in the test's hands. */
-function member(name: string, personality: Personality, group: AutoscaleGroup, host: { short: Record<PressureResource, boolean> }) {
+function member(name: string, personality: Personality, group: AutoscaleGroup, host: { short: Record<PressureResource, boolean> }, evolved: ReadonlySet<string> = new Set()) {
   const config = ContainerConfig.builder().name(name).image('stratoswarm/base-agent:latest').personality(personality).memoryLimit(64 * MIB).cpuLimit(1).build();
   const rec = { id: name, resources: { ...config.spec.resources } as Record<string, number> };
   let counters: CgroupCounters = { cpuNs: 0, memoryBytes: 0, oomKills: 0, periods: 0, throttledPeriods: 0 };
@@ -20,7 +20,7 @@ function member(name: string, personality: Personality, group: AutoscaleGroup, h
     {},
     async (ch) => void Object.assign(rec.resources, ch),
     (e) => events.push(e),
-    { group, host: { short: () => host.short }, timers: noTimers, read: async () => counters, now: () => 0 },
+    { group, host: { short: () => host.short }, timers: noTimers, read: async () => counters, now: () => 0, evolved: () => evolved },
   );
   a.start();
   return {
@@ -33,6 +33,11 @@ function member(name: string, personality: Personality, group: AutoscaleGroup, h
       await a.tick();
     },
     async calm(): Promise<void> {
+      await a.tick();
+    },
+    /** One tick with every CFS period of the last interval throttled. */
+    async throttled(): Promise<void> {
+      counters = { ...counters, periods: counters.periods! + 10, throttledPeriods: counters.throttledPeriods! + 10 };
       await a.tick();
     },
   };
@@ -81,6 +86,20 @@ describe('autoscale: cooperative personalities yield first when the host is shor
     expect(aggr.rec.resources.memoryLimit).toBeGreaterThan(64 * MIB);
     // The CPU is not short: nothing about memory holds CPU growth back.
     expect(group.cooperativeSlack('cpu')).toBe(false);
+  });
+
+  it('while evolution evolves a limit, autoscale answers only an OOM kill there: throttling is evolution\'s trade-off', async () => {
+    const host = { short: { memory: false, cpu: false } };
+    const evolving = member('evolving', Personality.Balanced, new AutoscaleGroup(), host, new Set(['cpuLimit', 'memoryLimit']));
+    const plain = member('plain', Personality.Balanced, new AutoscaleGroup(), host);
+    for (const m of [evolving, plain]) {
+      await m.calm();
+      for (let i = 0; i < 4; i++) await m.throttled();
+    }
+    expect(plain.events.map((e) => [e.resource, e.reason])).toEqual([['cpu', 'throttled']]);
+    expect(evolving.events).toEqual([]);
+    await evolving.oom();
+    expect(evolving.events.map((e) => [e.resource, e.reason])).toEqual([['memory', 'oom']]);
   });
 
   it('a stopped container leaves the group: its slack holds no one back', async () => {
