@@ -89,7 +89,7 @@ export function evolutionController(ctx: ContainerContext, config: EvolutionConf
         for (const [k, v] of Object.entries(settings as Record<string, number>)) {
           const floor = floors[k];
           const value = floor !== undefined && floor > v ? floor : asSetting(k, v);
-          if (floor !== undefined && floor > v && floor > box.find((b) => b.name === k)!.max) aboveBox = true;
+          if (floor !== undefined && floor > v && !(floor <= (box.find((b) => b.name === k)?.max ?? -Infinity))) aboveBox = true;
           (change as Record<string, number>)[k] = value;
         }
         // Validating the whole configuration on every generation was a tenth of evolution's
