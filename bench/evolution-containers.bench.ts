@@ -5,9 +5,16 @@
  * thread, user and kernel) per second of wall time, against the same containers idle.
  *
  *   BENCH_EVOLVING=100 BENCH_INTERVAL_MS=1000 BENCH_WARMUP_S=1.5 node --expose-gc dist/bench/evolution-containers.bench.js
+ *
+ * Autoscale is on by default for evolving containers and part of the figure; BENCH_AUTOSCALE=0
+ * turns it off (autoscale(false)) to measure evolution alone.
+ *
+ * BENCH_CPU_PROFILE=file.cpuprofile writes a V8 CPU profile of the measured window only
+ * (not of the containers' creation), for Chrome DevTools or `speedscope`.
  */
 import * as fs from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
+import { Session } from 'node:inspector/promises';
 import { join } from 'node:path';
 import { pino } from 'pino';
 import { Container, ContainerConfig, EvolutionConfig, Runtime } from '../src/index.js';
@@ -18,6 +25,7 @@ const SECONDS = Number(process.env.BENCH_SECONDS ?? 10);
 const INTERVAL_MS = Number(process.env.BENCH_INTERVAL_MS ?? 1000);
 /** Seconds of evolution before measuring: idle containers are a plateau, which the engine explores boldly for about 64 generations and then rests on. */
 const WARMUP_S = Number(process.env.BENCH_WARMUP_S ?? 1.5);
+const AUTOSCALE = process.env.BENCH_AUTOSCALE !== '0';
 
 /**
  * CPU time by process.cpuUsage, and the event loop's busy time (the time the runtime's code
@@ -46,8 +54,9 @@ async function main(): Promise<void> {
   await runtime.images.buildBaseImage();
   const containers: Container[] = [];
   for (let i = 0; i < N; i++) {
+    const builder = ContainerConfig.builder().name(`e${i}`).image('stratoswarm/base-agent:latest').command(['sleep', '100000']).cpuLimit(1).memoryLimit(256 * 2 ** 20);
     const c = await Container.create(
-      ContainerConfig.builder().name(`e${i}`).image('stratoswarm/base-agent:latest').command(['sleep', '100000']).cpuLimit(1).memoryLimit(256 * 2 ** 20).build(),
+      (AUTOSCALE ? builder : builder.autoscale(false)).build(),
       { runtime },
     );
     await c.start();
@@ -57,14 +66,26 @@ async function main(): Promise<void> {
   const config = EvolutionConfig.builder().generationInterval(INTERVAL_MS).bounds('cpuLimit', 0.1, 2).bounds('memoryLimit', 64 * 2 ** 20, 1024 * 2 ** 20).build();
   for (const c of containers) await c.enableEvolution(config);
   await new Promise((r) => setTimeout(r, WARMUP_S * 1000));
+  const profile = process.env.BENCH_CPU_PROFILE;
+  const session = profile ? new Session() : undefined;
+  if (session) {
+    session.connect();
+    await session.post('Profiler.enable');
+    await session.post('Profiler.start');
+  }
   const evolving = await cpuPercent(SECONDS);
+  if (session) {
+    const { profile: p } = await session.post('Profiler.stop');
+    fs.writeFileSync(profile!, JSON.stringify(p));
+    session.disconnect();
+  }
   const generations = containers.reduce((n, c) => n + (c.evolutionState()?.generation ?? 0), 0);
   const kinds = { trial: 0, remeasure: 0, baseline: 0 };
   for (const c of containers) for (const h of c.evolutionState()?.history ?? []) kinds[h.kind]++;
   const ratio = evolving.total / 100;
   console.log(
     `evolution-containers: runtime CPU time / wall time = ${ratio.toFixed(5)} (${evolving.total.toFixed(3)} % of one core) for ${N} containers ` +
-      `at ${INTERVAL_MS / 1000} s generations, measured after ${WARMUP_S} s of evolution (target < 0.005); idle ${(idle.total / 100).toFixed(5)}; load average ${loadavg().map((l) => l.toFixed(2)).join(' ')}; ` +
+      `at ${INTERVAL_MS / 1000} s generations${AUTOSCALE ? ' with autoscale' : ', autoscale off'}, measured after ${WARMUP_S} s of evolution (target < 0.005); idle ${(idle.total / 100).toFixed(5)}; load average ${loadavg().map((l) => l.toFixed(2)).join(' ')}; ` +
       `recent generations: ${kinds.trial} trials (each an update), ${kinds.remeasure + kinds.baseline} re-measurements`,
   );
   console.log(

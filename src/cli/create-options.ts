@@ -28,6 +28,7 @@ export function withCreateOptions(cmd: Command): Command {
     .option('--read-only', 'mount the root filesystem read-only')
     .option('-t, --tty', 'give the command a terminal (its output still goes to the log)')
     .option('--init', 'run a minimal init as pid 1 that forwards signals and reaps zombies')
+    .option('--restart <policy>', 'restart policy when the command ends: no, on-failure[:N] (at most N retries), always or unless-stopped, as docker (default no)')
     .helpOption('--help', 'display help for command');
 }
 

@@ -5,6 +5,7 @@
 import { randomBytes } from 'node:crypto';
 import { resolve } from 'node:path';
 import { ContainerConfig, Personality, type ContainerConfigBuilder, type NetworkMode } from '../index.js';
+import { RESTART_POLICIES, type RestartPolicyName, type RestartSpec } from '../container/config.js';
 import { UsageError } from './errors.js';
 import { parseBytes, parseCpus, parseGpus, parseInteger } from './units.js';
 
@@ -30,6 +31,7 @@ export interface CreateFlags {
   readOnly?: boolean;
   tty?: boolean;
   init?: boolean;
+  restart?: string;
 }
 
 export interface TranslateContext {
@@ -45,6 +47,24 @@ export function personalityByName(name: string): Personality {
   const p = Personality.presets.find((x) => x.name.toLowerCase() === name.trim().toLowerCase());
   if (!p) throw new UsageError(`--personality: expected one of ${Personality.presets.map((x) => x.name.toLowerCase()).join(', ')}, got "${name}"`);
   return p;
+}
+
+/**
+ * `--restart` as docker takes it: no, on-failure[:N] (N retries at most), always,
+ * unless-stopped. Without :N the retries come from the personality's restart rules.
+ */
+export function parseRestart(text: string): RestartSpec {
+  const m = /^([a-z-]+)(?::(.*))?$/.exec(text.trim());
+  const policy = m?.[1] as RestartPolicyName | undefined;
+  if (!m || !RESTART_POLICIES.includes(policy!)) {
+    throw new UsageError(`--restart: expected no, on-failure[:N], always or unless-stopped, got "${text}"`);
+  }
+  if (m[2] === undefined) return { policy: policy! };
+  if (policy !== 'on-failure') throw new UsageError(`--restart: only on-failure takes a retry count (:N), got "${text}"`);
+  if (!/^\d+$/.test(m[2]) || Number(m[2]) < 1 || Number(m[2]) > 1_000_000) {
+    throw new UsageError(`--restart: on-failure:N needs a whole number of retries N from 1 to 1000000, got "${m[2]}"`);
+  }
+  return { policy: 'on-failure', maxRetries: Number(m[2]) };
 }
 
 /** `-e K=V` → [K, V]; `-e K` takes K from `env` (skipped when unset there, as docker does). */
@@ -135,6 +155,10 @@ export function configFromFlags(image: string, command: string[], flags: CreateF
   if (flags.readOnly) b.security({ readonlyRoot: true });
   if (flags.tty) b.terminal(true);
   if (flags.init) b.init(true);
+  if (flags.restart !== undefined) {
+    const { policy, ...opts } = parseRestart(flags.restart);
+    b.restart(policy, opts);
+  }
   return b.build();
 }
 

@@ -76,8 +76,11 @@ export interface ContainerSpec {
   labels: Record<string, string>;
   /** Restart policy; retries and backoff default to the personality's decision rules. */
   restart?: RestartSpec;
-  /** Live responses to pressure (container/autoscale.ts); off unless asked for. */
-  autoscale?: { maxMemoryBytes?: number; maxCpus?: number; intervalMs?: number };
+  /**
+   * Live responses to pressure (container/autoscale.ts). Unset: on while the container
+   * evolves, else off; false: off even then.
+   */
+  autoscale?: { maxMemoryBytes?: number; maxCpus?: number; intervalMs?: number } | false;
 }
 
 export type RestartPolicyName = 'no' | 'on-failure' | 'always' | 'unless-stopped';
@@ -310,9 +313,12 @@ export class ContainerConfigBuilder {
     this.s.security = profile;
     return this;
   }
-  /** Grows the memory and CPU limits under pressure, by the personality's rules (`false`: off). */
+  /**
+   * Grows the memory and CPU limits under pressure, by the personality's rules. Without this
+   * call it is on while the container evolves; `false` keeps it off then too.
+   */
   autoscale(on: boolean | { maxMemoryBytes?: number; maxCpus?: number; intervalMs?: number } = true): this {
-    if (on === false) delete this.s.autoscale;
+    if (on === false) this.s.autoscale = false;
     else this.s.autoscale = on === true ? {} : { ...on };
     return this;
   }
@@ -423,7 +429,7 @@ export class ContainerConfigBuilder {
       integer('restart.maxBackoffMs', rs.maxBackoffMs, 1, 86_400_000);
       if (rs.multiplier !== undefined && (typeof rs.multiplier !== 'number' || !(rs.multiplier >= 1 && rs.multiplier <= 100))) p.add('restart.multiplier', `expected a number in [1, 100], got ${rs.multiplier}`);
     }
-    if (s.autoscale !== undefined) {
+    if (s.autoscale !== undefined && s.autoscale !== false) {
       integer('autoscale.maxMemoryBytes', s.autoscale.maxMemoryBytes, 4 * 1024 * 1024, Number.MAX_SAFE_INTEGER);
       positive('autoscale.maxCpus', s.autoscale.maxCpus, 4096);
       integer('autoscale.intervalMs', s.autoscale.intervalMs, 10, 3_600_000);
@@ -451,7 +457,7 @@ export class ContainerConfigBuilder {
       security: s.security,
       labels: s.labels,
       ...(s.restart ? { restart: s.restart } : {}),
-      ...(s.autoscale ? { autoscale: s.autoscale } : {}),
+      ...(s.autoscale !== undefined ? { autoscale: s.autoscale } : {}),
     });
     return new (ContainerConfig as unknown as new (s: ContainerSpec, a?: HardwareAffinity) => ContainerConfig)(spec, this.affinity);
   }

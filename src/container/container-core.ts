@@ -20,7 +20,8 @@ import { followFile } from './log-follow.js';
 import { logLines, type LogLine, type LogOptions } from './logs.js';
 import { readLogs, reconcileRecord, statusOf } from './records.js';
 import { applyResources } from './resources.js';
-import { Autoscaler } from './autoscale.js';
+import { Autoscaler, autoscaleGroup, type AutoscaleOptions } from './autoscale.js';
+import { hostPressure } from './host-pressure.js';
 import { Supervisor } from './supervise.js';
 import type { StartInput } from './start.js';
 import { StatsSampler } from './stats.js';
@@ -52,7 +53,11 @@ export class ContainerCore extends EventEmitter<ContainerEvents> {
   protected startInput: StartInput | undefined;
   protected readonly evolution: ContainerEvolution;
   readonly supervisor: Supervisor;
-  protected readonly autoscaler: Autoscaler | undefined;
+  /** Configured, or made while the container evolves (evolutionAutoscale). */
+  protected autoscaler: Autoscaler | undefined;
+  private autoscaleForEvolution = false;
+  /** The cgroup's OOM-kill count when the init last exited. */
+  private exitOomKills = 0;
 
   protected constructor(runtime: Runtime, rec: ContainerRecord, config: ContainerConfig) {
     super();
@@ -64,15 +69,15 @@ export class ContainerCore extends EventEmitter<ContainerEvents> {
     this.log = containerLogger(this.parts.logger, rec.id, rec.name);
     this.ctx = { parts: this.parts, rec, config, log: this.log };
     this.evolution = new ContainerEvolution(this.ctx, {
-      update: (change) => this.queue.run(() => applyResources(this.ctx, change, false)),
+      update: (change, validated) => this.queue.run(() => applyResources(this.ctx, change, false, validated)),
       generation: (record) => this.emit('generation', record),
       error: (err) => this.emit('evolutionError', err),
+      enabled: () => this.evolutionAutoscale(true),
+      disabled: () => this.evolutionAutoscale(false),
     });
     this.exits = new ExitTracker(this as EventEmitter, this.parts, rec.id, () => isLive(this.rec.state));
     const as = config.spec.autoscale;
-    this.autoscaler = as
-      ? new Autoscaler(this.ctx, as, (ch) => this.queue.run(() => applyResources(this.ctx, ch, true)), (e) => this.emit('autoscale', e))
-      : undefined;
+    if (as) this.autoscaler = this.makeAutoscaler(as);
     this.supervisor = new Supervisor(
       {
         id: this.id,
@@ -88,18 +93,58 @@ export class ContainerCore extends EventEmitter<ContainerEvents> {
     );
   }
 
+  private makeAutoscaler(opts: AutoscaleOptions): Autoscaler {
+    return new Autoscaler(
+      this.ctx,
+      opts,
+      (ch) => this.queue.run(() => applyResources(this.ctx, ch, true)),
+      (e) => {
+        // Evolution proposes no less than a limit autoscale grew (an OOM kill proved the need),
+        // until autoscale steps it back to the configured one.
+        const conf = this.config.spec.resources;
+        const gene = e.resource === 'memory' ? 'memoryLimit' : 'cpuLimit';
+        const base = e.resource === 'memory' ? conf.memoryLimit : conf.cpuLimit;
+        const shrinking = e.reason === 'scale-down' || e.reason === 'host-short';
+        this.evolution.floor(gene, !shrinking || (base !== undefined && e.to > base) ? e.to : undefined);
+        this.emit('autoscale', e);
+      },
+      { group: autoscaleGroup(this.parts), host: hostPressure(this.parts.kernel), evolved: () => this.evolution.genes() },
+    );
+  }
+
+  /**
+   * Autoscale is on while the container evolves unless the configuration says otherwise
+   * (autoscale(false), or options of its own) or there is no limit to grow.
+   */
+  private evolutionAutoscale(on: boolean): void {
+    const spec = this.config.spec;
+    if (spec.autoscale !== undefined) return;
+    if (on && !this.autoscaleForEvolution && (spec.resources.memoryLimit !== undefined || spec.resources.cpuLimit !== undefined)) {
+      this.autoscaleForEvolution = true;
+      this.autoscaler = this.makeAutoscaler({});
+      if (this.rec.state === 'running') this.autoscaler.start();
+    } else if (!on && this.autoscaleForEvolution) {
+      this.autoscaleForEvolution = false;
+      this.autoscaler?.stop();
+      this.autoscaler = undefined;
+    }
+  }
+
   /** A restart gave the container a new init: it runs again, with a new exit to wait for. */
   protected async restarted(): Promise<void> {
     const rec = this.rec;
+    const oomKilled = rec.oomKilled;
     rec.startedAt = new Date().toISOString();
     rec.finishedAt = undefined;
     rec.exitCode = undefined;
     rec.signal = undefined;
     rec.oomKilled = false;
-    this.exits.rearm();
+    this.exits.rearm(true);
     this.transition('running');
     await this.watch();
     this.autoscaler?.start();
+    // Queued behind the restart this runs in: the growth is an update of its own.
+    if (oomKilled) void this.autoscaler?.initOomKilled(this.exitOomKills);
   }
 
   get name(): string {
@@ -154,7 +199,8 @@ export class ContainerCore extends EventEmitter<ContainerEvents> {
   protected onExit(exitCode: number | null, signal: number | null, finishedAt: number): void {
     if (this.rec.state === 'stopped' || this.rec.state === 'removed' || this.rec.finishedAt) return;
     const kills = this.exits.oomKills();
-    const oomKilled = kills > 0;
+    const oomKilled = kills > this.exits.oomKillsAtStart;
+    this.exitOomKills = kills;
     this.exits.oom.set(false);
     this.rec.exitCode = signal ? null : exitCode;
     this.rec.signal = signal;

@@ -5,7 +5,6 @@
 import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import { RuntimeError } from '../errors.js';
-import { counterBatch, type ContainerCounters } from '../evolution/cgroup-counters.js';
 import type { EvolutionConfig } from '../evolution/config.js';
 import { EvolutionController, type EvolutionSnapshot, type EvolutionState } from '../evolution/controller.js';
 import type { Genome } from '../evolution/genes.js';
@@ -13,15 +12,25 @@ import { COMPACT_AFTER, EvolutionJournal, JOURNAL_FILE, replayJournal } from '..
 import { metricsBetween, type StatsReading } from '../evolution/metrics.js';
 import type { GenerationRecord } from '../evolution/records.js';
 import { isLive, resourcesOf, type ContainerContext } from './context.js';
+import { leaseCounters, type CounterLease } from './counters.js';
+import { validSettingsBox } from './resources.js';
 import type { EvolutionOptions, ResourceUpdate } from './types.js';
 
 /** Generation records the state file carries (the journal carries every generation since). */
 const PERSISTED_HISTORY = 8;
 
 export interface EvolutionHooks {
-  /** Applies a proposal (serialized with the container's other operations). */
-  update(change: ResourceUpdate): Promise<void>;
+  /** Applies a proposal (serialized with the container's other operations); `validated`: known valid. */
+  update(change: ResourceUpdate, validated: boolean): Promise<void>;
+  /** Settings no proposal goes below (what autoscale grew a limit to), by gene; live, read each generation. */
+  floors?: Record<string, number>;
 }
+
+const NOT_VALIDATED = Symbol('not validated');
+const NO_GENES: ReadonlySet<string> = new Set();
+
+/** A gene's value as the setting written: whole bytes and weights, cores to 1/1000. */
+const asSetting = (gene: string, v: number): number => (gene === 'cpuLimit' ? Math.max(0.01, Math.round(v * 1000) / 1000) : Math.round(v));
 
 /** The genes to evolve and where they start: the bounds' genes, or the live-updatable settings in force. */
 function initialGenome(ctx: ContainerContext, config: EvolutionConfig): Genome {
@@ -53,13 +62,10 @@ export function evolutionController(ctx: ContainerContext, config: EvolutionConf
   let snapshot = opts.restart ? undefined : persisted?.snapshot;
   const replayed = snapshot && replayJournal(journalPath, snapshot.engine);
   if (replayed) snapshot = { version: 1, engine: replayed.engine, applied: replayed.applied };
-  let counters: ContainerCounters | undefined;
+  let counters: CounterLease | undefined;
   let prev: StatsReading | undefined;
   const read = async (): Promise<StatsReading> => {
-    if (!counters) {
-      const dirs = parts.cgroups.dirs(rec.id);
-      counters = counterBatch(parts.kernel).open(parts.cgroups.layout, (mount) => dirs.find((d) => d.startsWith(`${mount}/`))!);
-    }
+    counters ??= leaseCounters(ctx);
     const c = await counters.read();
     const reading: StatsReading = { timestampMs: Date.now(), cpuUsageUsec: c.cpuNs / 1000, memoryBytes: c.memoryBytes };
     if (c.oomKills !== undefined) reading.oomKills = c.oomKills;
@@ -70,15 +76,29 @@ export function evolutionController(ctx: ContainerContext, config: EvolutionConf
     if (opts.workDone) reading.workDone = await opts.workDone();
     return reading;
   };
+  const box = Object.entries(config.genes(initial)).map(([name, b]) => ({ name, min: asSetting(name, b.min), max: asSetting(name, b.max) }));
+  const boxGenes = new Set(box.map((b) => b.name));
+  let boxValidFor: unknown = validSettingsBox(ctx, box) ? rec.resources : NOT_VALIDATED;
   let journal: EvolutionJournal | undefined;
+  const floors = hooks.floors ?? {};
   const controller = new EvolutionController(
     {
       update: async (settings) => {
         const change: ResourceUpdate = {};
+        let aboveBox = false;
         for (const [k, v] of Object.entries(settings as Record<string, number>)) {
-          (change as Record<string, number>)[k] = k === 'cpuLimit' ? Math.max(0.01, Math.round(v * 1000) / 1000) : Math.round(v);
+          const floor = floors[k];
+          const value = floor !== undefined && floor > v ? floor : asSetting(k, v);
+          if (floor !== undefined && floor > v && !(floor <= (box.find((b) => b.name === k)?.max ?? -Infinity))) aboveBox = true;
+          (change as Record<string, number>)[k] = value;
         }
-        await hooks.update(change);
+        // Validating the whole configuration on every generation was a tenth of evolution's
+        // cost: the bounds are checked once instead, and again whenever something other than
+        // evolution changed the container's settings (a new rec.resources object).
+        if (rec.resources !== boxValidFor) boxValidFor = validSettingsBox(ctx, box) ? rec.resources : NOT_VALIDATED;
+        const validated = !aboveBox && rec.resources === boxValidFor && Object.keys(change).every((k) => boxGenes.has(k));
+        await hooks.update(change, validated);
+        if (validated) boxValidFor = rec.resources;
       },
       sample: async () => {
         const cur = await read();
@@ -119,7 +139,7 @@ export function evolutionController(ctx: ContainerContext, config: EvolutionConf
     controller,
     compact,
     close: () => {
-      counters?.close();
+      counters?.release();
       journal?.close();
     },
   };
@@ -128,12 +148,17 @@ export function evolutionController(ctx: ContainerContext, config: EvolutionConf
 export interface EvolutionEvents {
   generation(record: GenerationRecord): void;
   error(err: Error): void;
+  /** Evolution started on the container, or stopped (not called when the container exits). */
+  enabled?(): void;
+  disabled?(): void;
 }
 
 /** One container's evolution: at most one controller, started, stopped and persisted here. */
 export class ContainerEvolution {
   private controller: EvolutionController | undefined;
   private held: ContainerEvolutionParts | undefined;
+  private readonly floors: Record<string, number> = {};
+  private geneNames: ReadonlySet<string> = NO_GENES;
 
   constructor(
     private readonly ctx: ContainerContext,
@@ -150,7 +175,7 @@ export class ContainerEvolution {
       throw new RuntimeError(`enable evolution of container ${rec.name}: it is ${rec.state}`, { code: 'ESTATE', step: 'state', containerId: rec.id });
     }
     if (this.controller) await this.disable({ settle: false });
-    const held = evolutionController(this.ctx, config, opts, this.hooks);
+    const held = evolutionController(this.ctx, config, opts, { ...this.hooks, floors: this.floors });
     const controller = held.controller;
     this.held = held;
     controller.on('generation', (record) => this.hooks.generation(record));
@@ -159,7 +184,15 @@ export class ContainerEvolution {
       this.hooks.error(err);
     });
     this.controller = controller;
+    this.geneNames = new Set(controller.snapshot({ history: 0 }).engine.genes.map((g) => g.name));
     controller.start();
+    this.hooks.enabled?.();
+  }
+
+  /** No proposal for `gene` goes below `value` from now on (undefined: no floor). */
+  floor(gene: string, value: number | undefined): void {
+    if (value === undefined) delete this.floors[gene];
+    else this.floors[gene] = value;
   }
 
   /** Stops evolving; `settle` puts the best settings found in force. */
@@ -169,6 +202,8 @@ export class ContainerEvolution {
     if (!c) return;
     this.controller = undefined;
     this.held = undefined;
+    this.hooks.disabled?.();
+    for (const k of Object.keys(this.floors)) delete this.floors[k];
     const { rec, parts } = this.ctx;
     try {
       await c.stop({ settle: (opts.settle ?? true) && isLive(rec.state) });
@@ -188,6 +223,11 @@ export class ContainerEvolution {
     this.controller = undefined;
     this.held = undefined;
     void c?.stop({ settle: false }).finally(() => held?.close());
+  }
+
+  /** The settings the running controller evolves (none when it is off). */
+  genes(): ReadonlySet<string> {
+    return this.controller ? this.geneNames : NO_GENES;
   }
 
   state(): EvolutionState | undefined {

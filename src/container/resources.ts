@@ -17,8 +17,12 @@ function limitContext(ctx: ContainerContext): LimitContext {
   };
 }
 
-/** Applies `changes`; `save` = false leaves the record's file to the caller (evolution saves less often). */
-export async function applyResources(ctx: ContainerContext, changes: ResourceUpdate, save: boolean): Promise<void> {
+/**
+ * Applies `changes`; `save` = false leaves the record's file to the caller (evolution saves
+ * less often). `validated`: the caller has checked that the settings after the change form a
+ * valid configuration (evolution checks its bounds once, validSettingsBox below).
+ */
+export async function applyResources(ctx: ContainerContext, changes: ResourceUpdate, save: boolean, validated = false): Promise<void> {
   const { rec, parts } = ctx;
   const name = rec.name;
   if (!isLive(rec.state)) throw new RuntimeError(`update container ${name}: it is ${rec.state}`, { code: 'ESTATE', step: 'state', containerId: rec.id });
@@ -29,8 +33,7 @@ export async function applyResources(ctx: ContainerContext, changes: ResourceUpd
     else if (v !== undefined) (after as Record<string, unknown>)[k] = v;
   }
   // The same validation as at build time, naming each bad field.
-  const spec = ctx.config.spec;
-  ContainerConfig.fromSpec({ ...spec, personality: spec.personality, resources: after } as never);
+  if (!validated) validateSettings(ctx, after);
   if ((changes.gpuCount !== undefined || changes.gpuDevices !== undefined) && JSON.stringify(after.gpuDevices) !== JSON.stringify(before.gpuDevices)) {
     throw new RuntimeError(`update container ${name}: GPUs are assigned at create and cannot change while it exists`, { code: 'EUNSUPPORTED', step: 'config', containerId: rec.id });
   }
@@ -53,6 +56,33 @@ export async function applyResources(ctx: ContainerContext, changes: ResourceUpd
   rec.resources = { ...after };
   if (save) parts.state.save(rec);
   ctx.log.debug({ changes }, 'resources updated');
+}
+
+function validateSettings(ctx: ContainerContext, resources: ResourceSpec): void {
+  const spec = ctx.config.spec;
+  ContainerConfig.fromSpec({ ...spec, personality: spec.personality, resources } as never);
+}
+
+/**
+ * Checks that every setting of `names` anywhere in [min, max] (the others as they are now)
+ * is a valid configuration, by checking the box's corners: the configuration's rules on
+ * these settings are ranges and orderings between two of them, linear inequalities, which
+ * hold on the whole box when they hold on its corners. False when a corner is invalid (each
+ * change is then validated on its own) or there are too many settings to check this way.
+ */
+export function validSettingsBox(ctx: ContainerContext, bounds: readonly { name: string; min: number; max: number }[]): boolean {
+  if (bounds.length > 4) return false;
+  const base = resourcesOf(ctx) as Record<string, unknown>;
+  for (let corner = 0; corner < 1 << bounds.length; corner++) {
+    const at: Record<string, unknown> = { ...base };
+    bounds.forEach((b, i) => (at[b.name] = corner & (1 << i) ? b.max : b.min));
+    try {
+      validateSettings(ctx, at as ResourceSpec);
+    } catch {
+      return false;
+    }
+  }
+  return true;
 }
 
 /** A personality's resource plan as a live update (soft limits: no cap, only the reservation). */

@@ -139,8 +139,15 @@ export class ExitTracker {
     return this.current;
   }
 
-  /** A new exit to wait for: the container runs again (a restart). */
-  rearm(): void {
+  /**
+   * The cgroup's OOM-kill count when the current init started: the counter outlives a
+   * restart, and only kills since then say that this run was OOM-killed.
+   */
+  oomKillsAtStart = 0;
+
+  /** A new exit to wait for: the container runs again (`restart`: with a new init, in the same cgroup). */
+  rearm(restart = false): void {
+    if (restart) this.oomKillsAtStart = this.oomKills();
     this.current = new Promise((r) => (this.resolveExit = r));
     // Nobody has to wait() for a container: an unobserved exit is not an error.
     this.current.catch(() => undefined);

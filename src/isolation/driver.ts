@@ -44,6 +44,13 @@ export interface CreatedCgroup {
 const ID_RE = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,254}$/;
 const PARENT_RE = /^[A-Za-z0-9_.-]+(?:\/[A-Za-z0-9_.-]+)*$/;
 
+/**
+ * A file that holds one value, the one written: cpu.cfs_quota_us, memory.max, cpu.max; not a
+ * file of several lines of which a write changes one (io.max, blkio throttles, devices).
+ */
+const SCALAR_VALUE_RE = /^(?:-?\d+|max)(?: \d+)?$/;
+const cacheable = (p: Planned): boolean => p.write.file !== BPF_DEVICE_PROGRAM && p.h.backend.snapshotFile(p.write) === p.write.file && SCALAR_VALUE_RE.test(p.write.value.trim());
+
 const defaultSleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
 export class CgroupDriver {
@@ -57,6 +64,16 @@ export class CgroupDriver {
   /** Controllers bound to v2 that the ancestors do not pass down to the parent. */
   private readonly undelegated = new Set<Controller>();
   private parentReady = false;
+  /**
+   * What each file of a container's cgroup holds, as this driver last wrote or read it. A
+   * live update reads every file it writes (to skip unchanged ones and to restore them if a
+   * later write fails); evolving a hundred containers every second, those reads were most
+   * of the update's cost. The cgroup is the runtime's own (nothing else writes its limits),
+   * so what was written is what the file holds; an entry goes when an update fails or the
+   * cgroup is destroyed. "-1" (unlimited) is not kept: the kernel reads it back as a number
+   * that orderMemoryWrites compares. Only files of one value are kept (`cacheable`).
+   */
+  private readonly known = new Map<string, Map<string, string>>();
 
   constructor(kernel: Kernel, layout: CgroupLayout, parent = 'stratoswarm', options: CgroupDriverOptions = {}) {
     if (!PARENT_RE.test(parent) || parent.split('/').some((c) => c === '.' || c === '..')) {
@@ -132,7 +149,12 @@ export class CgroupDriver {
     this.checkId(id);
     validateResources(next);
     this.ensureParent();
-    this.requireExists(id);
+    let known = this.known.get(id);
+    if (!known) {
+      this.requireExists(id);
+      known = new Map();
+      this.known.set(id, known);
+    }
     const plan = planWrites(this.planContext(), id, next);
     try {
       checkFiles(this.kernel, plan);
@@ -144,7 +166,17 @@ export class CgroupDriver {
     for (const p of plan) {
       if (p.write.file === BPF_DEVICE_PROGRAM) continue;
       const path = snapshotPath(p);
-      if (!snapshot.has(path)) snapshot.set(path, this.kernel.readFile(path));
+      if (snapshot.has(path)) continue;
+      if (!cacheable(p)) {
+        snapshot.set(path, this.kernel.readFile(path));
+        continue;
+      }
+      let value = known.get(path);
+      if (value === undefined) {
+        value = this.kernel.readFile(path).trim();
+        known.set(path, value);
+      }
+      snapshot.set(path, value);
     }
     orderMemoryWrites(plan, snapshot);
     // A file that already holds the value is not written again (cpu.cfs_period_us on every
@@ -154,8 +186,16 @@ export class CgroupDriver {
     for (let i = plan.length - 1; i >= 0; i--) if (unchanged(plan[i]!)) plan.splice(i, 1);
     let done = 0;
     try {
-      for (; done < plan.length; done++) this.apply(plan[done]!);
+      for (; done < plan.length; done++) {
+        const p = plan[done]!;
+        this.apply(p);
+        if (!cacheable(p)) continue;
+        const value = p.write.value.trim();
+        if (value === '-1') known.delete(snapshotPath(p));
+        else known.set(snapshotPath(p), value);
+      }
     } catch (e) {
+      this.known.delete(id);
       const failures: string[] = [];
       const groups = new Set<string>();
       for (let i = done - 1; i >= 0; i--) {
@@ -261,6 +301,7 @@ export class CgroupDriver {
    */
   async destroy(id: string): Promise<void> {
     this.checkId(id);
+    this.known.delete(id);
     const deadline = Date.now() + (this.options.destroyTimeoutMs ?? 2000);
     let first: unknown;
     for (const h of [...this.hier].reverse()) {

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { ConfigError, Personality, RuntimeError } from '../../src/index.js';
 import { errorLine, exitCodeFor, processExitCode, SilentExit, UsageError } from '../../src/cli/errors.js';
-import { configFromFlags, parseEnv, parseVolume, updateFromFlags } from '../../src/cli/translate.js';
+import { configFromFlags, parseEnv, parseRestart, parseVolume, updateFromFlags } from '../../src/cli/translate.js';
 
 const IMAGE = 'stratoswarm/base-agent';
 
@@ -88,6 +88,19 @@ describe('run/create flags → ContainerConfig', () => {
     expect(c.spec.init).toBe(true);
     expect(c.spec.volumes).toEqual([{ source: '/a', target: '/b', readOnly: false, idmap: false }]);
     expect(configFromFlags(IMAGE, ['sh'], {}).spec.terminal).toBe(false);
+  });
+
+  it('--restart maps docker\'s policies onto the restart policy; a bad one names the flag', () => {
+    expect(configFromFlags(IMAGE, [], {}).spec.restart).toBeUndefined();
+    for (const policy of ['no', 'on-failure', 'always', 'unless-stopped'] as const) {
+      expect(configFromFlags(IMAGE, [], { restart: policy }).spec.restart).toEqual({ policy });
+    }
+    expect(configFromFlags(IMAGE, [], { restart: 'on-failure:5' }).spec.restart).toEqual({ policy: 'on-failure', maxRetries: 5 });
+    expect(parseRestart(' always ')).toEqual({ policy: 'always' });
+    expect(() => parseRestart('sometimes')).toThrow(UsageError);
+    expect(() => parseRestart('sometimes')).toThrow('--restart: expected no, on-failure[:N], always or unless-stopped, got "sometimes"');
+    expect(() => parseRestart('always:3')).toThrow('--restart: only on-failure takes a retry count (:N), got "always:3"');
+    for (const n of ['0', '-1', 'x', '1.5', '']) expect(() => parseRestart(`on-failure:${n}`)).toThrow(/--restart: on-failure:N needs a whole number/);
   });
 
   it('translates update flags', () => {

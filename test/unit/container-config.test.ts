@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { ConfigError, ContainerConfig, HardwareAffinity, Personality } from '../../src/index.js';
+import { validSettingsBox } from '../../src/container/resources.js';
 
 const MiB = 1024 * 1024;
 
@@ -13,7 +14,31 @@ const base = () =>
     .memoryLimit(256 * MiB)
     .security({ noNewPrivileges: true, capabilities: { drop: ['NET_RAW'] } });
 
+describe('validSettingsBox: evolution validates its bounds once, at the corners', () => {
+  it('true when every corner is a valid configuration; false when one is not, or there are too many genes', () => {
+    const config = base().memorySwap(512 * MiB).cpuLimit(1).build();
+    const ctx = { config, rec: { resources: undefined } } as never;
+    expect(validSettingsBox(ctx, [{ name: 'memoryLimit', min: 64 * MiB, max: 512 * MiB }, { name: 'cpuLimit', min: 0.1, max: 2 }])).toBe(true);
+    // 1 GiB of memory is more than the 512 MiB of memory+swap: the update would be refused.
+    expect(validSettingsBox(ctx, [{ name: 'memoryLimit', min: 64 * MiB, max: 1024 * MiB }])).toBe(false);
+    expect(validSettingsBox(ctx, [{ name: 'cpuWeight', min: 1, max: 20000 }])).toBe(false);
+    const five = ['cpuLimit', 'cpuWeight', 'memoryLimit', 'pidsLimit', 'memoryReservation'].map((name) => ({ name, min: 1, max: 2 }));
+    expect(validSettingsBox(ctx, five)).toBe(false);
+  });
+});
+
 describe('ContainerConfigBuilder.build(): an independent, frozen spec', () => {
+  it('autoscale: unset (on while evolving), false (off even then), or options; the options name a bad field', () => {
+    expect(base().build().spec.autoscale).toBeUndefined();
+    expect(base().autoscale(false).build().spec.autoscale).toBe(false);
+    expect(base().autoscale().build().spec.autoscale).toEqual({});
+    expect(base().autoscale({ intervalMs: 200 }).build().spec.autoscale).toEqual({ intervalMs: 200 });
+    // Survives the round trip a record makes.
+    const off = base().autoscale(false).build();
+    expect(ContainerConfig.fromSpec(off.toJSON() as never).spec.autoscale).toBe(false);
+    expect(() => base().autoscale({ intervalMs: 1 }).build()).toThrow(/autoscale\.intervalMs/);
+  });
+
   it('a builder used again leaves the configs it built unchanged', () => {
     const b = base();
     const first = b.build();

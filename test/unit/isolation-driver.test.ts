@@ -375,6 +375,44 @@ describe('isolation: update is all or nothing', () => {
     const { d } = setup();
     expect(() => d.update('nope', { pidsLimit: 1 })).toThrow(expect.objectContaining({ code: 'ENOTFOUND' }));
   });
+
+  it('a file it wrote or read is not read again; after a failed update, or a destroy, it is', async () => {
+    const layout = v1Layout();
+    const reads: string[] = [];
+    const fs = MemoryCgroupFs.forLayout(layout);
+    const readFile = fs.readFile.bind(fs);
+    fs.readFile = (path: string) => (reads.push(path.replace(/^.*\/c\//, '')), readFile(path));
+    const d = new CgroupDriver(fs, layout, P);
+    d.create('c', { cpuLimit: 0.5, memoryLimit: 256 * MiB });
+    reads.length = 0;
+    d.update('c', { cpuLimit: 1, memoryLimit: 512 * MiB });
+    expect(reads.sort()).toEqual(['cpu.cfs_period_us', 'cpu.cfs_quota_us', 'memory.limit_in_bytes']);
+    reads.length = 0;
+    const n = fs.writes.length;
+    d.update('c', { cpuLimit: 1.5, memoryLimit: 512 * MiB });
+    d.update('c', { cpuLimit: 1, memoryLimit: 384 * MiB });
+    expect(reads).toEqual([]);
+    // Unchanged values (the period, the memory limit of the first) are still skipped.
+    expect(writesSince(fs, n)).toEqual([
+      `cpu,cpuacct/${P}/c/cpu.cfs_quota_us 150000`,
+      `cpu,cpuacct/${P}/c/cpu.cfs_quota_us 100000`,
+      `memory/${P}/c/memory.limit_in_bytes 402653184`,
+    ]);
+    fs.failOn('memory.limit_in_bytes', 'EINVAL');
+    expect(() => d.update('c', { cpuLimit: 2, memoryLimit: 128 * MiB })).toThrow(expect.objectContaining({ errno: 'EINVAL' }));
+    // Restored from what it knew, not from a read.
+    expect(fs.get(`/sys/fs/cgroup/cpu,cpuacct/${P}/c/cpu.cfs_quota_us`)).toBe('100000');
+    fs.clearFaults();
+    reads.length = 0;
+    d.update('c', { cpuLimit: 2 });
+    expect(reads.sort()).toEqual(['cpu.cfs_period_us', 'cpu.cfs_quota_us']);
+    reads.length = 0;
+    await d.destroy('c');
+    d.create('c', { cpuLimit: 0.5 });
+    reads.length = 0;
+    d.update('c', { cpuLimit: 1 });
+    expect(reads.sort()).toEqual(['cpu.cfs_period_us', 'cpu.cfs_quota_us']);
+  });
 });
 
 describe('isolation: validation', () => {

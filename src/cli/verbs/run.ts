@@ -33,6 +33,7 @@ export function registerRun(program: Command): void {
   withCreateOptions(cmd).action(
     action(async (ctx, image: string, command: string[], flags: RunFlags) => {
       if (flags.detach && flags.rm) throw new UsageError('--rm with -d is not supported yet: no process stays behind to remove the container; remove it with `stratoswarm rm`');
+      if (flags.rm && flags.restart !== undefined && flags.restart.trim() !== 'no') throw new UsageError('--rm and --restart conflict: a container removed when it exits cannot be restarted');
       if (flags.interactive && !flags.tty) throw new UsageError('-i needs -t: without a terminal a container\'s stdin is /dev/null');
       if (flags.detach && flags.evolve) throw new UsageError('--evolve needs the foreground: evolution runs in the stratoswarm process, which -d leaves');
       const interval = flags.evolveInterval === undefined ? undefined : parseDuration(flags.evolveInterval);
