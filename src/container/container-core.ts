@@ -69,7 +69,7 @@ export class ContainerCore extends EventEmitter<ContainerEvents> {
     this.log = containerLogger(this.parts.logger, rec.id, rec.name);
     this.ctx = { parts: this.parts, rec, config, log: this.log };
     this.evolution = new ContainerEvolution(this.ctx, {
-      update: (change, validated) => this.queue.run(() => applyResources(this.ctx, change, false, validated)),
+      update: (change, validated) => this.queue.run(() => applyResources(this.ctx, change, false, validated, true)),
       generation: (record) => this.emit('generation', record),
       error: (err) => this.emit('evolutionError', err),
       enabled: () => this.evolutionAutoscale(true),

@@ -20,9 +20,11 @@ function limitContext(ctx: ContainerContext): LimitContext {
 /**
  * Applies `changes`; `save` = false leaves the record's file to the caller (evolution saves
  * less often). `validated`: the caller has checked that the settings after the change form a
- * valid configuration (evolution checks its bounds once, validSettingsBox below).
+ * valid configuration (evolution checks its bounds once, validSettingsBox below). `cached`:
+ * the cgroup files hold what this runtime last wrote (evolution, which owns the limits while
+ * it runs); they are not read back first.
  */
-export async function applyResources(ctx: ContainerContext, changes: ResourceUpdate, save: boolean, validated = false): Promise<void> {
+export async function applyResources(ctx: ContainerContext, changes: ResourceUpdate, save: boolean, validated = false, cached = false): Promise<void> {
   const { rec, parts } = ctx;
   const name = rec.name;
   if (!isLive(rec.state)) throw new RuntimeError(`update container ${name}: it is ${rec.state}`, { code: 'ESTATE', step: 'state', containerId: rec.id });
@@ -42,7 +44,7 @@ export async function applyResources(ctx: ContainerContext, changes: ResourceUpd
     throw new RuntimeError(`update container ${name}: networkBandwidth needs network "bridge"`, { code: 'EINVAL', step: 'config', containerId: rec.id });
   }
   const limits = limitContext(ctx);
-  parts.cgroups.update(rec.id, updateLimits(changes, after, limits));
+  parts.cgroups.update(rec.id, updateLimits(changes, after, limits), { cached });
   if (bandwidthChanges) {
     const n = rec.network!;
     try {

@@ -68,9 +68,9 @@ export class CgroupDriver {
    * What each file of a container's cgroup holds, as this driver last wrote or read it. A
    * live update reads every file it writes (to skip unchanged ones and to restore them if a
    * later write fails); evolving a hundred containers every second, those reads were most
-   * of the update's cost. The cgroup is the runtime's own (nothing else writes its limits),
-   * so what was written is what the file holds; an entry goes when an update fails or the
-   * cgroup is destroyed. "-1" (unlimited) is not kept: the kernel reads it back as a number
+   * of the update's cost. Only updates that ask for it (`cached`: evolution's) trust it, as
+   * the holder of the limits while it runs; every other update reads the files again. An
+   * entry also goes when an update fails or the cgroup is destroyed. "-1" (unlimited) is not kept: the kernel reads it back as a number
    * that orderMemoryWrites compares. Only files of one value are kept (`cacheable`).
    */
   private readonly known = new Map<string, Map<string, string>>();
@@ -145,10 +145,14 @@ export class CgroupDriver {
    * files are read first, and if a write fails the ones already written get their old values
    * back before the failing write's error is thrown.
    */
-  update(id: string, next: Resources): void {
+  update(id: string, next: Resources, opts: { cached?: boolean } = {}): void {
     this.checkId(id);
     validateResources(next);
     this.ensureParent();
+    // Only a cached update (evolution's, many a second) trusts what was last written; any
+    // other reads the files again, so a limit another process changed is seen, and the
+    // cache starts over from what the files hold.
+    if (!opts.cached) this.known.delete(id);
     let known = this.known.get(id);
     if (!known) {
       this.requireExists(id);

@@ -376,7 +376,7 @@ describe('isolation: update is all or nothing', () => {
     expect(() => d.update('nope', { pidsLimit: 1 })).toThrow(expect.objectContaining({ code: 'ENOTFOUND' }));
   });
 
-  it('a file it wrote or read is not read again; after a failed update, or a destroy, it is', async () => {
+  it('a cached update does not read again a file it wrote or read; after a failed update, a destroy, or an update that is not cached, it is', async () => {
     const layout = v1Layout();
     const reads: string[] = [];
     const fs = MemoryCgroupFs.forLayout(layout);
@@ -389,8 +389,8 @@ describe('isolation: update is all or nothing', () => {
     expect(reads.sort()).toEqual(['cpu.cfs_period_us', 'cpu.cfs_quota_us', 'memory.limit_in_bytes']);
     reads.length = 0;
     const n = fs.writes.length;
-    d.update('c', { cpuLimit: 1.5, memoryLimit: 512 * MiB });
-    d.update('c', { cpuLimit: 1, memoryLimit: 384 * MiB });
+    d.update('c', { cpuLimit: 1.5, memoryLimit: 512 * MiB }, { cached: true });
+    d.update('c', { cpuLimit: 1, memoryLimit: 384 * MiB }, { cached: true });
     expect(reads).toEqual([]);
     // Unchanged values (the period, the memory limit of the first) are still skipped.
     expect(writesSince(fs, n)).toEqual([
@@ -399,18 +399,24 @@ describe('isolation: update is all or nothing', () => {
       `memory/${P}/c/memory.limit_in_bytes 402653184`,
     ]);
     fs.failOn('memory.limit_in_bytes', 'EINVAL');
-    expect(() => d.update('c', { cpuLimit: 2, memoryLimit: 128 * MiB })).toThrow(expect.objectContaining({ errno: 'EINVAL' }));
+    expect(() => d.update('c', { cpuLimit: 2, memoryLimit: 128 * MiB }, { cached: true })).toThrow(expect.objectContaining({ errno: 'EINVAL' }));
     // Restored from what it knew, not from a read.
     expect(fs.get(`/sys/fs/cgroup/cpu,cpuacct/${P}/c/cpu.cfs_quota_us`)).toBe('100000');
     fs.clearFaults();
     reads.length = 0;
+    d.update('c', { cpuLimit: 2 }, { cached: true });
+    expect(reads.sort()).toEqual(['cpu.cfs_period_us', 'cpu.cfs_quota_us']);
+    // Another process sets the quota; an update that is not cached reads it and writes.
+    fs.set(`/sys/fs/cgroup/cpu,cpuacct/${P}/c/cpu.cfs_quota_us`, '50000');
+    reads.length = 0;
     d.update('c', { cpuLimit: 2 });
     expect(reads.sort()).toEqual(['cpu.cfs_period_us', 'cpu.cfs_quota_us']);
+    expect(fs.get(`/sys/fs/cgroup/cpu,cpuacct/${P}/c/cpu.cfs_quota_us`)).toBe('200000');
     reads.length = 0;
     await d.destroy('c');
     d.create('c', { cpuLimit: 0.5 });
     reads.length = 0;
-    d.update('c', { cpuLimit: 1 });
+    d.update('c', { cpuLimit: 1 }, { cached: true });
     expect(reads.sort()).toEqual(['cpu.cfs_period_us', 'cpu.cfs_quota_us']);
   });
 });
