@@ -493,6 +493,13 @@ void runOp(const OpView& op, Ctx& c) {
         close(tree);
         break;
       }
+      if (eq(op.kind, "bind")) {
+        // s: a root directory used as it is (an OCI bundle's rootfs), the mount point. A
+        // recursive bind makes it a mount of its own, which pivot_root needs, and writes
+        // go to the directory itself, as the engine that made it expects.
+        if (mount(s0, s1, nullptr, MS_BIND | MS_REC, nullptr) < 0) fail(Step::overlay, errno, s0);
+        break;
+      }
       // s: target (a host path the runtime created), mount data
       if (mount("overlay", s0, "overlay", 0, s1) < 0) fail(Step::overlay, errno, s0);
       break;
