@@ -15,7 +15,8 @@ const withImage = !process.argv.includes('--no-image');
 // Debian packages: the build (libseccomp-dev, compilers), the base image (busybox-static),
 // bridged networking (containernetworking-plugins, iproute2 for tc) and the peers the
 // benchmarks compare against (crun, runc, bubblewrap, hyperfine), zstd layers (zstd) and the
-// registry the image tests pull from (docker-registry, with skopeo to push to it).
+// registry the image tests pull from (docker-registry, with skopeo to push to it), and the
+// engines the OCI runtime interface is tested under (podman, containerd).
 export const DEBIAN_PACKAGES = [
   'build-essential',
   'python3',
@@ -30,6 +31,8 @@ export const DEBIAN_PACKAGES = [
   'zstd',
   'docker-registry',
   'skopeo',
+  'podman',
+  'containerd',
 ];
 
 function say(msg) {

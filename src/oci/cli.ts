@@ -8,6 +8,7 @@ import * as fs from 'node:fs';
 import { RuntimeError, ConfigError } from '../errors.js';
 import { OCI_VERSION, OciRuntime } from './runtime.js';
 import { defaultSpec, features } from './spec.js';
+import { ociExec } from './exec.js';
 import { VERSION } from '../cli/version-info.js';
 
 export interface OciIo {
@@ -82,6 +83,7 @@ function errorText(e: unknown): string {
 
 const USAGE = `usage: stratoswarm-oci [--root DIR] [--log FILE] [--log-format text|json] VERB ...
 verbs: create --bundle DIR [--pid-file F] [--console-socket S] ID | start ID | state ID |
+       exec --process FILE [--detach] [--pid-file F] [--console-socket S] ID |
        kill ID [SIGNAL] [--all] | delete [--force] ID | ps [--format json] ID |
        update --resources FILE|- ID | pause ID | resume ID | features | spec | --version`;
 
@@ -140,7 +142,9 @@ export async function run(argv: string[], io: OciIo): Promise<number> {
     fs.writeFileSync(path, `${JSON.stringify(defaultSpec(), null, 2)}\n`);
     return 0;
   }
-  const rt = new OciRuntime(str(globals, 'root') ?? DEFAULT_ROOT, io.env);
+  // STRATOSWARM_OCI_ROOT: for engines that call the runtime without their runtime flags
+  // (podman's cleanup after --rm passes no --runtime-flag).
+  const rt = new OciRuntime(str(globals, 'root') ?? (io.env.STRATOSWARM_OCI_ROOT || DEFAULT_ROOT), io.env);
   try {
     switch (verb) {
       case 'create': {
@@ -153,6 +157,12 @@ export async function run(argv: string[], io: OciIo): Promise<number> {
         await rt.create(id, absolute(str(p, 'bundle', 'b') ?? io.cwd, io.cwd), { pidFile: pathFlag(p, 'pid-file', io.cwd), consoleSocket: pathFlag(p, 'console-socket', io.cwd), stdio: io.stdio });
         await rt.start(id);
         return 0;
+      }
+      case 'exec': {
+        const id = needId(p, verb);
+        const processFile = str(p, 'process', 'p');
+        if (!processFile) throw new RuntimeError('exec: --process FILE is needed (the process as config.json\'s "process")', { code: 'EINVAL', step: 'config' });
+        return await ociExec(rt, id, { processFile: absolute(processFile, io.cwd), detach: bool(p, 'detach') || bool(p, 'd'), pidFile: pathFlag(p, 'pid-file', io.cwd), consoleSocket: pathFlag(p, 'console-socket', io.cwd), stdio: io.stdio });
       }
       case 'start':
         await rt.start(needId(p, verb));

@@ -16,6 +16,7 @@ import { RLIMITS } from '../secure-runtime/profile-options.js';
 import { RESTART_POLICIES } from '../container/config.js';
 import { MS } from '../plan/encode.js';
 import type { CgroupHierarchy } from './host.js';
+import { sysctlProblem } from './sysctl.js';
 
 export interface OciHook {
   path: string;
@@ -40,6 +41,8 @@ export interface OciTranslation {
   network: 'none' | 'host';
   resources: Resources;
   cgroupsPath?: string | undefined;
+  /** Namespaced kernel parameters, written inside the container's namespaces after create. */
+  sysctl: Record<string, string>;
   /** Host device nodes bound into the container's /dev (linux.devices). */
   devices: string[];
   hooks: Partial<Record<HookName, OciHook[]>>;
@@ -66,7 +69,7 @@ const UNSUPPORTED_OPTIONS = new Set(['shared', 'rshared', 'slave', 'rslave', 'un
 /** The namespaces a container always has here: the spawner makes them for every container. */
 const ALWAYS_NEW = ['pid', 'mount', 'ipc', 'uts'];
 
-function mounts(v: unknown, problems: Problems, cgroupHierarchies: () => CgroupHierarchy[]): PlanMount[] {
+function mounts(v: unknown, problems: Problems, host: HostFacts): PlanMount[] {
   if (v === undefined) return [];
   if (!Array.isArray(v)) {
     problems.add('mounts', 'expected a list');
@@ -99,13 +102,15 @@ function mounts(v: unknown, problems: Problems, cgroupHierarchies: () => CgroupH
     }
     const target = posix.normalize(m.destination);
     if (bind) {
+      const kind = isAbsolute(source) ? host.pathKind(source) : undefined;
       if (!isAbsolute(source)) problems.add(`${f}.source`, 'a bind mount needs an absolute host path');
-      out.push({ kind: 'bind', source, target, fstype: '', data: '', flags: flags | MS.BIND, isFile: false });
+      else if (!kind) problems.add(`${f}.source`, `\`${source}\` does not exist`);
+      out.push({ kind: 'bind', source, target, fstype: '', data: '', flags: flags | MS.BIND, isFile: kind === 'file' });
     } else if (type === 'cgroup' || type === 'cgroup2') {
       // Inside the container's cgroup namespace the hierarchies show its own cgroup as the
       // root: a tmpfs with each v1 controller, as runc lays /sys/fs/cgroup out.
       out.push({ kind: 'fs', source: 'tmpfs', target, fstype: 'tmpfs', data: 'mode=755', flags: MS.NOSUID | MS.NODEV | MS.NOEXEC, isFile: false });
-      for (const h of cgroupHierarchies()) {
+      for (const h of host.cgroupHierarchies()) {
         out.push({ kind: 'fs', source: h.type, target: `${target}/${h.name}`, fstype: h.type, data: h.data, flags: flags | MS.NOSUID | MS.NODEV | MS.NOEXEC, isFile: false });
       }
     } else if (type === '') {
@@ -171,7 +176,8 @@ function user(v: unknown, problems: Problems): PlanUser {
     if (typeof x !== 'number' || !Number.isInteger(x) || x < 0) problems.add(`process.user.${f}`, 'expected a non-negative integer');
     return Number(x) || 0;
   };
-  if (v.umask !== undefined) problems.add('process.user.umask', 'setting the umask is not supported');
+  // The init inherits the runtime's umask 0022; another one would need a step of its own.
+  if (v.umask !== undefined && v.umask !== 0o022) problems.add('process.user.umask', 'only 18 (0022) is supported');
   if (v.username !== undefined) problems.add('process.user.username', 'is for Windows');
   const groups = v.additionalGids === undefined ? [] : v.additionalGids;
   if (!Array.isArray(groups) || groups.some((g) => typeof g !== 'number')) problems.add('process.user.additionalGids', 'expected a list of gids');
@@ -288,7 +294,6 @@ const UNSUPPORTED: [string, (c: Json) => unknown][] = [
   ['domainname', (c) => c.domainname],
   ['linux.uidMappings', (c) => (c.linux as Json | undefined)?.uidMappings],
   ['linux.gidMappings', (c) => (c.linux as Json | undefined)?.gidMappings],
-  ['linux.sysctl', (c) => (c.linux as Json | undefined)?.sysctl],
   ['linux.mountLabel', (c) => (c.linux as Json | undefined)?.mountLabel],
   ['linux.intelRdt', (c) => (c.linux as Json | undefined)?.intelRdt],
   ['linux.personality', (c) => (c.linux as Json | undefined)?.personality],
@@ -303,6 +308,8 @@ export interface HostFacts {
   cgroupHierarchies(): CgroupHierarchy[];
   /** Whether a host device node exists (linux.devices are bound from the host). */
   deviceExists(path: string): boolean;
+  /** What a bind mount's source is, undefined when it does not exist. */
+  pathKind(path: string): 'directory' | 'file' | undefined;
 }
 
 /** Translates a bundle's config.json; throws one ConfigError listing every bad field. */
@@ -358,10 +365,21 @@ export function translateConfig(bundle: string, config: unknown, host: HostFacts
   const restart = annotations['io.stratoswarm.restart'];
   if (restart !== undefined && !(RESTART_POLICIES as readonly string[]).includes(restart.split(':')[0]!)) problems.add('annotations["io.stratoswarm.restart"]', `unknown restart policy "${restart}" (one of ${RESTART_POLICIES.join(', ')})`);
   const hostname = typeof c.hostname === 'string' ? c.hostname : '';
+  const network = namespaces(linux.namespaces ?? [], problems);
+  const sysctl: Record<string, string> = {};
+  if (linux.sysctl !== undefined) {
+    if (!isObj(linux.sysctl)) problems.add('linux.sysctl', 'expected an object');
+    else
+      for (const [k, v] of Object.entries(linux.sysctl)) {
+        const why = sysctlProblem(k, v, network === 'none');
+        if (why) problems.add(`linux.sysctl["${k}"]`, why);
+        else sysctl[k] = v as string;
+      }
+  }
   const t: OciTranslation = {
     rootfs,
     readonlyRoot: isObj(root) && root.readonly === true,
-    mounts: mounts(c.mounts, problems, host.cgroupHierarchies),
+    mounts: mounts(c.mounts, problems, host),
     process: { argv: strList(args) ? args : [], env: strList(p?.env) ? p.env : [], cwd, user: user(p?.user, problems), terminal: p?.terminal === true, oomScoreAdj },
     security: {
       capabilities: capabilities(p?.capabilities, problems),
@@ -373,7 +391,8 @@ export function translateConfig(bundle: string, config: unknown, host: HostFacts
     },
     seccomp: linux.seccomp,
     hostname,
-    network: namespaces(linux.namespaces ?? [], problems),
+    network,
+    sysctl,
     resources: resources(linux.resources, problems),
     cgroupsPath: typeof linux.cgroupsPath === 'string' ? linux.cgroupsPath : undefined,
     devices,

@@ -25,3 +25,11 @@ export function cgroupHierarchies(mounts = '/proc/self/mounts'): CgroupHierarchy
   }
   return out.sort((a, b) => a.name.localeCompare(b.name));
 }
+
+export function pathKind(path: string): 'directory' | 'file' | undefined {
+  try {
+    return fs.statSync(path).isDirectory() ? 'directory' : 'file';
+  } catch {
+    return undefined;
+  }
+}

@@ -15,13 +15,16 @@ import { validateResources, type Resources } from '../isolation/resources.js';
 import type { RuntimeParts } from '../parts.js';
 import { encodeStart } from '../plan/encode.js';
 import { Runtime, runtimeParts } from '../runtime.js';
+import { spawn } from 'node:child_process';
+import { keeperPath } from '../kernel/native.js';
 import { signalNumber } from '../signals.js';
 import { isSameProcess, type ContainerRecord } from '../state.js';
 import type { WireField } from '../spawner/wire.js';
 import { translateConfig, type HookName, type OciHook, type OciTranslation } from './config.js';
 import { runHooks } from './hooks.js';
 import { checkOciId, internalId, ociPlan } from './plan.js';
-import { cgroupHierarchies } from './host.js';
+import { cgroupHierarchies, pathKind } from './host.js';
+import { applySysctls } from './sysctl.js';
 
 export const OCI_VERSION = '1.1.0';
 
@@ -47,6 +50,11 @@ interface OciData {
   personality?: string | undefined;
   restart?: string | undefined;
   cgroupsPath?: string | undefined;
+  /** The process left for the engine to wait for (native/oci/keeper.c). */
+  keeperPid?: number | undefined;
+  /** The container's seccomp program (base64), which exec'd processes get too. */
+  seccomp?: string | undefined;
+  lastCap: number;
 }
 
 export interface CreateOptions {
@@ -78,7 +86,7 @@ export class OciRuntime {
     return this.runtime.close();
   }
 
-  private record(ociId: string): ContainerRecord {
+  record(ociId: string): ContainerRecord {
     checkOciId(ociId);
     try {
       return this.parts.state.load(internalId(ociId));
@@ -88,11 +96,11 @@ export class OciRuntime {
     }
   }
 
-  private static data(rec: ContainerRecord): OciData {
+  static data(rec: ContainerRecord): OciData {
     return (rec.config as { oci: OciData }).oci;
   }
 
-  private status(rec: ContainerRecord): OciStatus {
+  status(rec: ContainerRecord): OciStatus {
     if (rec.state === 'creating') return 'creating';
     const alive = !this.parts.state.exit(rec.id) && isSameProcess(this.parts.kernel, rec.pid, rec.pidStartTime);
     if (!alive) return 'stopped';
@@ -125,14 +133,14 @@ export class OciRuntime {
     } catch (e) {
       throw new RuntimeError(`read \`${configPath}\`: ${(e as Error).message}`, { code: 'EINVAL', step: 'config', path: configPath });
     }
-    const t = translateConfig(bundle, config, { cgroupHierarchies, deviceExists: (p) => fs.existsSync(p) });
+    const t = translateConfig(bundle, config, { cgroupHierarchies, deviceExists: (p) => fs.existsSync(p), pathKind });
     if (!fs.existsSync(t.rootfs) || !fs.statSync(t.rootfs).isDirectory()) throw new RuntimeError(`root.path: \`${t.rootfs}\` is not a directory`, { code: 'EINVAL', step: 'config', path: t.rootfs });
     if (t.process.terminal && !opts.consoleSocket) throw new RuntimeError('process.terminal: a terminal needs --console-socket', { code: 'EINVAL', step: 'config' });
     if (fs.existsSync(join(this.parts.state.dir(internalId(ociId)), 'state.json'))) throw new RuntimeError(`container "${ociId}" already exists`, { code: 'EEXIST', step: 'config' });
     const plan = ociPlan(ociId, t, { kernel: this.parts.kernel, stateDir: (id) => this.parts.state.dir(id), storageDir: (id) => this.parts.storageDir(id) });
     const start = encodeStart(plan.id, plan.process, plan.lastCap, `create container ${ociId}`);
     await this.parts.reconcile();
-    const data: OciData = { id: ociId, bundle, annotations: t.annotations, hooks: t.hooks, start: fieldsOut(start), personality: t.personality, restart: t.restart, cgroupsPath: t.cgroupsPath };
+    const data: OciData = { id: ociId, bundle, annotations: t.annotations, hooks: t.hooks, start: fieldsOut(start), personality: t.personality, restart: t.restart, cgroupsPath: t.cgroupsPath, seccomp: plan.process.security.seccomp?.bpf.toString('base64'), lastCap: plan.lastCap };
     let pty: { master: number; slave: number; path: string } | undefined;
     if (t.process.terminal) pty = this.parts.kernel.openPty(t.process.user.uid, t.process.user.gid);
     let rec: ContainerRecord | undefined;
@@ -148,11 +156,16 @@ export class OciRuntime {
       rec.state = 'created';
       this.parts.state.save(rec);
       if (t.process.oomScoreAdj !== undefined) fs.writeFileSync(`/proc/${rec.pid}/oom_score_adj`, String(t.process.oomScoreAdj));
+      applySysctls(rec.pid!, t.sysctl);
       if (pty) await this.sendConsole(opts.consoleSocket!, pty);
       const state = this.stateOf(rec);
       await this.hooks('createRuntime', t.hooks, state, rec.pid);
       await this.hooks('createContainer', t.hooks, state, rec.pid);
-      if (opts.pidFile) writePidFile(opts.pidFile, rec.pid!);
+      // The engine waits for this process: it ends as the container's process does.
+      const keeper = startKeeper(['wait', String(rec.pid), join(rec.paths.stateDir, 'exit.json')]);
+      data.keeperPid = keeper;
+      this.parts.state.save(rec);
+      if (opts.pidFile) writePidFile(opts.pidFile, keeper);
       return state;
     } catch (e) {
       if (rec) await teardown(this.parts, rec, `undo create of ${ociId}`).catch(() => undefined);
@@ -166,7 +179,7 @@ export class OciRuntime {
   }
 
   /** The terminal's master goes to the engine over its console socket (SCM_RIGHTS), named by its path. */
-  private async sendConsole(socket: string, pty: { master: number; path: string }): Promise<void> {
+  async sendConsole(socket: string, pty: { master: number; path: string }): Promise<void> {
     let fd: number;
     try {
       fd = await this.parts.kernel.connect(socket);
@@ -282,7 +295,7 @@ export class OciRuntime {
   /** `update --resources`: the spec's LinuxResources, applied to the running container's cgroups. */
   update(ociId: string, resources: unknown): void {
     const rec = this.record(ociId);
-    const t = translateConfig('/', { ociVersion: OCI_VERSION, root: { path: '/' }, process: { args: ['-'] }, linux: { namespaces: [{ type: 'pid' }, { type: 'mount' }, { type: 'ipc' }, { type: 'uts' }], resources } }, { cgroupHierarchies, deviceExists: () => true });
+    const t = translateConfig('/', { ociVersion: OCI_VERSION, root: { path: '/' }, process: { args: ['-'] }, linux: { namespaces: [{ type: 'pid' }, { type: 'mount' }, { type: 'ipc' }, { type: 'uts' }], resources } }, { cgroupHierarchies, deviceExists: () => true, pathKind });
     const next: Resources = { ...t.resources };
     if (next.devices) throw new RuntimeError('update: devices cannot be changed on a running container', { code: 'EINVAL', step: 'config' });
     delete next.devices;
@@ -298,4 +311,12 @@ export function writePidFile(path: string, pid: number): void {
   const tmp = `${path}.${process.pid}.tmp`;
   fs.writeFileSync(tmp, String(pid));
   fs.renameSync(tmp, path);
+}
+
+/** Starts a keeper (native/oci/keeper.c) that outlives this process; returns its pid. */
+export function startKeeper(args: string[], stdio: ('ignore' | 'inherit' | 'pipe' | number)[] = ['ignore', 'ignore', 'ignore']): number {
+  const child = spawn(keeperPath(), args, { detached: true, stdio });
+  child.unref();
+  if (child.pid === undefined) throw new RuntimeError('start the OCI keeper: spawn failed', { code: 'ELOAD', step: 'config' });
+  return child.pid;
 }
