@@ -662,6 +662,11 @@ void runOp(const OpView& op, Ctx& c) {
       if (syscall(SYS_setresgid, op.n[0], op.n[0], op.n[0]) < 0) fail(Step::setgid, errno, s0);
       break;
     case Step::setuid:
+      // Keep-caps: the permitted set survives the change of uid, so the capset that follows
+      // leaves exactly the planned sets, as an OCI config's capabilities for a non-root user
+      // ask (runc does the same). Plans for the library's own containers give a non-root
+      // user empty sets, which this does not change; execve clears keep-caps.
+      if (prctl(PR_SET_KEEPCAPS, 1, 0, 0, 0) < 0) fail(Step::setuid, errno, "PR_SET_KEEPCAPS");
       if (syscall(SYS_setresuid, op.n[0], op.n[0], op.n[0]) < 0) fail(Step::setuid, errno, s0);
       break;
     case Step::capabilities:
