@@ -16,6 +16,7 @@ import { capabilityNames } from '../secure-runtime/capabilities.js';
 import { parseOciSeccomp } from '../secure-runtime/seccomp-parse.js';
 import { resolveSeccompProfile } from '../secure-runtime/seccomp.js';
 import type { OciTranslation } from './config.js';
+import { personalityResources } from './personality.js';
 
 /** The runtime's own id of an OCI container (its state directory's name): the engine's id can be any string. */
 export function internalId(ociId: string): string {
@@ -49,7 +50,8 @@ export function ociPlan(ociId: string, t: OciTranslation, ctx: PlanContext): Spa
   }
   // The engine's device rules, then the nodes every container gets (as runc adds them):
   // a "deny all" first rule must not take /dev/null away.
-  const cgroup = { ...t.resources, devices: [...(t.resources.devices ?? []), ...DEFAULT_DEVICE_RULES] };
+  const base = t.personality ? personalityResources(t.personality, t.resources).resources : t.resources;
+  const cgroup = { ...base, devices: [...(t.resources.devices ?? []), ...DEFAULT_DEVICE_RULES] };
   try {
     validateResources(cgroup);
   } catch (e) {

@@ -25,6 +25,7 @@ import { runHooks } from './hooks.js';
 import { checkOciId, internalId, ociPlan } from './plan.js';
 import { cgroupHierarchies, pathKind } from './host.js';
 import { applySysctls } from './sysctl.js';
+import { personalityResources } from './personality.js';
 
 export const OCI_VERSION = '1.1.0';
 
@@ -140,7 +141,10 @@ export class OciRuntime {
     const plan = ociPlan(ociId, t, { kernel: this.parts.kernel, stateDir: (id) => this.parts.state.dir(id), storageDir: (id) => this.parts.storageDir(id) });
     const start = encodeStart(plan.id, plan.process, plan.lastCap, `create container ${ociId}`);
     await this.parts.reconcile();
-    const data: OciData = { id: ociId, bundle, annotations: t.annotations, hooks: t.hooks, start: fieldsOut(start), personality: t.personality, restart: t.restart, cgroupsPath: t.cgroupsPath, seccomp: plan.process.security.seccomp?.bpf.toString('base64'), lastCap: plan.lastCap };
+    // The allocation a personality made is part of the state engines read back.
+    const annotations = { ...t.annotations };
+    if (t.personality) annotations['io.stratoswarm.allocation'] = JSON.stringify(personalityResources(t.personality, t.resources).plan);
+    const data: OciData = { id: ociId, bundle, annotations, hooks: t.hooks, start: fieldsOut(start), personality: t.personality, restart: t.restart, cgroupsPath: t.cgroupsPath, seccomp: plan.process.security.seccomp?.bpf.toString('base64'), lastCap: plan.lastCap };
     let pty: { master: number; slave: number; path: string } | undefined;
     if (t.process.terminal) pty = this.parts.kernel.openPty(t.process.user.uid, t.process.user.gid);
     let rec: ContainerRecord | undefined;

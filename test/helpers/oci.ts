@@ -55,6 +55,8 @@ export interface OciEnv {
   cgroupParent: string;
   /** An executable that runs the OCI CLI with this env's --root: what engines are pointed at. */
   wrapper: string;
+  /** The busybox rootfs the bundles use. */
+  rootfs: string;
   run(args: string[], opts?: { input?: string; stdio?: 'pipe' | 'ignore' }): SpawnSyncReturns<string>;
   /** A bundle whose config.json is `spec`'s with `change` applied. */
   bundle(name: string, change: (c: Record<string, any>) => void): string;
@@ -69,10 +71,18 @@ export function ociEnv(): OciEnv {
   const cgroupParent = `stratoswarm-oci-test-${process.pid}`;
   const env = { ...Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('STRATOSWARM_'))), STRATOSWARM_CGROUP_PARENT: cgroupParent };
   const wrapper = join(dir, 'stratoswarm-oci');
-  fs.writeFileSync(wrapper, `#!/bin/sh\nSTRATOSWARM_CGROUP_PARENT=${cgroupParent} exec ${process.execPath} ${OCI_CLI} --root ${root} "$@"\n`, { mode: 0o755 });
+  // An engine's own --root (the containerd shim always passes one) gives way to the test's.
+  fs.writeFileSync(
+    wrapper,
+    `#!/bin/bash\nargs=()\nwhile [ $# -gt 0 ]; do case "$1" in --root) shift 2;; --root=*) shift;; *) args+=("$1"); shift;; esac; done\n` +
+      `STRATOSWARM_CGROUP_PARENT=${cgroupParent} exec ${process.execPath} ${OCI_CLI} --root ${root} "\${args[@]}"\n`,
+    { mode: 0o755 },
+  );
   const rootfs = makeRootfs(join(dir, 'rootfs'));
+  const shared = { rootfs };
   const run: OciEnv['run'] = (args, opts = {}) => spawnSync(OCI_CLI, ['--root', root, ...args], { encoding: 'utf8', env, input: opts.input, timeout: 30_000 });
   return {
+    ...shared,
     root,
     dir,
     cgroupParent,
