@@ -28,6 +28,13 @@
       "ldflags": ["-static"]
     },
     {
+      "target_name": "stratoswarm-oci",
+      "type": "executable",
+      "sources": ["native/oci/front.c"],
+      "defines": ["NODE_BINARY=\"<!(node -p process.execPath)\""],
+      "ldflags": ["-Wl,-z,relro,-z,now", "-pie"]
+    },
+    {
       "target_name": "stratoswarm-oci-keeper",
       "type": "executable",
       "sources": ["native/oci/keeper.c"],

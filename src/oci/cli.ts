@@ -9,6 +9,7 @@ import { RuntimeError, ConfigError } from '../errors.js';
 import { OCI_VERSION, OciRuntime } from './runtime.js';
 import { defaultSpec, features } from './spec.js';
 import { ociExec } from './exec.js';
+import type { Keepers } from './keepers.js';
 import { VERSION } from '../cli/version-info.js';
 
 export interface OciIo {
@@ -18,6 +19,10 @@ export interface OciIo {
   stdio: number[];
   env: NodeJS.ProcessEnv;
   cwd: string;
+  /** Who starts keepers (default: this process; behind the native front end, the front end). */
+  keepers?: Keepers;
+  /** Reads stdin whole (update --resources -). */
+  readStdin?: () => string;
 }
 
 export const DEFAULT_ROOT = '/run/stratoswarm-oci';
@@ -144,7 +149,7 @@ export async function run(argv: string[], io: OciIo): Promise<number> {
   }
   // STRATOSWARM_OCI_ROOT: for engines that call the runtime without their runtime flags
   // (podman's cleanup after --rm passes no --runtime-flag).
-  const rt = new OciRuntime(str(globals, 'root') ?? (io.env.STRATOSWARM_OCI_ROOT || DEFAULT_ROOT), io.env);
+  const rt = new OciRuntime(str(globals, 'root') ?? (io.env.STRATOSWARM_OCI_ROOT || DEFAULT_ROOT), io.env, io.keepers);
   try {
     switch (verb) {
       case 'create': {
@@ -191,7 +196,7 @@ export async function run(argv: string[], io: OciIo): Promise<number> {
         const id = needId(p, verb);
         const file = str(p, 'resources', 'r');
         if (!file) throw new RuntimeError('update: --resources FILE (or - for stdin) is needed', { code: 'EINVAL', step: 'config' });
-        const text = fs.readFileSync(file === '-' ? 0 : absolute(file, io.cwd), 'utf8');
+        const text = file === '-' ? (io.readStdin?.() ?? fs.readFileSync(0, 'utf8')) : fs.readFileSync(absolute(file, io.cwd), 'utf8');
         let resources: unknown;
         try {
           resources = JSON.parse(text);

@@ -4,12 +4,10 @@
  * through a keeper (native/oci/keeper.c) that the engine waits for: it sends the encoded
  * request with the stdio it was given, reports the pid, and exits as the process does.
  */
-import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import { join } from 'node:path';
 import { RuntimeError } from '../errors.js';
 import { searchPath } from '../container/env.js';
-import { keeperPath } from '../kernel/native.js';
 import { encodeExec } from '../plan/encode.js';
 import { replyError } from '../spawner/client.js';
 import { encodeFrame } from '../spawner/wire.js';
@@ -60,14 +58,9 @@ export async function ociExec(rt: OciRuntime, ociId: string, o: ExecOptions): Pr
   // The spawner must be running for the keeper to reach it.
   await rt.parts.spawner.request(['ping'], `exec in container ${ociId}`);
   const stdio = pty ? [pty.slave, pty.slave, pty.slave] : o.stdio;
-  const child = spawn(keeperPath(), ['exec', join(rt.root, 'spawner.sock')], { detached: o.detach, stdio: [stdio[0]!, stdio[1]!, stdio[2]!, 'pipe', 'pipe'] });
-  const [, , , input, status] = child.stdio as unknown as [null, null, null, NodeJS.WritableStream, NodeJS.ReadableStream];
-  const exited = new Promise<number>((resolve) => child.on('exit', (code, sig) => resolve(code ?? 128 + (sig ? 15 : 0))));
-  input.end(frame);
-  let text = '';
-  for await (const chunk of status) text += String(chunk);
+  const keeper = await rt.keepers.exec(join(rt.root, 'spawner.sock'), frame, stdio, o.detach, pty?.path);
   if (pty) kernel.close(pty.slave);
-  const line = text.trim();
+  const line = keeper.status;
   if (!line.startsWith('pid ')) {
     if (pty) kernel.close(pty.master);
     if (line.startsWith('reply')) throw replyError(line.split('\x1f').slice(1), `exec in container ${ociId}`);
@@ -80,10 +73,6 @@ export async function ociExec(rt: OciRuntime, ociId: string, o: ExecOptions): Pr
       kernel.close(pty.master);
     }
   }
-  if (o.pidFile) writePidFile(o.pidFile, child.pid!);
-  if (o.detach) {
-    child.unref();
-    return 0;
-  }
-  return exited;
+  if (o.pidFile) writePidFile(o.pidFile, keeper.pid);
+  return o.detach ? 0 : keeper.exited;
 }

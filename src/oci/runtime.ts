@@ -15,8 +15,7 @@ import { validateResources, type Resources } from '../isolation/resources.js';
 import type { RuntimeParts } from '../parts.js';
 import { encodeStart } from '../plan/encode.js';
 import { Runtime, runtimeParts } from '../runtime.js';
-import { spawn } from 'node:child_process';
-import { keeperPath } from '../kernel/native.js';
+import { localKeepers, type Keepers } from './keepers.js';
 import { signalNumber } from '../signals.js';
 import { isSameProcess, type ContainerRecord } from '../state.js';
 import type { WireField } from '../spawner/wire.js';
@@ -72,7 +71,7 @@ export class OciRuntime {
   readonly runtime: Runtime;
   readonly parts: RuntimeParts;
 
-  constructor(readonly root: string, env: NodeJS.ProcessEnv = process.env) {
+  constructor(readonly root: string, env: NodeJS.ProcessEnv = process.env, readonly keepers: Keepers = localKeepers) {
     this.runtime = new Runtime({
       stateRoot: root,
       imageRoot: join(root, 'storage'),
@@ -166,7 +165,7 @@ export class OciRuntime {
       await this.hooks('createRuntime', t.hooks, state, rec.pid);
       await this.hooks('createContainer', t.hooks, state, rec.pid);
       // The engine waits for this process: it ends as the container's process does.
-      const keeper = startKeeper(['wait', String(rec.pid), join(rec.paths.stateDir, 'exit.json')]);
+      const keeper = await this.keepers.wait(rec.pid!, join(rec.paths.stateDir, 'exit.json'));
       data.keeperPid = keeper;
       this.parts.state.save(rec);
       if (opts.pidFile) writePidFile(opts.pidFile, keeper);
@@ -315,12 +314,4 @@ export function writePidFile(path: string, pid: number): void {
   const tmp = `${path}.${process.pid}.tmp`;
   fs.writeFileSync(tmp, String(pid));
   fs.renameSync(tmp, path);
-}
-
-/** Starts a keeper (native/oci/keeper.c) that outlives this process; returns its pid. */
-export function startKeeper(args: string[], stdio: ('ignore' | 'inherit' | 'pipe' | number)[] = ['ignore', 'ignore', 'ignore']): number {
-  const child = spawn(keeperPath(), args, { detached: true, stdio });
-  child.unref();
-  if (child.pid === undefined) throw new RuntimeError('start the OCI keeper: spawn failed', { code: 'ELOAD', step: 'config' });
-  return child.pid;
 }

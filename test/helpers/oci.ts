@@ -11,6 +11,8 @@ import { join } from 'node:path';
 
 export const ROOT = join(import.meta.dirname, '..', '..');
 export const OCI_CLI = join(ROOT, 'dist/src/oci/main.js');
+/** The native front end (native/oci/front.c) with its resident server, when built. */
+export const OCI_FRONT = join(ROOT, 'build/Release/stratoswarm-oci');
 const BUSYBOX = ['/bin/busybox', '/usr/bin/busybox'].find((p) => fs.existsSync(p));
 
 export function busyboxMissing(): string | undefined {
@@ -53,7 +55,7 @@ export interface OciEnv {
   root: string;
   dir: string;
   cgroupParent: string;
-  /** An executable that runs the OCI CLI with this env's --root: what engines are pointed at. */
+  /** An executable that runs the OCI CLI (the native front end when built) with this env's --root: what engines are pointed at. */
   wrapper: string;
   /** The busybox rootfs the bundles use. */
   rootfs: string;
@@ -75,7 +77,7 @@ export function ociEnv(): OciEnv {
   fs.writeFileSync(
     wrapper,
     `#!/bin/bash\nargs=()\nwhile [ $# -gt 0 ]; do case "$1" in --root) shift 2;; --root=*) shift;; *) args+=("$1"); shift;; esac; done\n` +
-      `STRATOSWARM_CGROUP_PARENT=${cgroupParent} exec ${process.execPath} ${OCI_CLI} --root ${root} "\${args[@]}"\n`,
+      `STRATOSWARM_CGROUP_PARENT=${cgroupParent} exec ${fs.existsSync(OCI_FRONT) ? OCI_FRONT : `${process.execPath} ${OCI_CLI}`} --root ${root} "\${args[@]}"\n`,
     { mode: 0o755 },
   );
   const rootfs = makeRootfs(join(dir, 'rootfs'));
@@ -107,6 +109,8 @@ export function ociEnv(): OciEnv {
         const r = run(['delete', '--force', id]);
         if (r.status !== 0) console.warn(`OCI container ${id} left behind: ${r.stderr}`);
       }
+      // The front end's resident server of this root, if one was started.
+      if (fs.existsSync(join(root, 'oci.sock')) && fs.existsSync(OCI_FRONT)) spawnSync(OCI_FRONT, ['--root', root, 'server-stop'], { timeout: 10_000 });
       // Every container is gone: the spawner is stopped and the test's cgroup parent removed.
       const sock = join(root, 'spawner.sock');
       if (fs.existsSync(sock)) spawnSync(process.execPath, ['-e', SHUTDOWN, root, cgroupParent], { timeout: 10_000 });
