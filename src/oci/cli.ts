@@ -130,6 +130,10 @@ export async function run(argv: string[], io: OciIo): Promise<number> {
     io.stderr(`${USAGE}\n`);
     return 1;
   }
+  if (verb === 'help') {
+    io.stdout(`${USAGE}\n`);
+    return 0;
+  }
   let p: Parsed;
   try {
     p = parse(verbArgs, false);
