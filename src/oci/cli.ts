@@ -5,7 +5,7 @@
  * serves the `stratoswarm-oci` binary and the resident server behind the native front end.
  */
 import * as fs from 'node:fs';
-import { RuntimeError, ConfigError } from '../errors.js';
+import { RuntimeError } from '../errors.js';
 import { OCI_VERSION, OciRuntime } from './runtime.js';
 import { defaultSpec, features } from './spec.js';
 import { ociExec } from './exec.js';
@@ -82,7 +82,6 @@ function needId(p: Parsed, verb: string): string {
 }
 
 function errorText(e: unknown): string {
-  if (e instanceof ConfigError) return `${e.message}: ${e.problems.map((p) => `${p.field}: ${p.problem}`).join('; ')}`;
   return e instanceof Error ? e.message : String(e);
 }
 

@@ -112,11 +112,14 @@ function processImage(out: Field[], p: Pick<ProcessInput, 'argv' | 'env' | 'sear
 function execOps(out: Field[], p: ProcessInput, joinUserns = false, seccompLoaded = false): void {
   placementOps(out, p.placement);
   const sec = seccompLoaded ? { ...p.security, seccomp: undefined } : p.security;
-  userAndSecurityOps(out, p.user, sec, p.lastCap, joinUserns);
   // Every fd but stdio and the sync socket is closed before the process looks up any path
   // of the container (its cwd, its executable): no host fd can be reached through
-  // /proc/self/fd.
-  op(out, 'close-fds', 'close');
+  // /proc/self/fd. With a filter loaded early (no no_new_privs) they are closed before it:
+  // a profile older than close_range(2) would refuse it.
+  const early = !!sec.seccomp && !!sec.seccompBeforeCapabilityDrop;
+  if (early) op(out, 'close-fds', 'close');
+  userAndSecurityOps(out, p.user, sec, p.lastCap, joinUserns);
+  if (!early) op(out, 'close-fds', 'close');
   op(out, 'chdir', 'cwd', [p.cwd]);
   op(out, 'resolve-exec', 'argv0');
   if (sec.seccomp && !sec.seccompBeforeCapabilityDrop) op(out, 'seccomp', 'load');
