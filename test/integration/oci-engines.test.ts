@@ -34,7 +34,7 @@ describe.skipIf(skipBecause(SKIP_REASON || busyboxMissing() || missing(['podman'
     const r = spawnSync('podman', [...podmanArgs, 'import', '-', IMAGE], { input: tar.stdout, encoding: 'utf8' });
     if (r.status !== 0) throw new Error(`podman import: ${r.stderr}`);
   });
-  afterAll(() => {
+  afterAll(async () => {
     if (!e) return;
     podman(['rm', '-af', '-t', '0']);
     // Unmounts and removes podman's storage (its overlay mounts live under the private root).
@@ -92,6 +92,12 @@ describe.skipIf(skipBecause(SKIP_REASON || busyboxMissing() || missing(['podman'
   });
 });
 
+// podman (cgroupfs) puts conmon under libpod_parent/ in every hierarchy: removed once
+// empty, after everything else (podman's cleanup processes may still be exiting).
+afterAll(async () => {
+  for (let i = 0; i < 100 && removeLibpodParent() > 0; i++) await delay(50);
+});
+
 describe.skipIf(skipBecause(SKIP_REASON || busyboxMissing() || missing(['containerd', 'ctr', 'containerd-shim-runc-v2'], 'containerd'), 'containerd ctr tests'))('containerd: ctr run --runc-binary stratoswarm-oci', () => {
   let e: OciEnv;
   let sock: string;
@@ -137,3 +143,25 @@ describe.skipIf(skipBecause(SKIP_REASON || busyboxMissing() || missing(['contain
     expect(ctr(['containers', 'delete', 'ctr-t2']).status).toBe(0);
   });
 });
+
+/** Removes the empty libpod_parent cgroups podman left; returns how many are left. */
+function removeLibpodParent(): number {
+  let left = 0;
+  for (const ctl of fs.readdirSync('/sys/fs/cgroup')) {
+    const dir = join('/sys/fs/cgroup', ctl, 'libpod_parent');
+    if (!fs.existsSync(dir)) continue;
+    for (const sub of fs.readdirSync(dir, { withFileTypes: true }).filter((d) => d.isDirectory())) {
+      try {
+        fs.rmdirSync(join(dir, sub.name));
+      } catch {
+        // still in use
+      }
+    }
+    try {
+      fs.rmdirSync(dir);
+    } catch {
+      left++;
+    }
+  }
+  return left;
+}
