@@ -28,6 +28,19 @@
       "ldflags": ["-static"]
     },
     {
+      "target_name": "stratoswarm-oci",
+      "type": "executable",
+      "sources": ["native/oci/front.c"],
+      "defines": ["NODE_BINARY=\"<!(node -p process.execPath)\""],
+      "ldflags": ["-Wl,-z,relro,-z,now", "-pie"]
+    },
+    {
+      "target_name": "stratoswarm-oci-keeper",
+      "type": "executable",
+      "sources": ["native/oci/keeper.c"],
+      "ldflags": ["-Wl,-z,relro,-z,now", "-pie"]
+    },
+    {
       "target_name": "stratoswarm-tty",
       "type": "executable",
       "sources": ["native/tty/relay.c"],

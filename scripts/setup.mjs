@@ -16,7 +16,8 @@ const withImage = !process.argv.includes('--no-image');
 // bridged networking (containernetworking-plugins, iproute2 for tc) and the peers the
 // benchmarks compare against (crun, runc, bubblewrap, hyperfine), zstd layers (zstd) and the
 // registry the image tests pull from (docker-registry, with skopeo to push to it; attr's
-// getfattr reads the overlay xattrs of unpacked layers).
+// getfattr reads the overlay xattrs of unpacked layers), and the engines the OCI runtime
+// interface is tested under (podman, containerd).
 export const DEBIAN_PACKAGES = [
   'build-essential',
   'python3',
@@ -32,6 +33,8 @@ export const DEBIAN_PACKAGES = [
   'docker-registry',
   'skopeo',
   'attr',
+  'podman',
+  'containerd',
 ];
 
 function say(msg) {

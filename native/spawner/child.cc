@@ -507,6 +507,13 @@ void runOp(const OpView& op, Ctx& c) {
         close(tree);
         break;
       }
+      if (eq(op.kind, "bind")) {
+        // s: a root directory used as it is (an OCI bundle's rootfs), the mount point. A
+        // recursive bind makes it a mount of its own, which pivot_root needs, and writes
+        // go to the directory itself, as the engine that made it expects.
+        if (mount(s0, s1, nullptr, MS_BIND | MS_REC, nullptr) < 0) fail(Step::overlay, errno, s0);
+        break;
+      }
       // s: target (a host path the runtime created), mount data
       if (mount("overlay", s0, "overlay", 0, s1) < 0) fail(Step::overlay, errno, s0);
       break;
@@ -669,6 +676,11 @@ void runOp(const OpView& op, Ctx& c) {
       if (syscall(SYS_setresgid, op.n[0], op.n[0], op.n[0]) < 0) fail(Step::setgid, errno, s0);
       break;
     case Step::setuid:
+      // Keep-caps: the permitted set survives the change of uid, so the capset that follows
+      // leaves exactly the planned sets, as an OCI config's capabilities for a non-root user
+      // ask (runc does the same). Plans for the library's own containers give a non-root
+      // user empty sets, which this does not change; execve clears keep-caps.
+      if (prctl(PR_SET_KEEPCAPS, 1, 0, 0, 0) < 0) fail(Step::setuid, errno, "PR_SET_KEEPCAPS");
       if (syscall(SYS_setresuid, op.n[0], op.n[0], op.n[0]) < 0) fail(Step::setuid, errno, s0);
       break;
     case Step::capabilities:

@@ -230,7 +230,7 @@ bool parsePlan(const wire::Fields& f, size_t i, Plan* p, std::string* err, PlanK
       bool kindOk = true;
       if (op.step == Step::capabilities) kindOk = op.kind == "bounding" || op.kind == "sets";
       else if (op.step == Step::setns) kindOk = op.kind == "join" || op.kind == "net" || op.kind == "user";
-      else if (op.step == Step::overlay) kindOk = op.kind == "idmap" || op.kind == "rootfs";
+      else if (op.step == Step::overlay) kindOk = op.kind == "idmap" || op.kind == "rootfs" || op.kind == "bind";
       else if (op.step == Step::stdio) kindOk = op.kind == "dup" || op.kind == "tty";
       if (!kindOk) {
         *err = std::string("op ") + name + " has no kind \"" + op.kind + "\"";

@@ -52,6 +52,10 @@ export interface ProvisionInput {
   pool?: string | undefined;
   /** Subscribes to the init's exit once it exists; returns the unsubscribe. */
   watch: (rec: ContainerRecord) => Promise<() => void>;
+  /** Fds to be the init's stdin, stdout and stderr in place of its log files (an OCI engine's pipes). */
+  stdio?: number[] | undefined;
+  /** A terminal the caller opened (an OCI engine's, whose master goes to its console socket). */
+  terminal?: { slave: number; path: string; release(): void } | undefined;
 }
 
 export interface Provisioned {
@@ -120,7 +124,7 @@ export async function provision(parts: RuntimeParts, input: ProvisionInput): Pro
     });
     await step('spawn', async () => {
       // A terminal's relay ends by itself once the init (or the request) lets go of the slave.
-      const tty = plan.process.terminal ? await openContainerTerminal(parts, plan, rec) : undefined;
+      const tty = plan.process.terminal ? (input.terminal ?? (await openContainerTerminal(parts, plan, rec))) : undefined;
       let reply: string[];
       try {
         const fields = encodeCreate(plan, { cgroupProcs: rec.cgroupProcs, idRange: rec.idRange, terminal: tty }, { preloadSeccomp: input.preloadSeccomp });
@@ -129,7 +133,7 @@ export async function provision(parts: RuntimeParts, input: ProvisionInput): Pro
           await killInit(parts, rec);
           await forgetInit(parts, rec);
         });
-        reply = await parts.spawner.request(fields, `create container ${plan.name}`, tty && [tty.slave, tty.slave, tty.slave]);
+        reply = await parts.spawner.request(fields, `create container ${plan.name}`, tty ? [tty.slave, tty.slave, tty.slave] : input.stdio);
       } finally {
         tty?.release();
       }

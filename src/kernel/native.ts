@@ -216,3 +216,13 @@ export function initPath(): string {
   }
   return found;
 }
+
+/** The process an OCI engine waits for (native/oci/keeper.c), first existing candidate. */
+export function keeperPath(): string {
+  const paths = candidatePaths('stratoswarm-oci-keeper');
+  const found = paths.find((p) => existsSync(p));
+  if (!found) {
+    throw new RuntimeError(`the OCI keeper executable was not found; tried:\n  ${paths.join('\n  ')}\nbuild it with \`npm run build:native\``, { code: 'ELOAD', step: 'config', path: paths[0] });
+  }
+  return found;
+}

@@ -5,7 +5,7 @@
  */
 import { RuntimeError, type Step } from '../errors.js';
 import { MAX_FRAME, encodedSize, type WireField } from '../spawner/wire.js';
-import type { ExecPlan, PlanPlacement, PlanSecurity, PlanUser, PlanUserNamespace, PlanVolume, ProcessPlan, ProvisionedResources, SpawnPlan } from './types.js';
+import type { ExecPlan, PlanMount, PlanPlacement, PlanSecurity, PlanUser, PlanUserNamespace, PlanVolume, ProcessPlan, ProvisionedResources, SpawnPlan } from './types.js';
 
 // Mount flags, as <sys/mount.h> numbers them.
 export const MS = {
@@ -57,6 +57,10 @@ export interface CreatePlanInput {
   init?: { hostPath: string; path: string } | undefined;
   /** A terminal's slave on the host (process.terminal), also bound at /dev/console (as runc does). */
   console?: { path: string } | undefined;
+  /** A root directory used as it is (an OCI bundle's rootfs), bound instead of an overlay of layers. */
+  rootfsDir?: string | undefined;
+  /** The container's mounts as its OCI configuration lists them, in place of the default set. */
+  mounts?: PlanMount[] | undefined;
 }
 
 export interface ExecPlanInput extends ProcessInput {
@@ -110,11 +114,14 @@ function processImage(out: Field[], p: Pick<ProcessInput, 'argv' | 'env' | 'sear
 function execOps(out: Field[], p: ProcessInput, joinUserns = false, seccompLoaded = false): void {
   placementOps(out, p.placement);
   const sec = seccompLoaded ? { ...p.security, seccomp: undefined } : p.security;
-  userAndSecurityOps(out, p.user, sec, p.lastCap, joinUserns);
   // Every fd but stdio and the sync socket is closed before the process looks up any path
   // of the container (its cwd, its executable): no host fd can be reached through
-  // /proc/self/fd.
-  op(out, 'close-fds', 'close');
+  // /proc/self/fd. With a filter loaded early (no no_new_privs) they are closed before it:
+  // a profile older than close_range(2) would refuse it.
+  const early = !!sec.seccomp && !!sec.seccompBeforeCapabilityDrop;
+  if (early) op(out, 'close-fds', 'close');
+  userAndSecurityOps(out, p.user, sec, p.lastCap, joinUserns);
+  if (!early) op(out, 'close-fds', 'close');
   op(out, 'chdir', 'cwd', [p.cwd]);
   op(out, 'resolve-exec', 'argv0');
   if (sec.seccomp && !sec.seccompBeforeCapabilityDrop) op(out, 'seccomp', 'load');
@@ -145,37 +152,14 @@ export function compileCreatePlan(p: CreatePlanInput): Field[] {
   op(out, 'cgroupns', 'unshare');
   if (usernsNet) op(out, 'setns', 'net');
   op(out, 'mount-private', 'rprivate');
-  let lowerDirs = p.lowerDirs;
-  if (p.userns) {
-    p.lowerDirs.forEach((l, i) => op(out, 'overlay', 'idmap', [l, p.userns!.stagingDirs[i]!]));
-    lowerDirs = p.userns.stagingDirs.slice(0, p.lowerDirs.length);
-  }
-  const lower = lowerDirs.join(':');
-  op(out, 'overlay', 'rootfs', [p.rootfs, `lowerdir=${lower},upperdir=${p.upperDir},workdir=${p.workDir}`]);
-  op(out, 'root-open', 'rootfs', [p.rootfs]);
-  op(out, 'mount', 'proc', ['proc', '/proc', 'proc', ''], [MS.NOSUID | MS.NODEV | MS.NOEXEC, 0]);
-  op(out, 'mount', 'dev', ['tmpfs', '/dev', 'tmpfs', 'mode=755,size=65536k'], [MS.NOSUID | MS.STRICTATIME, 0]);
-  for (const d of DEFAULT_DEVICES) op(out, 'bind', 'device', [`/dev/${d}`, `/dev/${d}`], [MS.NOSUID | MS.NOEXEC, 1, 0]);
-  for (const d of p.devices ?? []) op(out, 'bind', 'device', [d, `/dev/${d.split('/').pop()}`], [MS.NOSUID | MS.NOEXEC, 1, 0]);
-  for (const d of p.deviceNodes ?? []) op(out, 'bind', 'device', [d.hostPath, d.path], [MS.NOSUID | MS.NOEXEC, 1, 0]);
-  if (tty && p.console) op(out, 'bind', 'device', [p.console.path, '/dev/console'], [MS.NOSUID | MS.NOEXEC, 1, 0]);
-  // The init is executable but read-only, and carries no setuid bit that could count.
-  if (p.init) op(out, 'bind', 'init', [p.init.hostPath, p.init.path], [MS.RDONLY | MS.NOSUID | MS.NODEV, 1, 0]);
-  op(out, 'mount', 'devpts', ['devpts', '/dev/pts', 'devpts', 'newinstance,ptmxmode=0666,mode=0620'], [MS.NOSUID | MS.NOEXEC, 0]);
-  op(out, 'symlink', 'ptmx', ['pts/ptmx', '/dev/ptmx']);
-  op(out, 'symlink', 'fd', ['/proc/self/fd', '/dev/fd']);
-  op(out, 'symlink', 'stdin', ['/proc/self/fd/0', '/dev/stdin']);
-  op(out, 'symlink', 'stdout', ['/proc/self/fd/1', '/dev/stdout']);
-  op(out, 'symlink', 'stderr', ['/proc/self/fd/2', '/dev/stderr']);
-  op(out, 'mount', 'shm', ['shm', '/dev/shm', 'tmpfs', 'mode=1777,size=65536k'], [MS.NOSUID | MS.NODEV | MS.NOEXEC, 0]);
-  op(out, 'mount', 'mqueue', ['mqueue', '/dev/mqueue', 'mqueue', ''], [MS.NOSUID | MS.NODEV | MS.NOEXEC, 0]);
-  if (p.network === 'host') {
-    // sysfs can only be mounted by the owner of the network namespace; with the host's
-    // network the host's /sys is bound read-only instead.
-    op(out, 'bind', 'sys', ['/sys', '/sys'], [MS.REC | MS.RDONLY | MS.NOSUID | MS.NODEV | MS.NOEXEC, 0, 0]);
+  if (p.rootfsDir !== undefined) {
+    op(out, 'overlay', 'bind', [p.rootfsDir, p.rootfs]);
   } else {
-    op(out, 'mount', 'sys', ['sysfs', '/sys', 'sysfs', ''], [MS.RDONLY | MS.NOSUID | MS.NODEV | MS.NOEXEC, 0]);
+    overlayOps(out, p);
   }
+  op(out, 'root-open', 'rootfs', [p.rootfs]);
+  if (p.mounts) ociMountOps(out, p, tty);
+  else defaultMountOps(out, p, tty);
   for (const v of p.volumes) {
     const flags = MS.REC | (v.readOnly ? MS.RDONLY : 0);
     // Idmapped only inside a user namespace: without one, host and container ids are the same.
@@ -187,7 +171,8 @@ export function compileCreatePlan(p: CreatePlanInput): Field[] {
   op(out, 'pivot-root', 'rootfs');
   if (p.security.readonlyRoot) op(out, 'root-readonly', 'root');
   if (p.network !== 'host' && !usernsNet) op(out, 'loopback', 'up');
-  op(out, 'hostname', 'set', [p.hostname]);
+  // An OCI configuration without a hostname keeps the one the new UTS namespace copied.
+  if (p.hostname !== '') op(out, 'hostname', 'set', [p.hostname]);
   // Last of the setup done as the host's root: from here on the init is root only inside
   // the container's user namespace.
   if (p.userns) op(out, 'setns', 'user');
@@ -196,6 +181,69 @@ export function compileCreatePlan(p: CreatePlanInput): Field[] {
   // The park point: what the caller chooses (the process) comes with start.
   op(out, 'ready', 'park');
   return out;
+}
+
+function overlayOps(out: Field[], p: CreatePlanInput): void {
+  let lowerDirs = p.lowerDirs;
+  if (p.userns) {
+    p.lowerDirs.forEach((l, i) => op(out, 'overlay', 'idmap', [l, p.userns!.stagingDirs[i]!]));
+    lowerDirs = p.userns.stagingDirs.slice(0, p.lowerDirs.length);
+  }
+  const lower = lowerDirs.join(':');
+  op(out, 'overlay', 'rootfs', [p.rootfs, `lowerdir=${lower},upperdir=${p.upperDir},workdir=${p.workDir}`]);
+}
+
+/** The device nodes and /dev links every container gets, once its /dev is mounted. */
+function deviceOps(out: Field[], p: CreatePlanInput, tty: boolean): void {
+  for (const d of DEFAULT_DEVICES) op(out, 'bind', 'device', [`/dev/${d}`, `/dev/${d}`], [MS.NOSUID | MS.NOEXEC, 1, 0]);
+  for (const d of p.devices ?? []) op(out, 'bind', 'device', [d, `/dev/${d.split('/').pop()}`], [MS.NOSUID | MS.NOEXEC, 1, 0]);
+  for (const d of p.deviceNodes ?? []) op(out, 'bind', 'device', [d.hostPath, d.path], [MS.NOSUID | MS.NOEXEC, 1, 0]);
+  if (tty && p.console) op(out, 'bind', 'device', [p.console.path, '/dev/console'], [MS.NOSUID | MS.NOEXEC, 1, 0]);
+  // The init is executable but read-only, and carries no setuid bit that could count.
+  if (p.init) op(out, 'bind', 'init', [p.init.hostPath, p.init.path], [MS.RDONLY | MS.NOSUID | MS.NODEV, 1, 0]);
+}
+
+function linkOps(out: Field[]): void {
+  op(out, 'symlink', 'fd', ['/proc/self/fd', '/dev/fd']);
+  op(out, 'symlink', 'stdin', ['/proc/self/fd/0', '/dev/stdin']);
+  op(out, 'symlink', 'stdout', ['/proc/self/fd/1', '/dev/stdout']);
+  op(out, 'symlink', 'stderr', ['/proc/self/fd/2', '/dev/stderr']);
+}
+
+/**
+ * An OCI configuration's mounts, in its order: binds of host paths and filesystems by type.
+ * The device nodes go in once /dev is mounted (after the last mount under it: a /dev/pts
+ * listed after /dev must not hide them), as runc makes them after the mounts.
+ */
+function ociMountOps(out: Field[], p: CreatePlanInput, tty: boolean): void {
+  const mounts = p.mounts ?? [];
+  const lastDev = mounts.reduce((n, m, i) => (m.target === '/dev' || m.target.startsWith('/dev/') ? i : n), -1);
+  mounts.forEach((m, i) => {
+    if (m.kind === 'bind') op(out, 'bind', 'mount', [m.source, m.target], [m.flags, m.isFile ? 1 : 0, 0]);
+    else op(out, 'mount', 'mount', [m.source, m.target, m.fstype, m.data], [m.flags, 0]);
+    if (i === lastDev) deviceOps(out, p, tty);
+  });
+  if (lastDev < 0) deviceOps(out, p, tty);
+  if (mounts.some((m) => m.target === '/dev/pts')) op(out, 'symlink', 'ptmx', ['pts/ptmx', '/dev/ptmx']);
+  if (mounts.some((m) => m.target === '/dev')) linkOps(out);
+}
+
+function defaultMountOps(out: Field[], p: CreatePlanInput, tty: boolean): void {
+  op(out, 'mount', 'proc', ['proc', '/proc', 'proc', ''], [MS.NOSUID | MS.NODEV | MS.NOEXEC, 0]);
+  op(out, 'mount', 'dev', ['tmpfs', '/dev', 'tmpfs', 'mode=755,size=65536k'], [MS.NOSUID | MS.STRICTATIME, 0]);
+  deviceOps(out, p, tty);
+  op(out, 'mount', 'devpts', ['devpts', '/dev/pts', 'devpts', 'newinstance,ptmxmode=0666,mode=0620'], [MS.NOSUID | MS.NOEXEC, 0]);
+  op(out, 'symlink', 'ptmx', ['pts/ptmx', '/dev/ptmx']);
+  linkOps(out);
+  op(out, 'mount', 'shm', ['shm', '/dev/shm', 'tmpfs', 'mode=1777,size=65536k'], [MS.NOSUID | MS.NODEV | MS.NOEXEC, 0]);
+  op(out, 'mount', 'mqueue', ['mqueue', '/dev/mqueue', 'mqueue', ''], [MS.NOSUID | MS.NODEV | MS.NOEXEC, 0]);
+  if (p.network === 'host') {
+    // sysfs can only be mounted by the owner of the network namespace; with the host's
+    // network the host's /sys is bound read-only instead.
+    op(out, 'bind', 'sys', ['/sys', '/sys'], [MS.REC | MS.RDONLY | MS.NOSUID | MS.NODEV | MS.NOEXEC, 0, 0]);
+  } else {
+    op(out, 'mount', 'sys', ['sysfs', '/sys', 'sysfs', ''], [MS.RDONLY | MS.NOSUID | MS.NODEV | MS.NOEXEC, 0]);
+  }
 }
 
 export interface StartPlanInput extends ProcessInput {
@@ -273,6 +321,8 @@ export function encodeCreate(plan: SpawnPlan, made: ProvisionedResources, opts: 
     init: plan.init,
     console: p.terminal ? made.terminal : undefined,
     terminal: p.terminal,
+    rootfsDir: plan.rootfsDir,
+    mounts: plan.mounts,
   });
   return checkFrame(['create', plan.id, ...fields], { argv: [], env: [] }, `create container ${plan.name}`);
 }

@@ -74,6 +74,20 @@ export interface ProcessPlan {
   terminal?: boolean | undefined;
 }
 
+/** A mount an OCI configuration lists: a bind of a host path or a filesystem by type. */
+export interface PlanMount {
+  kind: 'bind' | 'fs';
+  source: string;
+  /** Absolute path inside the container. */
+  target: string;
+  fstype: string;
+  /** Filesystem options the kernel parses (the data argument of mount(2)). */
+  data: string;
+  /** MS_* flags (MS_RDONLY, MS_NOSUID..., MS_REC for a recursive bind). */
+  flags: number;
+  isFile: boolean;
+}
+
 export interface SpawnPlan {
   id: string;
   name: string;
@@ -102,6 +116,10 @@ export interface SpawnPlan {
   lastCap: number;
   /** A minimal init as pid 1 (process.argv starts with its container path): the host binary. */
   init?: { hostPath: string; path: string } | undefined;
+  /** A root directory used as it is (an OCI bundle's rootfs) instead of the image's layers. */
+  rootfsDir?: string | undefined;
+  /** The mounts of an OCI configuration, in place of the default /proc, /dev, /sys set. */
+  mounts?: PlanMount[] | undefined;
 }
 
 /** What provisioning made that the wire encoding needs. */

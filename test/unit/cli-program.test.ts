@@ -16,7 +16,7 @@ afterEach(() => {
   process.exitCode = undefined;
 });
 
-const VERBS = ['run', 'create', 'start', 'ps', 'inspect', 'logs', 'exec', 'attach', 'stop', 'kill', 'rm', 'pause', 'unpause', 'update', 'stats', 'top', 'wait', 'images', 'pull', 'import', 'rmi', 'prune', 'personalities', 'evolution', 'gpus', 'topology', 'info', 'version', 'completion'];
+const VERBS = ['run', 'create', 'start', 'ps', 'inspect', 'logs', 'exec', 'attach', 'stop', 'kill', 'rm', 'pause', 'unpause', 'update', 'stats', 'top', 'wait', 'images', 'pull', 'import', 'rmi', 'prune', 'personalities', 'evolution', 'gpus', 'topology', 'info', 'version', 'completion', 'oci'];
 
 describe('the command tree', () => {
   it('has every verb, each with --help', async () => {

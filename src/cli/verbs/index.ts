@@ -29,6 +29,7 @@ import { registerTopology } from './topology.js';
 import { registerInfo } from './info.js';
 import { registerVersion } from './version.js';
 import { registerCompletion } from './completion.js';
+import { registerOci } from './oci.js';
 
 export const VERBS: readonly ((program: Command) => void)[] = [
   registerRun,
@@ -60,4 +61,5 @@ export const VERBS: readonly ((program: Command) => void)[] = [
   registerInfo,
   registerVersion,
   registerCompletion,
+  registerOci,
 ];

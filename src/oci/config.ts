@@ -1,0 +1,406 @@
+/**
+ * An OCI bundle's config.json, translated into the runtime's own plan pieces: the rootfs
+ * directory used as it is, the mounts in order, the process (argv, env, cwd, user, the five
+ * capability sets, rlimits, no_new_privs, seccomp), namespaces, cgroup limits, masked and
+ * read-only paths, hooks and annotations. Pure but for reading the host facts it is given:
+ * a field the spec allows that this runtime does not carry out is an error that names it,
+ * never ignored (unknown properties are ignored, as the spec requires).
+ */
+import { isAbsolute, join, posix } from 'node:path';
+import { ConfigError, Problems } from '../errors.js';
+import type { DeviceRule, Resources } from '../isolation/resources.js';
+import { Personality } from '../personality/personality.js';
+import type { PlanMount, PlanSecurity, PlanUser } from '../plan/types.js';
+import { capabilityMask, normalizeCapability, type CapabilityName } from '../secure-runtime/capabilities.js';
+import { RLIMITS } from '../secure-runtime/profile-options.js';
+import { RESTART_POLICIES } from '../container/config.js';
+import { MS } from '../plan/encode.js';
+import type { CgroupHierarchy } from './host.js';
+import { sysctlProblem } from './sysctl.js';
+
+export interface OciHook {
+  path: string;
+  args?: string[];
+  env?: string[];
+  timeout?: number;
+}
+
+export type HookName = 'createRuntime' | 'createContainer' | 'startContainer' | 'poststart' | 'poststop';
+export const HOOK_NAMES: readonly HookName[] = ['createRuntime', 'createContainer', 'startContainer', 'poststart', 'poststop'];
+
+/** What a bundle asks for, in the runtime's terms. */
+export interface OciTranslation {
+  rootfs: string;
+  readonlyRoot: boolean;
+  mounts: PlanMount[];
+  process: { argv: string[]; env: string[]; cwd: string; user: PlanUser; terminal: boolean; oomScoreAdj?: number | undefined };
+  security: Omit<PlanSecurity, 'seccomp'>;
+  /** linux.seccomp as given, compiled to BPF by the caller (it needs the kernel). */
+  seccomp?: unknown;
+  hostname: string;
+  network: 'none' | 'host';
+  resources: Resources;
+  cgroupsPath?: string | undefined;
+  /** Namespaced kernel parameters, written inside the container's namespaces after create. */
+  sysctl: Record<string, string>;
+  /** Host device nodes bound into the container's /dev (linux.devices). */
+  devices: string[];
+  hooks: Partial<Record<HookName, OciHook[]>>;
+  annotations: Record<string, string>;
+  personality?: string | undefined;
+  restart?: string | undefined;
+}
+
+type Json = Record<string, unknown>;
+
+const isObj = (v: unknown): v is Json => typeof v === 'object' && v !== null && !Array.isArray(v);
+const strList = (v: unknown): v is string[] => Array.isArray(v) && v.every((x) => typeof x === 'string');
+
+// Mount options that are flags (set, or cleared with the second form); others go to the
+// filesystem as data. Propagation is private (the whole tree is made rprivate first).
+const FLAG_OPTIONS: Record<string, [number, boolean]> = {
+  ro: [MS.RDONLY, true], rw: [MS.RDONLY, false], nosuid: [MS.NOSUID, true], suid: [MS.NOSUID, false],
+  nodev: [MS.NODEV, true], dev: [MS.NODEV, false], noexec: [MS.NOEXEC, true], exec: [MS.NOEXEC, false],
+  strictatime: [MS.STRICTATIME, true], relatime: [1 << 21, true], noatime: [1024, true], nodiratime: [2048, true],
+};
+const IGNORED_OPTIONS = new Set(['private', 'rprivate', 'defaults', 'async']);
+const UNSUPPORTED_OPTIONS = new Set(['shared', 'rshared', 'slave', 'rslave', 'unbindable', 'runbindable', 'idmap', 'ridmap', 'tmpcopyup', 'copy-symlink']);
+
+/** The namespaces a container always has here: the spawner makes them for every container. */
+const ALWAYS_NEW = ['pid', 'mount', 'ipc', 'uts'];
+
+function mounts(v: unknown, problems: Problems, host: HostFacts): PlanMount[] {
+  if (v === undefined) return [];
+  if (!Array.isArray(v)) {
+    problems.add('mounts', 'expected a list');
+    return [];
+  }
+  const out: PlanMount[] = [];
+  v.forEach((m: unknown, i) => {
+    const f = `mounts[${i}]`;
+    if (!isObj(m) || typeof m.destination !== 'string' || !posix.isAbsolute(m.destination)) {
+      problems.add(`${f}.destination`, 'expected an absolute path');
+      return;
+    }
+    if (m.uidMappings !== undefined || m.gidMappings !== undefined) problems.add(`${f}.uidMappings`, 'idmapped mounts are not supported');
+    const options = m.options === undefined ? [] : m.options;
+    if (!strList(options)) {
+      problems.add(`${f}.options`, 'expected a list of strings');
+      return;
+    }
+    const type = typeof m.type === 'string' ? m.type : '';
+    const source = typeof m.source === 'string' ? m.source : type;
+    const bind = type === 'bind' || options.includes('bind') || options.includes('rbind');
+    let flags = bind && options.includes('rbind') ? MS.REC : 0;
+    const data: string[] = [];
+    for (const o of options) {
+      if (o === 'bind' || o === 'rbind' || IGNORED_OPTIONS.has(o)) continue;
+      if (UNSUPPORTED_OPTIONS.has(o)) problems.add(`${f}.options`, `"${o}" is not supported (mounts are private)`);
+      else if (FLAG_OPTIONS[o]) flags = FLAG_OPTIONS[o][1] ? flags | FLAG_OPTIONS[o][0] : flags & ~FLAG_OPTIONS[o][0];
+      else if (bind) problems.add(`${f}.options`, `"${o}" is not a bind mount option`);
+      else data.push(o);
+    }
+    const target = posix.normalize(m.destination);
+    if (bind) {
+      const kind = isAbsolute(source) ? host.pathKind(source) : undefined;
+      if (!isAbsolute(source)) problems.add(`${f}.source`, 'a bind mount needs an absolute host path');
+      else if (!kind) problems.add(`${f}.source`, `\`${source}\` does not exist`);
+      out.push({ kind: 'bind', source, target, fstype: '', data: '', flags: flags | MS.BIND, isFile: kind === 'file' });
+    } else if (type === 'cgroup' || type === 'cgroup2') {
+      // Inside the container's cgroup namespace the hierarchies show its own cgroup as the
+      // root: a tmpfs with each v1 controller, as runc lays /sys/fs/cgroup out.
+      out.push({ kind: 'fs', source: 'tmpfs', target, fstype: 'tmpfs', data: 'mode=755', flags: MS.NOSUID | MS.NODEV | MS.NOEXEC, isFile: false });
+      for (const h of host.cgroupHierarchies()) {
+        out.push({ kind: 'fs', source: h.type, target: `${target}/${h.name}`, fstype: h.type, data: h.data, flags: flags | MS.NOSUID | MS.NODEV | MS.NOEXEC, isFile: false });
+      }
+    } else if (type === '') {
+      problems.add(`${f}.type`, 'expected a filesystem type');
+    } else {
+      out.push({ kind: 'fs', source, target, fstype: type, data: data.join(','), flags, isFile: false });
+    }
+  });
+  return out;
+}
+
+function capabilities(v: unknown, problems: Problems): PlanSecurity['capabilities'] {
+  const sets = { bounding: 0n, effective: 0n, permitted: 0n, inheritable: 0n, ambient: 0n };
+  if (v === undefined) return sets;
+  if (!isObj(v)) {
+    problems.add('process.capabilities', 'expected an object');
+    return sets;
+  }
+  for (const k of Object.keys(sets) as (keyof typeof sets)[]) {
+    const list = v[k];
+    if (list === undefined) continue;
+    if (!strList(list)) {
+      problems.add(`process.capabilities.${k}`, 'expected a list of capability names');
+      continue;
+    }
+    const names: CapabilityName[] = [];
+    for (const n of list) {
+      const c = normalizeCapability(n);
+      if (!c || c === 'ALL') problems.add(`process.capabilities.${k}`, `unknown capability "${n}"`);
+      else names.push(c);
+    }
+    sets[k] = capabilityMask(names);
+  }
+  return sets;
+}
+
+function rlimits(v: unknown, problems: Problems): PlanSecurity['rlimits'] {
+  if (v === undefined) return [];
+  if (!Array.isArray(v)) {
+    problems.add('process.rlimits', 'expected a list');
+    return [];
+  }
+  return v.flatMap((r: unknown, i) => {
+    const f = `process.rlimits[${i}]`;
+    const type = isObj(r) ? r.type : undefined;
+    const resource = typeof type === 'string' ? (RLIMITS as Record<string, number>)[type] : undefined;
+    if (!isObj(r) || resource === undefined) {
+      problems.add(`${f}.type`, `unknown rlimit ${JSON.stringify(type)}`);
+      return [];
+    }
+    if (typeof r.soft !== 'number' || typeof r.hard !== 'number' || r.soft < 0 || r.hard < r.soft) {
+      problems.add(f, 'expected numbers soft <= hard');
+      return [];
+    }
+    return [{ name: type as string, resource, soft: BigInt(r.soft), hard: BigInt(r.hard) }];
+  });
+}
+
+function user(v: unknown, problems: Problems): PlanUser {
+  if (!isObj(v)) return { uid: 0, gid: 0, groups: [] };
+  const id = (x: unknown, f: string) => {
+    if (x === undefined) return 0;
+    if (typeof x !== 'number' || !Number.isInteger(x) || x < 0) problems.add(`process.user.${f}`, 'expected a non-negative integer');
+    return Number(x) || 0;
+  };
+  // The init inherits the runtime's umask 0022; another one would need a step of its own.
+  if (v.umask !== undefined && v.umask !== 0o022) problems.add('process.user.umask', 'only 18 (0022) is supported');
+  if (v.username !== undefined) problems.add('process.user.username', 'is for Windows');
+  const groups = v.additionalGids === undefined ? [] : v.additionalGids;
+  if (!Array.isArray(groups) || groups.some((g) => typeof g !== 'number')) problems.add('process.user.additionalGids', 'expected a list of gids');
+  const gid = id(v.gid, 'gid');
+  return { uid: id(v.uid, 'uid'), gid, groups: Array.isArray(groups) ? [...new Set([gid, ...(groups as number[])])] : [gid] };
+}
+
+function resources(v: unknown, problems: Problems): Resources {
+  const r: Resources = {};
+  if (v === undefined) return r;
+  if (!isObj(v)) {
+    problems.add('linux.resources', 'expected an object');
+    return r;
+  }
+  const f = 'linux.resources';
+  const mem = v.memory;
+  if (isObj(mem)) {
+    if (typeof mem.limit === 'number' && mem.limit > 0) r.memoryLimit = mem.limit;
+    if (typeof mem.reservation === 'number' && mem.reservation > 0) r.memoryReservation = mem.reservation;
+    if (typeof mem.swap === 'number' && mem.swap > 0) r.memorySwap = mem.swap;
+    for (const k of ['kernel', 'kernelTCP', 'swappiness', 'disableOOMKiller', 'useHierarchy', 'checkBeforeUpdate']) {
+      if (mem[k] !== undefined && mem[k] !== false) problems.add(`${f}.memory.${k}`, 'is not supported');
+    }
+  }
+  const cpu = v.cpu;
+  if (isObj(cpu)) {
+    if (typeof cpu.quota === 'number' && cpu.quota > 0) r.cpuLimit = cpu.quota / (typeof cpu.period === 'number' && cpu.period > 0 ? cpu.period : 100000);
+    if (typeof cpu.shares === 'number' && cpu.shares > 0) r.cpuWeight = Math.max(1, Math.min(10000, Math.round((cpu.shares * 100) / 1024)));
+    if (typeof cpu.cpus === 'string' && cpu.cpus) r.cpusetCpus = cpu.cpus;
+    if (typeof cpu.mems === 'string' && cpu.mems) r.cpusetMems = cpu.mems;
+    for (const k of ['realtimeRuntime', 'realtimePeriod', 'idle', 'burst']) if (cpu[k] !== undefined && cpu[k] !== 0) problems.add(`${f}.cpu.${k}`, 'is not supported');
+  }
+  if (isObj(v.pids) && typeof v.pids.limit === 'number' && v.pids.limit > 0) r.pidsLimit = v.pids.limit;
+  if (v.devices !== undefined) r.devices = deviceRules(v.devices, problems);
+  for (const k of ['blockIO', 'hugepageLimits', 'unified', 'network', 'rdma']) {
+    const x = v[k];
+    const empty = x === undefined || (Array.isArray(x) && x.length === 0) || (isObj(x) && Object.keys(x).length === 0);
+    if (!empty) problems.add(`${f}.${k}`, 'is not supported');
+  }
+  return r;
+}
+
+function deviceRules(v: unknown, problems: Problems): DeviceRule[] {
+  if (!Array.isArray(v)) {
+    problems.add('linux.resources.devices', 'expected a list');
+    return [];
+  }
+  return v.flatMap((d: unknown, i) => {
+    if (!isObj(d) || typeof d.allow !== 'boolean') {
+      problems.add(`linux.resources.devices[${i}].allow`, 'expected true or false');
+      return [];
+    }
+    const type = (d.type ?? 'a') as DeviceRule['type'];
+    const access = typeof d.access === 'string' && d.access ? d.access : 'rwm';
+    const rule: DeviceRule = { allow: d.allow, type, access };
+    if (typeof d.major === 'number' && d.major >= 0) rule.major = d.major;
+    if (typeof d.minor === 'number' && d.minor >= 0) rule.minor = d.minor;
+    return [rule];
+  });
+}
+
+function hooks(v: unknown, problems: Problems): OciTranslation['hooks'] {
+  const out: OciTranslation['hooks'] = {};
+  if (v === undefined) return out;
+  if (!isObj(v)) {
+    problems.add('hooks', 'expected an object');
+    return out;
+  }
+  for (const [k, list] of Object.entries(v)) {
+    // prestart is the older name for the point createRuntime now names (the spec keeps it).
+    const name = (k === 'prestart' ? 'createRuntime' : k) as HookName;
+    if (!HOOK_NAMES.includes(name)) continue;
+    if (!Array.isArray(list)) {
+      problems.add(`hooks.${k}`, 'expected a list');
+      continue;
+    }
+    list.forEach((h: unknown, i) => {
+      const f = `hooks.${k}[${i}]`;
+      if (!isObj(h) || typeof h.path !== 'string' || !isAbsolute(h.path)) problems.add(`${f}.path`, 'expected an absolute path');
+      else if (h.args !== undefined && !strList(h.args)) problems.add(`${f}.args`, 'expected a list of strings');
+      else if (h.env !== undefined && !strList(h.env)) problems.add(`${f}.env`, 'expected a list of strings');
+      else if (h.timeout !== undefined && !(typeof h.timeout === 'number' && Number.isInteger(h.timeout) && h.timeout > 0)) problems.add(`${f}.timeout`, 'expected a positive number of seconds');
+      else (out[name] ??= []).push({ path: h.path, args: h.args as string[] | undefined, env: h.env as string[] | undefined, timeout: h.timeout as number | undefined });
+    });
+  }
+  return out;
+}
+
+function namespaces(v: unknown, problems: Problems): 'none' | 'host' {
+  if (!Array.isArray(v)) {
+    problems.add('linux.namespaces', 'expected a list');
+    return 'none';
+  }
+  const types = new Set<string>();
+  v.forEach((n: unknown, i) => {
+    if (!isObj(n) || typeof n.type !== 'string') return problems.add(`linux.namespaces[${i}].type`, 'expected a namespace type');
+    if (n.path !== undefined && n.path !== '') problems.add(`linux.namespaces[${i}].path`, `joining an existing ${n.type} namespace is not supported`);
+    if (n.type === 'user') problems.add(`linux.namespaces[${i}]`, 'a user namespace is not supported through the OCI interface');
+    else if (n.type === 'time') problems.add(`linux.namespaces[${i}]`, 'a time namespace is not supported');
+    else if (!['pid', 'network', 'mount', 'ipc', 'uts', 'cgroup'].includes(n.type)) problems.add(`linux.namespaces[${i}].type`, `unknown namespace "${n.type}"`);
+    types.add(n.type);
+  });
+  for (const t of ALWAYS_NEW) if (!types.has(t)) problems.add('linux.namespaces', `the host's ${t} namespace cannot be shared: every container has its own`);
+  return types.has('network') ? 'none' : 'host';
+}
+
+/** Fields the spec allows that this runtime does not carry out, when set to anything but empty. */
+const UNSUPPORTED: [string, (c: Json) => unknown][] = [
+  ['process.apparmorProfile', (c) => (c.process as Json | undefined)?.apparmorProfile],
+  ['process.selinuxLabel', (c) => (c.process as Json | undefined)?.selinuxLabel],
+  ['process.scheduler', (c) => (c.process as Json | undefined)?.scheduler],
+  ['process.ioPriority', (c) => (c.process as Json | undefined)?.ioPriority],
+  ['process.execCPUAffinity', (c) => (c.process as Json | undefined)?.execCPUAffinity],
+  ['domainname', (c) => c.domainname],
+  ['linux.uidMappings', (c) => (c.linux as Json | undefined)?.uidMappings],
+  ['linux.gidMappings', (c) => (c.linux as Json | undefined)?.gidMappings],
+  ['linux.mountLabel', (c) => (c.linux as Json | undefined)?.mountLabel],
+  ['linux.intelRdt', (c) => (c.linux as Json | undefined)?.intelRdt],
+  ['linux.personality', (c) => (c.linux as Json | undefined)?.personality],
+  ['linux.timeOffsets', (c) => (c.linux as Json | undefined)?.timeOffsets],
+  ['linux.memoryPolicy', (c) => (c.linux as Json | undefined)?.memoryPolicy],
+];
+
+const isEmpty = (x: unknown) => x === undefined || x === '' || (Array.isArray(x) && x.length === 0) || (isObj(x) && Object.keys(x).length === 0);
+
+export interface HostFacts {
+  /** The cgroup hierarchies the host mounts under /sys/fs/cgroup. */
+  cgroupHierarchies(): CgroupHierarchy[];
+  /** Whether a host device node exists (linux.devices are bound from the host). */
+  deviceExists(path: string): boolean;
+  /** What a bind mount's source is, undefined when it does not exist. */
+  pathKind(path: string): 'directory' | 'file' | undefined;
+}
+
+/** Translates a bundle's config.json; throws one ConfigError listing every bad field. */
+export function translateConfig(bundle: string, config: unknown, host: HostFacts): OciTranslation {
+  const problems = new Problems();
+  if (!isObj(config)) throw new ConfigError('invalid config.json', [{ field: 'config.json', problem: 'expected a JSON object' }]);
+  const c = config;
+  if (typeof c.ociVersion !== 'string' || !/^1\.\d+\.\d+/.test(c.ociVersion)) problems.add('ociVersion', `expected a 1.x version, got ${JSON.stringify(c.ociVersion)}`);
+  const root = c.root;
+  if (!isObj(root) || typeof root.path !== 'string' || root.path === '') problems.add('root.path', 'expected the rootfs directory');
+  const rootfs = isObj(root) && typeof root.path === 'string' ? (isAbsolute(root.path) ? root.path : join(bundle, root.path)) : '';
+  for (const [field, get] of UNSUPPORTED) if (!isEmpty(get(c))) problems.add(field, 'is not supported');
+  const p = isObj(c.process) ? c.process : undefined;
+  if (!p) problems.add('process', 'expected the process to run');
+  const args = p?.args;
+  if (!strList(args) || args.length === 0) problems.add('process.args', 'expected a non-empty list of strings');
+  if (p?.env !== undefined && !strList(p.env)) problems.add('process.env', 'expected a list of "KEY=value" strings');
+  const cwd = typeof p?.cwd === 'string' ? p.cwd : '/';
+  if (!posix.isAbsolute(cwd)) problems.add('process.cwd', 'expected an absolute path');
+  if (p?.commandLine !== undefined) problems.add('process.commandLine', 'is for Windows');
+  let oomScoreAdj: number | undefined;
+  if (p?.oomScoreAdj !== undefined) {
+    if (typeof p.oomScoreAdj !== 'number' || !Number.isInteger(p.oomScoreAdj) || p.oomScoreAdj < -1000 || p.oomScoreAdj > 1000) problems.add('process.oomScoreAdj', 'expected an integer from -1000 to 1000');
+    else oomScoreAdj = p.oomScoreAdj;
+  }
+  const linux = isObj(c.linux) ? c.linux : {};
+  if (linux.rootfsPropagation !== undefined && !['private', 'rprivate', ''].includes(linux.rootfsPropagation as string)) problems.add('linux.rootfsPropagation', `"${String(linux.rootfsPropagation)}" is not supported (the rootfs is private)`);
+  const masked = linux.maskedPaths ?? [];
+  const readonly = linux.readonlyPaths ?? [];
+  if (!strList(masked)) problems.add('linux.maskedPaths', 'expected a list of paths');
+  if (!strList(readonly)) problems.add('linux.readonlyPaths', 'expected a list of paths');
+  const devices: string[] = [];
+  if (linux.devices !== undefined) {
+    if (!Array.isArray(linux.devices)) problems.add('linux.devices', 'expected a list');
+    else
+      linux.devices.forEach((d: unknown, i) => {
+        const path = isObj(d) ? d.path : undefined;
+        if (typeof path !== 'string' || posix.dirname(path) !== '/dev') problems.add(`linux.devices[${i}].path`, 'only device nodes directly under /dev are supported');
+        else if (!host.deviceExists(path)) problems.add(`linux.devices[${i}].path`, `${path} does not exist on the host (devices are bound from the host)`);
+        else devices.push(path);
+      });
+  }
+  if (linux.seccomp !== undefined && !isObj(linux.seccomp)) problems.add('linux.seccomp', 'expected an object');
+  const annotations: Record<string, string> = {};
+  if (c.annotations !== undefined) {
+    if (!isObj(c.annotations) || Object.values(c.annotations).some((x) => typeof x !== 'string')) problems.add('annotations', 'expected string values');
+    else Object.assign(annotations, c.annotations);
+  }
+  const personality = annotations['io.stratoswarm.personality'];
+  if (personality !== undefined && !Personality.presets.some((x) => x.name === personality)) {
+    problems.add('annotations["io.stratoswarm.personality"]', `unknown personality "${personality}" (one of ${Personality.presets.map((x) => x.name).join(', ')})`);
+  }
+  const restart = annotations['io.stratoswarm.restart'];
+  if (restart !== undefined && !(RESTART_POLICIES as readonly string[]).includes(restart.split(':')[0]!)) problems.add('annotations["io.stratoswarm.restart"]', `unknown restart policy "${restart}" (one of ${RESTART_POLICIES.join(', ')})`);
+  const hostname = typeof c.hostname === 'string' ? c.hostname : '';
+  const network = namespaces(linux.namespaces ?? [], problems);
+  const sysctl: Record<string, string> = {};
+  if (linux.sysctl !== undefined) {
+    if (!isObj(linux.sysctl)) problems.add('linux.sysctl', 'expected an object');
+    else
+      for (const [k, v] of Object.entries(linux.sysctl)) {
+        const why = sysctlProblem(k, v, network === 'none');
+        if (why) problems.add(`linux.sysctl["${k}"]`, why);
+        else sysctl[k] = v as string;
+      }
+  }
+  const t: OciTranslation = {
+    rootfs,
+    readonlyRoot: isObj(root) && root.readonly === true,
+    mounts: mounts(c.mounts, problems, host),
+    process: { argv: strList(args) ? args : [], env: strList(p?.env) ? p.env : [], cwd, user: user(p?.user, problems), terminal: p?.terminal === true, oomScoreAdj },
+    security: {
+      capabilities: capabilities(p?.capabilities, problems),
+      noNewPrivileges: p?.noNewPrivileges === true,
+      readonlyRoot: isObj(root) && root.readonly === true,
+      maskedPaths: strList(masked) ? masked : [],
+      readonlyPaths: strList(readonly) ? readonly : [],
+      rlimits: rlimits(p?.rlimits, problems),
+    },
+    seccomp: linux.seccomp,
+    hostname,
+    network,
+    sysctl,
+    resources: resources(linux.resources, problems),
+    cgroupsPath: typeof linux.cgroupsPath === 'string' ? linux.cgroupsPath : undefined,
+    devices,
+    hooks: hooks(c.hooks, problems),
+    annotations,
+    personality,
+    restart,
+  };
+  problems.throwIfAny('invalid config.json');
+  return t;
+}

@@ -1,0 +1,35 @@
+/** Host facts the OCI translation needs, read from the kernel's own files. */
+import * as fs from 'node:fs';
+
+/** A cgroup hierarchy the host mounts under /sys/fs/cgroup. */
+export interface CgroupHierarchy {
+  /** The directory under /sys/fs/cgroup ("memory", "cpu,cpuacct", "unified"). */
+  name: string;
+  type: 'cgroup' | 'cgroup2';
+  /** What mounting it again needs: its controllers, or its name ("none,name=systemd"). */
+  data: string;
+}
+
+const GENERIC_OPTIONS = new Set(['rw', 'ro', 'relatime', 'noatime', 'nosuid', 'nodev', 'noexec', 'seclabel']);
+
+export function cgroupHierarchies(mounts = '/proc/self/mounts'): CgroupHierarchy[] {
+  const out: CgroupHierarchy[] = [];
+  for (const line of fs.readFileSync(mounts, 'utf8').split('\n')) {
+    const [, dir, type, options] = line.split(' ');
+    if (!dir?.startsWith('/sys/fs/cgroup/') || (type !== 'cgroup' && type !== 'cgroup2')) continue;
+    const name = dir.slice('/sys/fs/cgroup/'.length);
+    if (!name || name.includes('/') || out.some((h) => h.name === name)) continue;
+    const own = (options ?? '').split(',').filter((o) => !GENERIC_OPTIONS.has(o));
+    const data = type === 'cgroup2' ? '' : own.some((o) => o.startsWith('name=')) ? ['none', ...own].join(',') : own.join(',');
+    out.push({ name, type, data });
+  }
+  return out.sort((a, b) => a.name.localeCompare(b.name));
+}
+
+export function pathKind(path: string): 'directory' | 'file' | undefined {
+  try {
+    return fs.statSync(path).isDirectory() ? 'directory' : 'file';
+  } catch {
+    return undefined;
+  }
+}

@@ -1,0 +1,166 @@
+#!/usr/bin/env node
+/**
+ * The resident OCI server behind the native front end (native/oci/front.c): one per --root,
+ * started by the first call, ending after an idle period. Engines run the runtime binary
+ * several times per container; a Node start costs about 70 ms, so Node starts once here and
+ * each call is one message on `<root>/oci.sock`.
+ *
+ * A call: the front end sends ["run", pid, cwd, envCount, ...env, ...argv]; the server runs
+ * it (cli.ts run) and answers with frames: ["out", text] and ["err", text] for its output;
+ * ["keeper-wait", pid, exitJson] and ["keeper-exec", socket, frame, detach, ttyPath] asking
+ * the front end to start a keeper (which must descend from the process the engine ran),
+ * answered ["pid", N] / ["status", pid, text]; then ["exit", code], or ["exit-keeper"]: the
+ * front end exits as its exec keeper does. The caller's stdio is opened through
+ * /proc/<pid>/fd (engines pass pipes), so the container gets the engine's own pipes.
+ */
+import * as fs from 'node:fs';
+import { createServer, type Socket } from 'node:net';
+import { join } from 'node:path';
+import { encodeFrame } from '../spawner/wire.js';
+import { run } from './cli.js';
+import type { ExecKeeper, Keepers } from './keepers.js';
+
+const IDLE_MS = Number(process.env.STRATOSWARM_OCI_SERVER_IDLE_MS ?? 60_000);
+
+/** Reads frames (u32 LE length, then fields of u32 LE length and bytes) off a socket. */
+function frames(sock: Socket, onFrame: (f: Buffer[]) => void): void {
+  let buf = Buffer.alloc(0);
+  sock.on('data', (d: Buffer) => {
+    buf = Buffer.concat([buf, d]);
+    while (buf.length >= 4 && buf.length >= 4 + buf.readUInt32LE(0)) {
+      const len = buf.readUInt32LE(0);
+      const body = buf.subarray(4, 4 + len);
+      buf = buf.subarray(4 + len);
+      const fields: Buffer[] = [];
+      for (let off = 0; off + 4 <= body.length; ) {
+        const l = body.readUInt32LE(off);
+        fields.push(body.subarray(off + 4, off + 4 + l));
+        off += 4 + l;
+      }
+      onFrame(fields);
+    }
+  });
+}
+
+function openStdio(pid: number): number[] {
+  // The engine's pipes, as the caller holds them: a new descriptor of the same pipe or file.
+  return [0, 1, 2].map((n) => {
+    try {
+      return fs.openSync(`/proc/${pid}/fd/${n}`, n === 0 ? 'r' : 'a');
+    } catch {
+      return fs.openSync('/dev/null', n === 0 ? 'r' : 'a');
+    }
+  });
+}
+
+function serve(sock: Socket): void {
+  const pending: ((f: Buffer[]) => void)[] = [];
+  const send = (fields: (string | Buffer)[]) => sock.write(encodeFrame(fields));
+  const ask = (fields: (string | Buffer)[]) =>
+    new Promise<Buffer[]>((resolve) => {
+      pending.push(resolve);
+      send(fields);
+    });
+  let started = false;
+  frames(sock, (f) => {
+    if (started) {
+      pending.shift()?.(f);
+      return;
+    }
+    started = true;
+    void handle(f.map(String), ask, send).finally(() => sock.end());
+  });
+  sock.on('error', () => undefined);
+}
+
+async function handle(f: string[], ask: (fields: (string | Buffer)[]) => Promise<Buffer[]>, send: (fields: (string | Buffer)[]) => void): Promise<void> {
+  if (f[0] !== 'run') return void send(['exit', '1']);
+  const pid = Number(f[1]);
+  const cwd = f[2]!;
+  const nEnv = Number(f[3]);
+  const env = Object.fromEntries(f.slice(4, 4 + nEnv).map((e) => [e.slice(0, e.indexOf('=')), e.slice(e.indexOf('=') + 1)]));
+  const argv = f.slice(4 + nEnv);
+  if (argv.at(-1) === 'server-stop') {
+    send(['exit', '0']);
+    setImmediate(() => process.exit(0));
+    return;
+  }
+  let stdio: number[] | undefined;
+  let execKeeper = false;
+  const keepers: Keepers = {
+    async wait(target, exitJson) {
+      const r = await ask(['keeper-wait', String(target), exitJson]);
+      return Number(String(r[1]));
+    },
+    async exec(socket, frame, _fds, detach, tty) {
+      const r = await ask(['keeper-exec', socket, frame, detach ? '1' : '0', tty ?? '']);
+      execKeeper = !detach;
+      const k: ExecKeeper = { pid: Number(String(r[1])), status: String(r[2] ?? '').trim(), exited: Promise.resolve(0) };
+      return k;
+    },
+  };
+  const io = {
+    stdout: (t: string) => send(['out', t]),
+    stderr: (t: string) => send(['err', t]),
+    get stdio() {
+      stdio ??= openStdio(pid);
+      return stdio;
+    },
+    env,
+    cwd,
+    keepers,
+    readStdin: () => fs.readFileSync(`/proc/${pid}/fd/0`, 'utf8'),
+  };
+  let code: number;
+  try {
+    code = await run(argv, io);
+  } catch (e) {
+    send(['err', `stratoswarm-oci: ${(e as Error).message}\n`]);
+    code = 1;
+  } finally {
+    for (const fd of stdio ?? []) fs.closeSync(fd);
+  }
+  // Not detached, and the exec started: the front end's exit is its keeper's.
+  send(execKeeper && code === 0 ? ['exit-keeper'] : ['exit', String(code)]);
+}
+
+function main(): void {
+  const root = process.argv[2];
+  if (!root) {
+    process.stderr.write('usage: server.js ROOT\n');
+    process.exit(2);
+  }
+  fs.mkdirSync(root, { recursive: true, mode: 0o700 });
+  const sockPath = join(root, 'oci.sock');
+  // One server per root: the socket is bound by whoever removes a stale one and binds first.
+  try {
+    fs.unlinkSync(sockPath);
+  } catch {
+    // none yet
+  }
+  let idle: NodeJS.Timeout | undefined;
+  let active = 0;
+  const arm = () => {
+    clearTimeout(idle);
+    if (active === 0) idle = setTimeout(() => process.exit(0), IDLE_MS);
+  };
+  const server = createServer((sock) => {
+    active++;
+    clearTimeout(idle);
+    sock.on('close', () => {
+      active--;
+      arm();
+    });
+    serve(sock);
+  });
+  server.on('error', (e) => {
+    process.stderr.write(`stratoswarm-oci server: ${e.message}\n`);
+    process.exit(1);
+  });
+  server.listen(sockPath, () => {
+    fs.chmodSync(sockPath, 0o600);
+    arm();
+  });
+}
+
+main();

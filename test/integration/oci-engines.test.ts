@@ -1,0 +1,167 @@
+/**
+ * Real engines driving stratoswarm-oci: podman (storage in a temporary root, cgroupfs, file
+ * events, the NOFILE/NPROC limits a host without CAP_SYS_RESOURCE can give) and containerd
+ * (its own config, socket, root and state, stopped at the end) with `ctr run --runc-binary`.
+ * Each is skipped, saying why, when it is not installed.
+ */
+import { spawn, spawnSync, type SpawnSyncReturns } from 'node:child_process';
+import * as fs from 'node:fs';
+import { join } from 'node:path';
+import { setTimeout as delay } from 'node:timers/promises';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { personalityResources } from '../../src/oci/personality.js';
+import { busyboxMissing, ociEnv, type OciEnv } from '../helpers/oci.js';
+import { ptyUnavailable, runInPty } from '../helpers/pty.js';
+import { SKIP_REASON } from '../helpers/runtime.js';
+import { skipBecause, skipTest } from '../helpers/skip.js';
+
+const has = (cmd: string) => spawnSync('sh', ['-c', `command -v ${cmd}`]).status === 0;
+const missing = (cmds: string[], pkg: string) => (cmds.every(has) ? undefined : `needs ${cmds.join(', ')} (Debian ${pkg})`);
+const UNLIMITED = '9223372036854771712';
+
+describe.skipIf(skipBecause(SKIP_REASON || busyboxMissing() || missing(['podman', 'conmon'], 'podman'), 'podman --runtime tests'))('podman with --runtime stratoswarm-oci', () => {
+  let e: OciEnv;
+  let podmanArgs: string[];
+  const IMAGE = 'localhost/stratoswarm-oci-test';
+  const RUN_FLAGS = ['--network', 'none', '--ulimit', 'nofile=1024:1024', '--ulimit', 'nproc=4096:4096'];
+  const podman = (args: string[], timeout = 60_000): SpawnSyncReturns<string> => spawnSync('podman', [...podmanArgs, ...args], { encoding: 'utf8', timeout });
+
+  beforeAll(() => {
+    e = ociEnv();
+    const p = join(e.dir, 'podman');
+    podmanArgs = ['--root', `${p}/root`, '--runroot', `${p}/runroot`, '--tmpdir', `${p}/tmp`, '--cgroup-manager', 'cgroupfs', '--events-backend', 'file', '--storage-driver', 'overlay', '--runtime', e.wrapper];
+    const tar = spawnSync('tar', ['-C', e.rootfs, '-c', '.'], { maxBuffer: 64 << 20 });
+    const r = spawnSync('podman', [...podmanArgs, 'import', '-', IMAGE], { input: tar.stdout, encoding: 'utf8' });
+    if (r.status !== 0) throw new Error(`podman import: ${r.stderr}`);
+  });
+  afterAll(async () => {
+    if (!e) return;
+    podman(['rm', '-af', '-t', '0']);
+    // Unmounts and removes podman's storage (its overlay mounts live under the private root).
+    podman(['system', 'reset', '-f']);
+    e.cleanup();
+  });
+
+  it('run --rm: output and exit code', () => {
+    const r = podman(['run', '--rm', ...RUN_FLAGS, IMAGE, 'sh', '-c', 'echo hello-from-podman; exit 7']);
+    expect(r.stdout, r.stderr).toBe('hello-from-podman\n');
+    expect(r.status).toBe(7);
+  });
+
+  it('run -d, exec, logs, stop, rm', () => {
+    const run = podman(['run', '-d', ...RUN_FLAGS, '--name', 'svc', IMAGE, 'sh', '-c', 'echo started; trap "echo stopping; exit 0" TERM; while sleep 0.1; do :; done']);
+    expect(run.status, run.stderr).toBe(0);
+    const ex = podman(['exec', 'svc', 'sh', '-c', 'echo exec-out-$((6*7)); exit 3']);
+    expect(ex.stdout, ex.stderr).toBe('exec-out-42\n');
+    expect(ex.status).toBe(3);
+    expect(podman(['logs', 'svc']).stdout).toContain('started');
+    const stop = podman(['stop', '-t', '10', 'svc']);
+    expect(stop.status, stop.stderr).toBe(0);
+    expect(podman(['inspect', '--format', '{{.State.Status}} {{.State.ExitCode}}', 'svc']).stdout.trim()).toBe('exited 0');
+    expect(podman(['logs', 'svc']).stdout).toContain('stopping');
+    expect(podman(['rm', 'svc']).status).toBe(0);
+  });
+
+  it('run -it: a terminal through the console socket', async (ctx) => {
+    const why = ptyUnavailable();
+    if (why) return skipTest(ctx, 'podman run -it', why);
+    const s = runInPty(['podman', ...podmanArgs, 'run', '-it', '--rm', ...RUN_FLAGS, IMAGE, 'sh']);
+    await s.until(/\/ # /, 30_000);
+    s.type('tty; echo typed-$((6*7)); exit 5\r');
+    const code = await s.exit;
+    // The terminal is the host's pty slave, bound at /dev/console (as the library binds it).
+    expect(s.output).toMatch(/\n\/dev\/(console|pts\/\d+)\r?\n/);
+    expect(s.output).toContain('typed-42');
+    expect(code).toBe(5);
+  });
+
+  it('--memory and --cpus are enforced inside', () => {
+    const r = podman(['run', '--rm', ...RUN_FLAGS, '--memory', '64m', '--cpus', '0.5', IMAGE, 'cat', '/sys/fs/cgroup/memory/memory.limit_in_bytes', '/sys/fs/cgroup/cpu/cpu.cfs_quota_us', '/sys/fs/cgroup/cpu/cpu.cfs_period_us']);
+    expect(r.stdout.split('\n').slice(0, 3), r.stderr).toEqual([String(64 << 20), '50000', '100000']);
+  });
+
+  it('--annotation io.stratoswarm.personality=Explorer: the personality allocates what podman left unset', () => {
+    const explorer = personalityResources('Explorer', {}).resources;
+    const read = (extra: string[]) => podman(['run', '--rm', ...RUN_FLAGS, ...extra, IMAGE, 'cat', '/sys/fs/cgroup/memory/memory.limit_in_bytes', '/sys/fs/cgroup/memory/memory.soft_limit_in_bytes']);
+    const withIt = read(['--annotation', 'io.stratoswarm.personality=Explorer']);
+    expect(withIt.stdout.split('\n').slice(0, 2), withIt.stderr).toEqual([String(explorer.memoryLimit), String(explorer.memoryReservation)]);
+    expect(read([]).stdout.split('\n')[0]).toBe(UNLIMITED);
+    const bad = read(['--annotation', 'io.stratoswarm.personality=Nobody']);
+    expect(bad.status).not.toBe(0);
+    expect(bad.stderr).toMatch(/unknown personality "Nobody"/);
+  });
+});
+
+// podman (cgroupfs) puts conmon under libpod_parent/ in every hierarchy: removed once
+// empty, after everything else (podman's cleanup processes may still be exiting).
+afterAll(async () => {
+  for (let i = 0; i < 100 && removeLibpodParent() > 0; i++) await delay(50);
+});
+
+describe.skipIf(skipBecause(SKIP_REASON || busyboxMissing() || missing(['containerd', 'ctr', 'containerd-shim-runc-v2'], 'containerd'), 'containerd ctr tests'))('containerd: ctr run --runc-binary stratoswarm-oci', () => {
+  let e: OciEnv;
+  let sock: string;
+  let daemon: ReturnType<typeof spawn> | undefined;
+  const ctr = (args: string[]) => spawnSync('ctr', ['-a', sock, ...args], { encoding: 'utf8', timeout: 60_000 });
+
+  beforeAll(async () => {
+    e = ociEnv();
+    const c = join(e.dir, 'containerd');
+    fs.mkdirSync(c);
+    sock = join(c, 'c.sock');
+    fs.writeFileSync(
+      join(c, 'config.toml'),
+      [`version = 2`, `root = "${c}/root"`, `state = "${c}/state"`, `disabled_plugins = ["io.containerd.grpc.v1.cri"]`, `[grpc]`, `  address = "${sock}"`, `[ttrpc]`, `  address = "${sock}.ttrpc"`, `[debug]`, `  address = "${c}/debug.sock"`].join('\n'),
+    );
+    daemon = spawn('containerd', ['--config', join(c, 'config.toml')], { stdio: ['ignore', 'ignore', fs.openSync(join(c, 'log'), 'w')] });
+    for (let i = 0; i < 500 && ctr(['version']).status !== 0; i++) await delay(20);
+  });
+  afterAll(async () => {
+    if (daemon) {
+      daemon.kill('SIGTERM');
+      await new Promise((r) => daemon!.once('exit', r));
+    }
+    e?.cleanup();
+  });
+
+  it('ctr run --rm: output and exit code', () => {
+    const r = ctr(['run', '--rm', '--runc-binary', e.wrapper, '--rootfs', e.rootfs, 'ctr-t1', 'sh', '-c', 'echo hello-from-ctr; exit 4']);
+    expect(r.stdout, r.stderr).toBe('hello-from-ctr\n');
+    expect(r.status).toBe(4);
+    expect(ctr(['containers', 'ls', '-q']).stdout.trim()).toBe('');
+  });
+
+  it('ctr run -d, task ps, kill, delete', async () => {
+    const r = ctr(['run', '-d', '--runc-binary', e.wrapper, '--rootfs', e.rootfs, 'ctr-t2', 'sh', '-c', 'trap "exit 0" TERM; while sleep 0.1; do :; done']);
+    expect(r.status, r.stderr).toBe(0);
+    expect(ctr(['tasks', 'ls']).stdout).toMatch(/ctr-t2\s+\d+\s+RUNNING/);
+    expect(ctr(['tasks', 'ps', 'ctr-t2']).stdout).toMatch(/\d+/);
+    expect(ctr(['tasks', 'kill', 'ctr-t2']).status).toBe(0);
+    for (let i = 0; i < 300 && !/STOPPED/.test(ctr(['tasks', 'ls']).stdout); i++) await delay(10);
+    expect(ctr(['tasks', 'ls']).stdout).toMatch(/ctr-t2\s+\d+\s+STOPPED/);
+    expect(ctr(['tasks', 'delete', 'ctr-t2']).status).toBe(0);
+    expect(ctr(['containers', 'delete', 'ctr-t2']).status).toBe(0);
+  });
+});
+
+/** Removes the empty libpod_parent cgroups podman left; returns how many are left. */
+function removeLibpodParent(): number {
+  let left = 0;
+  for (const ctl of fs.readdirSync('/sys/fs/cgroup')) {
+    const dir = join('/sys/fs/cgroup', ctl, 'libpod_parent');
+    if (!fs.existsSync(dir)) continue;
+    for (const sub of fs.readdirSync(dir, { withFileTypes: true }).filter((d) => d.isDirectory())) {
+      try {
+        fs.rmdirSync(join(dir, sub.name));
+      } catch {
+        // still in use
+      }
+    }
+    try {
+      fs.rmdirSync(dir);
+    } catch {
+      left++;
+    }
+  }
+  return left;
+}

@@ -1,0 +1,156 @@
+/**
+ * The OCI config.json translation without root: what each field becomes, and the errors
+ * that name a field this runtime does not carry out.
+ */
+import { describe, expect, it } from 'vitest';
+import { ConfigError } from '../../src/errors.js';
+import { translateConfig, type HostFacts } from '../../src/oci/config.js';
+import { compileCreatePlan } from '../../src/plan/encode.js';
+import { personalityResources } from '../../src/oci/personality.js';
+import { sysctlProblem } from '../../src/oci/sysctl.js';
+
+const host: HostFacts = {
+  cgroupHierarchies: () => [
+    { name: 'memory', type: 'cgroup', data: 'memory' },
+    { name: 'systemd', type: 'cgroup', data: 'none,name=systemd' },
+    { name: 'unified', type: 'cgroup2', data: '' },
+  ],
+  deviceExists: (p) => p === '/dev/fuse',
+  pathKind: (p) => (p === '/etc/hosts' ? 'file' : p.startsWith('/srv') ? 'directory' : undefined),
+};
+
+const base = (): Record<string, any> => ({
+  ociVersion: '1.0.2',
+  root: { path: 'rootfs' },
+  process: { args: ['sh'], cwd: '/', env: ['PATH=/bin'] },
+  linux: { namespaces: [{ type: 'pid' }, { type: 'mount' }, { type: 'ipc' }, { type: 'uts' }, { type: 'network' }] },
+});
+
+function problems(config: unknown): string[] {
+  try {
+    translateConfig('/b', config, host);
+  } catch (e) {
+    if (e instanceof ConfigError) return e.problems.map((p) => `${p.field}: ${p.problem}`);
+    throw e;
+  }
+  return [];
+}
+
+describe('OCI config.json translation', () => {
+  it('maps the process, user, capabilities, rlimits and the rootfs relative to the bundle', () => {
+    const c = base();
+    c.process.user = { uid: 5, gid: 6, additionalGids: [7, 6] };
+    c.process.capabilities = { bounding: ['CAP_KILL', 'NET_ADMIN'], effective: ['CAP_KILL'] };
+    c.process.rlimits = [{ type: 'RLIMIT_NOFILE', soft: 10, hard: 20 }];
+    c.process.noNewPrivileges = true;
+    c.root.readonly = true;
+    const t = translateConfig('/b', c, host);
+    expect(t.rootfs).toBe('/b/rootfs');
+    expect(t.readonlyRoot).toBe(true);
+    expect(t.process.user).toEqual({ uid: 5, gid: 6, groups: [6, 7] });
+    expect(t.security.capabilities.bounding).toBe((1n << 5n) | (1n << 12n));
+    expect(t.security.capabilities.effective).toBe(1n << 5n);
+    expect(t.security.rlimits).toEqual([{ name: 'RLIMIT_NOFILE', resource: 7, soft: 10n, hard: 20n }]);
+    expect(t.security.noNewPrivileges).toBe(true);
+    expect(t.network).toBe('none');
+  });
+
+  it('mounts: binds (files too), options as flags or data, cgroup as one mount per host hierarchy', () => {
+    const c = base();
+    c.mounts = [
+      { destination: '/etc/hosts', type: 'bind', source: '/etc/hosts', options: ['rbind', 'ro', 'rprivate'] },
+      { destination: '/dev', type: 'tmpfs', source: 'tmpfs', options: ['nosuid', 'mode=755', 'size=65536k'] },
+      { destination: '/sys/fs/cgroup', type: 'cgroup', source: 'cgroup', options: ['ro'] },
+    ];
+    const m = translateConfig('/b', c, host).mounts;
+    expect(m[0]).toMatchObject({ kind: 'bind', source: '/etc/hosts', target: '/etc/hosts', isFile: true, flags: 4096 | 16384 | 1 });
+    expect(m[1]).toMatchObject({ kind: 'fs', fstype: 'tmpfs', data: 'mode=755,size=65536k', flags: 2 });
+    expect(m.slice(2).map((x) => `${x.target} ${x.fstype} ${x.data}`)).toEqual([
+      '/sys/fs/cgroup tmpfs mode=755',
+      '/sys/fs/cgroup/memory cgroup memory',
+      '/sys/fs/cgroup/systemd cgroup none,name=systemd',
+      '/sys/fs/cgroup/unified cgroup2 ',
+    ]);
+  });
+
+  it('resources, hooks, annotations and sysctl', () => {
+    const c = base();
+    c.linux.resources = { memory: { limit: 1 << 26, reservation: 1 << 25 }, cpu: { quota: 50000, period: 100000, shares: 512, cpus: '0' }, pids: { limit: 9 }, devices: [{ allow: false, access: 'rwm' }] };
+    c.hooks = { prestart: [{ path: '/bin/a' }], poststop: [{ path: '/bin/b', args: ['b', '1'], timeout: 3 }] };
+    c.annotations = { 'io.stratoswarm.personality': 'Explorer', 'io.stratoswarm.restart': 'on-failure' };
+    c.linux.sysctl = { 'net.ipv4.ip_forward': '1' };
+    const t = translateConfig('/b', c, host);
+    expect(t.resources).toEqual({ memoryLimit: 1 << 26, memoryReservation: 1 << 25, cpuLimit: 0.5, cpuWeight: 50, cpusetCpus: '0', pidsLimit: 9, devices: [{ allow: false, type: 'a', access: 'rwm' }] });
+    expect(t.hooks.createRuntime).toEqual([{ path: '/bin/a', args: undefined, env: undefined, timeout: undefined }]);
+    expect(t.hooks.poststop?.[0]?.timeout).toBe(3);
+    expect(t.personality).toBe('Explorer');
+    expect(t.restart).toBe('on-failure');
+    expect(t.sysctl).toEqual({ 'net.ipv4.ip_forward': '1' });
+  });
+
+  it('names every field it does not carry out, and ignores unknown properties', () => {
+    const c = base();
+    c.linux.intelRdt = { closID: 'a' };
+    c.linux.uidMappings = [{ containerID: 0, hostID: 1000, size: 1 }];
+    c.linux.namespaces = [{ type: 'pid' }, { type: 'mount', path: '/proc/1/ns/mnt' }, { type: 'uts' }];
+    c.linux.resources = { blockIO: { weight: 10 }, memory: { swappiness: 10 } };
+    c.linux.sysctl = { 'kernel.panic': '1' };
+    c.mounts = [{ destination: '/x', type: 'bind', source: '/srv/x', options: ['rbind', 'rshared'] }, { destination: '/y', type: 'bind', source: '/nope' }];
+    c.process.user = { uid: 0, gid: 0, umask: 0o077 };
+    c.process.apparmorProfile = 'p';
+    c.annotations = { 'io.stratoswarm.restart': 'sometimes' };
+    c.someFutureField = { anything: true };
+    expect(problems(c)).toEqual(
+      expect.arrayContaining([
+        'linux.intelRdt: is not supported',
+        'linux.uidMappings: is not supported',
+        'process.apparmorProfile: is not supported',
+        'linux.namespaces[1].path: joining an existing mount namespace is not supported',
+        "linux.namespaces: the host's ipc namespace cannot be shared: every container has its own",
+        'linux.resources.blockIO: is not supported',
+        'linux.resources.memory.swappiness: is not supported',
+        'linux.sysctl["kernel.panic"]: is not namespaced: it would change the host',
+        'mounts[0].options: "rshared" is not supported (mounts are private)',
+        'mounts[1].source: `/nope` does not exist',
+        'process.user.umask: only 18 (0022) is supported',
+        'annotations["io.stratoswarm.restart"]: unknown restart policy "sometimes" (one of no, on-failure, always, unless-stopped)',
+      ]),
+    );
+    expect(problems(c).some((p) => p.includes('someFutureField'))).toBe(false);
+    expect(problems({ ociVersion: '2.0.0', process: { args: [] } })).toEqual(expect.arrayContaining(['ociVersion: expected a 1.x version, got "2.0.0"', 'root.path: expected the rootfs directory', 'process.args: expected a non-empty list of strings']));
+  });
+
+  it('sysctl: only namespaced keys, net.* only with an own network namespace', () => {
+    expect(sysctlProblem('net.core.somaxconn', '10', true)).toBeUndefined();
+    expect(sysctlProblem('net.core.somaxconn', '10', false)).toMatch(/own network namespace/);
+    expect(sysctlProblem('kernel.shmmax', '10', false)).toBeUndefined();
+    expect(sysctlProblem('vm.swappiness', '10', true)).toMatch(/not namespaced/);
+  });
+
+  it('a personality fills what the engine left unset and keeps what it set', () => {
+    const free = personalityResources('Explorer', {});
+    expect(free.resources.memoryLimit).toBe(free.plan.memoryLimit);
+    const capped = personalityResources('Explorer', { memoryLimit: 1 << 26 });
+    expect(capped.resources.memoryLimit).toBe(1 << 26);
+    expect(capped.resources.memoryReservation).toBeLessThanOrEqual(1 << 26);
+    expect(() => personalityResources('Nobody', {})).toThrow(/personality/);
+  });
+
+  it('the create plan of a bundle binds its rootfs as it is and runs its mounts in order, devices after /dev', () => {
+    const ops = compileCreatePlan({
+      cgroupProcs: [], stateDir: '/s', rootfs: '/m', lowerDirs: [], upperDir: '', workDir: '', stdout: '/o', stderr: '/e', network: 'none', hostname: '', volumes: [],
+      security: { maskedPaths: [], readonlyPaths: [], readonlyRoot: false },
+      rootfsDir: '/bundle/rootfs',
+      mounts: [
+        { kind: 'fs', source: 'proc', target: '/proc', fstype: 'proc', data: '', flags: 0, isFile: false },
+        { kind: 'fs', source: 'tmpfs', target: '/dev', fstype: 'tmpfs', data: 'mode=755', flags: 0, isFile: false },
+        { kind: 'fs', source: 'devpts', target: '/dev/pts', fstype: 'devpts', data: 'newinstance', flags: 0, isFile: false },
+      ],
+    }).map(String);
+    const at = (s: string) => ops.indexOf(s);
+    expect(ops.join(' ')).toContain('op overlay bind 2 /bundle/rootfs /m');
+    expect(ops.some((o) => o.startsWith('lowerdir='))).toBe(false);
+    expect(at('/dev/pts')).toBeLessThan(at('/dev/null'));
+    expect(ops.filter((o) => o === 'hostname')).toEqual([]);
+  });
+});
