@@ -285,8 +285,7 @@ describe('isolation (real cgroups)', () => {
     try {
       device = blockDeviceFor('/');
     } catch (e) {
-      console.warn(`block io throttle check skipped: ${(e as Error).message}`);
-      ctx.skip((e as Error).message);
+      skipTest(ctx, 'block io throttle check', (e as Error).message);
     }
     const { id } = create({ blockIo: [{ device, writeBps: 10 * MiB, readIops: 500 }] });
     if (onV1('blkio')) {
@@ -305,8 +304,7 @@ describe('isolation (real cgroups)', () => {
 
   itRoot('devices: deny-all plus the standard list; with no devices asked for, /dev/null opens but /dev/mem does not', async (ctx) => {
     if (!layout.controllers.devices) {
-      console.warn('device cgroup check skipped: no devices controller (v1) or v2 device program support here');
-      ctx.skip('no devices controller');
+      skipTest(ctx, 'device cgroup check', 'no devices controller (v1) or v2 device program support here');
     }
     const { id, procsFiles } = create({});
     if (onV1('devices')) {
@@ -324,10 +322,7 @@ describe('isolation (real cgroups)', () => {
   itRoot('hugetlb on this host: v2 holds it, so it works only if the unified root delegates it', (ctx) => {
     const h = layout.controllers.hugetlb;
     const why = !h ? 'no hugetlb controller on either hierarchy' : h.version !== 2 ? `hugetlb is held by a v1 hierarchy (${h.mount}), not v2` : undefined;
-    if (why) {
-      console.warn(`hugetlb v2 delegation check skipped: ${why}`);
-      ctx.skip(why);
-    }
+    if (why) skipTest(ctx, 'hugetlb v2 delegation check', why);
     const delegated = kernel.readFile(`${h!.mount}/cgroup.subtree_control`).includes('hugetlb');
     const attempt = () => create({ hugetlb: [{ pageSize: '2MB', limit: 8 * MiB }] });
     if (delegated) expect(attempt).not.toThrow();
