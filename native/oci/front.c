@@ -24,6 +24,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "io.h"
+
 #ifndef NODE_BINARY
 #define NODE_BINARY "node"
 #endif
@@ -59,17 +61,7 @@ static void field(struct buf* b, const char* s, size_t n) {
 
 static void fieldStr(struct buf* b, const char* s) { field(b, s, strlen(s)); }
 
-static int writeAll(int fd, const char* p, size_t n) {
-  while (n > 0) {
-    ssize_t w = write(fd, p, n);
-    if (w < 0 && errno == EINTR) continue;
-    if (w <= 0) return -1;
-    p += w;
-    n -= (size_t)w;
-  }
-  return 0;
-}
-
+// Reads exactly n bytes; -1 on end of file or failure.
 static int readAll(int fd, char* p, size_t n) {
   size_t got = 0;
   while (got < n) {
@@ -80,8 +72,6 @@ static int readAll(int fd, char* p, size_t n) {
   }
   return 0;
 }
-
-static uint32_t u32(const unsigned char* p) { return (uint32_t)p[0] | ((uint32_t)p[1] << 8) | ((uint32_t)p[2] << 16) | ((uint32_t)p[3] << 24); }
 
 static int sendFrame(int s, struct buf* body) {
   struct buf f = {0};

@@ -27,6 +27,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "io.h"
+
 static int gPidfd = -1;
 static pid_t gTarget = 0;
 
@@ -113,19 +115,6 @@ static int waitMode(pid_t pid, const char* exitJson) {
   }
   return 255;
 }
-
-static int writeAll(int fd, const char* p, size_t n) {
-  while (n > 0) {
-    ssize_t w = write(fd, p, n);
-    if (w < 0 && errno == EINTR) continue;
-    if (w <= 0) return -1;
-    p += w;
-    n -= (size_t)w;
-  }
-  return 0;
-}
-
-static uint32_t u32(const unsigned char* p) { return (uint32_t)p[0] | ((uint32_t)p[1] << 8) | ((uint32_t)p[2] << 16) | ((uint32_t)p[3] << 24); }
 
 // Reads one frame; returns its body (malloc'd) and length, or NULL.
 static unsigned char* readFrame(int fd, uint32_t* len) {

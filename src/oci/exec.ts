@@ -7,12 +7,12 @@
 import * as fs from 'node:fs';
 import { join } from 'node:path';
 import { RuntimeError } from '../errors.js';
-import { searchPath } from '../container/env.js';
 import { encodeExec } from '../plan/encode.js';
 import { replyError } from '../spawner/client.js';
 import { encodeFrame } from '../spawner/wire.js';
 import { translateConfig } from './config.js';
 import { cgroupHierarchies, pathKind } from './host.js';
+import { processPlan } from './plan.js';
 import { OCI_VERSION, OciRuntime, writePidFile } from './runtime.js';
 
 export interface ExecOptions {
@@ -39,15 +39,7 @@ export async function ociExec(rt: OciRuntime, ociId: string, o: ExecOptions): Pr
   const d = OciRuntime.data(rec);
   const seccomp = d.seccomp ? { bpf: Buffer.from(d.seccomp, 'base64') } : undefined;
   const plan = {
-    process: {
-      argv: t.process.argv,
-      env: t.process.env,
-      cwd: t.process.cwd,
-      searchPath: searchPath(t.process.env),
-      user: t.process.user,
-      security: { ...t.security, readonlyRoot: false, maskedPaths: [], readonlyPaths: [], seccomp, seccompBeforeCapabilityDrop: !!seccomp && !t.security.noNewPrivileges },
-      terminal: t.process.terminal || undefined,
-    },
+    process: processPlan(t, seccomp, { readonlyRoot: false, maskedPaths: [], readonlyPaths: [] }),
     namespaces: [...rec.namespaces],
     cgroupProcs: [...rec.cgroupProcs],
     lastCap: d.lastCap,

@@ -35,6 +35,24 @@ export interface PlanContext {
   storageDir(id: string): string;
 }
 
+/**
+ * The process of a translated config as the spawner runs it, for the container's init and
+ * for an exec (`security` overrides: an exec's root, masks and read-only paths are the
+ * container's already).
+ */
+export function processPlan(t: Pick<OciTranslation, 'process' | 'security'>, seccomp: { bpf: Buffer } | undefined, security: Partial<SpawnPlan['process']['security']> = {}): SpawnPlan['process'] {
+  return {
+    argv: t.process.argv,
+    env: t.process.env,
+    cwd: t.process.cwd,
+    searchPath: searchPath(t.process.env),
+    user: t.process.user,
+    // Without no_new_privs, loading a filter needs CAP_SYS_ADMIN, so it goes before the drop.
+    security: { ...t.security, ...security, seccomp, seccompBeforeCapabilityDrop: !!seccomp && !t.security.noNewPrivileges },
+    terminal: t.process.terminal || undefined,
+  };
+}
+
 export function ociPlan(ociId: string, t: OciTranslation, ctx: PlanContext): SpawnPlan {
   const id = internalId(ociId);
   const lastCap = ctx.kernel.capLastCap();
@@ -64,16 +82,7 @@ export function ociPlan(ociId: string, t: OciTranslation, ctx: PlanContext): Spa
     hostname: t.hostname,
     image: { ref: `bundle:${t.rootfs}`, layers: [], layerPaths: [] },
     paths: containerPaths(ctx, id),
-    process: {
-      argv: t.process.argv,
-      env: t.process.env,
-      cwd: t.process.cwd,
-      searchPath: searchPath(t.process.env),
-      user: t.process.user,
-      // Without no_new_privs, loading a filter needs CAP_SYS_ADMIN, so it goes before the drop.
-      security: { ...t.security, seccomp, seccompBeforeCapabilityDrop: !!seccomp && !t.security.noNewPrivileges },
-      terminal: t.process.terminal || undefined,
-    },
+    process: processPlan(t, seccomp),
     volumes: [],
     namespaces,
     network: { mode: t.network },
