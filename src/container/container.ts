@@ -65,14 +65,14 @@ export class Container extends ContainerCore {
     // never get the same one; whatever fails after gives them back.
     const reserved = await reserveGpus(parts, id, own, gpus);
     try {
-      return await Container.createWith(runtime, parts, own, id, gpus, handle);
+      return await Container.createWith(runtime, parts, own, id, gpus, handle, !!reserved);
     } catch (e) {
       if (reserved) parts.gpuAssignments.release(id);
       throw e;
     }
   }
 
-  private static async createWith(runtime: Runtime, parts: ReturnType<typeof runtimeParts>, own: ContainerConfig, id: string, gpus: GpuInventory | undefined, handle: Handle): Promise<Container> {
+  private static async createWith(runtime: Runtime, parts: ReturnType<typeof runtimeParts>, own: ContainerConfig, id: string, gpus: GpuInventory | undefined, handle: Handle, reserved: boolean): Promise<Container> {
     const plan = prepareCreate(own, id, prepareContext(parts, gpus));
     const pooled = await parts.pool.take(plan, own);
     if (pooled) {
@@ -97,7 +97,8 @@ export class Container extends ContainerCore {
         return () => c!.exits.unsubscribe();
       },
     });
-    parts.gpuAssignments.confirm(rec.id);
+    // Only a create that reserved GPUs has a reservation to make its own (and a lock to take).
+    if (reserved) parts.gpuAssignments.confirm(rec.id);
     if (plan.hooks?.length) {
       const state = { id: rec.id, pid: rec.pid, status: 'created' as const, bundle: rec.paths.storageDir };
       try {
