@@ -17,7 +17,7 @@
     {
       "target_name": "stratoswarm-spawner",
       "type": "executable",
-      "sources": ["native/spawner/main.cc", "native/spawner/common.cc", "native/spawner/loop.cc", "native/spawner/clients.cc", "native/spawner/protocol.cc", "native/spawner/launch.cc", "native/spawner/userns.cc", "native/spawner/adopt.cc", "native/spawner/state_files.cc", "native/spawner/log_index.cc", "native/spawner/plan.cc", "native/spawner/child.cc", "native/spawner/start_image.cc", "native/spawner/volume.cc"],
+      "sources": ["native/spawner/main.cc", "native/spawner/common.cc", "native/spawner/loop.cc", "native/spawner/clients.cc", "native/spawner/protocol.cc", "native/spawner/launch.cc", "native/spawner/userns.cc", "native/spawner/adopt.cc", "native/spawner/restore.cc", "native/spawner/state_files.cc", "native/spawner/log_index.cc", "native/spawner/plan.cc", "native/spawner/child.cc", "native/spawner/start_image.cc", "native/spawner/volume.cc"],
       "cflags_cc": ["-fno-exceptions"],
       "ldflags": ["-Wl,-z,relro,-z,now", "-pie"]
     },

@@ -132,6 +132,12 @@ if (existsSync(cli)) {
 const fixtures = join(root, 'test/fixtures/build-fixtures.sh');
 if (existsSync(fixtures)) run('bash', [fixtures, join(root, 'build/fixtures')]);
 
+// 5b. CRIU for checkpoint and restore: the installed one if it works, else one built once
+// from upstream source (scripts/criu.sh; about two minutes on 2 cores) and cached
+const criu = spawnSync('bash', [join(root, 'scripts/criu.sh')], { encoding: 'utf8', stdio: ['ignore', 'pipe', quiet ? 'pipe' : 'inherit'] });
+if (criu.status === 0) say(`CRIU: ${criu.stdout.trim()}`);
+else console.warn(`setup: no working CRIU, so checkpoint and restore are unavailable: ${(criu.stderr ?? '').trim().split('\n').slice(-3).join(' | ')}`);
+
 // 6. the base image, in the configured image root
 if (withImage) {
   const out = execFileSync(process.execPath, ['--input-type=module', '-e', `

@@ -75,6 +75,9 @@ export const STEPS = [
   // host side again: a container's own files, its bridge attachment
   'storage',
   'network',
+  // checkpoint and restore through CRIU
+  'checkpoint',
+  'restore',
 ] as const;
 export type Step = (typeof STEPS)[number];
 

@@ -99,3 +99,6 @@ export { BridgeNetwork } from './network/cni.js';
 export { CgroupDriver, detectCgroups, renderMappingTable } from './isolation/index.js';
 export type { Resources, CgroupStats, CgroupDriverOptions, CgroupLayout, DetectOptions, Controller, DeviceRule, BlockIoLimit, HugetlbLimit } from './isolation/index.js';
 export type { BridgeNetworkOptions, Attachment, CniResult } from './network/cni.js';
+export type { CheckpointOptions, CheckpointResult } from './checkpoint/checkpoint.js';
+export type { RestoreOptions } from './checkpoint/restore.js';
+export type { CheckpointManifest } from './checkpoint/files.js';

@@ -186,7 +186,7 @@ void Spawner::killChild(int* pidfd) {
 
 bool Spawner::execLaunchPending() const {
   for (const auto& [fd, l] : launches_)
-    if (l->kind == Launch::Kind::exec) return true;
+    if (l->kind == Launch::Kind::exec || l->kind == Launch::Kind::restore) return true;
   return false;
 }
 
@@ -279,7 +279,7 @@ void Spawner::finishLaunch(std::unique_ptr<Launch> l, const wire::Fields& out) {
 
 void Spawner::failLaunch(std::unique_ptr<Launch> l, const Error& e) {
   abandon(*l);
-  bool exec = l->kind == Launch::Kind::exec;
+  bool exec = l->kind == Launch::Kind::exec || l->kind == Launch::Kind::restore;
   finishLaunch(std::move(l), errorReply(e));
   if (exec) reap();  // blind reaping waited for this launch (see reap)
 }
@@ -309,6 +309,7 @@ void Spawner::onLaunchReadable(int sync) {
   auto rewatch = [&]() {
     if (!watchLaunch(l, &e)) failLaunch(std::move(l), e);
   };
+  if (l->kind == Launch::Kind::restore) return finishRestore(std::move(l));
   if (l->phase == Launch::Phase::userns) {
     int err = 0;
     ssize_t n = recv(sync, &err, sizeof err, MSG_DONTWAIT);

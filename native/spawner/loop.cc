@@ -171,8 +171,9 @@ void Spawner::reap() {
   // Anything else is an orphan this subreaper inherited. A known child that exited since
   // the passes above can turn up here too: it is still unreaped until this waitpid, so its
   // pid cannot have been reused and names it. While an exec's workload exists but its
-  // pidfd is not taken yet (its helper's report is still unread), nothing is reaped blind:
-  // it would be that workload, and its exit status would be lost.
+  // pidfd is not taken yet (its helper's report is still unread), or while CRIU restores a
+  // tree that is to be reparented here, nothing is reaped blind: it would be that workload
+  // (or that restored init, or CRIU itself), and its exit status would be lost.
   if (execLaunchPending()) return;
   while (true) {
     pid_t pid = waitpid(-1, &status, WNOHANG | __WALL);

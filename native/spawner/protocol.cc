@@ -37,7 +37,7 @@ constexpr Verb kVerbs[] = {
     {"ping", 1, 1, false},      {"create", 3, SIZE_MAX, true}, {"start", 2, SIZE_MAX, true},
     {"kill", 3, 3, true},       {"exec-kill", 4, 4, true},     {"forget", 2, 2, true},
     {"exec", 3, SIZE_MAX, true}, {"status", 2, 2, true},        {"adopt", 5, 9, true},
-    {"subscribe", 1, 1, false}, {"shutdown", 1, 2, false},
+    {"subscribe", 1, 1, false}, {"shutdown", 1, 2, false},    {"restore", 10, SIZE_MAX, true},
 };
 
 // A container id names a directory and a cgroup: bounded, no NUL, no '/', not "." or "..".
@@ -88,6 +88,7 @@ void Spawner::handle(Client& c, const wire::Fields& f) {
   else if (verb == "exec") out = exec(c, f, &deferred);
   else if (verb == "status") out = status(f);
   else if (verb == "adopt") out = adopt(f);
+  else if (verb == "restore") out = restore(c, f, &deferred);
   else if (verb == "subscribe") {
     c.subscriber = true;
     c.subscribeTag = c.tag;  // its exit events carry its id

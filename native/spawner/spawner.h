@@ -1,7 +1,8 @@
 // The spawner's state and the one class that owns it. Its methods are spread by concern:
 // loop.cc (epoll loop, signals, reaping), clients.cc (connections, framing, request ids),
 // protocol.cc (request dispatch and the verbs), launch.cc (clone and launch of inits and exec
-// workloads), adopt.cc (inits of a dead spawner), state_files.cc (exit records).
+// workloads), adopt.cc (inits of a dead spawner), restore.cc (inits restored by CRIU),
+// state_files.cc (exit records).
 #pragma once
 
 #include <sys/types.h>
@@ -95,7 +96,7 @@ struct ExecProc {
 // A create, exec or start in progress. Each waits for its child's next report on a sync
 // socket the loop watches; nothing waits for a child in a blocking call.
 struct Launch {
-  enum class Kind { create, exec, start } kind = Kind::create;
+  enum class Kind { create, exec, start, restore } kind = Kind::create;
   // userns: the user-namespace helper's answer; report: the init's kReady (create) or the
   // exec helper's kPid; execve: EOF once the workload or started init has exec'd.
   enum class Phase { userns, report, execve } phase = Phase::report;
@@ -103,6 +104,7 @@ struct Launch {
   std::string id;
   std::unique_ptr<Plan> plan;  // until the init is cloned
   std::string stateDir, stdoutPath, stderrPath;  // what a created container keeps of it
+  std::string pidfile;  // a restore: where CRIU writes the restored tree's pid
   ChildFds fds;                // opened for the child; closed once it is cloned
   int sync = -1;               // the socket waited on now (the key in launches_)
   pid_t pid = 0;               // the init, the exec helper, or the userns helper
@@ -151,6 +153,10 @@ class Spawner {
   // adopt.cc
   wire::Fields adopt(const wire::Fields& f);
   void adoptedExit(int pidfd);
+
+  // restore.cc
+  wire::Fields restore(Client& c, const wire::Fields& f, bool* deferred);
+  void finishRestore(std::unique_ptr<Launch> l);
 
   // state_files.cc
   void recordExit(Container& ct, int status, bool known = true);

@@ -35,6 +35,9 @@ import { teardown } from './teardown.js';
 import { attachContainer, type TerminalSession } from './terminal.js';
 import type { ContainerStats, ContainerStatus, EvolutionOptions, ExecOptions, ExecProcess, ExecResult, ExitStatus, OperationOptions, ResourceUpdate } from './types.js';
 import { ContainerCore } from './container-core.js';
+import { checkpoint, type CheckpointOptions, type CheckpointResult } from '../checkpoint/checkpoint.js';
+import { verifyCheckpoint } from '../checkpoint/files.js';
+import { criuRestore, restoredConfig, type RestoreOptions } from '../checkpoint/restore.js';
 
 interface Handle extends OperationOptions {
   runtime?: Runtime;
@@ -228,6 +231,66 @@ export class Container extends ContainerCore {
       }
       return this.wait();
     });
+  }
+
+  /**
+   * Dumps the running container with CRIU into a checkpoint directory (see Checkpoint and
+   * restore). Unless `leaveRunning`, the container ends with the dump, as with `docker
+   * checkpoint create`, and is not restarted by its restart policy; a failed dump leaves it
+   * running as it was.
+   */
+  checkpoint(opts: CheckpointOptions = {}): Promise<CheckpointResult> {
+    return this.queue.run(async () => {
+      if (this.rec.state !== 'running') {
+        throw new RuntimeError(`checkpoint container ${this.name}: it is ${this.rec.state}, not running`, { code: 'ESTATE', step: 'checkpoint', containerId: this.id });
+      }
+      if (!opts.leaveRunning) this.supervisor.stopped();
+      try {
+        const r = await checkpoint(this.parts, this.rec, opts);
+        if (!opts.leaveRunning) await this.wait();
+        this.log.info({ path: r.path, frozenMs: r.frozenMs, leaveRunning: !!opts.leaveRunning }, 'container checkpointed');
+        return r;
+      } catch (e) {
+        if (!opts.leaveRunning) this.supervisor.started();
+        throw e;
+      }
+    });
+  }
+
+  /**
+   * A running container from a checkpoint directory: the same processes, memory and open
+   * files, in fresh namespaces and cgroups with the limits the checkpointed one had. A
+   * failure leaves nothing behind.
+   */
+  static async restore(path: string, opts: RestoreOptions & Handle = {}): Promise<Container> {
+    const runtime = opts.runtime ?? Runtime.default();
+    runtime.assertPrivileged();
+    const parts = runtimeParts(runtime);
+    await parts.reconcile();
+    const m = await verifyCheckpoint(path);
+    const own = ContainerConfig.fromSpec(restoredConfig(m, opts.name) as never, (m.container.config as { hardwareAffinity?: never }).hardwareAffinity);
+    const plan = prepareCreate(own, newContainerId(), prepareContext(parts));
+    let c: Container | undefined;
+    const { rec } = await provision(parts, {
+      plan,
+      config: own.toJSON(),
+      resources: { ...own.spec.resources },
+      signal: opts.signal,
+      restore: (r) => {
+        if (m.container.evolution !== undefined) r.evolution = m.container.evolution;
+        return criuRestore(parts, plan, r, path, m);
+      },
+      watch: async (r) => {
+        c = new Container(runtime, r, own);
+        await c.watch();
+        return () => c!.exits.unsubscribe();
+      },
+    });
+    rec.startedAt = new Date().toISOString();
+    c!.transition('created');
+    c!.transition('running');
+    c!.log.info({ pid: rec.pid, from: path }, 'container restored');
+    return c!;
   }
 
   /** Freezes every process of the container (cgroup freezer). */

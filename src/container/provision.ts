@@ -56,6 +56,8 @@ export interface ProvisionInput {
   stdio?: number[] | undefined;
   /** A terminal the caller opened (an OCI engine's, whose master goes to its console socket). */
   terminal?: { slave: number; path: string; release(): void } | undefined;
+  /** In place of a new init: a process tree restored from a checkpoint (the spawner's reply). */
+  restore?: ((rec: ContainerRecord) => Promise<string[]>) | undefined;
 }
 
 export interface Provisioned {
@@ -123,6 +125,17 @@ export async function provision(parts: RuntimeParts, input: ProvisionInput): Pro
       rollback.push('cgroups', () => parts.cgroups.destroy(plan.id));
     });
     await step('spawn', async () => {
+      if (input.restore) {
+        rollback.push('spawn', async () => {
+          await killInit(parts, rec);
+          await forgetInit(parts, rec);
+        });
+        const reply = await input.restore(rec);
+        rec.pid = Number(reply[1]);
+        rec.pidStartTime = parts.kernel.processStartTime(rec.pid);
+        parts.state.save(rec);
+        return;
+      }
       // A terminal's relay ends by itself once the init (or the request) lets go of the slave.
       const tty = plan.process.terminal ? (input.terminal ?? (await openContainerTerminal(parts, plan, rec))) : undefined;
       let reply: string[];

@@ -1,0 +1,185 @@
+import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { Container, ContainerConfig, Personality, Runtime, RuntimeError } from '../../src/index.js';
+import { criuBinary } from '../../src/checkpoint/criu.js';
+import { CLEAN, leftovers } from '../helpers/leftovers.js';
+import { IS_ROOT, SKIP_REASON, cgroupFile, useTestRuntime } from '../helpers/runtime.js';
+import { skipBecause } from '../helpers/skip.js';
+
+const IMAGE = 'stratoswarm/base-agent:latest';
+
+function criuMissing(): string | undefined {
+  try {
+    criuBinary();
+    return undefined;
+  } catch (e) {
+    return (e as Error).message;
+  }
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+async function count(c: Container, file = '/tmp/count'): Promise<number> {
+  return Number((await c.exec(['cat', file])).stdout.trim());
+}
+
+/** A security report as comparable data: the pid, and the mount ids of a new namespace, aside. */
+function comparable(r: unknown): unknown {
+  const o = JSON.parse(JSON.stringify(r, (_k, v: unknown) => (typeof v === 'bigint' ? v.toString() : v))) as Record<string, unknown>;
+  delete o.pid;
+  delete o.namespaces;
+  // The same mounts, in the order CRIU mounted them back.
+  o.mounts = (o.mounts as { target?: string; mountPoint?: string }[]).map((m) => m.mountPoint ?? m.target).sort();
+  o.readOnlyMounts = [...(o.readOnlyMounts as string[])].sort();
+  return o;
+}
+
+function counter(name: string): ContainerConfig {
+  return ContainerConfig.builder()
+    .name(name)
+    .image(IMAGE)
+    .security({ userNamespace: false })
+    .personality(Personality.Explorer)
+    .cpuLimit(0.5)
+    .memoryLimit(96 * 1024 * 1024)
+    .pidsLimit(50)
+    .command(['/bin/sh', '-c', 'i=0; while true; do i=$((i+1)); echo $i > /tmp/count; echo tick $i; sleep 0.1; done'])
+    .build();
+}
+
+describe.skipIf(skipBecause((!IS_ROOT && SKIP_REASON) || criuMissing(), 'checkpoint and restore'))('checkpoint and restore with CRIU (root, real kernel)', () => {
+  let rt: Runtime;
+  let dir: string;
+  useTestRuntime((t) => {
+    rt = t.runtime;
+    dir = mkdtempSync('/var/tmp/ss-ckpt-');
+  });
+
+  it('a counter checkpointed and restored carries on from the count it had; the source ends with the dump', async () => {
+    const c = await Container.create(counter('ck-counter'), { runtime: rt });
+    await c.start();
+    await sleep(800);
+    const path = join(dir, 'counter');
+    const r = await c.checkpoint({ path });
+    expect(r.path).toBe(path);
+    expect(r.bytes).toBeGreaterThan(0);
+    expect((await c.status()).state).toBe('stopped');
+    expect(JSON.parse(readFileSync(join(path, 'checkpoint.json'), 'utf8')).container.name).toBe('ck-counter');
+    const d = await Container.restore(path, { runtime: rt, name: 'ck-counter-2' });
+    expect((await d.status()).state).toBe('running');
+    const first = await count(d);
+    // The dump came after at least 0.8 s of 0.1 s ticks, so a fresh start would be far below.
+    expect(first).toBeGreaterThan(5);
+    await sleep(500);
+    expect(await count(d)).toBeGreaterThan(first);
+    // Its output goes on into its own log.
+    expect((await d.logs()).stdout).toMatch(/tick \d+/);
+    const exit = await d.stop({ timeoutMs: 2000 });
+    expect(exit.signal === 'SIGTERM' || exit.signal === 'SIGKILL').toBe(true);
+    await d.remove();
+    await c.remove();
+    expect(leftovers(rt)).toEqual(CLEAN);
+  });
+
+  it('leaveRunning keeps the source running; the restored one has its limits, security report and personality', async () => {
+    const c = await Container.create(counter('ck-keep'), { runtime: rt });
+    await c.start();
+    await c.update({ memoryLimit: 80 * 1024 * 1024 });
+    await sleep(300);
+    const path = join(dir, 'keep');
+    await c.checkpoint({ path, leaveRunning: true, preDump: true });
+    expect((await c.status()).state).toBe('running');
+    const before = await count(c);
+    await sleep(300);
+    expect(await count(c)).toBeGreaterThan(before);
+    const d = await Container.restore(path, { runtime: rt, name: 'ck-keep-2' });
+    for (const names of [['memory.limit_in_bytes', 'memory.max'], ['cpu.cfs_quota_us', 'cpu.max'], ['pids.max']]) {
+      expect(cgroupFile(rt, d.id, names)).toBe(cgroupFile(rt, c.id, names));
+    }
+    expect(cgroupFile(rt, d.id, ['memory.limit_in_bytes', 'memory.max'])).toBe(String(80 * 1024 * 1024));
+    expect(d.config.spec.personality.name).toBe('Explorer');
+    expect(comparable(await d.securityReport())).toEqual(comparable(await c.securityReport()));
+    await d.remove({ force: true });
+    await c.remove({ force: true });
+    expect(leftovers(rt)).toEqual(CLEAN);
+  });
+
+  it('an open file, a pipe between two processes and a listening loopback socket work after the restore', async () => {
+    const cfg = ContainerConfig.builder()
+      .name('ck-files')
+      .image(IMAGE)
+      .security({ userNamespace: false })
+      .command([
+        '/bin/sh',
+        '-c',
+        [
+          'mkdir -p /www && echo served-from-before > /www/index.html',
+          'httpd -f -p 127.0.0.1:8080 -h /www &',
+          'exec 3>>/tmp/fd3.log',
+          '(i=0; while true; do i=$((i+1)); echo $i; sleep 0.1; done) | (while read n; do echo "piped $n" >> /tmp/piped; echo "fd3 $n" >&3; done)',
+        ].join('\n'),
+      ])
+      .build();
+    const c = await Container.create(cfg, { runtime: rt });
+    await c.start();
+    await sleep(700);
+    expect((await c.exec(['wget', '-q', '-O', '-', 'http://127.0.0.1:8080/index.html'])).stdout).toContain('served-from-before');
+    const path = join(dir, 'files');
+    await c.checkpoint({ path });
+    const d = await Container.restore(path, { runtime: rt, name: 'ck-files-2' });
+    const lines = async (f: string) => (await d.exec(['cat', f])).stdout.trim().split('\n').length;
+    const piped = await lines('/tmp/piped');
+    const fd3 = await lines('/tmp/fd3.log');
+    await sleep(600);
+    expect(await lines('/tmp/piped')).toBeGreaterThan(piped);
+    expect(await lines('/tmp/fd3.log')).toBeGreaterThan(fd3);
+    // The same listening socket, restored: no new httpd was started.
+    expect((await d.exec(['wget', '-q', '-O', '-', 'http://127.0.0.1:8080/index.html'])).stdout).toContain('served-from-before');
+    await d.remove({ force: true });
+    await c.remove({ force: true });
+    expect(leftovers(rt)).toEqual(CLEAN);
+  });
+
+  it('a corrupt checkpoint is refused, naming the file, and leaves nothing', async () => {
+    const c = await Container.create(counter('ck-corrupt'), { runtime: rt });
+    await c.start();
+    await sleep(200);
+    const path = join(dir, 'corrupt');
+    await c.checkpoint({ path });
+    await c.remove();
+    const images = join(path, 'images', 'final');
+    const victim = readdirSync(images).find((f) => f.startsWith('pages-'))!;
+    const buf = readFileSync(join(images, victim));
+    buf[buf.length >> 1] ^= 0xff;
+    writeFileSync(join(images, victim), buf);
+    const err = await Container.restore(path, { runtime: rt, name: 'ck-corrupt-2' }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(RuntimeError);
+    expect((err as RuntimeError).message).toMatch(new RegExp(`corrupt: images/final/${victim} has SHA-256`));
+    expect((err as RuntimeError).step).toBe('restore');
+    const none = await Container.restore(join(dir, 'nothing-here'), { runtime: rt }).catch((e: unknown) => e);
+    expect((none as RuntimeError).code).toBe('ENOTFOUND');
+    expect(leftovers(rt)).toEqual(CLEAN);
+  });
+
+  it('a container with a user namespace (the default) is refused with the reason and keeps running; so is a taken name on restore', async () => {
+    const c = await Container.create(ContainerConfig.builder().name('ck-userns').image(IMAGE).command(['sleep', '30']).build(), { runtime: rt });
+    await c.start();
+    const err = await c.checkpoint({ path: join(dir, 'userns') }).catch((e: unknown) => e);
+    expect((err as RuntimeError).code).toBe('EUNSUPPORTED');
+    expect((err as RuntimeError).message).toMatch(/user namespace.*userNamespace: false/);
+    expect(existsSync(join(dir, 'userns'))).toBe(false);
+    expect((await c.status()).state).toBe('running');
+    await c.remove({ force: true });
+
+    const k = await Container.create(counter('ck-taken'), { runtime: rt });
+    await k.start();
+    const path = join(dir, 'taken');
+    await k.checkpoint({ path, leaveRunning: true });
+    const taken = await Container.restore(path, { runtime: rt }).catch((e: unknown) => e);
+    expect((taken as RuntimeError).code).toBe('EEXIST');
+    await k.remove({ force: true });
+    expect(leftovers(rt)).toEqual(CLEAN);
+  });
+});
