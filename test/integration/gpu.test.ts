@@ -80,6 +80,15 @@ beforeAll(() => {
   fs.writeFileSync(join(root, 'cdi/vendor.json'), JSON.stringify(spec));
   const failing = { cdiVersion: '1.0.0', kind: 'fail.com/dev', devices: [{ name: 'x', containerEdits: { hooks: [{ hookName: 'createContainer', path: hook('fail', 'echo no such firmware >&2; exit 3') }] } }] };
   fs.writeFileSync(join(root, 'cdi/fail.json'), JSON.stringify(failing));
+  // Hooks that append their phase: on the host (createRuntime, poststart) and inside the
+  // container's writable layer (createContainer, startContainer), which outlives a restart.
+  const append = (phase: string, file: string) => ({ hookName: phase, path: hook(`append-${phase}`, `echo ${phase} >> ${file}`) });
+  const counting = {
+    cdiVersion: '0.6.0',
+    kind: 'count.com/dev',
+    devices: [{ name: 'x', containerEdits: { hooks: [append('createRuntime', `${root}/out/restarts`), append('createContainer', '/marks'), append('startContainer', '/marks'), append('poststart', `${root}/out/restarts`)] } }],
+  };
+  fs.writeFileSync(join(root, 'cdi/count.json'), JSON.stringify(counting));
   fs.writeFileSync(
     join(root, 'cdi/nvidia.yaml'),
     `cdiVersion: "0.5.0"
@@ -138,6 +147,23 @@ describe.skipIf(skipBecause(SKIP, 'GPU and CDI container tests'))('CDI devices i
     expect(fs.existsSync(join(root, 'out/poststart'))).toBe(true);
     await c.remove();
     expect(JSON.parse(fs.readFileSync(join(root, 'out/poststop'), 'utf8'))).toMatchObject({ id: c.id, status: 'stopped' });
+  });
+
+  it('the hooks run again when the restart supervisor respawns the init', async () => {
+    const c = await Container.create(
+      cfg('cat /marks; exit 3', (b) => b.devices(['count.com/dev=x']).restart('on-failure', { maxRetries: 2, initialBackoffMs: 50, maxBackoffMs: 100 })),
+      { runtime: t.runtime },
+    );
+    const exhausted = new Promise<void>((resolve) => c.on('restartsExhausted', () => resolve()));
+    await c.start();
+    await exhausted;
+    const restarts = () => fs.readFileSync(join(root, 'out/restarts'), 'utf8');
+    for (let i = 0; i < 100 && restarts().split('\n').length < 7; i++) await new Promise((r) => setTimeout(r, 50));
+    // The first create and start, then two restarts: three of each phase, in order.
+    expect(restarts()).toBe('createRuntime\npoststart\n'.repeat(3));
+    const runs = c.logs().stdout.split('createContainer\nstartContainer\n').length - 1;
+    expect(runs).toBe(1 + 2 + 3); // each run prints the marks of every run so far
+    await c.remove();
   });
 
   it('an unknown device or kind is an error naming the field, and nothing is left', async () => {
