@@ -5,6 +5,7 @@
  * volume sources, host facts through the kernel seam) but changes nothing, so bad input
  * fails here with nothing to clean up, and unit tests compare plans without root.
  */
+import * as fs from 'node:fs';
 import { dirname, join, posix } from 'node:path';
 import { RuntimeError } from '../errors.js';
 import type { GpuInventory } from '../gpu/inventory.js';
@@ -31,7 +32,7 @@ export interface PrepareContext {
   /** The host's GPUs; needed only when the configuration asks for GPUs. */
   gpus?: GpuInventory | undefined;
   /** How GPUs and CDI devices reach the container (engine, the scheduler's choice, specs, driver files). */
-  gpu?: (Partial<Pick<GpuPrepareContext, 'engine' | 'cdi' | 'driver' | 'devDir' | 'statNode' | 'mpsPipeDir'>> & { assigned?(id: string): number[] | undefined }) | undefined;
+  gpu?: (Partial<Pick<GpuPrepareContext, 'engine' | 'cdi' | 'driver' | 'devDir' | 'statNode' | 'mpsPipeDir' | 'capsDir'>> & { assigned?(id: string): GpuPrepareContext['assigned'] }) | undefined;
   /** The host path of the init binary; needed only when the configuration asks for `init`. */
   initBinary?: (() => string) | undefined;
 }
@@ -52,10 +53,18 @@ export function containerPaths(ctx: Pick<PrepareContext, 'stateDir' | 'storageDi
   };
 }
 
+function readText(path: string): string | undefined {
+  try {
+    return fs.readFileSync(path, 'utf8');
+  } catch {
+    return undefined;
+  }
+}
+
 /** Whether a configuration asks for GPUs (directly or through its hardware affinity). */
 export function wantsGpus(config: ContainerConfig): boolean {
   const r = config.spec.resources;
-  return !!r.gpuCount || !!r.gpuDevices?.length || config.hardwareAffinity()?.spec.gpuDevice !== undefined;
+  return !!r.gpuCount || !!r.gpuDevices?.length || !!r.gpuMig || config.hardwareAffinity()?.spec.gpuDevice !== undefined;
 }
 
 function volumes(list: readonly VolumeSpec[], ctx: PrepareContext, userns: boolean): PlanVolume[] {
@@ -134,6 +143,7 @@ export function prepareCreate(config: ContainerConfig, id: string, ctx: PrepareC
       gpuCount: spec.resources.gpuCount,
       gpuDevices: spec.resources.gpuDevices ?? (affinity?.gpuDevice !== undefined ? [affinity.gpuDevice] : undefined),
       gpuShare: spec.resources.gpuShare,
+      gpuMig: spec.resources.gpuMig,
       devices: spec.devices,
     };
     gpus = prepareGpus(request, {
@@ -146,7 +156,9 @@ export function prepareCreate(config: ContainerConfig, id: string, ctx: PrepareC
       devDir,
       statNode: ctx.gpu?.statNode,
       mpsPipeDir: ctx.gpu?.mpsPipeDir ?? '/tmp/nvidia-mps',
+      capsDir: ctx.gpu?.capsDir,
       exists: (p) => ctx.kernel.exists(p),
+      read: readText,
     }, proc.env);
     if (gpus) {
       // A variable the configuration sets itself wins (LD_LIBRARY_PATH already carries it).

@@ -107,7 +107,7 @@ export interface SpawnPlan {
   devices: string[];
   /** Host device nodes bound at a path of their own (CDI device nodes). */
   deviceNodes?: { hostPath: string; path: string }[] | undefined;
-  gpus?: { indexes: number[]; uuids?: string[] | undefined; cdi?: string[] | undefined } | undefined;
+  gpus?: { indexes: number[]; uuids?: string[] | undefined; cdi?: string[] | undefined; mig?: string[] | undefined } | undefined;
   /** What GPUs and CDI devices add to the process (environment, groups), for execs too. */
   deviceProcess?: { env: string[]; groups: number[] } | undefined;
   /** OCI hooks from CDI specs, run by the runtime around create, start and remove (gpu/hooks.ts). */
