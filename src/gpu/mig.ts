@@ -64,12 +64,14 @@ export function migHolders(id: string, held: readonly GpuAssignmentRecord[]): Gp
 }
 
 function free(id: string, held: readonly GpuAssignmentRecord[], shared: boolean): boolean {
-  const h = migHolders(id, held);
+  // A parent held whole (given out before its MIG mode went on) holds every instance.
+  const gpu = Number(id.slice(0, id.indexOf(':')));
+  const h = [...migHolders(id, held), ...held.filter((a) => a.gpus.includes(gpu))];
   return h.length === 0 || (shared && h.every((a) => a.shared));
 }
 
 function state(m: MigInstance, held: readonly GpuAssignmentRecord[]): string {
-  const h = migHolders(m.id, held);
+  const h = [...migHolders(m.id, held), ...held.filter((a) => a.gpus.includes(m.gpu))];
   const what = `MIG ${m.id}${m.profile ? ` (${m.profile})` : ''}`;
   return `${what} ${h.length ? `is held by ${h.map((a) => `${a.name} (${a.containerId.slice(0, 12)}${a.shared ? ', shared' : ''})`).join(', ')}` : 'is free'}`;
 }

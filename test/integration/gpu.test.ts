@@ -100,6 +100,14 @@ devices:
   - name: "1"
     containerEdits:
       deviceNodes: [{ path: /dev/nvidia0, hostPath: ${root}/dev/nvidia5 }]
+  - name: "0:0"
+    containerEdits:
+      env: [MIG_SLOT=0]
+      deviceNodes: [{ path: /dev/nvidia0, hostPath: ${root}/dev/nvidia4 }]
+  - name: "0:2"
+    containerEdits:
+      env: [MIG_SLOT=2]
+      deviceNodes: [{ path: /dev/nvidia0, hostPath: ${root}/dev/nvidia4 }]
 containerEdits:
   deviceNodes: [{ path: /dev/nvidiactl, hostPath: ${root}/dev/nvidiactl }]
 `,
@@ -224,8 +232,58 @@ describe.skipIf(skipBecause(SKIP, 'GPU scheduling container tests'))('GPU schedu
       const c = await Container.create(cfg(show, (x) => x.gpuCount(1)), { runtime: again });
       expect((await again.gpus()).assignments.find((x) => x.containerId === c.id)!.gpus).toEqual([freed]);
       await c.remove();
+      await (await Container.load(b.id, { runtime: again })).remove();
     } finally {
       await again.close();
+    }
+  });
+
+  it('MIG instances: reserved by count and profile, exclusive, a held one named as a CDI device is refused naming its holder, kept across a runtime restart, released on remove', async () => {
+    // The stand-in NVML puts GPU 0 in MIG mode with a 1g.18gb (0:0) and a 3g.71gb (0:2) instance.
+    process.env.FAKE_NVML_MIG = '1g.18gb,,3g.71gb';
+    const ids = () => fs.readdirSync(t.stateRoot).filter((f) => /^[0-9a-f]{32}$/.test(f)).length;
+    const made: Container[] = [];
+    try {
+      const show = 'echo "slot=$MIG_SLOT visible=$NVIDIA_VISIBLE_DEVICES"';
+      const a = await Container.create(cfg(show, (b) => b.gpuMig({ count: 1, profile: '1g.18gb' })), { runtime: t.runtime });
+      made.push(a);
+      expect(await run(t.runtime, a)).toBe('slot=0 visible=MIG-fake-0-0\n');
+      const before = ids();
+      const named = await Container.create(cfg('true', (b) => b.devices(['nvidia.com/gpu=0:0'])), { runtime: t.runtime }).catch((e: unknown) => e);
+      expect(named).toMatchObject({ code: 'EBUSY' });
+      expect((named as Error).message).toMatch(new RegExp(`devices: MIG 0:0 \\(1g\\.18gb\\) is held by ${a.name} \\(${a.id.slice(0, 12)}\\)`));
+      const byUuid = await Container.create(cfg('true', (b) => b.devices(['nvidia.com/gpu=MIG-fake-0-0'])), { runtime: t.runtime }).catch((e: unknown) => e);
+      expect((byUuid as Error).message).toMatch(/MIG 0:0 \(1g\.18gb\) is held by/);
+      const c = await Container.create(cfg(show, (b) => b.gpuMig({ count: 1 })), { runtime: t.runtime });
+      made.push(c);
+      expect(await run(t.runtime, c)).toBe('slot=2 visible=MIG-fake-0-2\n');
+      await expect(Container.create(cfg('true', (b) => b.gpuMig({ count: 1 })), { runtime: t.runtime })).rejects.toThrow(/gpuMig: 1 MIG instance requested but only 0 of 2 are free: MIG 0:0 \(1g\.18gb\) is held by .*; MIG 0:2 \(3g\.71gb\) is held by/);
+      // The parent GPU is not handed out whole: a GPU asked for by count is GPU 1.
+      const whole = await Container.create(cfg('true', (b) => b.gpuCount(1)), { runtime: t.runtime });
+      made.push(whole);
+      expect((await t.runtime.gpus()).assignments.find((x) => x.containerId === whole.id)!.gpus).toEqual([1]);
+      await expect(Container.create(cfg('true', (b) => b.gpuDevices([0])), { runtime: t.runtime })).rejects.toThrow(/gpuDevices: GPU 0 has MIG enabled/);
+      expect(ids()).toBe(before + 2);
+
+      // A second runtime on the same state root (a host-agent restart) honours the reservations.
+      const again = new Runtime({ ...init(), stateRoot: t.stateRoot, imageRoot: t.runtime.options.imageRoot, cgroupParent: t.runtime.options.cgroupParent, env: {}, logLevel: 'silent' });
+      try {
+        const gpus = await again.gpus();
+        expect(gpus.devices[0]!.migInstances!.map((m) => [m.id, m.assignedTo])).toEqual([['0:0', [a.id]], ['0:2', [c.id]]]);
+        await expect(Container.create(cfg('true', (b) => b.devices(['nvidia.com/gpu=0:2'])), { runtime: again })).rejects.toThrow(new RegExp(`MIG 0:2 \\(3g\\.71gb\\) is held by ${c.name}`));
+        await (await Container.load(a.id, { runtime: again })).remove();
+        made.shift();
+        const d = await Container.create(cfg(show, (b) => b.devices(['nvidia.com/gpu=0:0'])), { runtime: again });
+        made.push(d);
+        expect((await again.gpus()).assignments.find((x) => x.containerId === d.id)!.mig).toEqual(['0:0']);
+        await d.remove();
+        made.pop();
+      } finally {
+        await again.close();
+      }
+    } finally {
+      for (const x of made) await x.remove({ force: true }).catch(() => undefined);
+      delete process.env.FAKE_NVML_MIG;
     }
   });
 

@@ -106,7 +106,9 @@ describe('MIG instance choice', () => {
     expect(chooseMig({ count: 1, shared: true, strategy: 'pack' }, MIG, busy, defaultDistance)).toEqual(['0:0']);
     expect(() => chooseMig({ count: 4, profile: '3g.71gb', strategy: 'pack' }, MIG, [], defaultDistance)).toThrow(/gpuMig: 4 MIG instances of profile 3g\.71gb requested but this host has only 1 \(its MIG instances: 5, profiles 1g\.18gb, 3g\.71gb\)/);
     expect(() => chooseMig({ count: 1, strategy: 'pack' }, FOUR, [], defaultDistance)).toThrow(/this host has none \(no GPU has MIG on\)/);
-    // A GPU whose MIG instances are held is not handed out whole (should its MIG mode go off).
+    // A GPU held whole (before its MIG mode went on) holds its instances; one whose instances
+    // are held is not handed out whole (should its MIG mode go off).
+    expect(() => chooseMig({ names: ['0:0'], strategy: 'pack' }, MIG, [held('wwww', [0])], defaultDistance)).toThrow(/MIG 0:0 \(1g\.18gb\) is held by c-wwww/);
     expect(() => chooseGpus({ devices: [0], strategy: 'pack' }, FOUR, [heldMig('aaaa', ['0:1'])])).toThrow(/GPU 0 is held by c-aaaa/);
   });
 });
