@@ -17,6 +17,7 @@ import type { ContainerConfig, RestartPolicyName } from './config.js';
 import { prepareCreate, wantsGpus } from './prepare.js';
 import { prepareContext } from './records.js';
 import { encodeStartInput, sendStart } from './start.js';
+import { ownDeviceNodes } from '../gpu/cdi/nodes.js';
 import { runHooks } from '../gpu/hooks.js';
 import { detachNetwork, forgetInit, killInit } from './teardown.js';
 import type { ExitStatus } from './types.js';
@@ -88,7 +89,8 @@ export async function respawn(parts: RuntimeParts, rec: ContainerRecord, config:
     rec.network = undefined;
   }
   fs.rmSync(join(parts.state.dir(rec.id), 'exit.json'), { force: true });
-  const reply = await parts.spawner.request(encodeCreate(plan, { cgroupProcs: rec.cgroupProcs, idRange: rec.idRange }), `restart container ${rec.name}`);
+  const deviceNodes = plan.deviceNodes && (await ownDeviceNodes(plan.deviceNodes, join(rec.paths.storageDir, 'devices'), rec.idRange, (f, a) => parts.kernel.runProgram(f, a)));
+  const reply = await parts.spawner.request(encodeCreate({ ...plan, deviceNodes }, { cgroupProcs: rec.cgroupProcs, idRange: rec.idRange }), `restart container ${rec.name}`);
   rec.pid = Number(reply[1]);
   rec.pidStartTime = parts.kernel.processStartTime(rec.pid);
   if (plan.network.mode === 'bridge') {

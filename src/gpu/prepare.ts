@@ -10,6 +10,7 @@ import { RuntimeError } from '../errors.js';
 import { DEFAULT_DEVICE_RULES } from '../isolation/devices.js';
 import type { DeviceRule } from '../isolation/resources.js';
 import { mergeEdits, type StatNode } from './cdi/apply.js';
+import type { PlanDeviceNode } from './cdi/nodes.js';
 import { editSources, type CdiRegistry } from './cdi/registry.js';
 import type { CdiHook } from './cdi/spec.js';
 import { visibleDevicesEnv, type DriverFiles } from './driver.js';
@@ -51,8 +52,8 @@ export interface GpuPlanPart {
   gpus?: { indexes: number[]; uuids?: string[] | undefined; cdi?: string[] | undefined; /** MIG instances by `<gpu>:<index>`. */ mig?: string[] | undefined } | undefined;
   /** Host nodes bound at /dev/<name> (the built-in GPU path). */
   hostNodes: string[];
-  /** Host node → container path (CDI). */
-  deviceNodes: { hostPath: string; path: string }[];
+  /** Host node → container path (CDI), with the spec's own mode and owner when it sets them (cdi/nodes.ts). */
+  deviceNodes: PlanDeviceNode[];
   /** The device rules, the defaults included. */
   rules: DeviceRule[];
   mounts: { source: string; target: string; readOnly: boolean }[];
@@ -165,7 +166,13 @@ export function prepareGpus(req: GpuRequestSpec, ctx: GpuPrepareContext, imageEn
       throw e;
     }
     const applied = mergeEdits(editSources(resolved), ctx.statNode);
-    part.deviceNodes.push(...applied.deviceNodes.map((n) => ({ hostPath: n.hostPath, path: n.path })));
+    part.deviceNodes.push(
+      ...applied.deviceNodes.map((n) => ({
+        hostPath: n.hostPath,
+        path: n.path,
+        ...(n.fileMode !== undefined || n.uid !== undefined || n.gid !== undefined ? { own: { type: n.type, major: n.major, minor: n.minor, fileMode: n.fileMode, uid: n.uid, gid: n.gid } } : {}),
+      })),
+    );
     for (const r of applied.rules) part.rules.push(r);
     const taken = new Set(part.mounts.map((m) => m.target));
     for (const m of applied.mounts) if (!taken.has(m.target)) part.mounts.push(m);

@@ -5,6 +5,7 @@
  */
 import type { CdiHook } from '../gpu/cdi/spec.js';
 import type { Resources } from '../isolation/resources.js';
+import type { PlanDeviceNode } from '../gpu/cdi/nodes.js';
 
 /** The security settings in the form the plan needs (secure-runtime compiles them). */
 export interface PlanSecurity {
@@ -106,7 +107,7 @@ export interface SpawnPlan {
   /** Host device nodes bound into /dev (assigned GPUs). */
   devices: string[];
   /** Host device nodes bound at a path of their own (CDI device nodes). */
-  deviceNodes?: { hostPath: string; path: string }[] | undefined;
+  deviceNodes?: PlanDeviceNode[] | undefined;
   gpus?: { indexes: number[]; uuids?: string[] | undefined; cdi?: string[] | undefined; mig?: string[] | undefined } | undefined;
   /** What GPUs and CDI devices add to the process (environment, groups), for execs too. */
   deviceProcess?: { env: string[]; groups: number[] } | undefined;

@@ -64,6 +64,7 @@ beforeAll(() => {
     devices: [
       { name: 'a', containerEdits: { deviceNodes: [{ path: '/dev/vendor/a', hostPath: join(root, 'vendor/a') }], env: ['VENDOR_DEVICE=a'] } },
       { name: 'b', containerEdits: { deviceNodes: [{ path: '/dev/vendor/b', hostPath: join(root, 'vendor/b') }] } },
+      { name: 'own', containerEdits: { deviceNodes: [{ path: '/dev/vendor/own', hostPath: join(root, 'vendor/a'), fileMode: 0o640, uid: 1234, gid: 4321 }] } },
     ],
     containerEdits: {
       mounts: [{ hostPath: join(root, 'vendor/lib.txt'), containerPath: '/opt/vendor/lib.txt', options: ['ro', 'bind'] }],
@@ -155,6 +156,15 @@ describe.skipIf(skipBecause(SKIP, 'GPU and CDI container tests'))('CDI devices i
     expect(fs.existsSync(join(root, 'out/poststart'))).toBe(true);
     await c.remove();
     expect(JSON.parse(fs.readFileSync(join(root, 'out/poststop'), 'utf8'))).toMatchObject({ id: c.id, status: 'stopped' });
+  });
+
+  it("a node's fileMode, uid and gid from the spec are the container's node's; the host's node keeps its own", async () => {
+    const c = await Container.create(cfg('ls -ln /dev/vendor/own; head -c 0 /dev/vendor/own && echo open-ok', (b) => b.devices(['vendor.com/dev=own'])), { runtime: t.runtime });
+    const out = await run(t.runtime, c);
+    expect(out).toMatch(/^crw-r----- +1 +1234 +4321 +10, +229 .*\/dev\/vendor\/own\nopen-ok\n$/);
+    const host = fs.statSync(join(root, 'vendor/a'));
+    expect([host.mode & 0o777, host.uid, host.gid]).toEqual([0o666, 0, 0]);
+    await c.remove();
   });
 
   it('the hooks run again when the restart supervisor respawns the init', async () => {

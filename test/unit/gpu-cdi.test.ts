@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { ConfigError, RuntimeError } from '../../src/errors.js';
 import { mergeEdits, splitDev, type StatNode } from '../../src/gpu/cdi/apply.js';
+import { ownDeviceNodes } from '../../src/gpu/cdi/nodes.js';
 import { CdiRegistry, editSources } from '../../src/gpu/cdi/registry.js';
 import { parseQualifiedName, parseSpec } from '../../src/gpu/cdi/spec.js';
 
@@ -139,5 +140,33 @@ describe('CDI specs', () => {
     expect(parseQualifiedName('nvidia.com/gpu')).toBeUndefined();
     expect(parseQualifiedName('nvidia.com/a/b=0')).toBeUndefined();
     expect(splitDev(fs.statSync('/dev/null').rdev)).toEqual({ major: 1, minor: 3 });
+  });
+});
+
+describe.skipIf(process.getuid?.() !== 0)('CDI nodes with their own mode and owner (root: mknod)', () => {
+  let dir: string;
+  beforeEach(() => {
+    dir = fs.mkdtempSync(join(tmpdir(), 'ss-nodes-'));
+  });
+  afterEach(() => fs.rmSync(dir, { recursive: true, force: true }));
+  const run = async (file: string, args: readonly string[]) => {
+    const { spawnSync } = await import('node:child_process');
+    const r = spawnSync(file, args, { encoding: 'utf8' });
+    return { status: r.status ?? 1, stdout: r.stdout, stderr: r.stderr };
+  };
+
+  it('a node with its own mode or owner is made afresh, ids mapped into the user namespace range; others are bound as they are', async () => {
+    const own = { type: 'c' as const, major: 1, minor: 3, fileMode: 0o600, uid: 1234, gid: 5 };
+    const out = await ownDeviceNodes([{ hostPath: '/dev/zero', path: '/dev/zero' }, { hostPath: '/dev/null', path: '/dev/mine', own }], dir, { hostId: 100000, size: 65536 }, run);
+    expect(out).toEqual([{ hostPath: '/dev/zero', path: '/dev/zero' }, { hostPath: join(dir, 'node1'), path: '/dev/mine' }]);
+    const st = fs.statSync(join(dir, 'node1'));
+    expect([st.isCharacterDevice(), splitDev(st.rdev), st.mode & 0o7777, st.uid, st.gid]).toEqual([true, { major: 1, minor: 3 }, 0o600, 101234, 100005]);
+    expect(fs.statSync('/dev/null').mode & 0o777).toBe(0o666);
+    // Again (a respawn): the same node, made anew.
+    await ownDeviceNodes([{ hostPath: '/dev/null', path: '/dev/mine', own: { ...own, uid: undefined } }], dir, undefined, run);
+    expect(fs.statSync(join(dir, 'node0')).uid).toBe(0);
+    await expect(ownDeviceNodes([{ hostPath: '/dev/null', path: '/dev/mine', own: { ...own, uid: 70000 } }], dir, { hostId: 100000, size: 65536 }, run)).rejects.toThrow(
+      "devices: /dev/mine.uid: 70000 is outside the container's 65536 ids",
+    );
   });
 });

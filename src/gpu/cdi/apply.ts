@@ -42,7 +42,7 @@ export const statHostNode: StatNode = (path) => {
 
 export interface CdiApplied {
   /** Host node → path in the container, bound read-write (the cgroup rule decides access). */
-  deviceNodes: { hostPath: string; path: string; type: 'c' | 'b' | 'p'; major: number; minor: number }[];
+  deviceNodes: { hostPath: string; path: string; type: 'c' | 'b' | 'p'; major: number; minor: number; fileMode?: number | undefined; uid?: number | undefined; gid?: number | undefined }[];
   rules: DeviceRule[];
   mounts: { source: string; target: string; readOnly: boolean }[];
   /** NAME=value, in order. */
@@ -79,7 +79,8 @@ export function mergeEdits(sources: readonly CdiEditSource[], stat: StatNode = s
           throw conflict(`device node ${d.path} is ${prev.hostPath} and ${hostPath}`, nodeFrom.get(d.path)!, origin);
         }
       } else {
-        out.deviceNodes.push({ hostPath, path: d.path, type: host.type, major: host.major, minor: host.minor });
+        const own = { ...(d.fileMode !== undefined ? { fileMode: d.fileMode } : {}), ...(d.uid !== undefined ? { uid: d.uid } : {}), ...(d.gid !== undefined ? { gid: d.gid } : {}) };
+        out.deviceNodes.push({ hostPath, path: d.path, type: host.type, major: host.major, minor: host.minor, ...own });
         nodeFrom.set(d.path, origin);
       }
       if (host.type !== 'p') {
