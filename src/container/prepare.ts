@@ -9,6 +9,8 @@ import * as fs from 'node:fs';
 import { dirname, join, posix } from 'node:path';
 import { RuntimeError } from '../errors.js';
 import type { GpuInventory } from '../gpu/inventory.js';
+import { checkNetDevices } from '../gpu/cdi/netdev.js';
+import { planRdt, RESCTRL_MOUNTINFO } from '../gpu/cdi/rdt.js';
 import { mergeEnv, prepareGpus, type GpuPrepareContext } from '../gpu/prepare.js';
 import { processArgv } from '../image/config.js';
 import type { ResolvedImage } from '../image/store.js';
@@ -186,6 +188,8 @@ export function prepareCreate(config: ContainerConfig, id: string, ctx: PrepareC
   validateResources(cgroup);
 
   const network = spec.network;
+  if (gpus?.netDevices.length) checkNetDevices(gpus.netDevices, network, (n) => ctx.kernel.exists(`/sys/class/net/${n}`));
+  const intelRdt = gpus?.intelRdt ? planRdt(gpus.intelRdt.rdt, gpus.intelRdt.origin, id, readText(RESCTRL_MOUNTINFO) ?? '') : undefined;
   const namespaces: NamespaceName[] = ['pid', 'mnt', 'uts', 'ipc', 'cgroup', ...(network === 'host' ? [] : (['net'] as const)), ...(userns.enabled ? (['user'] as const) : [])];
   return {
     id,
@@ -203,6 +207,8 @@ export function prepareCreate(config: ContainerConfig, id: string, ctx: PrepareC
     ...(gpus?.deviceNodes.length ? { deviceNodes: gpus.deviceNodes } : {}),
     gpus: gpus?.gpus,
     ...(gpus?.hooks.length ? { hooks: gpus.hooks } : {}),
+    ...(gpus?.netDevices.length ? { netDevices: gpus.netDevices } : {}),
+    ...(intelRdt ? { intelRdt } : {}),
     ...(gpus && (gpus.env.length || gpus.additionalGids.length) ? { deviceProcess: { env: gpus.env, groups: gpus.additionalGids } } : {}),
     lastCap,
     ...(init ? { init } : {}),

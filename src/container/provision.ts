@@ -83,6 +83,8 @@ export async function provision(parts: RuntimeParts, input: ProvisionInput): Pro
     bootId: parts.kernel.bootId(),
     ...(input.pool ? { pool: input.pool } : {}),
     ...(plan.hooks?.length ? { hooks: plan.hooks } : {}),
+    ...(plan.netDevices?.length ? { netDevices: plan.netDevices } : {}),
+    ...(plan.intelRdt ? { intelRdt: plan.intelRdt } : {}),
     ...(plan.deviceProcess ? { deviceProcess: plan.deviceProcess } : {}),
   };
   const rollback = new Rollback();

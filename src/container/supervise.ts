@@ -19,6 +19,7 @@ import { prepareContext } from './records.js';
 import { encodeStartInput, sendStart } from './start.js';
 import { ownDeviceNodes } from '../gpu/cdi/nodes.js';
 import { runHooks } from '../gpu/hooks.js';
+import { setUpInit } from './device-setup.js';
 import { detachNetwork, forgetInit, killInit } from './teardown.js';
 import type { ExitStatus } from './types.js';
 
@@ -102,8 +103,7 @@ export async function respawn(parts: RuntimeParts, rec: ContainerRecord, config:
   parts.state.save(rec);
   const state = { id: rec.id, pid: rec.pid, status: 'created' as const, bundle: rec.paths.storageDir };
   try {
-    await runHooks(plan.hooks, 'createRuntime', state);
-    await runHooks(plan.hooks, 'createContainer', state);
+    await setUpInit(parts, rec, plan);
     await runHooks(plan.hooks, 'startContainer', state);
   } catch (e) {
     await killInit(parts, rec).catch((err: unknown) => parts.logger.error({ container: rec.id, err }, 'killing a restarted init whose hook failed'));

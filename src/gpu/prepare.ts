@@ -12,7 +12,8 @@ import type { DeviceRule } from '../isolation/resources.js';
 import { mergeEdits, type StatNode } from './cdi/apply.js';
 import type { PlanDeviceNode } from './cdi/nodes.js';
 import { editSources, type CdiRegistry } from './cdi/registry.js';
-import type { CdiHook } from './cdi/spec.js';
+import type { PlanNetDevice } from './cdi/netdev.js';
+import type { CdiHook, CdiIntelRdt } from './cdi/spec.js';
 import { visibleDevicesEnv, type DriverFiles } from './driver.js';
 import { assignGpus, type GpuHost, type GpuInventory } from './inventory.js';
 import type { MigInstance } from './mig.js';
@@ -60,6 +61,10 @@ export interface GpuPlanPart {
   env: string[];
   hooks: CdiHook[];
   additionalGids: number[];
+  /** Host interfaces to move into the container's network namespace (cdi/netdev.ts). */
+  netDevices: PlanNetDevice[];
+  /** The resctrl class of service to join (cdi/rdt.ts), with where the spec set it. */
+  intelRdt?: { rdt: CdiIntelRdt; origin: string } | undefined;
 }
 
 function cdiGpuName(registry: CdiRegistry, index: number, uuid: string | undefined): string | undefined {
@@ -91,7 +96,7 @@ function countedMig(req: GpuRequestSpec, ctx: GpuPrepareContext): MigInstance[] 
 export function prepareGpus(req: GpuRequestSpec, ctx: GpuPrepareContext, imageEnv: readonly string[] = []): GpuPlanPart | undefined {
   const wantsGpus = !!req.gpuCount || !!req.gpuDevices?.length;
   if (!wantsGpus && !req.gpuMig && !req.devices?.length) return undefined;
-  const part: GpuPlanPart = { hostNodes: [], deviceNodes: [], rules: [...DEFAULT_DEVICE_RULES], mounts: [], env: [], hooks: [], additionalGids: [] };
+  const part: GpuPlanPart = { hostNodes: [], deviceNodes: [], rules: [...DEFAULT_DEVICE_RULES], mounts: [], env: [], hooks: [], additionalGids: [], netDevices: [] };
   const cdiNames = [...(req.devices ?? [])];
   const registry = ctx.cdi && (cdiNames.length || ((wantsGpus || req.gpuMig) && ctx.engine === 'nvidia')) ? ctx.cdi() : undefined;
   const useCdi = ctx.engine === 'nvidia' && !!registry?.kinds().includes(NVIDIA_GPU_KIND);
@@ -179,6 +184,8 @@ export function prepareGpus(req: GpuRequestSpec, ctx: GpuPrepareContext, imageEn
     part.env = mergeEnv(ourEnv, applied.env);
     part.hooks = applied.hooks;
     part.additionalGids = applied.additionalGids;
+    part.netDevices = applied.netDevices;
+    part.intelRdt = applied.intelRdt;
   } else part.env = ourEnv;
   return part;
 }

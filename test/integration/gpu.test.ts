@@ -24,6 +24,8 @@ const SKIP = !IS_ROOT ? SKIP_REASON : !BUILT ? 'the addon is not built' : !HAVE_
 
 let root: string;
 let n = 0;
+// One end of a veth pair the netDevices test moves into a container and back.
+const DUMMY = `ssvt${process.pid % 100000}`;
 const sh = (cmd: string) => {
   const r = spawnSync('sh', ['-c', cmd], { encoding: 'utf8' });
   if (r.status !== 0) throw new Error(`${cmd}: ${r.stderr}`);
@@ -64,6 +66,8 @@ beforeAll(() => {
     devices: [
       { name: 'a', containerEdits: { deviceNodes: [{ path: '/dev/vendor/a', hostPath: join(root, 'vendor/a') }], env: ['VENDOR_DEVICE=a'] } },
       { name: 'b', containerEdits: { deviceNodes: [{ path: '/dev/vendor/b', hostPath: join(root, 'vendor/b') }] } },
+      { name: 'net', containerEdits: { netDevices: [{ hostInterfaceName: DUMMY, name: 'cdinet0' }] } },
+      { name: 'rdt', containerEdits: { intelRdt: { closID: 'ss-test', l3CacheSchema: 'L3:0=ff' } } },
       { name: 'own', containerEdits: { deviceNodes: [{ path: '/dev/vendor/own', hostPath: join(root, 'vendor/a'), fileMode: 0o640, uid: 1234, gid: 4321 }] } },
     ],
     containerEdits: {
@@ -165,6 +169,44 @@ describe.skipIf(skipBecause(SKIP, 'GPU and CDI container tests'))('CDI devices i
     const host = fs.statSync(join(root, 'vendor/a'));
     expect([host.mode & 0o777, host.uid, host.gid]).toEqual([0o666, 0, 0]);
     await c.remove();
+  });
+
+  it('netDevices: the host interface is moved into the container renamed, and back at removal; network "host" is refused', async () => {
+    sh(`ip link add ${DUMMY} type veth peer name ${DUMMY}p`);
+    try {
+      const index = fs.readFileSync(`/sys/class/net/${DUMMY}/ifindex`, 'utf8');
+      const c = await Container.create(cfg('sleep 30', (b) => b.devices(['vendor.com/dev=net'])), { runtime: t.runtime });
+      expect(fs.existsSync(`/sys/class/net/${DUMMY}`)).toBe(false);
+      await c.start();
+      const inside = await c.exec(['/bin/sh', '-c', 'ls /sys/class/net | tr "\\n" " "; cat /sys/class/net/cdinet0/ifindex']);
+      expect(inside.stdout).toBe(`cdinet0 lo ${index}`);
+      await c.remove({ force: true });
+      // Moved back under its host name while the container's namespace still existed.
+      expect(fs.readFileSync(`/sys/class/net/${DUMMY}/ifindex`, 'utf8')).toBe(index);
+      // A container that ended took its namespace along, and the veth with it: removal still succeeds.
+      const ended = await Container.create(cfg('true', (b) => b.devices(['vendor.com/dev=net'])), { runtime: t.runtime });
+      await run(t.runtime, ended);
+      await ended.remove();
+      expect(fs.existsSync(`/sys/class/net/${DUMMY}`)).toBe(false);
+      sh(`ip link add ${DUMMY} type veth peer name ${DUMMY}p`);
+      const before = (await Container.list({ runtime: t.runtime })).length;
+      await expect(Container.create(cfg('true', (b) => b.devices(['vendor.com/dev=net']).network('host')), { runtime: t.runtime })).rejects.toThrow(
+        /devices: vendor\.com\/dev=net \(.*vendor\.json\): netDevices\[0\]: the container shares the host's network namespace/,
+      );
+      sh(`ip link del ${DUMMY}`);
+      await expect(Container.create(cfg('true', (b) => b.devices(['vendor.com/dev=net'])), { runtime: t.runtime })).rejects.toThrow(new RegExp(`netDevices\\[0\\]\\.hostInterfaceName: the host has no network interface ${DUMMY}`));
+      expect((await Container.list({ runtime: t.runtime })).length).toBe(before);
+    } finally {
+      spawnSync('ip', ['link', 'del', DUMMY]);
+    }
+  });
+
+  it('intelRdt without resctrl mounted is an error naming the field, and nothing is left', async () => {
+    const mounted = fs.readFileSync('/proc/self/mountinfo', 'utf8').includes(' - resctrl ');
+    if (mounted) return; // this host has RDT: the join itself is tested on a stand-in resctrl (unit)
+    const before = (await Container.list({ runtime: t.runtime })).length;
+    await expect(Container.create(cfg('true', (b) => b.devices(['vendor.com/dev=rdt'])), { runtime: t.runtime })).rejects.toThrow(/devices: vendor\.com\/dev=rdt \(.*\): intelRdt\.closID: resctrl is not mounted/);
+    expect((await Container.list({ runtime: t.runtime })).length).toBe(before);
   });
 
   it('the hooks run again when the restart supervisor respawns the init', async () => {

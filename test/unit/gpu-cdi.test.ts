@@ -9,6 +9,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { ConfigError, RuntimeError } from '../../src/errors.js';
 import { mergeEdits, splitDev, type StatNode } from '../../src/gpu/cdi/apply.js';
 import { ownDeviceNodes } from '../../src/gpu/cdi/nodes.js';
+import { joinRdt, leaveRdt, planRdt, resctrlRoot } from '../../src/gpu/cdi/rdt.js';
 import { CdiRegistry, editSources } from '../../src/gpu/cdi/registry.js';
 import { parseQualifiedName, parseSpec } from '../../src/gpu/cdi/spec.js';
 
@@ -168,5 +169,41 @@ describe.skipIf(process.getuid?.() !== 0)('CDI nodes with their own mode and own
     await expect(ownDeviceNodes([{ hostPath: '/dev/null', path: '/dev/mine', own: { ...own, uid: 70000 } }], dir, { hostId: 100000, size: 65536 }, run)).rejects.toThrow(
       "devices: /dev/mine.uid: 70000 is outside the container's 65536 ids",
     );
+  });
+});
+
+describe('CDI intelRdt and netDevices', () => {
+  it('the spec fields are validated, each problem with its path', () => {
+    const spec = (edits: object) => JSON.stringify({ cdiVersion: '1.1.0', kind: 'v.com/x', devices: [{ name: 'a', containerEdits: edits }] });
+    const ok = parseSpec(spec({ netDevices: [{ hostInterfaceName: 'eth1', name: 'net0' }], intelRdt: { closID: 'gold', l3CacheSchema: 'L3:0=f', schemata: ['MB:0=50'], enableMonitoring: true } }), 'x.json');
+    expect(ok.devices[0]!.containerEdits.netDevices).toEqual([{ hostInterfaceName: 'eth1', name: 'net0' }]);
+    expect(ok.devices[0]!.containerEdits.intelRdt).toMatchObject({ closID: 'gold', l3CacheSchema: 'L3:0=f', schemata: ['MB:0=50'], enableMonitoring: true });
+    expect(() => parseSpec(spec({ netDevices: [{ hostInterfaceName: 'a/b', name: 'waytoolonginterface' }], intelRdt: { closID: '..', enableMonitoring: 'yes' } }), 'x.json')).toThrow(
+      /devices\[0\]\.containerEdits\.netDevices\[0\]\.hostInterfaceName: expected a network interface name[\s\S]*netDevices\[0\]\.name: expected[\s\S]*intelRdt\.closID: expected a resctrl group name[\s\S]*intelRdt\.enableMonitoring: expected true or false/,
+    );
+  });
+
+  it('resctrl is found in mountinfo; without it intelRdt is refused naming the field', () => {
+    const info = '25 30 0:22 / /sys rw,nosuid - sysfs sysfs rw\n40 25 0:35 / /sys/fs/resctrl rw,relatime - resctrl resctrl rw\n';
+    expect(resctrlRoot(info)).toBe('/sys/fs/resctrl');
+    expect(planRdt({ closID: 'gold', l3CacheSchema: 'L3:0=f', memBwSchema: 'MB:0=50' }, 'v.com/x=a (x.json)', 'c1', info)).toEqual({ group: '/sys/fs/resctrl/gold', own: false, schemata: ['L3:0=f', 'MB:0=50'], origin: 'v.com/x=a (x.json)' });
+    expect(planRdt({}, 'o', 'c1', info)).toMatchObject({ group: '/sys/fs/resctrl/c1', own: true });
+    expect(() => planRdt({ closID: 'gold' }, 'v.com/x=a (x.json)', 'c1', info.split('\n')[0]!)).toThrow(/^devices: v\.com\/x=a \(x\.json\): intelRdt\.closID: resctrl is not mounted/);
+  });
+
+  it('joining makes the group, writes its schemata and the pid; a group of its own is removed after', () => {
+    const root = fs.mkdtempSync(join(tmpdir(), 'ss-resctrl-'));
+    try {
+      const p = planRdt({ memBwSchema: 'MB:0=40' }, 'o', 'c1', `40 25 0:35 / ${root} rw - resctrl resctrl rw\n`);
+      joinRdt(p, 4242);
+      expect(fs.readFileSync(join(root, 'c1/tasks'), 'utf8')).toBe('4242\n');
+      expect(fs.readFileSync(join(root, 'c1/schemata'), 'utf8')).toBe('MB:0=40\n');
+      fs.rmSync(join(root, 'c1/tasks'));
+      fs.rmSync(join(root, 'c1/schemata'));
+      leaveRdt(p);
+      expect(fs.existsSync(join(root, 'c1'))).toBe(false);
+    } finally {
+      fs.rmSync(root, { recursive: true, force: true });
+    }
   });
 });
