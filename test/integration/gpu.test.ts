@@ -297,6 +297,13 @@ describe.skipIf(skipBecause(SKIP, 'GPU scheduling container tests'))('GPU schedu
     const made: Container[] = [];
     try {
       const show = 'echo "slot=$MIG_SLOT visible=$NVIDIA_VISIBLE_DEVICES"';
+      // Two creates racing for the one 3g.71gb instance: one gets it, the other is refused naming it.
+      const race = await Promise.allSettled([0, 1].map(() => Container.create(cfg('true', (b) => b.gpuMig({ count: 1, profile: '3g.71gb' })), { runtime: t.runtime })));
+      const won = race.filter((r): r is PromiseFulfilledResult<Container> => r.status === 'fulfilled');
+      const lost = race.filter((r): r is PromiseRejectedResult => r.status === 'rejected');
+      expect([won.length, lost.length]).toEqual([1, 1]);
+      expect(lost[0]!.reason).toMatchObject({ code: 'EBUSY', message: expect.stringMatching(/MIG 0:2 \(3g\.71gb\) is held by/) });
+      await won[0]!.value.remove();
       const a = await Container.create(cfg(show, (b) => b.gpuMig({ count: 1, profile: '1g.18gb' })), { runtime: t.runtime });
       made.push(a);
       expect(await run(t.runtime, a)).toBe('slot=0 visible=MIG-fake-0-0\n');
