@@ -304,6 +304,13 @@ describe.skipIf(skipBecause(SKIP, 'GPU scheduling container tests'))('GPU schedu
       expect([won.length, lost.length]).toEqual([1, 1]);
       expect(lost[0]!.reason).toMatchObject({ code: 'EBUSY', message: expect.stringMatching(/MIG 0:2 \(3g\.71gb\) is held by/) });
       await won[0]!.value.remove();
+      // A restart keeps the container's instance: the respawned init sees the same one.
+      const again1 = await Container.create(cfg(`${show}; exit 1`, (b) => b.gpuMig({ count: 1, profile: '3g.71gb' }).restart('on-failure', { maxRetries: 1, initialBackoffMs: 20 })), { runtime: t.runtime });
+      const spent = new Promise<void>((resolve) => again1.on('restartsExhausted', () => resolve()));
+      await again1.start();
+      await spent;
+      expect(again1.logs().stdout).toBe('slot=2 visible=MIG-fake-0-2\n'.repeat(2));
+      await again1.remove();
       const a = await Container.create(cfg(show, (b) => b.gpuMig({ count: 1, profile: '1g.18gb' })), { runtime: t.runtime });
       made.push(a);
       expect(await run(t.runtime, a)).toBe('slot=0 visible=MIG-fake-0-0\n');
