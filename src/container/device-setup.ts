@@ -36,7 +36,8 @@ function netHost(): NetHost {
 /** Applies `edits` to the new init of `rec`; throws at the first failure (the caller undoes the container). */
 export async function setUpInit(parts: RuntimeParts, rec: ContainerRecord, edits: InitEdits): Promise<void> {
   if (edits.netDevices?.length) {
-    // The record keeps the interface indexes, so a removal finds them again.
+    // The record keeps the interface indexes, so a removal or a restart finds them again.
+    for (const d of edits.netDevices) d.ifindex ??= rec.netDevices?.find((x) => x.hostInterfaceName === d.hostInterfaceName)?.ifindex;
     rec.netDevices = edits.netDevices;
     try {
       await attachNetDevices(edits.netDevices, rec.pid!, run(parts), netHost());

@@ -9,6 +9,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { ConfigError, RuntimeError } from '../../src/errors.js';
 import { mergeEdits, splitDev, type StatNode } from '../../src/gpu/cdi/apply.js';
 import { ownDeviceNodes } from '../../src/gpu/cdi/nodes.js';
+import { attachNetDevices, detachNetDevices } from '../../src/gpu/cdi/netdev.js';
 import { joinRdt, leaveRdt, planRdt, resctrlRoot } from '../../src/gpu/cdi/rdt.js';
 import { CdiRegistry, editSources } from '../../src/gpu/cdi/registry.js';
 import { parseQualifiedName, parseSpec } from '../../src/gpu/cdi/spec.js';
@@ -205,5 +206,39 @@ describe('CDI intelRdt and netDevices', () => {
     } finally {
       fs.rmSync(root, { recursive: true, force: true });
     }
+  });
+});
+
+describe('CDI network devices, as ip commands', () => {
+  const fake = (names: Record<string, number>) => {
+    const calls: string[] = [];
+    return {
+      calls,
+      host: { has: (n: string) => n in names, ifindex: (n: string) => names[n] },
+      run: async (file: string, args: readonly string[]) => {
+        calls.push([file, ...args].join(' '));
+        return { status: 0, stdout: '', stderr: '' };
+      },
+    };
+  };
+
+  it('moves and renames in one request; after the namespace died, a returned interface is found by its index', async () => {
+    const f = fake({ eth1: 7 });
+    const devs = [{ hostInterfaceName: 'eth1', name: 'net0', origin: 'o' }];
+    await attachNetDevices(devs, 42, f.run, f.host);
+    expect(f.calls).toEqual(['ip link set dev eth1 netns 42 name net0']);
+    expect(devs[0]).toMatchObject({ ifindex: 7 });
+    // The init ended: the kernel gave eth1 back as net0. A removal renames it back; a restart takes it under net0.
+    const back = fake({ net0: 7 });
+    await detachNetDevices(devs, undefined, back.run, back.host);
+    await attachNetDevices(devs, 43, back.run, back.host);
+    expect(back.calls).toEqual(['ip link set dev net0 name eth1', 'ip link set dev net0 netns 43 name net0']);
+    // An unrelated host interface that happens to be called net0 is left alone.
+    const other = fake({ net0: 99 });
+    await detachNetDevices(devs, undefined, other.run, other.host);
+    expect(other.calls).toEqual([]);
+    const live = fake({});
+    await detachNetDevices(devs, 43, live.run, live.host);
+    expect(live.calls).toEqual(['nsenter --target 43 --net -- ip link set dev net0 netns 1 name eth1']);
   });
 });

@@ -34,7 +34,8 @@ export function checkNetDevices(devices: readonly PlanNetDevice[], network: stri
   devices.forEach((d, i) => {
     const field = `devices: ${d.origin}: netDevices[${i}]`;
     if (network === 'host') throw new RuntimeError(`${field}: the container shares the host's network namespace (network "host"); a network device needs one of its own`, { code: 'EINVAL', step: 'config' });
-    if (!hostHas(d.hostInterfaceName)) throw new RuntimeError(`${field}.hostInterfaceName: the host has no network interface ${d.hostInterfaceName}`, { code: 'ENOTFOUND', step: 'config', path: `/sys/class/net/${d.hostInterfaceName}` });
+    // Under its container name it is one a restart takes back (attachNetDevices checks its index).
+    if (!hostHas(d.hostInterfaceName) && !hostHas(d.name)) throw new RuntimeError(`${field}.hostInterfaceName: the host has no network interface ${d.hostInterfaceName}`, { code: 'ENOTFOUND', step: 'config', path: `/sys/class/net/${d.hostInterfaceName}` });
   });
 }
 
