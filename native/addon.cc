@@ -514,6 +514,19 @@ class NvmlWorker : public PromiseWorker {
       }
       o.Set("processes", procs);
       o.Set("migMode", d.migMode);
+      Napi::Array migs = Napi::Array::New(env, d.migDevices.size());
+      for (size_t j = 0; j < d.migDevices.size(); ++j) {
+        const auto& m = d.migDevices[j];
+        Napi::Object mo = Napi::Object::New(env);
+        mo.Set("index", m.index);
+        mo.Set("name", m.name);
+        mo.Set("uuid", m.uuid);
+        mo.Set("memoryTotal", Napi::Number::New(env, double(m.memoryTotal)));
+        mo.Set("gpuInstanceId", m.gpuInstanceId);
+        mo.Set("computeInstanceId", m.computeInstanceId);
+        migs.Set(uint32_t(j), mo);
+      }
+      o.Set("migDevices", migs);
       Napi::Array peers = Napi::Array::New(env, d.nvlinkPeerBusIds.size());
       for (size_t j = 0; j < d.nvlinkPeerBusIds.size(); ++j) peers.Set(uint32_t(j), d.nvlinkPeerBusIds[j]);
       o.Set("nvlinkPeerBusIds", peers);

@@ -13,6 +13,7 @@ using nvmlReturn_t = int;
 using nvmlDevice_t = void*;
 constexpr nvmlReturn_t NVML_SUCCESS = 0;
 constexpr nvmlReturn_t NVML_ERROR_NOT_SUPPORTED = 3;
+constexpr unsigned MAX_MIG_DEVICES = 64;
 struct nvmlMemory_t {
   unsigned long long total, free, used;
 };
@@ -54,6 +55,10 @@ struct Api {
   nvmlReturn_t (*deviceGetComputeRunningProcesses)(nvmlDevice_t, unsigned*, nvmlProcessInfo_v1_t*) = nullptr;
   nvmlReturn_t (*deviceGetProcessUtilization)(nvmlDevice_t, nvmlProcessUtilizationSample_t*, unsigned*, unsigned long long) = nullptr;
   nvmlReturn_t (*deviceGetMigMode)(nvmlDevice_t, unsigned*, unsigned*) = nullptr;
+  nvmlReturn_t (*deviceGetMaxMigDeviceCount)(nvmlDevice_t, unsigned*) = nullptr;
+  nvmlReturn_t (*deviceGetMigDeviceHandleByIndex)(nvmlDevice_t, unsigned, nvmlDevice_t*) = nullptr;
+  nvmlReturn_t (*deviceGetGpuInstanceId)(nvmlDevice_t, unsigned*) = nullptr;
+  nvmlReturn_t (*deviceGetComputeInstanceId)(nvmlDevice_t, unsigned*) = nullptr;
   nvmlReturn_t (*deviceGetNvLinkState)(nvmlDevice_t, unsigned, int*) = nullptr;
   nvmlReturn_t (*deviceGetNvLinkRemotePciInfo)(nvmlDevice_t, unsigned, nvmlPciInfo_t*) = nullptr;
   nvmlReturn_t (*deviceGetTopologyCommonAncestor)(nvmlDevice_t, nvmlDevice_t, int*) = nullptr;
@@ -85,6 +90,28 @@ void readProcesses(const Api& api, nvmlDevice_t dev, Device* d) {
         p.memoryUtilization = int(samples[i].memUtil);
       }
     }
+  }
+}
+
+// The MIG devices of a GPU with MIG on: every slot up to NVML's maximum that holds one.
+void readMigDevices(const Api& api, nvmlDevice_t dev, Device* d) {
+  if (api.deviceGetMaxMigDeviceCount == nullptr || api.deviceGetMigDeviceHandleByIndex == nullptr) return;
+  unsigned max = 0;
+  if (api.deviceGetMaxMigDeviceCount(dev, &max) != NVML_SUCCESS) return;
+  char buf[256];
+  for (unsigned j = 0; j < max && j < MAX_MIG_DEVICES; ++j) {
+    nvmlDevice_t mig = nullptr;
+    if (api.deviceGetMigDeviceHandleByIndex(dev, j, &mig) != NVML_SUCCESS) continue;  // an empty slot
+    MigDevice m;
+    m.index = j;
+    if (api.deviceGetName != nullptr && api.deviceGetName(mig, buf, sizeof buf) == NVML_SUCCESS) m.name.assign(buf, strnlen(buf, sizeof buf));
+    if (api.deviceGetUUID != nullptr && api.deviceGetUUID(mig, buf, sizeof buf) == NVML_SUCCESS) m.uuid.assign(buf, strnlen(buf, sizeof buf));
+    nvmlMemory_t mem;
+    if (api.deviceGetMemoryInfo != nullptr && api.deviceGetMemoryInfo(mig, &mem) == NVML_SUCCESS) m.memoryTotal = mem.total;
+    unsigned id = 0;
+    if (api.deviceGetGpuInstanceId != nullptr && api.deviceGetGpuInstanceId(mig, &id) == NVML_SUCCESS) m.gpuInstanceId = int(id);
+    if (api.deviceGetComputeInstanceId != nullptr && api.deviceGetComputeInstanceId(mig, &id) == NVML_SUCCESS) m.computeInstanceId = int(id);
+    d->migDevices.push_back(m);
   }
 }
 
@@ -133,6 +160,10 @@ bool inventory(const std::string& library, Inventory* out, std::string* err) {
   resolve(api.handle, &api.deviceGetComputeRunningProcesses, nullptr, "nvmlDeviceGetComputeRunningProcesses");
   resolve(api.handle, &api.deviceGetProcessUtilization, nullptr, "nvmlDeviceGetProcessUtilization");
   resolve(api.handle, &api.deviceGetMigMode, nullptr, "nvmlDeviceGetMigMode");
+  resolve(api.handle, &api.deviceGetMaxMigDeviceCount, nullptr, "nvmlDeviceGetMaxMigDeviceCount");
+  resolve(api.handle, &api.deviceGetMigDeviceHandleByIndex, nullptr, "nvmlDeviceGetMigDeviceHandleByIndex");
+  resolve(api.handle, &api.deviceGetGpuInstanceId, nullptr, "nvmlDeviceGetGpuInstanceId");
+  resolve(api.handle, &api.deviceGetComputeInstanceId, nullptr, "nvmlDeviceGetComputeInstanceId");
   resolve(api.handle, &api.deviceGetNvLinkState, nullptr, "nvmlDeviceGetNvLinkState");
   resolve(api.handle, &api.deviceGetNvLinkRemotePciInfo, "nvmlDeviceGetNvLinkRemotePciInfo_v2", "nvmlDeviceGetNvLinkRemotePciInfo");
   resolve(api.handle, &api.deviceGetTopologyCommonAncestor, nullptr, "nvmlDeviceGetTopologyCommonAncestor");
@@ -189,6 +220,7 @@ bool inventory(const std::string& library, Inventory* out, std::string* err) {
     readProcesses(api, dev, &d);
     unsigned current = 0, pending = 0;
     if (api.deviceGetMigMode != nullptr && api.deviceGetMigMode(dev, &current, &pending) == NVML_SUCCESS) d.migMode = current != 0 ? 1 : 0;
+    if (d.migMode == 1) readMigDevices(api, dev, &d);
     for (unsigned link = 0; api.deviceGetNvLinkState != nullptr && api.deviceGetNvLinkRemotePciInfo != nullptr && link < NVML_NVLINK_MAX_LINKS; ++link) {
       int active = 0;
       if (api.deviceGetNvLinkState(dev, link, &active) != NVML_SUCCESS) break;  // no more links

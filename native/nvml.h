@@ -9,6 +9,16 @@
 
 namespace ss::nvml {
 
+// A MIG device (one compute instance of a GPU instance) of a GPU with MIG on.
+struct MigDevice {
+  unsigned index = 0;  // NVML's MIG device index on its parent GPU
+  std::string name;    // "<GPU name> MIG 1g.10gb": the profile is its last word
+  std::string uuid;    // "MIG-..."
+  uint64_t memoryTotal = 0;
+  int gpuInstanceId = -1;
+  int computeInstanceId = -1;
+};
+
 struct Device {
   unsigned index = 0;
   std::string name;
@@ -29,6 +39,7 @@ struct Device {
   };
   std::vector<Process> processes;
   int migMode = -1;                         // 1 MIG on, 0 off, -1 not supported
+  std::vector<MigDevice> migDevices;          // when MIG is on
   std::vector<std::string> nvlinkPeerBusIds;  // PCI bus ids at the far end of active NVLinks
   // NVML's PCIe topology level to each GPU by index (0 same board, 10 one switch, 20 several
   // switches, 30 host bridge, 40 same NUMA node, 50 across nodes); -1 when not reported.

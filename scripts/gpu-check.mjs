@@ -24,6 +24,7 @@ const inv = await runtime.gpus();
 console.log(`GPUs (${inv.source}${inv.driverVersion ? `, driver ${inv.driverVersion}` : ''}):`);
 for (const d of inv.devices) {
   console.log(`  GPU ${d.index}: ${d.name ?? '?'} ${d.uuid ?? ''} /dev/nvidia${d.minor} memory ${d.memoryTotal ? (d.memoryTotal / 2 ** 30).toFixed(1) + ' GiB' : '?'} util ${d.gpuUtilization >= 0 ? `${d.gpuUtilization}%` : '?'} held by ${d.assignedTo?.join(', ') || '-'}`);
+  for (const m of d.migInstances ?? []) console.log(`    MIG ${m.id}: ${m.profile ?? '?'} ${m.uuid ?? ''} memory ${m.memoryBytes ? (m.memoryBytes / 2 ** 30).toFixed(1) + ' GiB' : '?'} held by ${m.assignedTo?.join(', ') || '-'}`);
 }
 if (inv.nvmlError) console.log(`  NVML not used: ${inv.nvmlError}`);
 if (inv.source !== 'nvml' || inv.devices.length === 0) {

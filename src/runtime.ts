@@ -164,7 +164,8 @@ export class Parts implements RuntimeParts {
       driver: this.driverFiles,
       devDir: h.devDir ?? '/dev',
       mpsPipeDir: h.mpsPipeDir ?? DEFAULT_MPS_PIPE_DIR,
-      assigned: (id) => this.gpuAssignments.held(id)?.gpus,
+      capsDir: h.nvidiaCapsDir,
+      assigned: (id) => this.gpuAssignments.held(id),
     };
   }
 
@@ -279,7 +280,16 @@ export class Runtime {
     const parts = runtimeParts(this);
     const inv = await parts.gpus();
     const assignments = parts.gpuAssignments.list();
-    return { ...inv, assignments, devices: inv.devices.map((d) => ({ ...d, assignedTo: assignments.filter((a) => a.gpus.includes(d.index)).map((a) => a.containerId) })) };
+    const holding = (f: (a: GpuAssignmentRecord) => boolean) => assignments.filter(f).map((a) => a.containerId);
+    return {
+      ...inv,
+      assignments,
+      devices: inv.devices.map((d) => ({
+        ...d,
+        assignedTo: holding((a) => a.gpus.includes(d.index)),
+        ...(d.migInstances ? { migInstances: d.migInstances.map((m) => ({ ...m, assignedTo: holding((a) => !!a.mig?.includes(m.id)) })) } : {}),
+      })),
+    };
   }
 
   /** NUMA nodes (CPUs, memory, distances) and GPUs (PCI bus, NUMA node, NVLink peers) of this host. */

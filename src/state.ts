@@ -11,6 +11,8 @@ import { dirname, join } from 'node:path';
 import { RuntimeError, fromNodeError } from './errors.js';
 import type { HostFacts } from './kernel/host.js';
 import type { ContainerState } from './lifecycle.js';
+import type { PlanNetDevice } from './gpu/cdi/netdev.js';
+import type { PlanRdt } from './gpu/cdi/rdt.js';
 
 export interface ContainerRecord {
   version: 1;
@@ -48,6 +50,10 @@ export interface ContainerRecord {
   pool?: string;
   /** OCI hooks from CDI specs still to run (startContainer, poststart, poststop). */
   hooks?: CdiHook[];
+  /** Host network interfaces moved in (CDI netDevices): moved back at removal. */
+  netDevices?: PlanNetDevice[];
+  /** The resctrl group joined (CDI intelRdt): removed with the container when its own. */
+  intelRdt?: PlanRdt;
   /** What its GPUs and CDI devices add to every process: environment and groups. */
   deviceProcess?: { env: string[]; groups: number[] };
 }

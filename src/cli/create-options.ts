@@ -16,7 +16,7 @@ export function withCreateOptions(cmd: Command): Command {
     .option('--cpus <n>', 'CPU limit in cores (fractional, e.g. 1.5)')
     .option('-m, --memory <size>', 'memory limit (512m, 1g; binary units)')
     .option('--pids-limit <n>', 'maximum number of processes')
-    .option('--gpus <request>', 'GPUs: all, a count (2), or device=0,1')
+    .option('--gpus <request>', 'GPUs: all, a count (2), device=0,1, or MIG instances: mig=2, mig=1g.10gb, mig=2:1g.10gb')
     .option('--gpu-share', 'share the GPUs with other containers that share (default: exclusive)')
     .option('--device <name>', 'a CDI device: vendor.com/class=name (nvidia.com/gpu=0); repeatable', collect)
     .option('--cpuset-cpus <list>', 'CPUs the container may run on (0-3,6)')

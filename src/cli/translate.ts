@@ -126,6 +126,7 @@ function applyGpus(b: ContainerConfigBuilder, text: string, hostGpus: number[] |
   const g = parseGpus(text);
   if ('count' in g) b.gpuCount(g.count);
   else if ('devices' in g) b.gpuDevices(g.devices);
+  else if ('mig' in g) b.gpuMig(g.mig);
   else {
     if (!hostGpus || hostGpus.length === 0) throw new UsageError('--gpus all: this host has no GPUs');
     b.gpuDevices(hostGpus);

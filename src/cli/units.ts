@@ -3,6 +3,7 @@
  * the library takes, and the numbers printed back for people.
  */
 import { UsageError } from './errors.js';
+import { MIG_PROFILE } from '../gpu/mig.js';
 
 const BYTE_UNITS: Record<string, number> = { '': 1, b: 1, k: 1024, m: 1024 ** 2, g: 1024 ** 3, t: 1024 ** 4, p: 1024 ** 5 };
 
@@ -32,20 +33,30 @@ export function parseInteger(text: string, flag: string, min = 0): number {
   return n;
 }
 
-export type GpuRequest = { all: true } | { count: number } | { devices: number[] };
+export type GpuRequest = { all: true } | { count: number } | { devices: number[] } | { mig: { count: number; profile?: string } };
 
-/** docker's --gpus: "all", "2", "count=2", "device=0,1" (quotes around the value allowed). */
+/**
+ * docker's --gpus: "all", "2", "count=2", "device=0,1" (quotes around the value allowed), and
+ * MIG instances: "mig=2" (any profile), "mig=1g.10gb" (one of that profile), "mig=2:1g.10gb".
+ */
 export function parseGpus(text: string): GpuRequest {
   const t = text.trim().replace(/^"(.*)"$/, '$1').replace(/^'(.*)'$/, '$1');
   if (t === 'all' || t === 'count=all') return { all: true };
   const count = /^(?:count=)?(\d+)$/.exec(t);
   if (count) return { count: Number(count[1]) };
+  const mig = /^mig=(?:(\d+)(?::(.+))?|([^:]+))$/.exec(t);
+  if (mig) {
+    const n = mig[1] !== undefined ? Number(mig[1]) : 1;
+    const profile = mig[2] ?? mig[3];
+    if (n >= 1 && (profile === undefined || MIG_PROFILE.test(profile))) return { mig: { count: n, ...(profile ? { profile } : {}) } };
+    throw new UsageError(`--gpus: expected mig=<count>, mig=<profile> or mig=<count>:<profile> (a profile like 1g.10gb), got "${text}"`);
+  }
   const dev = /^device=(.+)$/.exec(t);
   if (dev) {
     const parts = dev[1]!.replace(/^"(.*)"$/, '$1').split(',').map((s) => s.trim());
     if (parts.length > 0 && parts.every((p) => /^\d+$/.test(p))) return { devices: parts.map(Number) };
   }
-  throw new UsageError(`--gpus: expected all, a count (2, count=2) or device=0,1, got "${text}"`);
+  throw new UsageError(`--gpus: expected all, a count (2, count=2), device=0,1 or mig=2:1g.10gb, got "${text}"`);
 }
 
 const DURATION_UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };

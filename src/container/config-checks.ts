@@ -5,6 +5,7 @@
 import { isAbsolute, posix } from 'node:path';
 import { Problems } from '../errors.js';
 import { parseQualifiedName } from '../gpu/cdi/spec.js';
+import { MIG_PROFILE } from '../gpu/mig.js';
 import { referenceProblem } from '../image/reference.js';
 import { SecurityProfile } from '../secure-runtime/profile.js';
 import type { DraftSpec, RestartPolicyName } from './config.js';
@@ -97,6 +98,14 @@ export function checkSpec(s: DraftSpec): void {
   if (r.gpuShare !== undefined) {
     integer('gpuShare.computePercent', r.gpuShare.computePercent, 1, 100);
     integer('gpuShare.memoryLimit', r.gpuShare.memoryLimit, 1024 * 1024, Number.MAX_SAFE_INTEGER);
+  }
+  if (r.gpuMig !== undefined) {
+    if (r.gpuMig === null || typeof r.gpuMig !== 'object') p.add('gpuMig', 'expected { count, profile? }');
+    else {
+      if (r.gpuMig.count === undefined) p.add('gpuMig.count', 'required');
+      else integer('gpuMig.count', r.gpuMig.count, 1, 64);
+      if (r.gpuMig.profile !== undefined && (typeof r.gpuMig.profile !== 'string' || !MIG_PROFILE.test(r.gpuMig.profile))) p.add('gpuMig.profile', `expected a MIG profile like "1g.10gb", got ${JSON.stringify(r.gpuMig.profile)}`);
+    }
   }
   s.devices?.forEach((d, i) => {
     if (typeof d !== 'string' || !parseQualifiedName(d)) p.add(`devices[${i}]`, `expected a CDI device name "vendor.com/class=name", got ${JSON.stringify(d)}`);

@@ -45,6 +45,8 @@ export interface ResourceSpec {
   gpuDevices?: number[];
   /** Share the GPUs with other sharing containers; MPS quotas when its daemon runs (gpu/quota.ts). */
   gpuShare?: { computePercent?: number; memoryLimit?: number };
+  /** MIG instances by count, of one profile ("1g.10gb") when given; exclusive like GPUs (gpu/mig.ts). */
+  gpuMig?: { count: number; profile?: string };
 }
 
 export interface ContainerSpec {
@@ -294,6 +296,11 @@ export class ContainerConfigBuilder {
   /** GPUs shared with other sharing containers (exclusive otherwise), with MPS limits: compute %, memory bytes per GPU. */
   gpuShare(quota: { computePercent?: number; memoryLimit?: number } = {}): this {
     this.s.resources.gpuShare = { ...quota };
+    return this;
+  }
+  /** MIG instances of GPUs with MIG on: `count` of them, all of `profile` ("1g.10gb") when given. */
+  gpuMig(request: { count: number; profile?: string }): this {
+    this.s.resources.gpuMig = { ...request };
     return this;
   }
   /** CDI devices: `nvidia.com/gpu=0`, `nvidia.com/gpu=GPU-<uuid>`, `vendor.com/class=all`. */

@@ -23,6 +23,7 @@ import { prepareCreate, wantsGpus } from './prepare.js';
 import * as fs from 'node:fs';
 import { cgroupPids, containerGpuUsage } from '../gpu/accounting.js';
 import { runHooks } from '../gpu/hooks.js';
+import { releaseNetDevices, setUpInit } from './device-setup.js';
 import { reserveGpus } from '../gpu/host.js';
 import type { GpuInventory } from '../gpu/inventory.js';
 import { provision } from './provision.js';
@@ -102,13 +103,11 @@ export class Container extends ContainerCore {
     });
     // Only a create that reserved GPUs has a reservation to make its own (and a lock to take).
     if (reserved) parts.gpuAssignments.confirm(rec.id);
-    if (plan.hooks?.length) {
-      const state = { id: rec.id, pid: rec.pid, status: 'created' as const, bundle: rec.paths.storageDir };
+    if (plan.hooks?.length || plan.netDevices?.length || plan.intelRdt) {
       try {
-        await runHooks(plan.hooks, 'createRuntime', state);
-        await runHooks(plan.hooks, 'createContainer', state);
+        await setUpInit(parts, rec, plan);
       } catch (e) {
-        await teardown(parts, rec, `create container ${own.name}`).catch((err: unknown) => parts.logger.error({ container: rec.id, err }, 'undoing a create whose hook failed'));
+        await teardown(parts, rec, `create container ${own.name}`).catch((err: unknown) => parts.logger.error({ container: rec.id, err }, 'undoing a create whose device setup or hook failed'));
         throw e;
       }
     }
@@ -324,6 +323,8 @@ export class Container extends ContainerCore {
       await atStep(this.parts, 'remove', `remove container ${this.name}`, this.id);
       await this.disableEvolution({ settle: false });
       if (isLive(s)) {
+        // CDI network devices go back to the host while the container's namespace exists.
+        await releaseNetDevices(this.parts, this.rec).catch((e: unknown) => this.log.warn({ err: e }, 'moving network devices back failed'));
         await this.signal('SIGKILL');
         await this.wait();
       }

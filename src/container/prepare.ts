@@ -5,9 +5,12 @@
  * volume sources, host facts through the kernel seam) but changes nothing, so bad input
  * fails here with nothing to clean up, and unit tests compare plans without root.
  */
+import * as fs from 'node:fs';
 import { dirname, join, posix } from 'node:path';
 import { RuntimeError } from '../errors.js';
 import type { GpuInventory } from '../gpu/inventory.js';
+import { checkNetDevices } from '../gpu/cdi/netdev.js';
+import { planRdt, RESCTRL_MOUNTINFO } from '../gpu/cdi/rdt.js';
 import { mergeEnv, prepareGpus, type GpuPrepareContext } from '../gpu/prepare.js';
 import { processArgv } from '../image/config.js';
 import type { ResolvedImage } from '../image/store.js';
@@ -31,7 +34,7 @@ export interface PrepareContext {
   /** The host's GPUs; needed only when the configuration asks for GPUs. */
   gpus?: GpuInventory | undefined;
   /** How GPUs and CDI devices reach the container (engine, the scheduler's choice, specs, driver files). */
-  gpu?: (Partial<Pick<GpuPrepareContext, 'engine' | 'cdi' | 'driver' | 'devDir' | 'statNode' | 'mpsPipeDir'>> & { assigned?(id: string): number[] | undefined }) | undefined;
+  gpu?: (Partial<Pick<GpuPrepareContext, 'engine' | 'cdi' | 'driver' | 'devDir' | 'statNode' | 'mpsPipeDir' | 'capsDir'>> & { assigned?(id: string): GpuPrepareContext['assigned'] }) | undefined;
   /** The host path of the init binary; needed only when the configuration asks for `init`. */
   initBinary?: (() => string) | undefined;
 }
@@ -52,10 +55,18 @@ export function containerPaths(ctx: Pick<PrepareContext, 'stateDir' | 'storageDi
   };
 }
 
+function readText(path: string): string | undefined {
+  try {
+    return fs.readFileSync(path, 'utf8');
+  } catch {
+    return undefined;
+  }
+}
+
 /** Whether a configuration asks for GPUs (directly or through its hardware affinity). */
 export function wantsGpus(config: ContainerConfig): boolean {
   const r = config.spec.resources;
-  return !!r.gpuCount || !!r.gpuDevices?.length || config.hardwareAffinity()?.spec.gpuDevice !== undefined;
+  return !!r.gpuCount || !!r.gpuDevices?.length || !!r.gpuMig || config.hardwareAffinity()?.spec.gpuDevice !== undefined;
 }
 
 function volumes(list: readonly VolumeSpec[], ctx: PrepareContext, userns: boolean): PlanVolume[] {
@@ -134,6 +145,7 @@ export function prepareCreate(config: ContainerConfig, id: string, ctx: PrepareC
       gpuCount: spec.resources.gpuCount,
       gpuDevices: spec.resources.gpuDevices ?? (affinity?.gpuDevice !== undefined ? [affinity.gpuDevice] : undefined),
       gpuShare: spec.resources.gpuShare,
+      gpuMig: spec.resources.gpuMig,
       devices: spec.devices,
     };
     gpus = prepareGpus(request, {
@@ -146,7 +158,9 @@ export function prepareCreate(config: ContainerConfig, id: string, ctx: PrepareC
       devDir,
       statNode: ctx.gpu?.statNode,
       mpsPipeDir: ctx.gpu?.mpsPipeDir ?? '/tmp/nvidia-mps',
+      capsDir: ctx.gpu?.capsDir,
       exists: (p) => ctx.kernel.exists(p),
+      read: readText,
     }, proc.env);
     if (gpus) {
       // A variable the configuration sets itself wins (LD_LIBRARY_PATH already carries it).
@@ -174,6 +188,8 @@ export function prepareCreate(config: ContainerConfig, id: string, ctx: PrepareC
   validateResources(cgroup);
 
   const network = spec.network;
+  if (gpus?.netDevices.length) checkNetDevices(gpus.netDevices, network, (n) => ctx.kernel.exists(`/sys/class/net/${n}`));
+  const intelRdt = gpus?.intelRdt ? planRdt(gpus.intelRdt.rdt, gpus.intelRdt.origin, id, readText(RESCTRL_MOUNTINFO) ?? '') : undefined;
   const namespaces: NamespaceName[] = ['pid', 'mnt', 'uts', 'ipc', 'cgroup', ...(network === 'host' ? [] : (['net'] as const)), ...(userns.enabled ? (['user'] as const) : [])];
   return {
     id,
@@ -191,6 +207,8 @@ export function prepareCreate(config: ContainerConfig, id: string, ctx: PrepareC
     ...(gpus?.deviceNodes.length ? { deviceNodes: gpus.deviceNodes } : {}),
     gpus: gpus?.gpus,
     ...(gpus?.hooks.length ? { hooks: gpus.hooks } : {}),
+    ...(gpus?.netDevices.length ? { netDevices: gpus.netDevices } : {}),
+    ...(intelRdt ? { intelRdt } : {}),
     ...(gpus && (gpus.env.length || gpus.additionalGids.length) ? { deviceProcess: { env: gpus.env, groups: gpus.additionalGids } } : {}),
     lastCap,
     ...(init ? { init } : {}),

@@ -4,6 +4,7 @@
  * pushing the undo of each onto a rollback stack. A failure at any step undoes exactly what
  * was done, newest first, and the error is the step's own.
  */
+import { join } from 'node:path';
 import { RuntimeError, fromNodeError } from '../errors.js';
 import type { ProvisionStep, RuntimeParts } from '../parts.js';
 import { encodeCreate } from '../plan/encode.js';
@@ -12,6 +13,7 @@ import type { ContainerRecord } from '../state.js';
 import { abortError } from './exec.js';
 import { openContainerTerminal } from './terminal.js';
 import { detachNetwork, forgetInit, killInit } from './teardown.js';
+import { ownDeviceNodes } from '../gpu/cdi/nodes.js';
 
 /** Undo actions, run newest first; every one runs even when another fails. */
 export class Rollback {
@@ -83,6 +85,8 @@ export async function provision(parts: RuntimeParts, input: ProvisionInput): Pro
     bootId: parts.kernel.bootId(),
     ...(input.pool ? { pool: input.pool } : {}),
     ...(plan.hooks?.length ? { hooks: plan.hooks } : {}),
+    ...(plan.netDevices?.length ? { netDevices: plan.netDevices } : {}),
+    ...(plan.intelRdt ? { intelRdt: plan.intelRdt } : {}),
     ...(plan.deviceProcess ? { deviceProcess: plan.deviceProcess } : {}),
   };
   const rollback = new Rollback();
@@ -140,7 +144,8 @@ export async function provision(parts: RuntimeParts, input: ProvisionInput): Pro
       const tty = plan.process.terminal ? (input.terminal ?? (await openContainerTerminal(parts, plan, rec))) : undefined;
       let reply: string[];
       try {
-        const fields = encodeCreate(plan, { cgroupProcs: rec.cgroupProcs, idRange: rec.idRange, terminal: tty }, { preloadSeccomp: input.preloadSeccomp });
+        const deviceNodes = plan.deviceNodes && (await ownDeviceNodes(plan.deviceNodes, join(plan.paths.storageDir, 'devices'), rec.idRange, (f, a) => parts.kernel.runProgram(f, a)));
+        const fields = encodeCreate({ ...plan, deviceNodes }, { cgroupProcs: rec.cgroupProcs, idRange: rec.idRange, terminal: tty }, { preloadSeccomp: input.preloadSeccomp });
         // Forgetting is safe before the init exists; the kill needs its pid.
         rollback.push('spawn', async () => {
           await killInit(parts, rec);

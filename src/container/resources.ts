@@ -36,8 +36,9 @@ export async function applyResources(ctx: ContainerContext, changes: ResourceUpd
   }
   // The same validation as at build time, naming each bad field.
   if (!validated) validateSettings(ctx, after);
-  if ((changes.gpuCount !== undefined || changes.gpuDevices !== undefined) && JSON.stringify(after.gpuDevices) !== JSON.stringify(before.gpuDevices)) {
-    throw new RuntimeError(`update container ${name}: GPUs are assigned at create and cannot change while it exists`, { code: 'EUNSUPPORTED', step: 'config', containerId: rec.id });
+  const gpusChange = (changes.gpuCount !== undefined || changes.gpuDevices !== undefined) && JSON.stringify(after.gpuDevices) !== JSON.stringify(before.gpuDevices);
+  if (gpusChange || (changes.gpuMig !== undefined && JSON.stringify(after.gpuMig) !== JSON.stringify(before.gpuMig))) {
+    throw new RuntimeError(`update container ${name}: GPUs and MIG instances are assigned at create and cannot change while it exists`, { code: 'EUNSUPPORTED', step: 'config', containerId: rec.id });
   }
   const bandwidthChanges = changes.networkBandwidth !== undefined && after.networkBandwidth !== before.networkBandwidth;
   if (bandwidthChanges && !rec.network) {

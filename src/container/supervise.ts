@@ -17,7 +17,10 @@ import type { ContainerConfig, RestartPolicyName } from './config.js';
 import { prepareCreate, wantsGpus } from './prepare.js';
 import { prepareContext } from './records.js';
 import { encodeStartInput, sendStart } from './start.js';
-import { detachNetwork, forgetInit } from './teardown.js';
+import { ownDeviceNodes } from '../gpu/cdi/nodes.js';
+import { runHooks } from '../gpu/hooks.js';
+import { setUpInit } from './device-setup.js';
+import { detachNetwork, forgetInit, killInit } from './teardown.js';
 import type { ExitStatus } from './types.js';
 
 /** What a container's record keeps of its restarts. */
@@ -73,7 +76,9 @@ export function healthyRunMs(rule: ResolvedRestart): number {
 
 /**
  * A new init for a stopped container, started with its process: the spawner forgets the old
- * one, the old exit record goes, the create and start requests are those of a cold create.
+ * one, the old exit record goes, the create and start requests are those of a cold create,
+ * and the CDI hooks run again as for a cold create and start (the new init has new
+ * namespaces). A failing create or start hook kills the new init and fails the restart.
  */
 export async function respawn(parts: RuntimeParts, rec: ContainerRecord, config: ContainerConfig): Promise<void> {
   const gpus = wantsGpus(config) ? await parts.gpus() : undefined;
@@ -85,15 +90,27 @@ export async function respawn(parts: RuntimeParts, rec: ContainerRecord, config:
     rec.network = undefined;
   }
   fs.rmSync(join(parts.state.dir(rec.id), 'exit.json'), { force: true });
-  const reply = await parts.spawner.request(encodeCreate(plan, { cgroupProcs: rec.cgroupProcs, idRange: rec.idRange }), `restart container ${rec.name}`);
+  const deviceNodes = plan.deviceNodes && (await ownDeviceNodes(plan.deviceNodes, join(rec.paths.storageDir, 'devices'), rec.idRange, (f, a) => parts.kernel.runProgram(f, a)));
+  const reply = await parts.spawner.request(encodeCreate({ ...plan, deviceNodes }, { cgroupProcs: rec.cgroupProcs, idRange: rec.idRange }), `restart container ${rec.name}`);
   rec.pid = Number(reply[1]);
   rec.pidStartTime = parts.kernel.processStartTime(rec.pid);
   if (plan.network.mode === 'bridge') {
     const a = await parts.network.add(rec.id, `/proc/${rec.pid}/ns/net`, plan.network.bandwidthMbps);
     rec.network = { ip: a.ip, gateway: a.gateway, result: a.result, bandwidthMbps: plan.network.bandwidthMbps };
   }
+  if (plan.hooks?.length) rec.hooks = plan.hooks;
+  else delete rec.hooks;
   parts.state.save(rec);
+  const state = { id: rec.id, pid: rec.pid, status: 'created' as const, bundle: rec.paths.storageDir };
+  try {
+    await setUpInit(parts, rec, plan);
+    await runHooks(plan.hooks, 'startContainer', state);
+  } catch (e) {
+    await killInit(parts, rec).catch((err: unknown) => parts.logger.error({ container: rec.id, err }, 'killing a restarted init whose hook failed'));
+    throw e;
+  }
   await sendStart(parts, rec.id, rec.name, start);
+  await runHooks(plan.hooks, 'poststart', { ...state, status: 'running' }).catch((e: unknown) => parts.logger.warn({ container: rec.id, err: e }, 'a poststart hook failed'));
 }
 
 /** What the supervisor needs of its container. */

@@ -8,6 +8,7 @@ import { RuntimeError, fromNodeError } from '../errors.js';
 import type { RuntimeParts } from '../parts.js';
 import { runHooks } from '../gpu/hooks.js';
 import { isSameProcess, type ContainerRecord } from '../state.js';
+import { releaseNetDevices, releaseRdt } from './device-setup.js';
 
 /**
  * Kills a container's init (if it still runs) and waits until it is gone. A record without
@@ -64,7 +65,9 @@ export async function teardown(parts: RuntimeParts, rec: ContainerRecord, contex
       errors.push(e);
     }
   };
+  await attempt(() => releaseNetDevices(parts, rec));
   await attempt(() => killInit(parts, rec));
+  await attempt(() => releaseRdt(rec));
   await attempt(() => detachNetwork(parts, rec));
   await attempt(() => forgetInit(parts, rec));
   await attempt(() => parts.cgroups.destroy(rec.id));

@@ -10,6 +10,7 @@ import type { CdiRegistry } from './cdi/registry.js';
 import { parseQualifiedName } from './cdi/spec.js';
 import { driverFiles, nodeDriverHost, parseLdconfig, type DriverFiles } from './driver.js';
 import type { GpuInventory } from './inventory.js';
+import { migByName } from './mig.js';
 import { NVIDIA_GPU_KIND, type GpuPrepareContext } from './prepare.js';
 import { strategyOf, type GpuAssignmentRecord } from './scheduler.js';
 import type { GpuAssignmentStore } from './store.js';
@@ -26,6 +27,8 @@ export interface GpuHostOptions {
   ldCache?: string | undefined;
   /** Directories searched for the driver's utilities (default: PATH). */
   binDirs?: string[] | undefined;
+  /** The driver's MIG capability files (default /proc/driver/nvidia/capabilities). */
+  nvidiaCapsDir?: string | undefined;
   /** MPS's pipe directory (default /tmp/nvidia-mps). */
   mpsPipeDir?: string | undefined;
   /** sysfs's /sys/devices/system and /sys/bus/pci/devices (topology). */
@@ -34,10 +37,10 @@ export interface GpuHostOptions {
 }
 
 /** What prepare gets from the runtime about GPUs and CDI. */
-export type GpuSetup = Pick<GpuPrepareContext, 'engine' | 'devDir' | 'mpsPipeDir'> & {
+export type GpuSetup = Pick<GpuPrepareContext, 'engine' | 'devDir' | 'mpsPipeDir' | 'capsDir'> & {
   cdi: () => CdiRegistry;
   driver: DriverFiles | undefined;
-  assigned(id: string): number[] | undefined;
+  assigned(id: string): { gpus: number[]; mig?: string[] | undefined } | undefined;
 };
 
 /** The driver's files, from `ldconfig -p` (of `ldCache` when given) and the driver version. */
@@ -68,15 +71,20 @@ export async function reserveGpus(
   const affinity = config.hardwareAffinity();
   let devices = r.gpuDevices ?? (affinity?.spec.gpuDevice !== undefined ? [affinity.spec.gpuDevice] : undefined);
   // Whole GPUs named as CDI devices (nvidia.com/gpu=0, =GPU-<uuid>, =all) are held as exclusively
-  // as those asked for by index; MIG instances (=0:1) are the spec's business.
+  // as those asked for by index, and MIG instances NVML knows (=0:1, =MIG-<uuid>) as those asked for by count.
   const named = (config.spec.devices ?? []).map(parseQualifiedName).filter((q) => q?.kind === NVIDIA_GPU_KIND).map((q) => q!.name);
-  if (!r.gpuCount && !devices?.length && named.length === 0) return undefined;
+  if (!r.gpuCount && !devices?.length && !r.gpuMig && named.length === 0) return undefined;
   const inv = inventory ?? (await parts.gpus());
+  let migNames: string[] = [];
   if (named.length) {
-    const byName = named.flatMap((n) => (n === 'all' ? inv.devices.map((d) => d.index) : inv.devices.filter((d) => String(d.index) === n || d.uuid === n).map((d) => d.index)));
+    const instances = inv.devices.flatMap((d) => d.migInstances ?? []);
+    migNames = [...new Set(named.map((n) => migByName(n, instances)?.id).filter((n): n is string => n !== undefined))];
+    // `all` is every whole GPU the spec has: those with MIG on are reached through their instances.
+    const byName = named.flatMap((n) => (n === 'all' ? inv.devices.filter((d) => d.migMode !== 1).map((d) => d.index) : inv.devices.filter((d) => String(d.index) === n || d.uuid === n).map((d) => d.index)));
     if (byName.length) devices = [...new Set([...(devices ?? []), ...byName])];
-    if (!r.gpuCount && !devices?.length) return undefined;
+    if (!r.gpuCount && !devices?.length && !r.gpuMig && migNames.length === 0) return undefined;
   }
+  const mig = r.gpuMig || migNames.length ? { count: r.gpuMig?.count, profile: r.gpuMig?.profile, names: migNames } : undefined;
   const topo = await parts.topology(inv);
   const cpus = affinity?.cpus((node) => parts.kernel.numaNodeCpus(node)) ?? (r.cpusetCpus ? cpuList(r.cpusetCpus) : undefined);
   const numaNode = affinity?.spec.numaNode ?? numaNodeOfCpus(cpus, topo.nodes);
@@ -84,7 +92,7 @@ export async function reserveGpus(
     return parts.gpuAssignments.reserve(
       id,
       config.name,
-      { count: r.gpuCount, devices, shared: !!r.gpuShare, numaNode, strategy: strategyOf(config.spec.personality.traits()) },
+      { count: r.gpuCount, devices, mig, shared: !!r.gpuShare, numaNode, strategy: strategyOf(config.spec.personality.traits()) },
       topo.gpus,
       numaDistance(topo.nodes),
     );

@@ -9,6 +9,7 @@ import { DEFAULT_DEVICE_RULES, nvidiaDeviceRules } from '../isolation/devices.js
 import type { DeviceRule } from '../isolation/resources.js';
 import type { Kernel } from '../kernel/kernel.js';
 import type { NvmlDevice } from '../kernel/native.js';
+import { migInstances, type MigInstance } from './mig.js';
 
 export interface GpuInventory {
   /** "nvml" when the driver's library answered, "dev" when only /dev was read. */
@@ -16,7 +17,16 @@ export interface GpuInventory {
   driverVersion?: string;
   /** Why NVML was not used, when it was not. */
   nvmlError?: string;
-  devices: (Partial<NvmlDevice> & { index: number; minor: number; /** GPUs it has an active NVLink to. */ nvlinkPeers?: number[]; /** Containers holding it (runtime.gpus()). */ assignedTo?: string[] })[];
+  devices: (Omit<Partial<NvmlDevice>, 'migDevices'> & {
+    index: number;
+    minor: number;
+    /** GPUs it has an active NVLink to. */
+    nvlinkPeers?: number[];
+    /** Its MIG instances, when MIG is on (mig.ts). */
+    migInstances?: MigInstance[];
+    /** Containers holding it (runtime.gpus()). */
+    assignedTo?: string[];
+  })[];
 }
 
 /**
@@ -29,11 +39,11 @@ export async function gpuInventory(kernel: Pick<Kernel, 'nvmlInventory' | 'devic
     return {
       source: 'nvml',
       driverVersion: inv.driverVersion,
-      devices: inv.devices.map((d) => {
+      devices: inv.devices.map(({ migDevices, ...d }) => {
         // NVLink peers as indexes: the far end's PCI bus id is one of the other GPUs'.
         const norm = (b: string) => b.toLowerCase().replace(/^0+(?=[0-9a-f]{4}:)/, '');
         const peers = (d.nvlinkPeerBusIds ?? []).map((b) => inv.devices.find((o) => o.pciBusId && norm(o.pciBusId) === norm(b))?.index).filter((i): i is number => i !== undefined);
-        return { ...d, minor: d.minor >= 0 ? d.minor : d.index, nvlinkPeers: peers };
+        return { ...d, minor: d.minor >= 0 ? d.minor : d.index, nvlinkPeers: peers, ...(d.migMode === 1 ? { migInstances: migInstances(d.index, migDevices) } : {}) };
       }),
     };
   } catch (e) {

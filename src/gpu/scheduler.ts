@@ -9,6 +9,7 @@
  * The choice is a pure function; the store around it (store.ts) makes it durable and atomic.
  */
 import { RuntimeError } from '../errors.js';
+import type { MigInstance } from './mig.js';
 
 export type GpuStrategy = 'pack' | 'spread';
 
@@ -22,14 +23,17 @@ export interface SchedulableGpu {
   nvlinkPeers?: number[] | undefined;
   /** NVML's PCIe topology level to each GPU by index (lower is nearer; -1 unknown). */
   pcieLevels?: number[] | undefined;
-  /** MIG is on: the GPU runs CUDA only through its MIG instances, which are CDI devices. */
+  /** MIG is on: the GPU runs CUDA only through its MIG instances (mig.ts). */
   mig?: boolean | undefined;
+  migInstances?: MigInstance[] | undefined;
 }
 
 export interface GpuAssignmentRecord {
   containerId: string;
   name: string;
   gpus: number[];
+  /** MIG instances it holds, as `<gpu>:<index>` (mig.ts). */
+  mig?: string[] | undefined;
   shared: boolean;
   assignedAt: string;
   /** The process that reserved them, so a reservation made before the container's record is not taken for stale. */
@@ -41,6 +45,8 @@ export interface GpuRequest {
   count?: number | undefined;
   /** These GPUs (NVML indexes). */
   devices?: number[] | undefined;
+  /** MIG instances: how many (of one profile, when given), and those named as CDI devices. */
+  mig?: { count?: number | undefined; profile?: string | undefined; names?: string[] | undefined } | undefined;
   /** May share its GPUs with other sharing containers (MPS quotas then apply). */
   shared?: boolean | undefined;
   /** The NUMA node the container's CPUs or memory are on, when known. */
@@ -57,8 +63,9 @@ export function strategyOf(traits: { exploration: number; cooperation: number })
 export type NumaDistance = (from: number, to: number) => number;
 export const defaultDistance: NumaDistance = (a, b) => (a === b ? 10 : 20);
 
+/** Who holds GPU `index`, whole or (when its MIG mode changed since) through a MIG instance. */
 function holders(index: number, held: readonly GpuAssignmentRecord[]): GpuAssignmentRecord[] {
-  return held.filter((a) => a.gpus.includes(index));
+  return held.filter((a) => a.gpus.includes(index) || a.mig?.some((m) => m.startsWith(`${index}:`)));
 }
 
 function available(index: number, held: readonly GpuAssignmentRecord[], shared: boolean): boolean {
@@ -84,7 +91,7 @@ export function chooseGpus(req: GpuRequest, gpus: readonly SchedulableGpu[], hel
       throw new RuntimeError(`gpuDevices: GPU ${missing.join(', ')} requested but this host has ${present.length ? `only GPUs ${present.join(', ')}` : 'no NVIDIA GPU'}`, { code: 'EUNSUPPORTED', step: 'config' });
     }
     const mig = req.devices.filter((d) => gpus.find((g) => g.index === d)?.mig);
-    if (mig.length) throw new RuntimeError(`gpuDevices: GPU ${mig.join(', ')} has MIG enabled: ask for its MIG instances by CDI name (devices(['nvidia.com/gpu=${mig[0]}:0']))`, { code: 'EINVAL', step: 'config' });
+    if (mig.length) throw new RuntimeError(`gpuDevices: GPU ${mig.join(', ')} has MIG enabled: ask for its MIG instances (gpuMig({ count: 1 }), or devices(['nvidia.com/gpu=${mig[0]}:0']))`, { code: 'EINVAL', step: 'config' });
     const busy = req.devices.filter((d) => !available(d, held, shared));
     if (busy.length) {
       throw new RuntimeError(`gpuDevices: ${busy.map((b) => busyText(b, held)).join('; ')}${shared ? '' : ' (assignments are exclusive; share only between containers that opt in)'}`, { code: 'EBUSY', step: 'config' });
@@ -98,7 +105,7 @@ export function chooseGpus(req: GpuRequest, gpus: readonly SchedulableGpu[], hel
   }
   const free = gpus.filter((g) => !g.mig && available(g.index, held, shared));
   if (free.length < count) {
-    const state = (g: SchedulableGpu) => (g.mig ? `GPU ${g.index} has MIG enabled (its instances are CDI devices)` : busyText(g.index, held));
+    const state = (g: SchedulableGpu) => (g.mig ? `GPU ${g.index} has MIG enabled (ask for its instances with gpuMig)` : busyText(g.index, held));
     throw new RuntimeError(
       `gpuCount: ${count} GPU${count > 1 ? 's' : ''} requested but only ${free.length} of ${gpus.length} ${free.length === 1 ? 'is' : 'are'} free: ${gpus.map(state).join('; ')}`,
       { code: 'EBUSY', step: 'config' },

@@ -8,7 +8,8 @@
 import * as fs from 'node:fs';
 import { join } from 'node:path';
 import { RuntimeError } from '../errors.js';
-import { chooseGpus, type GpuAssignmentRecord, type GpuRequest, type NumaDistance, type SchedulableGpu } from './scheduler.js';
+import { chooseMig } from './mig.js';
+import { chooseGpus, defaultDistance, type GpuAssignmentRecord, type GpuRequest, type NumaDistance, type SchedulableGpu } from './scheduler.js';
 
 export interface GpuStoreHost {
   /** Start time of `pid` (/proc/<pid>/stat field 22); undefined when it does not exist. */
@@ -103,7 +104,7 @@ export class GpuAssignmentStore {
   list(): GpuAssignmentRecord[] {
     // Nothing was ever assigned: no lock to take (a reader without write access gets an answer).
     if (!fs.existsSync(this.file)) return [];
-    return this.locked((list) => ({ result: list.map((a) => ({ ...a, gpus: [...a.gpus] })) }));
+    return this.locked((list) => ({ result: list.map((a) => ({ ...a, gpus: [...a.gpus], ...(a.mig ? { mig: [...a.mig] } : {}) })) }));
   }
 
   /** The GPUs container `id` holds; undefined when none. */
@@ -112,16 +113,17 @@ export class GpuAssignmentStore {
   }
 
   /**
-   * Chooses and records GPUs for container `id` in one locked step; a container that holds
-   * GPUs already keeps them (a restart or a second prepare of the same container).
+   * Chooses and records GPUs and MIG instances for container `id` in one locked step; a
+   * container that holds some already keeps them (a restart or a second prepare of it).
    */
   reserve(id: string, name: string, req: GpuRequest, gpus: readonly SchedulableGpu[], distance?: NumaDistance): GpuAssignmentRecord {
     return this.locked((list) => {
       const mine = list.find((a) => a.containerId === id);
       if (mine) return { result: mine };
       const chosen = chooseGpus(req, gpus, list, distance);
+      const mig = req.mig ? chooseMig({ ...req.mig, shared: req.shared, numaNode: req.numaNode, strategy: req.strategy }, gpus, list, distance ?? defaultDistance) : [];
       const owner = { pid: process.pid, startTime: this.host.processStartTime(process.pid) };
-      const rec: GpuAssignmentRecord = { containerId: id, name, gpus: chosen, shared: !!req.shared, assignedAt: new Date().toISOString(), owner };
+      const rec: GpuAssignmentRecord = { containerId: id, name, gpus: chosen, ...(mig.length ? { mig } : {}), shared: !!req.shared, assignedAt: new Date().toISOString(), owner };
       return { list: [...list, rec], result: rec };
     });
   }

@@ -5,6 +5,7 @@
  */
 import * as fs from 'node:fs';
 import { join } from 'node:path';
+import type { MigInstance } from './mig.js';
 
 export interface NumaNodeInfo {
   id: number;
@@ -92,6 +93,7 @@ export interface GpuTopology {
   nvlinkPeers?: number[] | undefined;
   pcieLevels?: number[] | undefined;
   mig?: boolean | undefined;
+  migInstances?: MigInstance[] | undefined;
 }
 
 export interface HostTopology extends CpuTopology {
@@ -100,12 +102,12 @@ export interface HostTopology extends CpuTopology {
 
 /** The host's topology: CPUs and NUMA nodes from sysfs, GPUs from the inventory placed on their nodes. */
 export function hostTopology(
-  gpus: readonly { index: number; uuid?: string | undefined; pciBusId?: string | undefined; nvlinkPeers?: number[] | undefined; pcieLevels?: number[] | undefined; migMode?: number | undefined }[],
+  gpus: readonly { index: number; uuid?: string | undefined; pciBusId?: string | undefined; nvlinkPeers?: number[] | undefined; pcieLevels?: number[] | undefined; migMode?: number | undefined; migInstances?: MigInstance[] | undefined }[],
   sys = '/sys/devices/system',
   bus = '/sys/bus/pci/devices',
 ): HostTopology {
   const topo = readTopology(sys);
-  return { ...topo, gpus: gpus.map((g) => ({ index: g.index, uuid: g.uuid, pciBusId: g.pciBusId, numaNode: pciNumaNode(g.pciBusId, bus), nvlinkPeers: g.nvlinkPeers, pcieLevels: g.pcieLevels, mig: g.migMode === 1 })) };
+  return { ...topo, gpus: gpus.map((g) => ({ index: g.index, uuid: g.uuid, pciBusId: g.pciBusId, numaNode: pciNumaNode(g.pciBusId, bus), nvlinkPeers: g.nvlinkPeers, pcieLevels: g.pcieLevels, mig: g.migMode === 1, ...(g.migInstances ? { migInstances: g.migInstances } : {}) })) };
 }
 
 /** The NUMA node a container's CPUs are on (the node holding most of them); undefined when unknown. */

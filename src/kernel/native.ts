@@ -44,6 +44,8 @@ export interface NvmlDevice {
   processes?: { pid: number; usedMemory: number; smUtilization: number; memoryUtilization: number }[];
   /** 1 MIG on, 0 off, -1 not supported. */
   migMode?: number;
+  /** Its MIG devices when MIG is on: NVML's MIG index, name ("<GPU> MIG 1g.10gb"), UUID, memory, GPU and compute instance ids (-1 unknown). */
+  migDevices?: { index: number; name: string; uuid: string; memoryTotal: number; gpuInstanceId: number; computeInstanceId: number }[];
   /** PCI bus ids at the far end of its active NVLinks. */
   nvlinkPeerBusIds?: string[];
   /** NVML's PCIe topology level to each GPU by index (0 same board ... 50 across NUMA nodes; -1 unknown). */

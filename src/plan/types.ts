@@ -5,6 +5,9 @@
  */
 import type { CdiHook } from '../gpu/cdi/spec.js';
 import type { Resources } from '../isolation/resources.js';
+import type { PlanNetDevice } from '../gpu/cdi/netdev.js';
+import type { PlanDeviceNode } from '../gpu/cdi/nodes.js';
+import type { PlanRdt } from '../gpu/cdi/rdt.js';
 
 /** The security settings in the form the plan needs (secure-runtime compiles them). */
 export interface PlanSecurity {
@@ -106,12 +109,16 @@ export interface SpawnPlan {
   /** Host device nodes bound into /dev (assigned GPUs). */
   devices: string[];
   /** Host device nodes bound at a path of their own (CDI device nodes). */
-  deviceNodes?: { hostPath: string; path: string }[] | undefined;
-  gpus?: { indexes: number[]; uuids?: string[] | undefined; cdi?: string[] | undefined } | undefined;
+  deviceNodes?: PlanDeviceNode[] | undefined;
+  gpus?: { indexes: number[]; uuids?: string[] | undefined; cdi?: string[] | undefined; mig?: string[] | undefined } | undefined;
   /** What GPUs and CDI devices add to the process (environment, groups), for execs too. */
   deviceProcess?: { env: string[]; groups: number[] } | undefined;
   /** OCI hooks from CDI specs, run by the runtime around create, start and remove (gpu/hooks.ts). */
   hooks?: CdiHook[] | undefined;
+  /** Host network interfaces moved into the container's network namespace (gpu/cdi/netdev.ts). */
+  netDevices?: PlanNetDevice[] | undefined;
+  /** The resctrl group the init joins (gpu/cdi/rdt.ts). */
+  intelRdt?: PlanRdt | undefined;
   /** The highest capability the running kernel knows (bounding-set drops go up to it). */
   lastCap: number;
   /** A minimal init as pid 1 (process.argv starts with its container path): the host binary. */

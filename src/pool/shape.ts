@@ -12,7 +12,7 @@ import type { SpawnPlan } from '../plan/types.js';
 
 /** The shape's key, or undefined for a plan no pooled container can serve (GPUs). */
 export function shapeKey(plan: SpawnPlan, defaultProfile: boolean): string | undefined {
-  if (plan.devices.length > 0 || plan.deviceNodes?.length || plan.hooks?.length || plan.gpus) return undefined;
+  if (plan.devices.length > 0 || plan.deviceNodes?.length || plan.hooks?.length || plan.netDevices?.length || plan.intelRdt || plan.gpus) return undefined;
   const sec = plan.process.security;
   return JSON.stringify({
     // The default profile's program is loaded at the park point: it is part of the shape.

@@ -24,6 +24,8 @@ const SKIP = !IS_ROOT ? SKIP_REASON : !BUILT ? 'the addon is not built' : !HAVE_
 
 let root: string;
 let n = 0;
+// One end of a veth pair the netDevices test moves into a container and back.
+const DUMMY = `ssvt${process.pid % 100000}`;
 const sh = (cmd: string) => {
   const r = spawnSync('sh', ['-c', cmd], { encoding: 'utf8' });
   if (r.status !== 0) throw new Error(`${cmd}: ${r.stderr}`);
@@ -64,6 +66,9 @@ beforeAll(() => {
     devices: [
       { name: 'a', containerEdits: { deviceNodes: [{ path: '/dev/vendor/a', hostPath: join(root, 'vendor/a') }], env: ['VENDOR_DEVICE=a'] } },
       { name: 'b', containerEdits: { deviceNodes: [{ path: '/dev/vendor/b', hostPath: join(root, 'vendor/b') }] } },
+      { name: 'net', containerEdits: { netDevices: [{ hostInterfaceName: DUMMY, name: 'cdinet0' }] } },
+      { name: 'rdt', containerEdits: { intelRdt: { closID: 'ss-test', l3CacheSchema: 'L3:0=ff' } } },
+      { name: 'own', containerEdits: { deviceNodes: [{ path: '/dev/vendor/own', hostPath: join(root, 'vendor/a'), fileMode: 0o640, uid: 1234, gid: 4321 }] } },
     ],
     containerEdits: {
       mounts: [{ hostPath: join(root, 'vendor/lib.txt'), containerPath: '/opt/vendor/lib.txt', options: ['ro', 'bind'] }],
@@ -80,6 +85,15 @@ beforeAll(() => {
   fs.writeFileSync(join(root, 'cdi/vendor.json'), JSON.stringify(spec));
   const failing = { cdiVersion: '1.0.0', kind: 'fail.com/dev', devices: [{ name: 'x', containerEdits: { hooks: [{ hookName: 'createContainer', path: hook('fail', 'echo no such firmware >&2; exit 3') }] } }] };
   fs.writeFileSync(join(root, 'cdi/fail.json'), JSON.stringify(failing));
+  // Hooks that append their phase: on the host (createRuntime, poststart) and inside the
+  // container's writable layer (createContainer, startContainer), which outlives a restart.
+  const append = (phase: string, file: string) => ({ hookName: phase, path: hook(`append-${phase}`, `echo ${phase} >> ${file}`) });
+  const counting = {
+    cdiVersion: '0.6.0',
+    kind: 'count.com/dev',
+    devices: [{ name: 'x', containerEdits: { hooks: [append('createRuntime', `${root}/out/restarts`), append('createContainer', '/marks'), append('startContainer', '/marks'), append('poststart', `${root}/out/restarts`)] } }],
+  };
+  fs.writeFileSync(join(root, 'cdi/count.json'), JSON.stringify(counting));
   fs.writeFileSync(
     join(root, 'cdi/nvidia.yaml'),
     `cdiVersion: "0.5.0"
@@ -91,6 +105,14 @@ devices:
   - name: "1"
     containerEdits:
       deviceNodes: [{ path: /dev/nvidia0, hostPath: ${root}/dev/nvidia5 }]
+  - name: "0:0"
+    containerEdits:
+      env: [MIG_SLOT=0]
+      deviceNodes: [{ path: /dev/nvidia0, hostPath: ${root}/dev/nvidia4 }]
+  - name: "0:2"
+    containerEdits:
+      env: [MIG_SLOT=2]
+      deviceNodes: [{ path: /dev/nvidia0, hostPath: ${root}/dev/nvidia4 }]
 containerEdits:
   deviceNodes: [{ path: /dev/nvidiactl, hostPath: ${root}/dev/nvidiactl }]
 `,
@@ -140,11 +162,75 @@ describe.skipIf(skipBecause(SKIP, 'GPU and CDI container tests'))('CDI devices i
     expect(JSON.parse(fs.readFileSync(join(root, 'out/poststop'), 'utf8'))).toMatchObject({ id: c.id, status: 'stopped' });
   });
 
+  it("a node's fileMode, uid and gid from the spec are the container's node's; the host's node keeps its own", async () => {
+    const c = await Container.create(cfg('ls -ln /dev/vendor/own; head -c 0 /dev/vendor/own && echo open-ok', (b) => b.devices(['vendor.com/dev=own'])), { runtime: t.runtime });
+    const out = await run(t.runtime, c);
+    expect(out).toMatch(/^crw-r----- +1 +1234 +4321 +10, +229 .*\/dev\/vendor\/own\nopen-ok\n$/);
+    const host = fs.statSync(join(root, 'vendor/a'));
+    expect([host.mode & 0o777, host.uid, host.gid]).toEqual([0o666, 0, 0]);
+    await c.remove();
+  });
+
+  it('netDevices: the host interface is moved into the container renamed, and back at removal; network "host" is refused', async () => {
+    sh(`ip link add ${DUMMY} type veth peer name ${DUMMY}p`);
+    try {
+      const index = fs.readFileSync(`/sys/class/net/${DUMMY}/ifindex`, 'utf8');
+      const c = await Container.create(cfg('sleep 30', (b) => b.devices(['vendor.com/dev=net'])), { runtime: t.runtime });
+      expect(fs.existsSync(`/sys/class/net/${DUMMY}`)).toBe(false);
+      await c.start();
+      const inside = await c.exec(['/bin/sh', '-c', 'ls /sys/class/net | tr "\\n" " "; cat /sys/class/net/cdinet0/ifindex']);
+      expect(inside.stdout).toBe(`cdinet0 lo ${index}`);
+      await c.remove({ force: true });
+      // Moved back under its host name while the container's namespace still existed.
+      expect(fs.readFileSync(`/sys/class/net/${DUMMY}/ifindex`, 'utf8')).toBe(index);
+      // A container that ended took its namespace along, and the veth with it: removal still succeeds.
+      const ended = await Container.create(cfg('true', (b) => b.devices(['vendor.com/dev=net'])), { runtime: t.runtime });
+      await run(t.runtime, ended);
+      await ended.remove();
+      expect(fs.existsSync(`/sys/class/net/${DUMMY}`)).toBe(false);
+      sh(`ip link add ${DUMMY} type veth peer name ${DUMMY}p`);
+      const before = (await Container.list({ runtime: t.runtime })).length;
+      await expect(Container.create(cfg('true', (b) => b.devices(['vendor.com/dev=net']).network('host')), { runtime: t.runtime })).rejects.toThrow(
+        /devices: vendor\.com\/dev=net \(.*vendor\.json\): netDevices\[0\]: the container shares the host's network namespace/,
+      );
+      sh(`ip link del ${DUMMY}`);
+      await expect(Container.create(cfg('true', (b) => b.devices(['vendor.com/dev=net'])), { runtime: t.runtime })).rejects.toThrow(new RegExp(`netDevices\\[0\\]\\.hostInterfaceName: the host has no network interface ${DUMMY}`));
+      expect((await Container.list({ runtime: t.runtime })).length).toBe(before);
+    } finally {
+      spawnSync('ip', ['link', 'del', DUMMY]);
+    }
+  });
+
+  it('intelRdt without resctrl mounted is an error naming the field, and nothing is left', async () => {
+    const mounted = fs.readFileSync('/proc/self/mountinfo', 'utf8').includes(' - resctrl ');
+    if (mounted) return; // this host has RDT: the join itself is tested on a stand-in resctrl (unit)
+    const before = (await Container.list({ runtime: t.runtime })).length;
+    await expect(Container.create(cfg('true', (b) => b.devices(['vendor.com/dev=rdt'])), { runtime: t.runtime })).rejects.toThrow(/devices: vendor\.com\/dev=rdt \(.*\): intelRdt\.closID: resctrl is not mounted/);
+    expect((await Container.list({ runtime: t.runtime })).length).toBe(before);
+  });
+
+  it('the hooks run again when the restart supervisor respawns the init', async () => {
+    const c = await Container.create(
+      cfg('cat /marks; exit 3', (b) => b.devices(['count.com/dev=x']).restart('on-failure', { maxRetries: 2, initialBackoffMs: 50, maxBackoffMs: 100 })),
+      { runtime: t.runtime },
+    );
+    const exhausted = new Promise<void>((resolve) => c.on('restartsExhausted', () => resolve()));
+    await c.start();
+    await exhausted;
+    const restarts = () => fs.readFileSync(join(root, 'out/restarts'), 'utf8');
+    for (let i = 0; i < 100 && restarts().split('\n').length < 7; i++) await new Promise((r) => setTimeout(r, 50));
+    // The first create and start, then two restarts: three of each phase, in order.
+    expect(restarts()).toBe('createRuntime\npoststart\n'.repeat(3));
+    const runs = c.logs().stdout.split('createContainer\nstartContainer\n').length - 1;
+    expect(runs).toBe(1 + 2 + 3); // each run prints the marks of every run so far
+    await c.remove();
+  });
+
   it('an unknown device or kind is an error naming the field, and nothing is left', async () => {
     const before = (await Container.list({ runtime: t.runtime })).length;
     const e = await Container.create(cfg('true', (b) => b.devices(['vendor.com/dev=a', 'vendor.com/dev=zz'])), { runtime: t.runtime }).catch((x: unknown) => x);
     expect(e).toBeInstanceOf(RuntimeError);
-    expect((e as Error).message).toMatch(/^devices\[1\]: vendor\.com\/dev has no device "zz" \(it has a, b\)/);
+    expect((e as Error).message).toMatch(/^devices\[1\]: vendor\.com\/dev has no device "zz" \(it has a, b, net, own, rdt\)/);
     const k = await Container.create(cfg('true', (b) => b.devices(['other.com/x=1'])), { runtime: t.runtime }).catch((x: unknown) => x);
     expect((k as Error).message).toMatch(/devices\[0\]: no CDI spec defines kind other\.com\/x/);
     expect(() => cfg('true', (b) => b.devices(['gpu0']))).toThrow(/devices\[0\]: expected a CDI device name/);
@@ -198,8 +284,72 @@ describe.skipIf(skipBecause(SKIP, 'GPU scheduling container tests'))('GPU schedu
       const c = await Container.create(cfg(show, (x) => x.gpuCount(1)), { runtime: again });
       expect((await again.gpus()).assignments.find((x) => x.containerId === c.id)!.gpus).toEqual([freed]);
       await c.remove();
+      await (await Container.load(b.id, { runtime: again })).remove();
     } finally {
       await again.close();
+    }
+  });
+
+  it('MIG instances: reserved by count and profile, exclusive, a held one named as a CDI device is refused naming its holder, kept across a runtime restart, released on remove', async () => {
+    // The stand-in NVML puts GPU 0 in MIG mode with a 1g.18gb (0:0) and a 3g.71gb (0:2) instance.
+    process.env.FAKE_NVML_MIG = '1g.18gb,,3g.71gb';
+    const ids = () => fs.readdirSync(t.stateRoot).filter((f) => /^[0-9a-f]{32}$/.test(f)).length;
+    const made: Container[] = [];
+    try {
+      const show = 'echo "slot=$MIG_SLOT visible=$NVIDIA_VISIBLE_DEVICES"';
+      // Two creates racing for the one 3g.71gb instance: one gets it, the other is refused naming it.
+      const race = await Promise.allSettled([0, 1].map(() => Container.create(cfg('true', (b) => b.gpuMig({ count: 1, profile: '3g.71gb' })), { runtime: t.runtime })));
+      const won = race.filter((r): r is PromiseFulfilledResult<Container> => r.status === 'fulfilled');
+      const lost = race.filter((r): r is PromiseRejectedResult => r.status === 'rejected');
+      expect([won.length, lost.length]).toEqual([1, 1]);
+      expect(lost[0]!.reason).toMatchObject({ code: 'EBUSY', message: expect.stringMatching(/MIG 0:2 \(3g\.71gb\) is held by/) });
+      await won[0]!.value.remove();
+      // A restart keeps the container's instance: the respawned init sees the same one.
+      const again1 = await Container.create(cfg(`${show}; exit 1`, (b) => b.gpuMig({ count: 1, profile: '3g.71gb' }).restart('on-failure', { maxRetries: 1, initialBackoffMs: 20 })), { runtime: t.runtime });
+      const spent = new Promise<void>((resolve) => again1.on('restartsExhausted', () => resolve()));
+      await again1.start();
+      await spent;
+      expect(again1.logs().stdout).toBe('slot=2 visible=MIG-fake-0-2\n'.repeat(2));
+      await again1.remove();
+      const a = await Container.create(cfg(show, (b) => b.gpuMig({ count: 1, profile: '1g.18gb' })), { runtime: t.runtime });
+      made.push(a);
+      expect(await run(t.runtime, a)).toBe('slot=0 visible=MIG-fake-0-0\n');
+      const before = ids();
+      const named = await Container.create(cfg('true', (b) => b.devices(['nvidia.com/gpu=0:0'])), { runtime: t.runtime }).catch((e: unknown) => e);
+      expect(named).toMatchObject({ code: 'EBUSY' });
+      expect((named as Error).message).toMatch(new RegExp(`devices: MIG 0:0 \\(1g\\.18gb\\) is held by ${a.name} \\(${a.id.slice(0, 12)}\\)`));
+      const byUuid = await Container.create(cfg('true', (b) => b.devices(['nvidia.com/gpu=MIG-fake-0-0'])), { runtime: t.runtime }).catch((e: unknown) => e);
+      expect((byUuid as Error).message).toMatch(/MIG 0:0 \(1g\.18gb\) is held by/);
+      const c = await Container.create(cfg(show, (b) => b.gpuMig({ count: 1 })), { runtime: t.runtime });
+      made.push(c);
+      expect(await run(t.runtime, c)).toBe('slot=2 visible=MIG-fake-0-2\n');
+      await expect(Container.create(cfg('true', (b) => b.gpuMig({ count: 1 })), { runtime: t.runtime })).rejects.toThrow(/gpuMig: 1 MIG instance requested but only 0 of 2 are free: MIG 0:0 \(1g\.18gb\) is held by .*; MIG 0:2 \(3g\.71gb\) is held by/);
+      // The parent GPU is not handed out whole: a GPU asked for by count is GPU 1.
+      const whole = await Container.create(cfg('true', (b) => b.gpuCount(1)), { runtime: t.runtime });
+      made.push(whole);
+      expect((await t.runtime.gpus()).assignments.find((x) => x.containerId === whole.id)!.gpus).toEqual([1]);
+      await expect(Container.create(cfg('true', (b) => b.gpuDevices([0])), { runtime: t.runtime })).rejects.toThrow(/gpuDevices: GPU 0 has MIG enabled/);
+      expect(ids()).toBe(before + 2);
+
+      // A second runtime on the same state root (a host-agent restart) honours the reservations.
+      const again = new Runtime({ ...init(), stateRoot: t.stateRoot, imageRoot: t.runtime.options.imageRoot, cgroupParent: t.runtime.options.cgroupParent, env: {}, logLevel: 'silent' });
+      try {
+        const gpus = await again.gpus();
+        expect(gpus.devices[0]!.migInstances!.map((m) => [m.id, m.assignedTo])).toEqual([['0:0', [a.id]], ['0:2', [c.id]]]);
+        await expect(Container.create(cfg('true', (b) => b.devices(['nvidia.com/gpu=0:2'])), { runtime: again })).rejects.toThrow(new RegExp(`MIG 0:2 \\(3g\\.71gb\\) is held by ${c.name}`));
+        await (await Container.load(a.id, { runtime: again })).remove();
+        made.shift();
+        const d = await Container.create(cfg(show, (b) => b.devices(['nvidia.com/gpu=0:0'])), { runtime: again });
+        made.push(d);
+        expect((await again.gpus()).assignments.find((x) => x.containerId === d.id)!.mig).toEqual(['0:0']);
+        await d.remove();
+        made.pop();
+      } finally {
+        await again.close();
+      }
+    } finally {
+      for (const x of made) await x.remove({ force: true }).catch(() => undefined);
+      delete process.env.FAKE_NVML_MIG;
     }
   });
 

@@ -61,6 +61,7 @@ describe('run/create flags → ContainerConfig', () => {
     expect(configFromFlags(IMAGE, [], { gpus: '2' }).spec.resources.gpuCount).toBe(2);
     expect(configFromFlags(IMAGE, [], { gpus: 'all' }, { hostGpus: [0, 1, 2] }).spec.resources.gpuDevices).toEqual([0, 1, 2]);
     expect(() => configFromFlags(IMAGE, [], { gpus: 'all' }, { hostGpus: [] })).toThrow('--gpus all: this host has no GPUs');
+    expect(configFromFlags(IMAGE, [], { gpus: 'mig=2:1g.10gb' }).spec.resources.gpuMig).toEqual({ count: 2, profile: '1g.10gb' });
   });
 
   it('reports bad flags before anything is made', () => {

@@ -40,10 +40,13 @@ describe('--gpus', () => {
     expect(parseGpus('device=0,1')).toEqual({ devices: [0, 1] });
     expect(parseGpus('"device=2"')).toEqual({ devices: [2] });
     expect(parseGpus('device="0,3"')).toEqual({ devices: [0, 3] });
+    expect(parseGpus('mig=2')).toEqual({ mig: { count: 2 } });
+    expect(parseGpus('mig=1g.10gb')).toEqual({ mig: { count: 1, profile: '1g.10gb' } });
+    expect(parseGpus('"mig=3:1c.2g.20gb"')).toEqual({ mig: { count: 3, profile: '1c.2g.20gb' } });
   });
 
   it('refuses anything else', () => {
-    for (const bad of ['', 'some', 'device=', 'device=a', 'device=0,,1', '-1']) expect(() => parseGpus(bad)).toThrow(/--gpus/);
+    for (const bad of ['', 'some', 'device=', 'device=a', 'device=0,,1', '-1', 'mig=0', 'mig=2:big', 'mig=']) expect(() => parseGpus(bad)).toThrow(/--gpus/);
   });
 });
 

@@ -151,3 +151,18 @@ describe('HardwareAffinity: NUMA CPUs come from the caller', () => {
     expect(back.toJSON()).toEqual(JSON.parse(JSON.stringify(config.toJSON())));
   });
 });
+
+describe('gpuMig', () => {
+  it('a count and an optional profile; a bad one is an error naming the field', () => {
+    expect(base().gpuMig({ count: 2, profile: '1g.10gb' }).build().spec.resources.gpuMig).toEqual({ count: 2, profile: '1g.10gb' });
+    const e = (() => {
+      try {
+        base().gpuMig({ count: 0, profile: '10 GB' }).build();
+      } catch (err) {
+        return err as ConfigError;
+      }
+    })();
+    expect(e).toBeInstanceOf(ConfigError);
+    expect(e!.message).toMatch(/gpuMig\.count: [\s\S]*gpuMig\.profile: expected a MIG profile like "1g\.10gb", got "10 GB"/);
+  });
+});

@@ -120,7 +120,7 @@ describe('the GPU plan part', () => {
   });
 
   it('native: the assigned GPU\'s nodes only, no driver files, no environment', () => {
-    const p = prepareGpus({ gpuCount: 1 }, base({ assigned: [1], driver: { driverVersion: 'x', mounts: [{ source: '/l', target: '/t' }], skipped: [] } }))!;
+    const p = prepareGpus({ gpuCount: 1 }, base({ assigned: { gpus: [1] }, driver: { driverVersion: 'x', mounts: [{ source: '/l', target: '/t' }], skipped: [] } }))!;
     expect(p.hostNodes).toEqual(['/dev/nvidiactl', '/dev/nvidia1']);
     expect(p.mounts).toEqual([]);
     expect(p.env).toEqual([]);
@@ -131,12 +131,68 @@ describe('the GPU plan part', () => {
     const dir = fs.mkdtempSync(join(tmpdir(), 'ss-cdi-'));
     try {
       fs.writeFileSync(join(dir, 'nv.json'), JSON.stringify({ cdiVersion: '0.5.0', kind: 'nvidia.com/gpu', devices: [{ name: 'GPU-b', containerEdits: { deviceNodes: [{ path: '/dev/nvidia0', hostPath: '/dev/null' }] } }] }));
-      const p = prepareGpus({ gpuCount: 1 }, base({ engine: 'nvidia', assigned: [1], cdi: () => CdiRegistry.load([dir]) }))!;
+      const p = prepareGpus({ gpuCount: 1 }, base({ engine: 'nvidia', assigned: { gpus: [1] }, cdi: () => CdiRegistry.load([dir]) }))!;
       expect(p.gpus?.cdi).toEqual(['nvidia.com/gpu=GPU-b']);
       expect(p.hostNodes).toEqual([]);
       expect(p.deviceNodes).toEqual([{ hostPath: '/dev/null', path: '/dev/nvidia0' }]);
       expect(p.env).toContain('CUDA_VISIBLE_DEVICES=GPU-b');
-      expect(() => prepareGpus({ gpuCount: 1 }, base({ engine: 'nvidia', assigned: [0], cdi: () => CdiRegistry.load([dir]) }))).toThrow(/gpuCount: GPU 0 has no device in the CDI specs of nvidia\.com\/gpu \(they have GPU-b\)/);
+      expect(() => prepareGpus({ gpuCount: 1 }, base({ engine: 'nvidia', assigned: { gpus: [0] }, cdi: () => CdiRegistry.load([dir]) }))).toThrow(/gpuCount: GPU 0 has no device in the CDI specs of nvidia\.com\/gpu \(they have GPU-b\)/);
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  const migInv: GpuInventory = {
+    source: 'nvml',
+    devices: [
+      { index: 0, minor: 0, uuid: 'GPU-a', migMode: 1, migInstances: [{ id: '0:0', gpu: 0, index: 0, uuid: 'MIG-a0', profile: '1g.18gb', gpuInstanceId: 1, computeInstanceId: 0 }, { id: '0:2', gpu: 0, index: 2, uuid: 'MIG-a2', profile: '3g.71gb', gpuInstanceId: 5, computeInstanceId: 0 }] },
+      { index: 1, minor: 1, uuid: 'GPU-b' },
+    ],
+  };
+
+  it('MIG without a spec: the parent\'s node and the two capability nodes the driver lists, allowed and nothing else', () => {
+    const dir = fs.mkdtempSync(join(tmpdir(), 'ss-caps-'));
+    try {
+      const caps = join(dir, 'caps');
+      fs.mkdirSync(join(caps, 'gpu0/mig/gi5/ci0'), { recursive: true });
+      fs.writeFileSync(join(caps, 'gpu0/mig/gi5/access'), 'DeviceFileMinor: 48\nDeviceFileMode: 292\n');
+      fs.writeFileSync(join(caps, 'gpu0/mig/gi5/ci0/access'), 'DeviceFileMinor: 49\nDeviceFileMode: 292\n');
+      const ctx = base({
+        inventory: migInv,
+        assigned: { gpus: [], mig: ['0:2'] },
+        capsDir: caps,
+        host: { deviceNames: ['nvidia0', 'nvidia1', 'nvidiactl'], procDevices: 'Character devices:\n195 nvidia\n237 nvidia-caps\n' },
+        exists: (p) => p.startsWith('/dev/nvidia-caps/'),
+        read: (p) => (fs.existsSync(p) ? fs.readFileSync(p, 'utf8') : undefined),
+      });
+      const p = prepareGpus({ gpuMig: { count: 1 } }, ctx)!;
+      expect(p.gpus).toEqual({ indexes: [], mig: ['0:2'] });
+      expect(p.hostNodes).toEqual(['/dev/nvidiactl', '/dev/nvidia0']);
+      expect(p.deviceNodes).toEqual([
+        { hostPath: '/dev/nvidia-caps/nvidia-cap48', path: '/dev/nvidia-caps/nvidia-cap48' },
+        { hostPath: '/dev/nvidia-caps/nvidia-cap49', path: '/dev/nvidia-caps/nvidia-cap49' },
+      ]);
+      expect(p.rules.filter((r) => r.major === 237).map((r) => r.minor)).toEqual([48, 49]);
+      expect(p.rules.some((r) => r.major === 195 && r.minor === 1)).toBe(false);
+      // The nvidia engine names the instance by its UUID.
+      expect(prepareGpus({ gpuMig: { count: 1 } }, { ...ctx, engine: 'nvidia' })!.env).toContain('CUDA_VISIBLE_DEVICES=MIG-a2');
+      // What the driver does not list is an error naming the field and the file.
+      expect(() => prepareGpus({ gpuMig: { count: 1 } }, { ...ctx, assigned: { gpus: [], mig: ['0:0'] } })).toThrow(/^gpuMig: MIG 0:0 cannot be given without a CDI spec: cannot read .*gpu0\/mig\/gi1\/access/);
+      expect(() => prepareGpus({ gpuMig: { count: 1 } }, { ...ctx, host: { ...ctx.host, procDevices: '' } })).toThrow(/no nvidia-caps character device in \/proc\/devices/);
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('MIG with the nvidia engine and a spec: the instance goes through CDI by its name or UUID', () => {
+    const dir = fs.mkdtempSync(join(tmpdir(), 'ss-cdi-'));
+    try {
+      fs.writeFileSync(join(dir, 'nv.json'), JSON.stringify({ cdiVersion: '0.5.0', kind: 'nvidia.com/gpu', devices: [{ name: '0:2', containerEdits: { deviceNodes: [{ path: '/dev/nvidia0', hostPath: '/dev/null' }] } }] }));
+      const ctx = base({ engine: 'nvidia', inventory: migInv, cdi: () => CdiRegistry.load([dir]) });
+      const p = prepareGpus({ gpuMig: { count: 1 } }, { ...ctx, assigned: { gpus: [], mig: ['0:2'] } })!;
+      expect(p.deviceNodes).toEqual([{ hostPath: '/dev/null', path: '/dev/nvidia0' }]);
+      expect(p.env).toContain('NVIDIA_VISIBLE_DEVICES=MIG-a2');
+      expect(() => prepareGpus({ gpuMig: { count: 1 } }, { ...ctx, assigned: { gpus: [], mig: ['0:0'] } })).toThrow(/gpuMig: MIG 0:0 has no device in the CDI specs of nvidia\.com\/gpu \(they have 0:2\)/);
     } finally {
       fs.rmSync(dir, { recursive: true, force: true });
     }

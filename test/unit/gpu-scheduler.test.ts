@@ -9,7 +9,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { RuntimeError } from '../../src/errors.js';
-import { chooseGpus, strategyOf, type GpuAssignmentRecord, type SchedulableGpu } from '../../src/gpu/scheduler.js';
+import { chooseMig, type MigInstance } from '../../src/gpu/mig.js';
+import { chooseGpus, defaultDistance, strategyOf, type GpuAssignmentRecord, type SchedulableGpu } from '../../src/gpu/scheduler.js';
 import { GpuAssignmentStore } from '../../src/gpu/store.js';
 import { Personality } from '../../src/personality/personality.js';
 
@@ -72,8 +73,43 @@ describe('GPU choice', () => {
     // A GPU with MIG on is handed out only through its MIG instances (CDI names).
     const mig = [{ ...two[0]!, mig: true }, two[1]!];
     expect(chooseGpus({ count: 1, strategy: 'pack' }, mig, [])).toEqual([1]);
-    expect(() => chooseGpus({ count: 1, strategy: 'pack' }, mig, [held('bbbb', [1])])).toThrow(/GPU 0 has MIG enabled \(its instances are CDI devices\); GPU 1 is held by c-bbbb/);
-    expect(() => chooseGpus({ devices: [0], strategy: 'pack' }, mig, [])).toThrow(/gpuDevices: GPU 0 has MIG enabled: ask for its MIG instances by CDI name/);
+    expect(() => chooseGpus({ count: 1, strategy: 'pack' }, mig, [held('bbbb', [1])])).toThrow(/GPU 0 has MIG enabled \(ask for its instances with gpuMig\); GPU 1 is held by c-bbbb/);
+    expect(() => chooseGpus({ devices: [0], strategy: 'pack' }, mig, [])).toThrow(/gpuDevices: GPU 0 has MIG enabled: ask for its MIG instances \(gpuMig/);
+  });
+});
+
+// GPU 0 (node 0) and GPU 2 (node 1) have MIG on: two 1g.18gb and a 3g.71gb on GPU 0, two 1g.18gb on GPU 2.
+const mi = (gpu: number, index: number, profile: string): MigInstance => ({ id: `${gpu}:${index}`, gpu, index, uuid: `MIG-${gpu}-${index}`, profile });
+const MIG: SchedulableGpu[] = [
+  { index: 0, numaNode: 0, mig: true, migInstances: [mi(0, 0, '1g.18gb'), mi(0, 1, '1g.18gb'), mi(0, 2, '3g.71gb')] },
+  { index: 1, numaNode: 0 },
+  { index: 2, numaNode: 1, mig: true, migInstances: [mi(2, 0, '1g.18gb'), mi(2, 1, '1g.18gb')] },
+];
+const heldMig = (containerId: string, mig: string[], shared = false): GpuAssignmentRecord => ({ containerId, name: `c-${containerId}`, gpus: [], mig, shared, assignedAt: '' });
+
+describe('MIG instance choice', () => {
+  it('by count and profile, nearest node first, packing or spreading over the parents', () => {
+    expect(chooseMig({ count: 1, strategy: 'pack' }, MIG, [], defaultDistance)).toEqual(['0:0']);
+    expect(chooseMig({ count: 1, profile: '3g.71gb', strategy: 'pack' }, MIG, [], defaultDistance)).toEqual(['0:2']);
+    expect(chooseMig({ count: 2, profile: '1g.18gb', numaNode: 1, strategy: 'pack' }, MIG, [], defaultDistance)).toEqual(['2:0', '2:1']);
+    // GPU 0 has a busy instance: packing stays on it, spreading goes to GPU 2.
+    expect(chooseMig({ count: 1, profile: '1g.18gb', strategy: 'pack' }, MIG, [heldMig('a', ['0:0'])], defaultDistance)).toEqual(['0:1']);
+    expect(chooseMig({ count: 1, profile: '1g.18gb', strategy: 'spread' }, MIG, [heldMig('a', ['0:0'])], defaultDistance)).toEqual(['2:0']);
+  });
+
+  it('exclusive by default: a request that cannot be met, or a held instance asked for by name, names the holder', () => {
+    const busy = [heldMig('aaaa', ['0:2']), heldMig('bbbb', ['0:0', '0:1', '2:0', '2:1'], true)];
+    expect(() => chooseMig({ count: 1, profile: '3g.71gb', strategy: 'pack' }, MIG, busy, defaultDistance)).toThrow(
+      'gpuMig: 1 MIG instance of profile 3g.71gb requested but only 0 of 1 are free: MIG 0:2 (3g.71gb) is held by c-aaaa (aaaa)',
+    );
+    expect(() => chooseMig({ names: ['0:2'], strategy: 'pack' }, MIG, busy, defaultDistance)).toThrow(/^devices: MIG 0:2 \(3g\.71gb\) is held by c-aaaa \(aaaa\) \(MIG instances are exclusive/);
+    expect(chooseMig({ count: 1, shared: true, strategy: 'pack' }, MIG, busy, defaultDistance)).toEqual(['0:0']);
+    expect(() => chooseMig({ count: 4, profile: '3g.71gb', strategy: 'pack' }, MIG, [], defaultDistance)).toThrow(/gpuMig: 4 MIG instances of profile 3g\.71gb requested but this host has only 1 \(its MIG instances: 5, profiles 1g\.18gb, 3g\.71gb\)/);
+    expect(() => chooseMig({ count: 1, strategy: 'pack' }, FOUR, [], defaultDistance)).toThrow(/this host has none \(no GPU has MIG on\)/);
+    // A GPU held whole (before its MIG mode went on) holds its instances; one whose instances
+    // are held is not handed out whole (should its MIG mode go off).
+    expect(() => chooseMig({ names: ['0:0'], strategy: 'pack' }, MIG, [held('wwww', [0])], defaultDistance)).toThrow(/MIG 0:0 \(1g\.18gb\) is held by c-wwww/);
+    expect(() => chooseGpus({ devices: [0], strategy: 'pack' }, FOUR, [heldMig('aaaa', ['0:1'])])).toThrow(/GPU 0 is held by c-aaaa/);
   });
 });
 
@@ -109,6 +145,22 @@ describe('GPU assignment store', () => {
     expect(fs.existsSync(join(root, 'gpus/lock'))).toBe(false);
   });
 
+  it('MIG reservations persist for a second store (a runtime restart), are kept by their container and released', () => {
+    records.add('m1');
+    const a = new GpuAssignmentStore(root, host);
+    expect(a.reserve('m1', 'one', { mig: { count: 2, profile: '1g.18gb' }, strategy: 'pack' }, MIG)).toMatchObject({ gpus: [], mig: ['0:0', '0:1'] });
+    a.confirm('m1');
+    const b = new GpuAssignmentStore(root, host);
+    expect(b.held('m1')?.mig).toEqual(['0:0', '0:1']);
+    expect(b.reserve('m1', 'one', { mig: { count: 2 }, strategy: 'pack' }, MIG).mig).toEqual(['0:0', '0:1']);
+    records.add('m2');
+    expect(() => b.reserve('m2', 'two', { mig: { names: ['0:1'] }, strategy: 'pack' }, MIG)).toThrow(/devices: MIG 0:1 \(1g\.18gb\) is held by one \(m1\)/);
+    expect(b.list().map((x) => x.containerId)).toEqual(['m1']); // the refusal left nothing
+    expect(b.reserve('m2', 'two', { mig: { count: 1, profile: '1g.18gb' }, strategy: 'pack' }, MIG).mig).toEqual(['2:0']);
+    expect(a.release('m1')).toBe(true);
+    expect(b.reserve('m3', 'three', { mig: { names: ['0:1'] }, strategy: 'pack' }, MIG).mig).toEqual(['0:1']);
+  });
+
   it('a lock left by a dead process is taken over', () => {
     fs.mkdirSync(join(root, 'gpus'));
     const dead = spawnSync('true').pid!;
@@ -140,6 +192,30 @@ try { console.log(s.reserve('c' + process.pid, 'n', { count: 1, strategy: 'pack'
     );
     const got = outs.filter((o) => o !== 'busy').sort();
     expect(got).toEqual(['0', '1', '2', '3']);
+    expect(outs.filter((o) => o === 'busy')).toHaveLength(2);
+  });
+
+  it('processes racing for MIG instances never get the same one', async () => {
+    const script = join(root, 'race-mig.mjs');
+    const storeUrl = new URL('../../dist/src/gpu/store.js', import.meta.url).href;
+    fs.writeFileSync(
+      script,
+      `import { GpuAssignmentStore } from '${storeUrl}';
+const host = { processStartTime: () => 'x', containerExists: () => true };
+const s = new GpuAssignmentStore(process.argv[2], host);
+const gpus = [{ index: 0, mig: true, migInstances: [0, 1, 2].map((i) => ({ id: '0:' + i, gpu: 0, index: i, profile: '1g.18gb' })) }];
+try { console.log(s.reserve('c' + process.pid, 'n', { mig: { count: 1 }, strategy: 'pack' }, gpus).mig[0]); } catch (e) { console.log(e.code === 'EBUSY' ? 'busy' : e.message); }`,
+    );
+    const { spawn } = await import('node:child_process');
+    const outs = await Promise.all(
+      Array.from({ length: 5 }, () => new Promise<string>((resolve) => {
+        const p = spawn(process.execPath, [script, root]);
+        let out = '';
+        p.stdout.on('data', (d: Buffer) => (out += d.toString()));
+        p.on('close', () => resolve(out.trim()));
+      })),
+    );
+    expect(outs.filter((o) => o !== 'busy').sort()).toEqual(['0:0', '0:1', '0:2']);
     expect(outs.filter((o) => o === 'busy')).toHaveLength(2);
   });
 });

@@ -36,9 +36,9 @@ describe.skipIf(!!SKIP)(`NVML through the addon${SKIP ? ` — skipped: ${SKIP}` 
     expect(inv.library).toBe(lib);
     expect(inv.driverVersion).toBe('999.99.fake');
     expect(inv.devices).toEqual([
-      { index: 0, name: 'Fake H200', uuid: 'GPU-fake-0', pciBusId: '00000000:18:00.0', minor: 4, memoryTotal: 141 * 2 ** 30, memoryUsed: 0, gpuUtilization: 42, memoryUtilization: 7, processes: [], migMode: 0, nvlinkPeerBusIds: ['00000000:19:00.0'], pcieLevels: [0, 10] },
+      { index: 0, name: 'Fake H200', uuid: 'GPU-fake-0', pciBusId: '00000000:18:00.0', minor: 4, memoryTotal: 141 * 2 ** 30, memoryUsed: 0, gpuUtilization: 42, memoryUtilization: 7, processes: [], migMode: 0, migDevices: [], nvlinkPeerBusIds: ['00000000:19:00.0'], pcieLevels: [0, 10] },
       // A GPU that does not report utilisation says so with -1.
-      { index: 1, name: 'Fake H200', uuid: 'GPU-fake-1', pciBusId: '00000000:19:00.0', minor: 5, memoryTotal: 141 * 2 ** 30, memoryUsed: 2 ** 30, gpuUtilization: -1, memoryUtilization: -1, processes: [], migMode: 0, nvlinkPeerBusIds: ['00000000:18:00.0'], pcieLevels: [10, 0] },
+      { index: 1, name: 'Fake H200', uuid: 'GPU-fake-1', pciBusId: '00000000:19:00.0', minor: 5, memoryTotal: 141 * 2 ** 30, memoryUsed: 2 ** 30, gpuUtilization: -1, memoryUtilization: -1, processes: [], migMode: 0, migDevices: [], nvlinkPeerBusIds: ['00000000:18:00.0'], pcieLevels: [10, 0] },
     ]);
   });
 
@@ -100,6 +100,28 @@ describe.skipIf(!!SKIP)(`NVML through the addon${SKIP ? ` — skipped: ${SKIP}` 
       expect(inv.devices.map((d) => d.nvlinkPeers)).toEqual([[1], [0]]);
     } finally {
       delete process.env.FAKE_NVML_PROCS;
+    }
+  });
+
+  it('a GPU with MIG on lists its MIG devices: index, UUID, profile, memory, GPU and compute instance', async () => {
+    process.env.FAKE_NVML_MIG = '1g.18gb,,3g.71gb';
+    try {
+      const raw = await new NativeKernel().nvmlInventory(lib);
+      expect(raw.devices[0]!.migMode).toBe(1);
+      expect(raw.devices[0]!.migDevices).toEqual([
+        { index: 0, name: 'Fake H200 MIG 1g.18gb', uuid: 'MIG-fake-0-0', memoryTotal: 18 * 2 ** 30, gpuInstanceId: 1, computeInstanceId: 0 },
+        { index: 2, name: 'Fake H200 MIG 3g.71gb', uuid: 'MIG-fake-0-2', memoryTotal: 71 * 2 ** 30, gpuInstanceId: 5, computeInstanceId: 0 },
+      ]);
+      expect(raw.devices[1]).toMatchObject({ migMode: 0, migDevices: [] });
+      const inv = await gpuInventory(new NativeKernel(), lib);
+      expect(inv.devices[0]!.migInstances).toEqual([
+        { id: '0:0', gpu: 0, index: 0, uuid: 'MIG-fake-0-0', profile: '1g.18gb', memoryBytes: 18 * 2 ** 30, gpuInstanceId: 1, computeInstanceId: 0 },
+        { id: '0:2', gpu: 0, index: 2, uuid: 'MIG-fake-0-2', profile: '3g.71gb', memoryBytes: 71 * 2 ** 30, gpuInstanceId: 5, computeInstanceId: 0 },
+      ]);
+      expect(inv.devices[1]!.migInstances).toBeUndefined();
+      expect('migDevices' in inv.devices[0]!).toBe(false);
+    } finally {
+      delete process.env.FAKE_NVML_MIG;
     }
   });
 

@@ -9,7 +9,7 @@ import * as fs from 'node:fs';
 import { RuntimeError } from '../../errors.js';
 import type { DeviceRule } from '../../isolation/resources.js';
 import type { CdiEditSource } from './registry.js';
-import type { CdiHook } from './spec.js';
+import type { CdiHook, CdiIntelRdt, CdiNetDevice } from './spec.js';
 
 export interface HostNode {
   type: 'c' | 'b' | 'p';
@@ -42,13 +42,16 @@ export const statHostNode: StatNode = (path) => {
 
 export interface CdiApplied {
   /** Host node → path in the container, bound read-write (the cgroup rule decides access). */
-  deviceNodes: { hostPath: string; path: string; type: 'c' | 'b' | 'p'; major: number; minor: number }[];
+  deviceNodes: { hostPath: string; path: string; type: 'c' | 'b' | 'p'; major: number; minor: number; fileMode?: number | undefined; uid?: number | undefined; gid?: number | undefined }[];
   rules: DeviceRule[];
   mounts: { source: string; target: string; readOnly: boolean }[];
   /** NAME=value, in order. */
   env: string[];
   hooks: CdiHook[];
   additionalGids: number[];
+  netDevices: (CdiNetDevice & { origin: string })[];
+  /** With the origin of the edit that set it, for errors. */
+  intelRdt?: { rdt: CdiIntelRdt; origin: string } | undefined;
 }
 
 function conflict(what: string, a: string, b: string): RuntimeError {
@@ -57,7 +60,8 @@ function conflict(what: string, a: string, b: string): RuntimeError {
 
 /** Merges edits in order. Throws naming the origin and field when a node is missing or two edits disagree. */
 export function mergeEdits(sources: readonly CdiEditSource[], stat: StatNode = statHostNode): CdiApplied {
-  const out: CdiApplied = { deviceNodes: [], rules: [], mounts: [], env: [], hooks: [], additionalGids: [] };
+  const out: CdiApplied = { deviceNodes: [], rules: [], mounts: [], env: [], hooks: [], additionalGids: [], netDevices: [] };
+  const netFrom = new Map<string, string>();
   const nodeFrom = new Map<string, string>();
   const mountFrom = new Map<string, string>();
   const envFrom = new Map<string, { value: string; origin: string }>();
@@ -79,7 +83,8 @@ export function mergeEdits(sources: readonly CdiEditSource[], stat: StatNode = s
           throw conflict(`device node ${d.path} is ${prev.hostPath} and ${hostPath}`, nodeFrom.get(d.path)!, origin);
         }
       } else {
-        out.deviceNodes.push({ hostPath, path: d.path, type: host.type, major: host.major, minor: host.minor });
+        const own = { ...(d.fileMode !== undefined ? { fileMode: d.fileMode } : {}), ...(d.uid !== undefined ? { uid: d.uid } : {}), ...(d.gid !== undefined ? { gid: d.gid } : {}) };
+        out.deviceNodes.push({ hostPath, path: d.path, type: host.type, major: host.major, minor: host.minor, ...own });
         nodeFrom.set(d.path, origin);
       }
       if (host.type !== 'p') {
@@ -114,6 +119,20 @@ export function mergeEdits(sources: readonly CdiEditSource[], stat: StatNode = s
         envFrom.set(name, { value, origin });
         out.env.push(e);
       }
+    }
+    for (const n of edits.netDevices ?? []) {
+      const prev = out.netDevices.find((x) => x.hostInterfaceName === n.hostInterfaceName || x.name === n.name);
+      if (prev && (prev.hostInterfaceName !== n.hostInterfaceName || prev.name !== n.name)) {
+        throw conflict(`network device ${prev.hostInterfaceName} as ${prev.name} and ${n.hostInterfaceName} as ${n.name}`, netFrom.get(prev.hostInterfaceName)!, origin);
+      }
+      if (!prev) {
+        out.netDevices.push({ ...n, origin });
+        netFrom.set(n.hostInterfaceName, origin);
+      }
+    }
+    if (edits.intelRdt) {
+      if (out.intelRdt && JSON.stringify(out.intelRdt.rdt) !== JSON.stringify(edits.intelRdt)) throw conflict('intelRdt differs', out.intelRdt.origin, origin);
+      out.intelRdt ??= { rdt: edits.intelRdt, origin };
     }
     for (const h of edits.hooks ?? []) out.hooks.push(h);
     for (const g of edits.additionalGids ?? []) if (g !== 0 && !out.additionalGids.includes(g)) out.additionalGids.push(g);

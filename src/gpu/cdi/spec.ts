@@ -44,8 +44,25 @@ export interface CdiHook {
   timeout?: number | undefined;
 }
 
+/** Intel RDT (resctrl): the class of service the container joins, and that class's schemata. */
+export interface CdiIntelRdt {
+  closID?: string | undefined;
+  l3CacheSchema?: string | undefined;
+  memBwSchema?: string | undefined;
+  schemata?: string[] | undefined;
+  enableMonitoring?: boolean | undefined;
+}
+
+/** A host network interface moved into the container's network namespace under `name`. */
+export interface CdiNetDevice {
+  hostInterfaceName: string;
+  name: string;
+}
+
 export interface CdiEdits {
   env?: string[] | undefined;
+  intelRdt?: CdiIntelRdt | undefined;
+  netDevices?: CdiNetDevice[] | undefined;
   deviceNodes?: CdiDeviceNode[] | undefined;
   mounts?: CdiMount[] | undefined;
   hooks?: CdiHook[] | undefined;
@@ -198,8 +215,32 @@ function edits(p: Problems, field: string, v: unknown): CdiEdits | undefined {
     if (!Array.isArray(v.additionalGids)) p.add(`${field}.additionalGids`, 'expected a list of group ids');
     else additionalGids = v.additionalGids.map((g, i) => int(p, `${field}.additionalGids[${i}]`, g) ?? 0);
   }
-  if (v.netDevices !== undefined) p.add(`${field}.netDevices`, 'network devices are not supported by this runtime');
-  return { env, deviceNodes, mounts, hooks, additionalGids };
+  const ifname = (f: string, s: unknown): string => {
+    // The kernel's limit: 15 bytes, no "/", no whitespace, not "." or "..".
+    if (typeof s !== 'string' || !/^[^/\s:]{1,15}$/.test(s) || s === '.' || s === '..') p.add(f, `expected a network interface name (1 to 15 characters, no "/", ":" or space), got ${JSON.stringify(s)}`);
+    return s as string;
+  };
+  const netDevices = list('netDevices')?.map((n, i): CdiNetDevice => ({
+    hostInterfaceName: ifname(`${field}.netDevices[${i}].hostInterfaceName`, n.hostInterfaceName),
+    name: ifname(`${field}.netDevices[${i}].name`, n.name),
+  }));
+  let intelRdt: CdiIntelRdt | undefined;
+  if (v.intelRdt !== undefined && v.intelRdt !== null) {
+    const r = v.intelRdt;
+    const f = `${field}.intelRdt`;
+    if (!isObj(r)) p.add(f, 'expected an object');
+    else {
+      const str = (k: string) => {
+        if (r[k] !== undefined && typeof r[k] !== 'string') p.add(`${f}.${k}`, 'expected a string');
+        return r[k] as string | undefined;
+      };
+      const closID = str('closID');
+      if (closID !== undefined && (!/^[A-Za-z0-9_.-]{1,64}$/.test(closID) || closID === '.' || closID === '..')) p.add(`${f}.closID`, `expected a resctrl group name, got ${JSON.stringify(closID)}`);
+      if (r.enableMonitoring !== undefined && typeof r.enableMonitoring !== 'boolean') p.add(`${f}.enableMonitoring`, 'expected true or false');
+      intelRdt = { closID, l3CacheSchema: str('l3CacheSchema'), memBwSchema: str('memBwSchema'), schemata: strings(p, `${f}.schemata`, r.schemata), enableMonitoring: r.enableMonitoring as boolean | undefined };
+    }
+  }
+  return { env, deviceNodes, mounts, hooks, additionalGids, ...(netDevices ? { netDevices } : {}), ...(intelRdt ? { intelRdt } : {}) };
 }
 
 function annotations(p: Problems, field: string, v: unknown): Record<string, string> | undefined {
