@@ -102,3 +102,5 @@ export type { BridgeNetworkOptions, Attachment, CniResult } from './network/cni.
 export type { CheckpointOptions, CheckpointResult } from './checkpoint/checkpoint.js';
 export type { RestoreOptions } from './checkpoint/restore.js';
 export type { CheckpointManifest } from './checkpoint/files.js';
+export type { MigrateOptions, MigrationResult } from './checkpoint/restore.js';
+export { exportCheckpoint, importCheckpoint } from './checkpoint/migrate.js';

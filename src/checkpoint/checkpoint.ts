@@ -84,12 +84,20 @@ export async function preDump(rec: ContainerRecord, step: DumpStep): Promise<voi
 }
 
 /**
- * The final dump into `root`: freezes the container, saves its writable layer, dumps the
- * tree (ending it unless `leaveRunning`), writes the manifest. Returns the frozen time.
+ * What the final dump leaves of the container: `end` (CRIU ends the tree), `resume` (it runs
+ * on), `hold` (it stays frozen, for a migration to end once the target runs, or thaw if the
+ * target fails).
  */
-export async function finalDump(parts: RuntimeParts, rec: ContainerRecord, root: string, step: DumpStep, leaveRunning: boolean): Promise<{ frozenMs: number; manifest: CheckpointManifest }> {
+export type AfterDump = 'end' | 'resume' | 'hold';
+
+/**
+ * The final dump into `root`: freezes the container, saves its writable layer, dumps the
+ * tree, writes the manifest. Returns the frozen time (to the dump's end) and when the freeze began.
+ */
+export async function finalDump(parts: RuntimeParts, rec: ContainerRecord, root: string, step: DumpStep, after: AfterDump): Promise<{ frozenMs: number; frozenAt: number; manifest: CheckpointManifest }> {
   await mkdir(step.dir, { recursive: true });
   const version = await criuVersion();
+  const leaveRunning = after !== 'end';
   const t0 = performance.now();
   await parts.cgroups.freeze(rec.id);
   let thawed = false;
@@ -117,7 +125,7 @@ export async function finalDump(parts: RuntimeParts, rec: ContainerRecord, root:
     throw e;
   }
   const frozenMs = performance.now() - t0;
-  if (leaveRunning) await thaw();
+  if (after === 'resume') await thaw();
   const manifest: CheckpointManifest = {
     version: 1,
     createdAt: new Date().toISOString(),
@@ -137,7 +145,7 @@ export async function finalDump(parts: RuntimeParts, rec: ContainerRecord, root:
     ...(await digestTree(root)),
   };
   await writeManifest(root, manifest);
-  return { frozenMs, manifest };
+  return { frozenMs, frozenAt: t0, manifest };
 }
 
 /** Checks `rec` can be dumped and picks the checkpoint directory. */
@@ -167,7 +175,7 @@ export async function checkpoint(parts: RuntimeParts, rec: ContainerRecord, opts
     if (pre) await preDump(rec, { dir: pre });
     else if (opts.preDump) parts.logger.warn({ container: rec.id }, 'checkpoint: no pre-dump, the kernel does not track dirty memory (CONFIG_MEM_SOFT_DIRTY)');
     const final = join(root, IMAGES, 'final');
-    const { frozenMs, manifest } = await finalDump(parts, rec, root, { dir: final, parent: pre }, !!opts.leaveRunning);
+    const { frozenMs, manifest } = await finalDump(parts, rec, root, { dir: final, parent: pre }, opts.leaveRunning ? 'resume' : 'end');
     const bytes = Object.values(manifest.files).reduce((n, f) => n + f.size, 0);
     return { path: root, frozenMs, bytes, preDumps: pre ? 1 : 0 };
   } catch (e) {

@@ -18,6 +18,30 @@ export interface RestoreOptions {
   name?: string | undefined;
 }
 
+export interface MigrateOptions {
+  /** The name on the target (default: the same). */
+  name?: string | undefined;
+  /** Pre-dumps while the container runs, each copying what changed since the last (default 2; none without dirty-page tracking). */
+  preDumps?: number | undefined;
+  /**
+   * The transport: gets the byte stream the source writes and returns the stream the target
+   * reads (a TCP connection between two nodes, a pipe through ssh). Default: in-process.
+   */
+  through?: ((stream: import('node:stream').Readable) => import('node:stream').Readable) | undefined;
+}
+
+export interface MigrationResult {
+  /** The container, running on the target runtime. */
+  container: import('../container/container.js').Container;
+  /** Frozen at the source → running on the target, in milliseconds. */
+  downtimeMs: number;
+  totalMs: number;
+  preDumps: number;
+  preDumpMs: number[];
+  /** Bytes of the final checkpoint (images and writable layer). */
+  bytes: number;
+}
+
 /** The configuration the restored container is made from: the checkpoint's, with the settings that were in force. */
 export function restoredConfig(m: CheckpointManifest, name: string | undefined): Record<string, unknown> {
   const config: Record<string, unknown> = { ...m.container.config, resources: { ...((m.container.config.resources as object) ?? {}), ...m.container.resources } };

@@ -34,10 +34,14 @@ import { encodeStartInput, sendStart, startInputOf } from './start.js';
 import type { StatsPart } from './stats.js';
 import { teardown } from './teardown.js';
 import { attachContainer, type TerminalSession } from './terminal.js';
+import type { MigrateOptions, MigrationResult } from '../checkpoint/restore.js';
 import type { ContainerStats, ContainerStatus, EvolutionOptions, ExecOptions, ExecProcess, ExecResult, ExitStatus, OperationOptions, ResourceUpdate } from './types.js';
 import { ContainerCore } from './container-core.js';
 import { checkpoint, type CheckpointOptions, type CheckpointResult } from '../checkpoint/checkpoint.js';
-import { verifyCheckpoint } from '../checkpoint/files.js';
+import { verifyCheckpoint, type CheckpointManifest } from '../checkpoint/files.js';
+import { receiveMigration, sendMigration, type MigrationSent } from '../checkpoint/migrate.js';
+import { join } from 'node:path';
+import { PassThrough } from 'node:stream';
 import { criuRestore, restoredConfig, type RestoreOptions } from '../checkpoint/restore.js';
 
 interface Handle extends OperationOptions {
@@ -262,11 +266,15 @@ export class Container extends ContainerCore {
    * failure leaves nothing behind.
    */
   static async restore(path: string, opts: RestoreOptions & Handle = {}): Promise<Container> {
+    return Container.restoreVerified(path, opts, undefined);
+  }
+
+  private static async restoreVerified(path: string, opts: RestoreOptions & Handle, verified: CheckpointManifest | undefined): Promise<Container> {
     const runtime = opts.runtime ?? Runtime.default();
     runtime.assertPrivileged();
     const parts = runtimeParts(runtime);
     await parts.reconcile();
-    const m = await verifyCheckpoint(path);
+    const m = verified ?? (await verifyCheckpoint(path));
     const own = ContainerConfig.fromSpec(restoredConfig(m, opts.name) as never, (m.container.config as { hardwareAffinity?: never }).hardwareAffinity);
     const plan = prepareCreate(own, newContainerId(), prepareContext(parts));
     let c: Container | undefined;
@@ -290,6 +298,51 @@ export class Container extends ContainerCore {
     c!.transition('running');
     c!.log.info({ pid: rec.pid, from: path }, 'container restored');
     return c!;
+  }
+
+  /**
+   * Moves the running container to the runtime `target` (another state and image root, and
+   * cgroup parent); `through` puts a transport (a TCP connection to another node) on its way.
+   * Its memory is pre-dumped while it runs where the kernel tracks dirty pages, then it is
+   * frozen for the final dump; once the target runs it, it is removed here. If anything fails
+   * before that, it is thawed and runs on here as it was.
+   */
+  migrate(target: Runtime, opts: MigrateOptions = {}): Promise<MigrationResult> {
+    return this.queue.run(async () => {
+      if (this.rec.state !== 'running') throw new RuntimeError(`migrate container ${this.name}: it is ${this.rec.state}, not running`, { code: 'ESTATE', step: 'checkpoint', containerId: this.id });
+      const t0 = performance.now();
+      const tparts = runtimeParts(target);
+      await fs.promises.mkdir(join(tparts.options.imageRoot, 'checkpoints'), { recursive: true });
+      const dir = await fs.promises.mkdtemp(join(tparts.options.imageRoot, 'checkpoints', `.incoming-${this.name}-`));
+      const wire = new PassThrough();
+      const received = receiveMigration(opts.through ? opts.through(wire) : wire, dir);
+      received.catch(() => undefined);
+      let sent: MigrationSent | undefined;
+      try {
+        sent = await sendMigration(this.parts, this.rec, wire, { preDumps: opts.preDumps });
+        const manifest = await received;
+        const moved = await Container.restoreVerified(dir, { runtime: target, name: opts.name ?? this.name }, manifest);
+        const downtimeMs = performance.now() - sent.frozenAt;
+        // The target runs it: the source goes, as remove() takes it.
+        this.supervisor.cancel();
+        await this.disableEvolution({ settle: false });
+        await this.parts.spawner.request(['kill', this.id, '9'], `migrate container ${this.name}`).catch(() => undefined);
+        await this.parts.cgroups.thaw(this.id);
+        await this.wait();
+        this.exits.unsubscribe();
+        await teardown(this.parts, this.rec, `migrate container ${this.name}`);
+        this.transition('removed');
+        this.log.info({ to: target.options.stateRoot, downtimeMs }, 'container migrated');
+        return { container: moved, downtimeMs, totalMs: performance.now() - t0, preDumps: sent.preDumps, preDumpMs: sent.preDumpMs, bytes: Object.values(manifest.files).reduce((n, f) => n + f.size, 0) };
+      } catch (e) {
+        wire.destroy();
+        // Held frozen after its dump (or never frozen): it goes on here.
+        if (sent) await this.parts.cgroups.thaw(this.id).catch(() => undefined);
+        throw e;
+      } finally {
+        await fs.promises.rm(dir, { recursive: true, force: true });
+      }
+    });
   }
 
   /** Freezes every process of the container (cgroup freezer). */
