@@ -79,7 +79,7 @@ export function runCriu(r: CriuRun): Promise<void> {
   const bin = criuBinary();
   const env = Object.fromEntries(criuEnv().map((kv) => kv.split('=', 2) as [string, string]));
   return new Promise((resolve, reject) => {
-    execFile(bin, [r.args[0]!, '-D', r.dir, '-o', r.log, '-v4', ...r.args.slice(1)], { env, maxBuffer: 1 << 20 }, (err, _out, stderr) => {
+    execFile(bin, [r.args[0]!, '-D', r.dir, '-o', r.log, '-v2', ...r.args.slice(1)], { env, maxBuffer: 1 << 20 }, (err, _out, stderr) => {
       if (!err) return resolve();
       const why = criuErrors(join(r.dir, r.log));
       const detail = why.length ? why.join('; ') : stderr.trim().split('\n').slice(-2).join('; ') || err.message;

@@ -65,7 +65,7 @@ export async function criuRestore(parts: RuntimeParts, plan: SpawnPlan, rec: Con
       '-D', join(dir, IMAGES, m.dump),
       '-W', rec.paths.stateDir,
       '-o', 'criu-restore.log',
-      '-v4',
+      '-v2',
       '--restore-detached',
       '--root', rec.paths.rootfs,
       '--external', 'mnt[]',

@@ -26,6 +26,7 @@ export function withCreateOptions(cmd: Command): Command {
     .option('-h, --hostname <name>', 'hostname inside the container')
     .option('--entrypoint <path>', "run this instead of the image's Entrypoint (the command becomes its arguments)")
     .option('--read-only', 'mount the root filesystem read-only')
+    .option('--userns <mode>', 'private (default: a user namespace of its own) or host (none: needed to checkpoint it)')
     .option('-t, --tty', 'give the command a terminal (its output still goes to the log)')
     .option('--init', 'run a minimal init as pid 1 that forwards signals and reaps zombies')
     .option('--restart <policy>', 'restart policy when the command ends: no, on-failure[:N] (at most N retries), always or unless-stopped, as docker (default no)')

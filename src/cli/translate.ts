@@ -29,6 +29,7 @@ export interface CreateFlags {
   hostname?: string;
   entrypoint?: string;
   readOnly?: boolean;
+  userns?: string;
   tty?: boolean;
   init?: boolean;
   restart?: string;
@@ -153,7 +154,11 @@ export function configFromFlags(image: string, command: string[], flags: CreateF
   if (flags.workdir !== undefined) b.workingDir(flags.workdir);
   if (flags.hostname !== undefined) b.hostname(flags.hostname);
   if (flags.entrypoint !== undefined) b.entrypoint(flags.entrypoint === '' ? [] : [flags.entrypoint]);
-  if (flags.readOnly) b.security({ readonlyRoot: true });
+  if (flags.userns !== undefined && flags.userns !== 'private' && flags.userns !== 'host') {
+    throw new UsageError(`--userns: "${flags.userns}" is not private or host`);
+  }
+  // --userns=host: no user namespace (container root is host root), as a checkpointable container needs.
+  if (flags.readOnly || flags.userns === 'host') b.security({ ...(flags.readOnly ? { readonlyRoot: true } : {}), ...(flags.userns === 'host' ? { userNamespace: false } : {}) });
   if (flags.tty) b.terminal(true);
   if (flags.init) b.init(true);
   if (flags.restart !== undefined) {

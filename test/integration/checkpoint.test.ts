@@ -9,6 +9,9 @@ import { IS_ROOT, SKIP_REASON, cgroupFile, testRuntime, useTestRuntime } from '.
 import { createServer, connect, type Socket } from 'node:net';
 import { PassThrough, type Readable } from 'node:stream';
 import { exportCheckpoint, importCheckpoint } from '../../src/index.js';
+import { spawnSync } from 'node:child_process';
+
+const CLI = join(import.meta.dirname, '..', '..', 'dist/src/cli/main.js');
 import { skipBecause } from '../helpers/skip.js';
 
 const IMAGE = 'stratoswarm/base-agent:latest';
@@ -252,6 +255,44 @@ describe.skipIf(skipBecause((!IS_ROOT && SKIP_REASON) || criuMissing(), 'checkpo
       await d.remove({ force: true });
       expect(leftovers(rt)).toEqual(CLEAN);
       expect(leftovers(target.runtime)).toEqual(CLEAN);
+    } finally {
+      await target.cleanup();
+    }
+  });
+
+  it('the CLI: run --userns=host, checkpoint --export, restore from the archive, migrate to another state root', async () => {
+    const target = testRuntime({ cgroupParent: `stratoswarm-test-cli-target-${process.pid}` });
+    const env = { ...Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('STRATOSWARM_'))), STRATOSWARM_CGROUP_PARENT: rt.options.cgroupParent };
+    const cli = (...args: string[]) => spawnSync(process.execPath, [CLI, '--state-root', rt.options.stateRoot, '--image-root', rt.options.imageRoot, ...args], { encoding: 'utf8', env });
+    try {
+      const run = cli('run', '-d', '--userns=host', '--name', 'ck-cli', IMAGE, 'sh', '-c', 'i=0; while true; do i=$((i+1)); echo $i > /tmp/count; sleep 0.1; done');
+      expect(run.status, run.stderr).toBe(0);
+      const refused = cli('run', '-d', '--userns=nope', IMAGE, 'true');
+      expect(refused.status).toBe(125);
+      expect(refused.stderr).toMatch(/--userns: "nope" is not private or host/);
+      await sleep(400);
+      const archive = join(dir, 'cli.tar.zst');
+      const ck = cli('checkpoint', 'ck-cli', '--export', archive, '--format', 'json');
+      expect(ck.status, ck.stderr).toBe(0);
+      const out = JSON.parse(ck.stdout) as { path: string; archive: { sha256: string } };
+      expect(existsSync(archive)).toBe(true);
+      expect(cli('rm', 'ck-cli').status).toBe(0);
+      const wrong = cli('restore', archive, '--sha256', 'f'.repeat(64));
+      expect(wrong.status).toBe(125);
+      expect(wrong.stderr).toMatch(/SHA-256 .* is not the expected/);
+      const back = cli('restore', archive, '--sha256', out.archive.sha256, '--name', 'ck-cli-2');
+      expect(back.status, back.stderr).toBe(0);
+      expect(back.stdout.trim()).toBe('ck-cli-2');
+      const d = await Container.load('ck-cli-2', { runtime: rt });
+      expect(await count(d)).toBeGreaterThan(1);
+      const mig = cli('migrate', 'ck-cli-2', '--to-state-root', target.stateRoot, '--to-image-root', target.runtime.options.imageRoot, '--to-cgroup-parent', target.runtime.options.cgroupParent, '--format', 'json');
+      expect(mig.status, mig.stderr).toBe(0);
+      expect(JSON.parse(mig.stdout).downtimeMs).toBeGreaterThan(0);
+      const moved = await Container.load('ck-cli-2', { runtime: target.runtime });
+      expect((await moved.status()).state).toBe('running');
+      expect(await count(moved)).toBeGreaterThan(1);
+      await moved.remove({ force: true });
+      expect(leftovers(rt)).toEqual(CLEAN);
     } finally {
       await target.cleanup();
     }

@@ -17,6 +17,7 @@ import { registerUpdate } from './update.js';
 import { registerStats } from './stats.js';
 import { registerTop } from './top.js';
 import { registerWait } from './wait.js';
+import { registerCheckpoint } from './checkpoint.js';
 import { registerImages } from './images.js';
 import { registerPull } from './pull.js';
 import { registerImport } from './import.js';
@@ -49,6 +50,7 @@ export const VERBS: readonly ((program: Command) => void)[] = [
   registerStats,
   registerTop,
   registerWait,
+  registerCheckpoint,
   registerImages,
   registerPull,
   registerImport,
