@@ -107,8 +107,10 @@ export async function finalDump(parts: RuntimeParts, rec: ContainerRecord, root:
     await parts.cgroups.thaw(rec.id);
   };
   let external: Record<string, 'stdout' | 'stderr'>;
+  let tTar = t0;
   try {
     await tarUpper(rec.paths.upper, join(root, ROOTFS_DIFF));
+    tTar = performance.now();
     const o = dumpOptions(rec);
     external = o.external;
     const parent = step.parent ? ['--prev-images-dir', relative(step.dir, step.parent), '--track-mem'] : [];
@@ -125,6 +127,7 @@ export async function finalDump(parts: RuntimeParts, rec: ContainerRecord, root:
     throw e;
   }
   const frozenMs = performance.now() - t0;
+  parts.logger.debug({ container: rec.id, freezeAndTarMs: tTar - t0, dumpMs: performance.now() - tTar }, 'checkpoint: final dump');
   if (after === 'resume') await thaw();
   const manifest: CheckpointManifest = {
     version: 1,
@@ -144,6 +147,7 @@ export async function finalDump(parts: RuntimeParts, rec: ContainerRecord, root:
     leftRunning: leaveRunning,
     ...(await digestTree(root)),
   };
+  parts.logger.debug({ container: rec.id, digestMs: performance.now() - t0 - frozenMs }, 'checkpoint: digests');
   await writeManifest(root, manifest);
   return { frozenMs, frozenAt: t0, manifest };
 }

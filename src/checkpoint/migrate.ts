@@ -99,7 +99,7 @@ export async function exportCheckpoint(dir: string, file: string, o: { zstd?: bo
     tar.on('close', (code) => (code === 0 ? resolve() : reject(new RuntimeError(`export checkpoint ${dir}: tar failed: ${err.trim()}`, { code: 'ESYSCALL', step: 'checkpoint', path: file }))));
   });
   const h = createHash('sha256');
-  for await (const chunk of createReadStream(file)) h.update(chunk as Buffer);
+  for await (const chunk of createReadStream(file, { highWaterMark: 1 << 20 })) h.update(chunk as Buffer);
   return h.digest('hex');
 }
 
@@ -110,7 +110,7 @@ export async function exportCheckpoint(dir: string, file: string, o: { zstd?: bo
 export async function importCheckpoint(file: string, dir: string, o: { sha256?: string | undefined } = {}): Promise<CheckpointManifest> {
   if (o.sha256 !== undefined) {
     const h = createHash('sha256');
-    for await (const chunk of createReadStream(file)) h.update(chunk as Buffer);
+    for await (const chunk of createReadStream(file, { highWaterMark: 1 << 20 })) h.update(chunk as Buffer);
     const got = h.digest('hex');
     if (got !== o.sha256.replace(/^sha256:/, '')) {
       throw new RuntimeError(`import checkpoint ${file}: SHA-256 ${got} is not the expected ${o.sha256}`, { code: 'EINVAL', step: 'restore', path: file });

@@ -53,8 +53,10 @@ export function restoredConfig(m: CheckpointManifest, name: string | undefined):
 export async function criuRestore(parts: RuntimeParts, plan: SpawnPlan, rec: ContainerRecord, dir: string, m: CheckpointManifest): Promise<string[]> {
   const what = `restore container ${plan.name}`;
   if (plan.userNamespace) throw new RuntimeError(`${what}: the checkpoint's configuration has a user namespace`, { code: 'EUNSUPPORTED', step: 'restore' });
+  const t0 = performance.now();
   await untarUpper(join(dir, ROOTFS_DIFF), rec.paths.upper);
   await mountOverlay(plan.image.layerPaths, rec.paths.upper, rec.paths.work, rec.paths.rootfs);
+  const t1 = performance.now();
   try {
     const pidfile = join(rec.paths.stateDir, 'criu-restore.pid');
     const inherit: string[] = [];
@@ -78,7 +80,9 @@ export async function criuRestore(parts: RuntimeParts, plan: SpawnPlan, rec: Con
     const env = criuEnv();
     const fields = ['restore', plan.id, rec.paths.stateDir, rec.paths.stdoutLog, rec.paths.stderrLog, pidfile, String(rec.cgroupProcs.length), ...rec.cgroupProcs, String(argv.length), ...argv, String(env.length), ...env];
     try {
-      return await parts.spawner.request(fields, what);
+      const reply = await parts.spawner.request(fields, what);
+      parts.logger.debug({ container: plan.id, layerAndMountMs: t1 - t0, criuMs: performance.now() - t1 }, 'restore: tree restored');
+      return reply;
     } catch (e) {
       const why = criuErrors(join(rec.paths.stateDir, 'criu-restore.log'));
       if (e instanceof RuntimeError && why.length) {
