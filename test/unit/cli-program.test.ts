@@ -16,7 +16,7 @@ afterEach(() => {
   process.exitCode = undefined;
 });
 
-const VERBS = ['run', 'create', 'start', 'ps', 'inspect', 'logs', 'exec', 'attach', 'stop', 'kill', 'rm', 'pause', 'unpause', 'update', 'stats', 'top', 'wait', 'images', 'pull', 'import', 'rmi', 'prune', 'personalities', 'evolution', 'gpus', 'topology', 'info', 'version', 'completion', 'oci'];
+const VERBS = ['run', 'create', 'start', 'ps', 'inspect', 'logs', 'exec', 'attach', 'stop', 'kill', 'rm', 'pause', 'unpause', 'update', 'stats', 'top', 'wait', 'checkpoint', 'restore', 'migrate', 'images', 'pull', 'import', 'rmi', 'prune', 'personalities', 'evolution', 'gpus', 'topology', 'info', 'version', 'completion', 'oci'];
 
 describe('the command tree', () => {
   it('has every verb, each with --help', async () => {
@@ -31,7 +31,7 @@ describe('the command tree', () => {
 
   it('offers --format json on every verb that prints data', () => {
     const withFormat = buildProgram().commands.filter((c) => c.options.some((o) => o.long === '--format')).map((c) => c.name());
-    expect(withFormat).toEqual(['ps', 'inspect', 'logs', 'stats', 'top', 'images', 'pull', 'import', 'rmi', 'prune', 'personalities', 'evolution', 'gpus', 'topology', 'info', 'version']);
+    expect(withFormat).toEqual(['ps', 'inspect', 'logs', 'stats', 'top', 'checkpoint', 'restore', 'migrate', 'images', 'pull', 'import', 'rmi', 'prune', 'personalities', 'evolution', 'gpus', 'topology', 'info', 'version']);
   });
 
   it('reports bad usage on one line, naming the verb, with exit code 125', async () => {
