@@ -10,6 +10,7 @@ import { createServer, connect, type Socket } from 'node:net';
 import { PassThrough, type Readable } from 'node:stream';
 import { exportCheckpoint, importCheckpoint } from '../../src/index.js';
 import { spawnSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
 
 const CLI = join(import.meta.dirname, '..', '..', 'dist/src/cli/main.js');
 import { skipBecause } from '../helpers/skip.js';
@@ -186,6 +187,50 @@ describe.skipIf(skipBecause((!IS_ROOT && SKIP_REASON) || criuMissing(), 'checkpo
     const taken = await Container.restore(path, { runtime: rt }).catch((e: unknown) => e);
     expect((taken as RuntimeError).code).toBe('EEXIST');
     await k.remove({ force: true });
+    expect(leftovers(rt)).toEqual(CLEAN);
+  });
+
+  it('a dump CRIU refuses leaves the container running as before and no directory; a restore CRIU fails leaves nothing', async () => {
+    // An open file that was deleted, larger than CRIU's ghost-file limit (1 MiB): CRIU refuses it.
+    const cfg = ContainerConfig.builder()
+      .name('ck-refused')
+      .image(IMAGE)
+      .security({ userNamespace: false })
+      .command(['/bin/sh', '-c', 'dd if=/dev/zero of=/tmp/big bs=1M count=3 2>/dev/null; exec 3</tmp/big; rm /tmp/big; i=0; while true; do i=$((i+1)); echo $i > /tmp/count; sleep 0.1; done'])
+      .build();
+    const c = await Container.create(cfg, { runtime: rt });
+    await c.start();
+    await sleep(400);
+    const path = join(dir, 'refused');
+    const err = await c.checkpoint({ path }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(RuntimeError);
+    expect((err as RuntimeError).step).toBe('checkpoint');
+    expect((err as RuntimeError).message).toMatch(/criu dump failed: .*ghost/i);
+    expect(existsSync(path)).toBe(false);
+    expect((await c.status()).state).toBe('running');
+    const n = await count(c);
+    await sleep(300);
+    expect(await count(c)).toBeGreaterThan(n); // thawed: it runs on
+    await c.remove({ force: true });
+
+    // A CRIU image damaged, with the manifest made to agree: the restore gets as far as CRIU.
+    const k = await Container.create(counter('ck-badimage'), { runtime: rt });
+    await k.start();
+    await sleep(200);
+    const bad = join(dir, 'badimage');
+    await k.checkpoint({ path: bad });
+    await k.remove();
+    const m = JSON.parse(readFileSync(join(bad, 'checkpoint.json'), 'utf8')) as { files: Record<string, { sha256: string; size: number }> };
+    const core = Object.keys(m.files).find((f) => /images\/final\/core-\d+\.img$/.test(f))!;
+    const bytes = readFileSync(join(bad, core));
+    bytes.fill(0x5a, 8);
+    writeFileSync(join(bad, core), bytes);
+    m.files[core] = { sha256: createHash('sha256').update(bytes).digest('hex'), size: bytes.length };
+    writeFileSync(join(bad, 'checkpoint.json'), JSON.stringify(m));
+    const failed = await Container.restore(bad, { runtime: rt, name: 'ck-badimage-2' }).catch((e: unknown) => e);
+    expect(failed).toBeInstanceOf(RuntimeError);
+    expect((failed as RuntimeError).step).toBe('restore');
+    expect((failed as RuntimeError).message).toMatch(/criu restore/);
     expect(leftovers(rt)).toEqual(CLEAN);
   });
 
