@@ -17,6 +17,7 @@ import { RESTART_POLICIES } from '../container/config.js';
 import { MS } from '../plan/encode.js';
 import type { CgroupHierarchy } from './host.js';
 import { sysctlProblem } from './sysctl.js';
+import { checkPlacement } from '../isolation/placement.js';
 
 export interface OciHook {
   path: string;
@@ -284,6 +285,25 @@ function namespaces(v: unknown, problems: Problems): 'none' | 'host' {
   return types.has('network') ? 'none' : 'host';
 }
 
+/**
+ * linux.cgroupsPath as runc's cgroupfs driver reads it: absolute is relative to each
+ * hierarchy's root, relative is below the runtime's parent (plan.ts). Empty means the default.
+ */
+function cgroupsPath(v: unknown, problems: Problems): string | undefined {
+  if (v === undefined || v === '') return undefined;
+  if (typeof v !== 'string') {
+    problems.add('linux.cgroupsPath', 'expected a path');
+    return undefined;
+  }
+  try {
+    checkPlacement(v.replace(/^\/+/, ''), 'linux.cgroupsPath');
+  } catch (e) {
+    problems.add('linux.cgroupsPath', (e as Error).message.replace(/^linux\.cgroupsPath /, ''));
+    return undefined;
+  }
+  return v;
+}
+
 /** Fields the spec allows that this runtime does not carry out, when set to anything but empty. */
 const UNSUPPORTED: [string, (c: Json) => unknown][] = [
   ['process.apparmorProfile', (c) => (c.process as Json | undefined)?.apparmorProfile],
@@ -394,7 +414,7 @@ export function translateConfig(bundle: string, config: unknown, host: HostFacts
     network,
     sysctl,
     resources: resources(linux.resources, problems),
-    cgroupsPath: typeof linux.cgroupsPath === 'string' ? linux.cgroupsPath : undefined,
+    cgroupsPath: cgroupsPath(linux.cgroupsPath, problems),
     devices,
     hooks: hooks(c.hooks, problems),
     annotations,

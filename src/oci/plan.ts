@@ -33,6 +33,14 @@ export interface PlanContext {
   kernel: Kernel;
   stateDir(id: string): string;
   storageDir(id: string): string;
+  /** The runtime's cgroup parent, which a relative linux.cgroupsPath is below. */
+  cgroupParent: string;
+}
+
+/** A container's cgroup path relative to each hierarchy's root, from linux.cgroupsPath. */
+export function cgroupPlacement(cgroupsPath: string | undefined, parent: string): string | undefined {
+  if (cgroupsPath === undefined) return undefined;
+  return cgroupsPath.startsWith('/') ? cgroupsPath.replace(/^\/+/, '') : `${parent}/${cgroupsPath}`;
 }
 
 /**
@@ -87,6 +95,7 @@ export function ociPlan(ociId: string, t: OciTranslation, ctx: PlanContext): Spa
     namespaces,
     network: { mode: t.network },
     cgroup,
+    cgroupPath: cgroupPlacement(t.cgroupsPath, ctx.cgroupParent),
     devices: t.devices,
     lastCap,
     rootfsDir: t.rootfs,

@@ -103,6 +103,8 @@ export interface SpawnPlan {
   userNamespace?: { size: number; stagingDirs: string[] } | undefined;
   /** The container's cgroup limits (device rules included). */
   cgroup: Resources;
+  /** Where its cgroup goes, relative to each hierarchy's root, when not under the runtime's parent. */
+  cgroupPath?: string | undefined;
   /** Host device nodes bound into /dev (assigned GPUs). */
   devices: string[];
   /** Host device nodes bound at a path of their own (CDI device nodes). */

@@ -7,6 +7,7 @@ import { ConfigError } from '../../src/errors.js';
 import { translateConfig, type HostFacts } from '../../src/oci/config.js';
 import { compileCreatePlan } from '../../src/plan/encode.js';
 import { personalityResources } from '../../src/oci/personality.js';
+import { cgroupPlacement } from '../../src/oci/plan.js';
 import { sysctlProblem } from '../../src/oci/sysctl.js';
 
 const host: HostFacts = {
@@ -86,6 +87,21 @@ describe('OCI config.json translation', () => {
     expect(t.personality).toBe('Explorer');
     expect(t.restart).toBe('on-failure');
     expect(t.sysctl).toEqual({ 'net.ipv4.ip_forward': '1' });
+  });
+
+  it('linux.cgroupsPath: absolute from each hierarchy\'s root, relative below the runtime\'s parent; a bad one named', () => {
+    const c = base();
+    c.linux.cgroupsPath = '/pods/p1/ctr';
+    expect(translateConfig('/b', c, host).cgroupsPath).toBe('/pods/p1/ctr');
+    expect(cgroupPlacement('/pods/p1/ctr', 'stratoswarm')).toBe('pods/p1/ctr');
+    expect(cgroupPlacement('pods/ctr', 'stratoswarm')).toBe('stratoswarm/pods/ctr');
+    expect(cgroupPlacement(undefined, 'stratoswarm')).toBeUndefined();
+    c.linux.cgroupsPath = '';
+    expect(translateConfig('/b', c, host).cgroupsPath).toBeUndefined();
+    for (const bad of ['/', '/a/../b', 7]) {
+      c.linux.cgroupsPath = bad;
+      expect(problems(c).join('\n')).toMatch(/^linux\.cgroupsPath: /m);
+    }
   });
 
   it('names every field it does not carry out, and ignores unknown properties', () => {

@@ -1,0 +1,136 @@
+/**
+ * What a bundle's `linux` section places and shares: the container's cgroups at
+ * linux.cgroupsPath (absolute: from each hierarchy's root; relative: below the runtime's
+ * parent), made on every hierarchy and removed on delete; a bad path refused by name with
+ * nothing left behind.
+ */
+import { spawnSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import * as fs from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { busyboxMissing, OCI_CLI, ociEnv, type OciEnv } from '../helpers/oci.js';
+import { SKIP_REASON } from '../helpers/runtime.js';
+import { skipBecause } from '../helpers/skip.js';
+
+const internalId = (id: string) => createHash('sha256').update(id).digest('hex').slice(0, 32);
+
+/**
+ * The cgroup paths of a process in every hierarchy the runtime drives ("0::/x" on v2,
+ * "7:memory:/x" on v1); named hierarchies without controllers (name=systemd) are not its.
+ */
+function cgroupsOf(pid: number): string[] {
+  return fs
+    .readFileSync(`/proc/${pid}/cgroup`, 'utf8')
+    .trim()
+    .split('\n')
+    .map((l) => l.split(':'))
+    .filter(([, controllers]) => !controllers!.startsWith('name='))
+    .map((f) => f.slice(2).join(':'));
+}
+
+/** The mount point of every cgroup hierarchy (v1 ones and the unified one). */
+function hierarchyMounts(): string[] {
+  const out = new Set<string>();
+  for (const l of fs.readFileSync('/proc/self/mountinfo', 'utf8').split('\n')) {
+    const f = l.split(' ');
+    const sep = f.indexOf('-');
+    if (sep > 0 && (f[sep + 1] === 'cgroup' || f[sep + 1] === 'cgroup2')) out.add(f[4]!);
+  }
+  return [...out];
+}
+
+describe.skipIf(skipBecause(SKIP_REASON || busyboxMissing(), 'OCI linux section tests'))('stratoswarm-oci: linux.cgroupsPath and namespaces', () => {
+  let e: OciEnv;
+  const top = `ss-oci-cgpath-${process.pid}`;
+  beforeAll(() => {
+    e = ociEnv();
+  });
+  afterAll(() => {
+    e?.cleanup();
+    // The directories made above the containers' cgroups stay, as with runc: the test's own go.
+    for (const m of hierarchyMounts()) for (const d of [`${m}/${top}/pod`, `${m}/${top}`]) if (fs.existsSync(d)) fs.rmdirSync(d);
+  });
+
+  /** create with stderr in a file: the process the engine waits for keeps the engine's pipes open. */
+  function create(id: string, bundle: string): { status: number | null; stderr: string } {
+    const env = { ...Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('STRATOSWARM_'))), STRATOSWARM_CGROUP_PARENT: e.cgroupParent };
+    const out = join(e.dir, `${id}.err`);
+    const fd = fs.openSync(out, 'w');
+    try {
+      const r = spawnSync(OCI_CLI, ['--root', e.root, 'create', '--bundle', bundle, id], { stdio: ['ignore', fd, fd], env, timeout: 30_000 });
+      return { status: r.status, stderr: fs.readFileSync(out, 'utf8') };
+    } finally {
+      fs.closeSync(fd);
+    }
+  }
+  const pidOf = (id: string) => (JSON.parse(e.run(['state', id]).stdout) as { pid: number }).pid;
+
+  it('linux.cgroupsPath: an absolute path from each hierarchy\'s root holds the init on every hierarchy, with its limits; delete removes it', () => {
+    const path = `/${top}/pod/ctr`;
+    const b = e.bundle('abs', (c) => {
+      c.process.args = ['sleep', '100'];
+      c.linux.cgroupsPath = path;
+      c.linux.resources = { ...c.linux.resources, pids: { limit: 33 } };
+    });
+    const r = create('abs', b);
+    expect(r.status, r.stderr).toBe(0);
+    const pid = pidOf('abs');
+    const paths = cgroupsOf(pid);
+    expect(paths.length).toBeGreaterThan(0);
+    for (const p of paths) expect(p).toBe(path);
+    const pidsMount = hierarchyMounts().find((m) => fs.existsSync(`${m}${path}/pids.max`));
+    expect(pidsMount, 'no hierarchy with pids.max at the path').toBeDefined();
+    expect(fs.readFileSync(`${pidsMount}${path}/pids.max`, 'utf8').trim()).toBe('33');
+    expect(fs.readFileSync(`${pidsMount}${path}/cgroup.procs`, 'utf8').split('\n')).toContain(String(pid));
+    // ps and update find the container where it was placed.
+    expect(JSON.parse(e.run(['ps', '--format', 'json', 'abs']).stdout)).toContain(pid);
+    const u = e.run(['update', '--resources', '-', 'abs'], { input: JSON.stringify({ pids: { limit: 44 } }) });
+    expect(u.status, u.stderr).toBe(0);
+    expect(fs.readFileSync(`${pidsMount}${path}/pids.max`, 'utf8').trim()).toBe('44');
+    expect(fs.existsSync(join('/sys/fs/cgroup/pids', e.cgroupParent, internalId('abs')))).toBe(false);
+    expect(e.run(['delete', '--force', 'abs']).status).toBe(0);
+    for (const m of hierarchyMounts()) expect(fs.existsSync(`${m}${path}`)).toBe(false);
+  });
+
+  it('linux.cgroupsPath: a relative path is below the runtime\'s cgroup parent', () => {
+    const b = e.bundle('rel', (c) => {
+      c.process.args = ['sleep', '100'];
+      c.linux.cgroupsPath = 'pod/ctr-rel';
+    });
+    const r = create('rel', b);
+    expect(r.status, r.stderr).toBe(0);
+    for (const p of cgroupsOf(pidOf('rel'))) expect(p).toBe(`/${e.cgroupParent}/pod/ctr-rel`);
+    expect(e.run(['delete', '--force', 'rel']).status).toBe(0);
+    for (const m of hierarchyMounts()) {
+      expect(fs.existsSync(`${m}/${e.cgroupParent}/pod/ctr-rel`)).toBe(false);
+      if (fs.existsSync(`${m}/${e.cgroupParent}/pod`)) fs.rmdirSync(`${m}/${e.cgroupParent}/pod`);
+    }
+  });
+
+  it('linux.cgroupsPath: a bad path or one in use is refused by name, leaving nothing behind', () => {
+    const bad = e.bundle('badcg', (c) => {
+      c.linux.cgroupsPath = `/${top}/../escape`;
+    });
+    const r = create('badcg', bad);
+    expect(r.status).toBe(1);
+    expect(r.stderr).toMatch(/linux\.cgroupsPath: .*no "\." or "\.\." components/);
+    expect(fs.existsSync(join(e.root, internalId('badcg')))).toBe(false);
+    // A cgroup that exists already is another's: the create fails and leaves it as it was.
+    const taken = `/${top}/taken`;
+    const mounts = hierarchyMounts();
+    for (const m of mounts) fs.mkdirSync(`${m}${taken}`, { recursive: true });
+    try {
+      const b = e.bundle('taken', (c) => {
+        c.linux.cgroupsPath = taken;
+      });
+      const t = create('taken', b);
+      expect(t.status).toBe(1);
+      expect(t.stderr).toMatch(/exists already/);
+      expect(fs.existsSync(join(e.root, internalId('taken')))).toBe(false);
+      for (const m of mounts) expect(fs.existsSync(`${m}${taken}`)).toBe(true);
+    } finally {
+      for (const m of mounts) fs.rmdirSync(`${m}${taken}`);
+    }
+  });
+});
