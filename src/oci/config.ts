@@ -10,7 +10,7 @@ import { isAbsolute, join, posix } from 'node:path';
 import { ConfigError, Problems } from '../errors.js';
 import type { DeviceRule, Resources } from '../isolation/resources.js';
 import { Personality } from '../personality/personality.js';
-import type { PlanMount, PlanSecurity, PlanUser } from '../plan/types.js';
+import type { JoinNamespaces, PlanMount, PlanSecurity, PlanUser } from '../plan/types.js';
 import { capabilityMask, normalizeCapability, type CapabilityName } from '../secure-runtime/capabilities.js';
 import { RLIMITS } from '../secure-runtime/profile-options.js';
 import { RESTART_POLICIES } from '../container/config.js';
@@ -40,6 +40,8 @@ export interface OciTranslation {
   seccomp?: unknown;
   hostname: string;
   network: 'none' | 'host';
+  /** Existing namespaces joined by path (linux.namespaces[].path). */
+  join: JoinNamespaces;
   resources: Resources;
   cgroupsPath?: string | undefined;
   /** Namespaced kernel parameters, written inside the container's namespaces after create. */
@@ -267,7 +269,10 @@ function hooks(v: unknown, problems: Problems): OciTranslation['hooks'] {
   return out;
 }
 
-function namespaces(v: unknown, problems: Problems): 'none' | 'host' {
+/** The namespaces joined by path, by the spec's type name and the plan's. */
+const JOINABLE: Record<string, keyof JoinNamespaces> = { network: 'net', ipc: 'ipc', uts: 'uts' };
+
+function namespaces(v: unknown, problems: Problems, host: HostFacts, join: JoinNamespaces): 'none' | 'host' {
   if (!Array.isArray(v)) {
     problems.add('linux.namespaces', 'expected a list');
     return 'none';
@@ -275,7 +280,14 @@ function namespaces(v: unknown, problems: Problems): 'none' | 'host' {
   const types = new Set<string>();
   v.forEach((n: unknown, i) => {
     if (!isObj(n) || typeof n.type !== 'string') return problems.add(`linux.namespaces[${i}].type`, 'expected a namespace type');
-    if (n.path !== undefined && n.path !== '') problems.add(`linux.namespaces[${i}].path`, `joining an existing ${n.type} namespace is not supported`);
+    if (n.path !== undefined && n.path !== '') {
+      const f = `linux.namespaces[${i}].path`;
+      const as = JOINABLE[n.type];
+      if (!as) problems.add(f, `joining an existing ${n.type} namespace is not supported (network, ipc and uts can be joined)`);
+      else if (typeof n.path !== 'string' || !isAbsolute(n.path)) problems.add(f, 'expected an absolute path');
+      else if (!host.pathKind(n.path)) problems.add(f, `\`${n.path}\` does not exist`);
+      else join[as] = n.path;
+    }
     if (n.type === 'user') problems.add(`linux.namespaces[${i}]`, 'a user namespace is not supported through the OCI interface');
     else if (n.type === 'time') problems.add(`linux.namespaces[${i}]`, 'a time namespace is not supported');
     else if (!['pid', 'network', 'mount', 'ipc', 'uts', 'cgroup'].includes(n.type)) problems.add(`linux.namespaces[${i}].type`, `unknown namespace "${n.type}"`);
@@ -385,7 +397,9 @@ export function translateConfig(bundle: string, config: unknown, host: HostFacts
   const restart = annotations['io.stratoswarm.restart'];
   if (restart !== undefined && !(RESTART_POLICIES as readonly string[]).includes(restart.split(':')[0]!)) problems.add('annotations["io.stratoswarm.restart"]', `unknown restart policy "${restart}" (one of ${RESTART_POLICIES.join(', ')})`);
   const hostname = typeof c.hostname === 'string' ? c.hostname : '';
-  const network = namespaces(linux.namespaces ?? [], problems);
+  const joins: JoinNamespaces = {};
+  const network = namespaces(linux.namespaces ?? [], problems, host, joins);
+  if (joins.uts && hostname) problems.add('hostname', 'cannot be set in a joined UTS namespace (linux.namespaces: uts has a path)');
   const sysctl: Record<string, string> = {};
   if (linux.sysctl !== undefined) {
     if (!isObj(linux.sysctl)) problems.add('linux.sysctl', 'expected an object');
@@ -412,6 +426,7 @@ export function translateConfig(bundle: string, config: unknown, host: HostFacts
     seccomp: linux.seccomp,
     hostname,
     network,
+    join: joins,
     sysctl,
     resources: resources(linux.resources, problems),
     cgroupsPath: cgroupsPath(linux.cgroupsPath, problems),

@@ -94,6 +94,7 @@ export function ociPlan(ociId: string, t: OciTranslation, ctx: PlanContext): Spa
     volumes: [],
     namespaces,
     network: { mode: t.network },
+    ...(Object.keys(t.join).length ? { joinNamespaces: t.join } : {}),
     cgroup,
     cgroupPath: cgroupPlacement(t.cgroupsPath, ctx.cgroupParent),
     devices: t.devices,

@@ -172,7 +172,7 @@ export class OciRuntime {
       return state;
     } catch (e) {
       if (rec) await teardown(this.parts, rec, `undo create of ${ociId}`).catch(() => undefined);
-      throw e;
+      throw namespaceField(e, config);
     } finally {
       if (pty) {
         this.parts.kernel.close(pty.master);
@@ -307,6 +307,14 @@ export class OciRuntime {
     rec.resources = { ...rec.resources, ...next };
     this.parts.state.save(rec);
   }
+}
+
+/** A namespace the spawner could not join, named by its field (linux.namespaces[i].path). */
+function namespaceField(e: unknown, config: unknown): unknown {
+  if (!(e instanceof RuntimeError) || e.step !== 'setns' || !e.path) return e;
+  const list = (config as { linux?: { namespaces?: { path?: unknown }[] } }).linux?.namespaces ?? [];
+  const i = list.findIndex((n) => n?.path === e.path);
+  return i < 0 ? e : e.wrap(`linux.namespaces[${i}].path`);
 }
 
 export function writePidFile(path: string, pid: number): void {

@@ -1,8 +1,9 @@
 /**
  * What a bundle's `linux` section places and shares: the container's cgroups at
  * linux.cgroupsPath (absolute: from each hierarchy's root; relative: below the runtime's
- * parent), made on every hierarchy and removed on delete; a bad path refused by name with
- * nothing left behind.
+ * parent), made on every hierarchy and removed on delete; existing network, IPC and UTS
+ * namespaces joined by linux.namespaces[].path; a bad path refused by name with nothing left
+ * behind.
  */
 import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
@@ -132,5 +133,67 @@ describe.skipIf(skipBecause(SKIP_REASON || busyboxMissing(), 'OCI linux section 
     } finally {
       for (const m of mounts) fs.rmdirSync(`${m}${taken}`);
     }
+  });
+
+  it('linux.namespaces[].path: joins another container\'s network, IPC and UTS namespaces; its own pid and mount stay new', async () => {
+    const a = e.bundle('ns-a', (c) => {
+      c.process.args = ['sleep', '100'];
+      c.hostname = 'ns-a-host';
+    });
+    expect(create('ns-a', a).status).toBe(0);
+    const pa = pidOf('ns-a');
+    const nsOf = (pid: number, t: string) => fs.readlinkSync(`/proc/${pid}/ns/${t}`);
+    const b = e.bundle('ns-b', (c) => {
+      c.process.args = ['sh', '-c', 'for t in net ipc uts pid; do readlink /proc/self/ns/$t; done > /tmp/ns; hostname >> /tmp/ns'];
+      c.root.readonly = false;
+      delete c.hostname;
+      c.linux.namespaces = c.linux.namespaces.map((n: { type: string }) => {
+        const t = { network: 'net', ipc: 'ipc', uts: 'uts' }[n.type];
+        return t ? { type: n.type, path: `/proc/${pa}/ns/${t}` } : n;
+      });
+      if (!c.linux.namespaces.some((n: { type: string }) => n.type === 'network')) c.linux.namespaces.push({ type: 'network', path: `/proc/${pa}/ns/net` });
+    });
+    const rootfsB = JSON.parse(fs.readFileSync(join(b, 'config.json'), 'utf8')).root.path as string;
+    if (!fs.existsSync(join(rootfsB, 'bin/readlink'))) fs.symlinkSync('busybox', join(rootfsB, 'bin/readlink'));
+    const r = create('ns-b', b);
+    expect(r.status, r.stderr).toBe(0);
+    const pb = pidOf('ns-b');
+    for (const t of ['net', 'ipc', 'uts']) expect(nsOf(pb, t)).toBe(nsOf(pa, t));
+    for (const t of ['pid', 'mnt']) expect(nsOf(pb, t)).not.toBe(nsOf(pa, t));
+    expect(e.run(['start', 'ns-b']).status).toBe(0);
+    for (let i = 0; i < 300 && (JSON.parse(e.run(['state', 'ns-b']).stdout) as { status: string }).status !== 'stopped'; i++) await new Promise((res) => setTimeout(res, 10));
+    const rootfs = JSON.parse(fs.readFileSync(join(b, 'config.json'), 'utf8')).root.path as string;
+    const seen = fs.readFileSync(join(rootfs, 'tmp/ns'), 'utf8').trim().split('\n');
+    expect(seen.slice(0, 3)).toEqual([nsOf(pa, 'net'), nsOf(pa, 'ipc'), nsOf(pa, 'uts')]);
+    expect(seen[4]).toBe('ns-a-host');
+    expect(e.run(['delete', '--force', 'ns-b']).status).toBe(0);
+    // The joined namespaces are ns-a's still.
+    expect(fs.existsSync(`/proc/${pa}`)).toBe(true);
+    expect(e.run(['delete', '--force', 'ns-a']).status).toBe(0);
+  });
+
+  it('linux.namespaces[].path: a path that is missing or not a namespace of that type is refused by name, leaving nothing', () => {
+    const missing = e.bundle('ns-missing', (c) => {
+      c.linux.namespaces.push({ type: 'network', path: '/proc/self/ns/no-such' });
+      c.linux.namespaces = c.linux.namespaces.filter((n: { type: string; path?: string }, i: number, l: { type: string }[]) => n.type !== 'network' || i === l.length - 1);
+    });
+    const m = create('ns-missing', missing);
+    expect(m.status).toBe(1);
+    expect(m.stderr).toMatch(/linux\.namespaces\[\d+\]\.path: `\/proc\/self\/ns\/no-such` does not exist/);
+    expect(fs.existsSync(join(e.root, internalId('ns-missing')))).toBe(false);
+    // An existing file that is not a network namespace: found out by the spawner.
+    const wrong = e.bundle('ns-wrong', (c) => {
+      c.linux.namespaces = c.linux.namespaces.filter((n: { type: string }) => n.type !== 'network');
+      c.linux.namespaces.push({ type: 'network', path: `/proc/${process.pid}/ns/ipc` });
+    });
+    const w = create('ns-wrong', wrong);
+    expect(w.status).toBe(1);
+    expect(w.stderr, w.stderr).toMatch(/linux\.namespaces\[\d+\]\.path: .*not a net namespace/);
+    expect(fs.existsSync(join(e.root, internalId('ns-wrong')))).toBe(false);
+    expect(fs.existsSync(join('/sys/fs/cgroup/pids', e.cgroupParent, internalId('ns-wrong')))).toBe(false);
+    const pidNs = e.bundle('ns-pid', (c) => {
+      c.linux.namespaces = c.linux.namespaces.map((n: { type: string }) => (n.type === 'pid' ? { type: 'pid', path: '/proc/1/ns/pid' } : n));
+    });
+    expect(create('ns-pid', pidNs).stderr).toMatch(/linux\.namespaces\[\d+\]\.path: joining an existing pid namespace is not supported/);
   });
 });

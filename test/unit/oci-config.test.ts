@@ -27,6 +27,13 @@ const base = (): Record<string, any> => ({
   linux: { namespaces: [{ type: 'pid' }, { type: 'mount' }, { type: 'ipc' }, { type: 'uts' }, { type: 'network' }] },
 });
 
+/** A create plan's input for a bundle with no mounts. */
+const createInput = () => ({
+  cgroupProcs: [], stateDir: '/s', rootfs: '/m', lowerDirs: [], upperDir: '', workDir: '', stdout: '/o', stderr: '/e', network: 'none' as const, hostname: '', volumes: [],
+  security: { maskedPaths: [], readonlyPaths: [], readonlyRoot: false },
+  rootfsDir: '/bundle/rootfs',
+});
+
 function problems(config: unknown): string[] {
   try {
     translateConfig('/b', config, host);
@@ -104,6 +111,21 @@ describe('OCI config.json translation', () => {
     }
   });
 
+  it('linux.namespaces[].path: network, ipc and uts are joined (no new ones cloned, a setns each); a hostname in a joined UTS is refused', () => {
+    const c = base();
+    c.linux.namespaces = [{ type: 'pid' }, { type: 'mount' }, { type: 'ipc', path: '/srv/ns/ipc' }, { type: 'uts', path: '/srv/ns/uts' }, { type: 'network', path: '/srv/ns/net' }];
+    const t = translateConfig('/b', c, host);
+    expect(t.join).toEqual({ ipc: '/srv/ns/ipc', uts: '/srv/ns/uts', net: '/srv/ns/net' });
+    expect(t.network).toBe('none');
+    const fields = compileCreatePlan({ ...createInput(), joinNamespaces: t.join }).map(String);
+    expect(fields[fields.indexOf('namespaces') + 1]).toBe('pid,mnt');
+    for (const k of ['net', 'ipc', 'uts']) expect(fields[fields.indexOf(`join-${k}`) + 1]).toBe(`/srv/ns/${k}`);
+    expect(fields.join(' ')).toMatch(/op setns ipc .*op setns uts .*op setns net .*op mount-private/);
+    c.hostname = 'h';
+    c.linux.namespaces[4].path = '/nope';
+    expect(problems(c)).toEqual(expect.arrayContaining(['linux.namespaces[4].path: `/nope` does not exist', 'hostname: cannot be set in a joined UTS namespace (linux.namespaces: uts has a path)']));
+  });
+
   it('names every field it does not carry out, and ignores unknown properties', () => {
     const c = base();
     c.linux.intelRdt = { closID: 'a' };
@@ -121,7 +143,7 @@ describe('OCI config.json translation', () => {
         'linux.intelRdt: is not supported',
         'linux.uidMappings: is not supported',
         'process.apparmorProfile: is not supported',
-        'linux.namespaces[1].path: joining an existing mount namespace is not supported',
+        'linux.namespaces[1].path: joining an existing mount namespace is not supported (network, ipc and uts can be joined)',
         "linux.namespaces: the host's ipc namespace cannot be shared: every container has its own",
         'linux.resources.blockIO: is not supported',
         'linux.resources.memory.swappiness: is not supported',
