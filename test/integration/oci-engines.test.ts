@@ -110,6 +110,25 @@ describe.skipIf(skipBecause(SKIP_REASON || busyboxMissing() || missing(['podman'
     }
   });
 
+  it('--network container:<other> and the default network: the joined network namespace is the one podman names', () => {
+    const a = podman(['run', '-d', ...RUN_FLAGS, '--name', 'net-a', IMAGE, 'sleep', '100']);
+    expect(a.status, a.stderr).toBe(0);
+    try {
+      const flags = RUN_FLAGS.filter((f, i) => f !== '--network' && RUN_FLAGS[i - 1] !== '--network');
+      const nsOf = (name: string) => podman(['exec', name, 'readlink', '/proc/self/ns/net']).stdout.trim();
+      const b = podman(['run', '--rm', ...flags, '--network', 'container:net-a', IMAGE, 'readlink', '/proc/self/ns/net']);
+      expect(b.status, b.stderr).toBe(0);
+      expect(b.stdout.trim()).toBe(nsOf('net-a'));
+      expect(b.stdout.trim()).not.toBe(fs.readlinkSync('/proc/self/ns/net'));
+      // The default network: podman makes the namespace (and its interface) and passes its path.
+      const d = podman(['run', '--rm', ...flags, IMAGE, 'cat', '/proc/net/dev']);
+      expect(d.status, d.stderr).toBe(0);
+      expect(d.stdout).toMatch(/eth0:/);
+    } finally {
+      podman(['rm', '-f', '-t', '0', 'net-a']);
+    }
+  });
+
   it('--memory and --cpus are enforced inside', () => {
     const r = podman(['run', '--rm', ...RUN_FLAGS, '--memory', '64m', '--cpus', '0.5', IMAGE, 'cat', '/sys/fs/cgroup/memory/memory.limit_in_bytes', '/sys/fs/cgroup/cpu/cpu.cfs_quota_us', '/sys/fs/cgroup/cpu/cpu.cfs_period_us']);
     expect(r.stdout.split('\n').slice(0, 3), r.stderr).toEqual([String(64 << 20), '50000', '100000']);
