@@ -215,7 +215,12 @@ function resources(v: unknown, problems: Problems): Resources {
   }
   if (isObj(v.pids) && typeof v.pids.limit === 'number' && v.pids.limit > 0) r.pidsLimit = v.pids.limit;
   if (v.devices !== undefined) r.devices = deviceRules(v.devices, problems);
-  for (const k of ['blockIO', 'hugepageLimits', 'unified', 'network', 'rdma']) {
+  // The hugetlb controller's limits, per page size; a size the host lacks fails at create, named.
+  if (Array.isArray(v.hugepageLimits) && v.hugepageLimits.length > 0) {
+    if (v.hugepageLimits.every((h) => isObj(h) && typeof h.pageSize === 'string' && typeof h.limit === 'number')) r.hugetlb = v.hugepageLimits.map((h) => ({ pageSize: h.pageSize as string, limit: h.limit as number }));
+    else problems.add(`${f}.hugepageLimits`, 'expected a list of { pageSize, limit }');
+  }
+  for (const k of ['blockIO', 'unified', 'network', 'rdma']) {
     const x = v[k];
     const empty = x === undefined || (Array.isArray(x) && x.length === 0) || (isObj(x) && Object.keys(x).length === 0);
     if (!empty) problems.add(`${f}.${k}`, 'is not supported');

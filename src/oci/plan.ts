@@ -5,7 +5,7 @@
  * kernel seam, changes nothing.
  */
 import { createHash } from 'node:crypto';
-import { RuntimeError } from '../errors.js';
+import { ConfigError, RuntimeError } from '../errors.js';
 import { searchPath } from '../container/env.js';
 import { containerPaths } from '../container/prepare.js';
 import { DEFAULT_DEVICE_RULES } from '../isolation/devices.js';
@@ -81,6 +81,8 @@ export function ociPlan(ociId: string, t: OciTranslation, ctx: PlanContext): Spa
   try {
     validateResources(cgroup);
   } catch (e) {
+    // The library's field names, as the bundle's (hugetlb is the spec's hugepageLimits).
+    if (e instanceof ConfigError) throw new ConfigError('invalid config.json', e.problems.map((p) => ({ field: `linux.resources.${p.field.replace(/^hugetlb/, 'hugepageLimits')}`, problem: p.problem })));
     throw e instanceof RuntimeError ? e.wrap('linux.resources') : e;
   }
   const namespaces: NamespaceName[] = ['pid', 'mnt', 'uts', 'ipc', 'cgroup', ...(t.network === 'host' ? [] : (['net'] as const))];

@@ -2,8 +2,8 @@
  * What a bundle's `linux` section places and shares: the container's cgroups at
  * linux.cgroupsPath (absolute: from each hierarchy's root; relative: below the runtime's
  * parent), made on every hierarchy and removed on delete; existing network, IPC and UTS
- * namespaces joined by linux.namespaces[].path; a bad path refused by name with nothing left
- * behind.
+ * namespaces joined by linux.namespaces[].path; hugetlb limits from hugepageLimits; a bad
+ * path refused by name with nothing left behind.
  */
 import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { busyboxMissing, OCI_CLI, ociEnv, type OciEnv } from '../helpers/oci.js';
 import { SKIP_REASON } from '../helpers/runtime.js';
-import { skipBecause } from '../helpers/skip.js';
+import { skipBecause, skipTest } from '../helpers/skip.js';
 
 const internalId = (id: string) => createHash('sha256').update(id).digest('hex').slice(0, 32);
 
@@ -41,7 +41,7 @@ function hierarchyMounts(): string[] {
   return [...out];
 }
 
-describe.skipIf(skipBecause(SKIP_REASON || busyboxMissing(), 'OCI linux section tests'))('stratoswarm-oci: linux.cgroupsPath and namespaces', () => {
+describe.skipIf(skipBecause(SKIP_REASON || busyboxMissing(), 'OCI linux section tests'))('stratoswarm-oci: linux.cgroupsPath, namespaces by path, hugepageLimits', () => {
   let e: OciEnv;
   const top = `ss-oci-cgpath-${process.pid}`;
   beforeAll(() => {
@@ -195,5 +195,32 @@ describe.skipIf(skipBecause(SKIP_REASON || busyboxMissing(), 'OCI linux section 
       c.linux.namespaces = c.linux.namespaces.map((n: { type: string }) => (n.type === 'pid' ? { type: 'pid', path: '/proc/1/ns/pid' } : n));
     });
     expect(create('ns-pid', pidNs).stderr).toMatch(/linux\.namespaces\[\d+\]\.path: joining an existing pid namespace is not supported/);
+  });
+
+  it('linux.resources.hugepageLimits: the hugetlb limit of each page size, where the host has the controller and the size', (ctx) => {
+    // v1: a hierarchy with the controller's files at its root; v2: the root passes hugetlb down.
+    const v2Hugetlb = (m: string) => fs.existsSync(`${m}/cgroup.subtree_control`) && fs.readFileSync(`${m}/cgroup.subtree_control`, 'utf8').split(/\s+/).includes('hugetlb');
+    const mount = hierarchyMounts().find((m) => fs.existsSync(`${m}/hugetlb.2MB.limit_in_bytes`) || v2Hugetlb(m));
+    if (!fs.existsSync('/sys/kernel/mm/hugepages/hugepages-2048kB')) return skipTest(ctx, 'hugepageLimits', 'the host has no 2 MB huge pages');
+    if (!mount) return skipTest(ctx, 'hugepageLimits', 'no cgroup hierarchy offers the hugetlb controller');
+    const path = `/${top}/huge`;
+    const b = e.bundle('huge', (c) => {
+      c.process.args = ['sleep', '100'];
+      c.linux.cgroupsPath = path;
+      c.linux.resources = { ...c.linux.resources, hugepageLimits: [{ pageSize: '2MB', limit: 4 << 20 }] };
+    });
+    const r = create('huge', b);
+    expect(r.status, r.stderr).toBe(0);
+    const file = ['hugetlb.2MB.max', 'hugetlb.2MB.limit_in_bytes'].map((f) => `${mount}${path}/${f}`).find((f) => fs.existsSync(f));
+    expect(file, 'no hugetlb file in the container\'s cgroup').toBeDefined();
+    expect(fs.readFileSync(file!, 'utf8').trim()).toBe(String(4 << 20));
+    expect(e.run(['delete', '--force', 'huge']).status).toBe(0);
+    const bad = e.bundle('huge-bad', (c) => {
+      c.linux.resources = { ...c.linux.resources, hugepageLimits: [{ pageSize: 'big', limit: 1 }] };
+    });
+    const w = create('huge-bad', bad);
+    expect(w.status).toBe(1);
+    expect(w.stderr).toMatch(/linux\.resources\.hugepageLimits\[0\]\.pageSize: expected a size like "2MB"/);
+    expect(fs.existsSync(join(e.root, internalId('huge-bad')))).toBe(false);
   });
 });

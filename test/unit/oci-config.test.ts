@@ -96,7 +96,7 @@ describe('OCI config.json translation', () => {
     expect(t.sysctl).toEqual({ 'net.ipv4.ip_forward': '1' });
   });
 
-  it('linux.cgroupsPath: absolute from each hierarchy\'s root, relative below the runtime\'s parent; a bad one named', () => {
+  it('linux.cgroupsPath: absolute from each hierarchy\'s root, relative below the runtime\'s parent; a bad one named; hugepageLimits', () => {
     const c = base();
     c.linux.cgroupsPath = '/pods/p1/ctr';
     expect(translateConfig('/b', c, host).cgroupsPath).toBe('/pods/p1/ctr');
@@ -105,6 +105,11 @@ describe('OCI config.json translation', () => {
     expect(cgroupPlacement(undefined, 'stratoswarm')).toBeUndefined();
     c.linux.cgroupsPath = '';
     expect(translateConfig('/b', c, host).cgroupsPath).toBeUndefined();
+    c.linux.resources = { hugepageLimits: [{ pageSize: '2MB', limit: 1 << 22 }] };
+    expect(translateConfig('/b', c, host).resources.hugetlb).toEqual([{ pageSize: '2MB', limit: 1 << 22 }]);
+    c.linux.resources = { hugepageLimits: [{ pageSize: 2 }] };
+    expect(problems(c)).toContain('linux.resources.hugepageLimits: expected a list of { pageSize, limit }');
+    delete c.linux.resources;
     for (const bad of ['/', '/a/../b', 7]) {
       c.linux.cgroupsPath = bad;
       expect(problems(c).join('\n')).toMatch(/^linux\.cgroupsPath: /m);
