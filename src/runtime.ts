@@ -135,9 +135,20 @@ export class Parts implements RuntimeParts {
       const kernel = this.kernel;
       this.cgroupDriver = new CgroupDriver(kernel, readCgroupLayout(kernel), this.options.cgroupParent, {
         devicePrograms: { attachDeviceProgram: (dir, rules) => kernel.attachDeviceProgram(dir, rules) },
+        placement: (id) => this.recordedCgroupPath(id),
       });
     }
     return this.cgroupDriver;
+  }
+
+  /** A container's own cgroup path as its record keeps it (OCI linux.cgroupsPath). */
+  private recordedCgroupPath(id: string): string | undefined {
+    try {
+      return this.state.load(id).cgroupPath;
+    } catch (e) {
+      if (e instanceof RuntimeError && e.code === 'ENOTFOUND') return undefined;
+      throw e;
+    }
   }
 
   storageDir(id: string): string {

@@ -32,6 +32,8 @@ export interface ContainerRecord {
   oomKilled?: boolean;
   paths: { stateDir: string; storageDir: string; rootfs: string; upper: string; work: string; stdoutLog: string; stderrLog: string };
   cgroupProcs: string[];
+  /** Its cgroup's path relative to each hierarchy's root, when not under the runtime's parent. */
+  cgroupPath?: string;
   namespaces: string[];
   /** The resource settings in force (the configuration's, as changed by update()). */
   resources?: Record<string, unknown>;

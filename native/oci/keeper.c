@@ -16,6 +16,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -94,6 +95,12 @@ static int waitMode(pid_t pid, const char* exitJson) {
   if (gPidfd < 0) {
     fprintf(stderr, "stratoswarm-oci-keeper: pidfd_open %d: %s\n", pid, strerror(errno));
     return 1;
+  }
+  // Engines take the pid this process has as the container's and join its namespaces by
+  // /proc/<pid>/ns/* (podman's --network container:, --ipc container:): this process is
+  // in the container's network, IPC and UTS namespaces, so those paths name the container's.
+  if (setns(gPidfd, CLONE_NEWNET | CLONE_NEWIPC | CLONE_NEWUTS) < 0) {
+    fprintf(stderr, "stratoswarm-oci-keeper: warning: joining the namespaces of %d: %s\n", pid, strerror(errno));
   }
   forwardSignals();
   quietStdio();

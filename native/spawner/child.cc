@@ -461,6 +461,11 @@ void runOp(const OpView& op, Ctx& c) {
         if (setns(c.fds->netns, CLONE_NEWNET) < 0) fail(Step::setns, errno, "net");
         break;
       }
+      if (eq(op.kind, "ipc") || eq(op.kind, "uts")) {
+        bool ipc = eq(op.kind, "ipc");
+        if (setns(ipc ? c.fds->ipcns : c.fds->utsns, ipc ? CLONE_NEWIPC : CLONE_NEWUTS) < 0) fail(Step::setns, errno, op.kind);
+        break;
+      }
       if (eq(op.kind, "user")) {
         // Last of the setup done as the host's root: from here on this process is root
         // only inside the container's user namespace.
@@ -737,7 +742,7 @@ bool mapStartRegion() {
 }
 
 int closeFdsExcept(const int* keep, size_t n) {
-  int sorted[8];
+  int sorted[10];
   size_t k = 0;
   for (size_t i = 0; i < n; ++i) {
     int fd = keep[i];
@@ -787,7 +792,7 @@ void runChild(const Plan& plan, const ChildFds& fds) {
   prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
   gSync = fds.sync;
   // Second: none of the spawner's own fds may reach a single step of the plan.
-  const int keep[] = {fds.sync, fds.stdio[0], fds.stdio[1], fds.stdio[2], fds.targetPidfd, fds.userns, fds.netns};
+  const int keep[] = {fds.sync, fds.stdio[0], fds.stdio[1], fds.stdio[2], fds.targetPidfd, fds.userns, fds.netns, fds.ipcns, fds.utsns};
   if (closeFdsExcept(keep, sizeof keep / sizeof keep[0]) < 0) fail(Step::close_fds, errno, "close_range");
   // The fd limit the spawner was started with, not the one it raised for itself.
   if (gNofileRaised && setrlimit(RLIMIT_NOFILE, &gWorkloadNofile) < 0) fail(Step::rlimit, errno, "RLIMIT_NOFILE");

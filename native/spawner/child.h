@@ -32,6 +32,9 @@ struct ChildFds {
   // container's init exists: the init mounts as real root, then joins them.
   int userns = -1;
   int netns = -1;
+  // Existing IPC and UTS namespaces the init joins (the network one it joins is netns).
+  int ipcns = -1;
+  int utsns = -1;
 };
 
 // The spawner holds a pidfd for every container and a socket for every client, so thousands
@@ -41,7 +44,7 @@ struct ChildFds {
 // (a start's or an exec's own rlimits are applied after that).
 void raiseFdLimit();
 
-// In a freshly cloned child: closes every fd from 3 up except those in `keep` (at most 8;
+// In a freshly cloned child: closes every fd from 3 up except those in `keep` (at most 10;
 // negative entries are ignored). The child is a copy of the spawner and holds all of its
 // fds (the listening socket, epoll, signalfd, clients, inotify, index files, other
 // containers' pidfds and sync sockets); CLOEXEC would close them only at execve, and every

@@ -3,7 +3,9 @@
 #include <fcntl.h>
 #include <sched.h>
 #include <signal.h>
+#include <linux/nsfs.h>
 #include <sys/epoll.h>
+#include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -52,13 +54,37 @@ bool openStdio(const Plan& plan, ChildFds* fds, Error* e) {
   return true;
 }
 
+bool openJoinedNamespaces(const Plan& plan, ChildFds* fds, Error* e) {
+  const struct {
+    const std::string* path;
+    int* fd;
+    int type;
+    const char* name;
+  } want[] = {{&plan.joinNet, &fds->netns, CLONE_NEWNET, "net"}, {&plan.joinIpc, &fds->ipcns, CLONE_NEWIPC, "ipc"}, {&plan.joinUts, &fds->utsns, CLONE_NEWUTS, "uts"}};
+  for (const auto& w : want) {
+    if (w.path->empty()) continue;
+    *w.fd = open(w.path->c_str(), O_RDONLY | O_CLOEXEC);
+    if (*w.fd < 0) {
+      *e = {"ESYSCALL", Step::setns, errno, "open", *w.path, std::string("the ") + w.name + " namespace to join"};
+      return false;
+    }
+    // The file must be a namespace of that type (nsfs), not any file the path names.
+    int type = ioctl(*w.fd, NS_GET_NSTYPE);
+    if (type != w.type) {
+      *e = {"EINVAL", Step::setns, type < 0 ? errno : EINVAL, "ioctl", *w.path, std::string("not a ") + w.name + " namespace"};
+      return false;
+    }
+  }
+  return true;
+}
+
 void closeStdio(ChildFds* fds) {
   for (int& x : fds->stdio)
     if (x >= 0) {
       close(x);
       x = -1;
     }
-  for (int* x : {&fds->userns, &fds->netns})
+  for (int* x : {&fds->userns, &fds->netns, &fds->ipcns, &fds->utsns})
     if (*x >= 0) {
       close(*x);
       *x = -1;

@@ -18,6 +18,10 @@ long cloneWithSync(unsigned long flags, int sv[2], Step step, Error* e);
 // Opens the plan's stdio paths for the init (the spawner opens them: the init's mount
 // namespace will not see them).
 bool openStdio(const Plan& plan, ChildFds* fds, Error* e);
+
+// Opens the existing namespaces the plan joins (net, ipc, uts) into `fds`, each checked to
+// be a namespace of its type; closed with the stdio (closeStdio).
+bool openJoinedNamespaces(const Plan& plan, ChildFds* fds, Error* e);
 void closeStdio(ChildFds* fds);
 
 // Sends a parked init its start image on its sync socket, with `stdio` (fds to replace its

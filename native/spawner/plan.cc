@@ -139,7 +139,8 @@ bool parsePlan(const wire::Fields& f, size_t i, Plan* p, std::string* err, PlanK
       }
     } else if (key == "state-dir" || key == "stdin" || key == "stdout" || key == "stderr" || key == "uid-map" ||
         key == "gid-map" || key == "cgroup-procs" || key == "path" || key == "namespaces" ||
-        key == "join-namespaces" || key == "userns-net") {
+        key == "join-namespaces" || key == "userns-net" || key == "join-net" || key == "join-ipc" ||
+        key == "join-uts") {
       if (!need(1, key.c_str())) return false;
       const std::string& v = f[i++];
       if (hasNul(v)) {
@@ -160,6 +161,9 @@ bool parsePlan(const wire::Fields& f, size_t i, Plan* p, std::string* err, PlanK
         p->cgroupProcs.push_back(v);
       }
       else if (key == "path") p->searchPath = v;
+      else if (key == "join-net") p->joinNet = v;
+      else if (key == "join-ipc") p->joinIpc = v;
+      else if (key == "join-uts") p->joinUts = v;
       else if (key == "userns-net") {
         if (v != "0" && v != "1") {
           *err = "userns-net is \"" + v + "\", not 0 or 1";
@@ -229,7 +233,7 @@ bool parsePlan(const wire::Fields& f, size_t i, Plan* p, std::string* err, PlanK
       const char* name = stepName(op.step);
       bool kindOk = true;
       if (op.step == Step::capabilities) kindOk = op.kind == "bounding" || op.kind == "sets";
-      else if (op.step == Step::setns) kindOk = op.kind == "join" || op.kind == "net" || op.kind == "user";
+      else if (op.step == Step::setns) kindOk = op.kind == "join" || op.kind == "net" || op.kind == "user" || op.kind == "ipc" || op.kind == "uts";
       else if (op.step == Step::overlay) kindOk = op.kind == "idmap" || op.kind == "rootfs" || op.kind == "bind";
       else if (op.step == Step::stdio) kindOk = op.kind == "dup" || op.kind == "tty";
       if (!kindOk) {

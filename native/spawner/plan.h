@@ -33,6 +33,9 @@ struct Plan {
   std::vector<std::string> cgroupProcs;  // cgroup.procs files the child joins before it runs
   std::string uidMap, gidMap;            // written by the spawner for a user namespace
   bool usernsOwnsNet = false;            // the prepared user namespace gets its own netns
+  // Existing namespaces the init joins (an OCI bundle's linux.namespaces[].path), opened by
+  // the spawner before the clone: net, ipc, uts; empty where it gets a new one.
+  std::string joinNet, joinIpc, joinUts;
   std::string stdinPath = "/dev/null", stdoutPath, stderrPath;
   std::vector<Op> ops;
   std::vector<std::string> argv, env;

@@ -135,7 +135,7 @@ wire::Fields Spawner::create(Client& c, const wire::Fields& f, bool* deferred) {
   l->stdoutPath = l->plan->stdoutPath;
   l->stderrPath = l->plan->stderrPath;
   Error e;
-  bool ok = openStdio(*l->plan, &l->fds, &e);
+  bool ok = openStdio(*l->plan, &l->fds, &e) && openJoinedNamespaces(*l->plan, &l->fds, &e);
   // A terminal: its slave came with the request as stdin, stdout and stderr, in place of
   // the files (the log index still watches the stdout log, which the terminal's relay
   // writes); the launch owns them from here.

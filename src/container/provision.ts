@@ -79,6 +79,7 @@ export async function provision(parts: RuntimeParts, input: ProvisionInput): Pro
     createdAt: new Date().toISOString(),
     paths: { ...plan.paths },
     cgroupProcs: [],
+    ...(plan.cgroupPath !== undefined ? { cgroupPath: plan.cgroupPath } : {}),
     namespaces: [...plan.namespaces],
     resources: { ...input.resources },
     creator: { pid: process.pid, startTime: parts.kernel.processStartTime(process.pid) },
@@ -125,7 +126,7 @@ export async function provision(parts: RuntimeParts, input: ProvisionInput): Pro
       parts.storage.create(plan.paths, plan.userNamespace && rec.idRange ? { owner: rec.idRange.hostId, stagingDirs: plan.userNamespace.stagingDirs } : undefined);
     });
     await step('cgroups', () => {
-      rec.cgroupProcs = parts.cgroups.create(plan.id, plan.cgroup).procsFiles;
+      rec.cgroupProcs = parts.cgroups.create(plan.id, plan.cgroup, { path: plan.cgroupPath }).procsFiles;
       rollback.push('cgroups', () => parts.cgroups.destroy(plan.id));
     });
     await step('spawn', async () => {

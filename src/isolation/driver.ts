@@ -12,6 +12,7 @@ import { buildHierarchies, dirReader, findHierarchy, inContext, type Hierarchy }
 import type { CgroupLayout, Controller } from './layout.js';
 import { BPF_DEVICE_PROGRAM } from './mapping.js';
 import { prepareParents } from './parent.js';
+import { fillCpuset, placementParent, Placements } from './placement.js';
 import { validateResources, type Resources } from './resources.js';
 import { removeTree, stillBusyError } from './tree.js';
 import { readStats, readUsage, statTargets, type StatTarget } from './usage.js';
@@ -32,6 +33,12 @@ export interface CgroupDriverOptions {
   destroyTimeoutMs?: number;
   /** Replaceable for tests. */
   sleep?: (ms: number) => Promise<void>;
+  /**
+   * Where a container made with a path of its own (create's `path`) has its cgroup, for a
+   * driver that did not make it: relative to each hierarchy's root; undefined for one under
+   * the parent. Asked once per container.
+   */
+  placement?: (id: string) => string | undefined;
 }
 
 export interface CreatedCgroup {
@@ -64,6 +71,7 @@ export class CgroupDriver {
   /** Controllers bound to v2 that the ancestors do not pass down to the parent. */
   private readonly undelegated = new Set<Controller>();
   private parentReady = false;
+  private readonly placed: Placements;
   /**
    * What each file of a container's cgroup holds, as this driver last wrote or read it. A
    * live update reads every file it writes (to skip unchanged ones and to restore them if a
@@ -84,6 +92,7 @@ export class CgroupDriver {
     this.parent = parent;
     this.options = options;
     this.sleep = options.sleep ?? defaultSleep;
+    this.placed = new Placements(options.placement);
     this.hier = buildHierarchies(layout);
     if (this.hier.length === 0) {
       throw new RuntimeError('no cgroup hierarchy is mounted (neither cgroup nor cgroup2 in /proc/self/mountinfo)', { code: 'EUNSUPPORTED', step: 'cgroup' });
@@ -102,11 +111,25 @@ export class CgroupDriver {
     return this.hier.map((h) => this.dirIn(h, id));
   }
 
-  /** Makes the container's cgroup in every hierarchy and writes its limits; undoes it all on failure. */
-  create(id: string, r: Resources = {}): CreatedCgroup {
+  /**
+   * Makes the container's cgroup in every hierarchy and writes its limits; undoes it all on
+   * failure. `path` (relative to each hierarchy's root) places it there instead of under the
+   * parent; the missing directories above it are made and stay.
+   */
+  create(id: string, r: Resources = {}, opts: { path?: string | undefined } = {}): CreatedCgroup {
     this.checkId(id);
     validateResources(r);
-    this.ensureParent();
+    if (opts.path !== undefined) this.placed.set(id, opts.path);
+    try {
+      return this.make(id, r);
+    } catch (e) {
+      if (opts.path !== undefined) this.placed.forget(id);
+      throw e;
+    }
+  }
+
+  private make(id: string, r: Resources): CreatedCgroup {
+    this.ensureParentOf(id);
     const existing = this.hier.map((h) => this.dirIn(h, id)).filter((d) => this.kernel.exists(d));
     if (existing.length > 0) {
       throw new RuntimeError(`cgroup of container "${id}" exists already (${existing[0]}); destroy it first`, {
@@ -116,13 +139,14 @@ export class CgroupDriver {
         containerId: id,
       });
     }
-    const plan = planWrites(this.planContext(), id, { ...r, devices: r.devices ?? [...DEFAULT_DEVICE_RULES] });
+    const plan = planWrites(this.planContext(id), id, { ...r, devices: r.devices ?? [...DEFAULT_DEVICE_RULES] });
     const created: string[] = [];
     try {
       for (const h of this.hier) {
         const dir = this.dirIn(h, id);
         this.kernel.mkdir(dir);
         created.push(dir);
+        if (this.placed.path(id) !== undefined) fillCpuset(this.kernel, h, dir);
       }
       checkFiles(this.kernel, plan);
       for (const p of plan) this.apply(p);
@@ -148,7 +172,7 @@ export class CgroupDriver {
   update(id: string, next: Resources, opts: { cached?: boolean } = {}): void {
     this.checkId(id);
     validateResources(next);
-    this.ensureParent();
+    this.ensureParentOf(id);
     // Only a cached update (evolution's, many a second) trusts what was last written; any
     // other reads the files again, so a limit another process changed is seen, and the
     // cache starts over from what the files hold.
@@ -159,7 +183,7 @@ export class CgroupDriver {
       known = new Map();
       this.known.set(id, known);
     }
-    const plan = planWrites(this.planContext(), id, next);
+    const plan = planWrites(this.planContext(id), id, next);
     try {
       checkFiles(this.kernel, plan);
     } catch (e) {
@@ -226,9 +250,9 @@ export class CgroupDriver {
   /** Usage and limits, one read per file; `only` narrows the reads to those controllers (a cheaper sample). */
   stats(id: string, only?: readonly Controller[]): CgroupStats {
     this.checkId(id);
-    this.ensureParent();
+    const undelegated = this.ensureParentOf(id);
     try {
-      return readStats(this.statTargets, this.undelegated, (h) => this.reader(h, id), only);
+      return readStats(this.statTargets, undelegated, (h) => this.reader(h, id), only);
     } catch (e) {
       throw inContext(e, `stats of "${id}"`, id);
     }
@@ -240,9 +264,9 @@ export class CgroupDriver {
    */
   usage(id: string): { cpuNs: number; memoryBytes: number } {
     this.checkId(id);
-    this.ensureParent();
+    const undelegated = this.ensureParentOf(id);
     try {
-      return readUsage(this.statTargets, this.undelegated, (h) => this.reader(h, id));
+      return readUsage(this.statTargets, undelegated, (h) => this.reader(h, id));
     } catch (e) {
       throw inContext(e, `usage of "${id}"`, id);
     }
@@ -315,7 +339,7 @@ export class CgroupDriver {
         first ??= e;
       }
     }
-    if (first === undefined) return;
+    if (first === undefined) return this.placed.forget(id);
     if (!(first instanceof RuntimeError) || first.errno !== 'EBUSY') throw inContext(first, `destroy cgroup of "${id}"`, id);
     let left: number[] = [];
     try {
@@ -359,7 +383,8 @@ export class CgroupDriver {
   }
 
   private dirIn(h: Hierarchy, id: string): string {
-    return `${h.binding.mount}/${this.parent}/${id}`;
+    const path = this.placed.path(id);
+    return path === undefined ? `${h.binding.mount}/${this.parent}/${id}` : `${h.binding.mount}/${path}`;
   }
 
   private hierarchyOf(c: Controller): Hierarchy | undefined {
@@ -389,18 +414,25 @@ export class CgroupDriver {
     }
   }
 
-  /** Creates the parent in every hierarchy (once per driver) and lets each backend prepare it. */
-  private ensureParent(): void {
-    if (this.parentReady) return;
-    prepareParents(this.kernel, this.hier, this.parent, this.options.enableAncestorControllers === true, this.undelegated);
+  /**
+   * Creates the container's parent in every hierarchy (once per driver and parent) and lets
+   * each backend prepare it; returns the controllers its ancestors do not pass down.
+   */
+  private ensureParentOf(id: string): ReadonlySet<Controller> {
+    const path = this.placed.path(id);
+    if (path !== undefined) return this.placed.prepare(this.kernel, this.hier, path);
+    if (!this.parentReady) prepareParents(this.kernel, this.hier, this.parent, this.options.enableAncestorControllers === true, this.undelegated);
     this.parentReady = true;
+    return this.undelegated;
   }
 
-  private planContext(): PlanContext {
+  private planContext(id: string): PlanContext {
+    const path = this.placed.path(id);
+    const parent = path === undefined ? this.parent : placementParent(path);
     return {
       hierarchyOf: (c: Controller) => this.hierarchyOf(c),
-      undelegated: this.undelegated,
-      parentDir: (h: Hierarchy) => `${h.binding.mount}/${this.parent}`,
+      undelegated: this.ensureParentOf(id),
+      parentDir: (h: Hierarchy) => (parent === '' ? h.binding.mount : `${h.binding.mount}/${parent}`),
       dirIn: (h: Hierarchy, id: string) => this.dirIn(h, id),
       devicePrograms: this.options.devicePrograms,
     };

@@ -10,13 +10,14 @@ import { isAbsolute, join, posix } from 'node:path';
 import { ConfigError, Problems } from '../errors.js';
 import type { DeviceRule, Resources } from '../isolation/resources.js';
 import { Personality } from '../personality/personality.js';
-import type { PlanMount, PlanSecurity, PlanUser } from '../plan/types.js';
+import type { JoinNamespaces, PlanMount, PlanSecurity, PlanUser } from '../plan/types.js';
 import { capabilityMask, normalizeCapability, type CapabilityName } from '../secure-runtime/capabilities.js';
 import { RLIMITS } from '../secure-runtime/profile-options.js';
 import { RESTART_POLICIES } from '../container/config.js';
 import { MS } from '../plan/encode.js';
 import type { CgroupHierarchy } from './host.js';
 import { sysctlProblem } from './sysctl.js';
+import { checkPlacement } from '../isolation/placement.js';
 
 export interface OciHook {
   path: string;
@@ -39,6 +40,8 @@ export interface OciTranslation {
   seccomp?: unknown;
   hostname: string;
   network: 'none' | 'host';
+  /** Existing namespaces joined by path (linux.namespaces[].path). */
+  join: JoinNamespaces;
   resources: Resources;
   cgroupsPath?: string | undefined;
   /** Namespaced kernel parameters, written inside the container's namespaces after create. */
@@ -212,7 +215,12 @@ function resources(v: unknown, problems: Problems): Resources {
   }
   if (isObj(v.pids) && typeof v.pids.limit === 'number' && v.pids.limit > 0) r.pidsLimit = v.pids.limit;
   if (v.devices !== undefined) r.devices = deviceRules(v.devices, problems);
-  for (const k of ['blockIO', 'hugepageLimits', 'unified', 'network', 'rdma']) {
+  // The hugetlb controller's limits, per page size; a size the host lacks fails at create, named.
+  if (Array.isArray(v.hugepageLimits) && v.hugepageLimits.length > 0) {
+    if (v.hugepageLimits.every((h) => isObj(h) && typeof h.pageSize === 'string' && typeof h.limit === 'number')) r.hugetlb = v.hugepageLimits.map((h) => ({ pageSize: h.pageSize as string, limit: h.limit as number }));
+    else problems.add(`${f}.hugepageLimits`, 'expected a list of { pageSize, limit }');
+  }
+  for (const k of ['blockIO', 'unified', 'network', 'rdma']) {
     const x = v[k];
     const empty = x === undefined || (Array.isArray(x) && x.length === 0) || (isObj(x) && Object.keys(x).length === 0);
     if (!empty) problems.add(`${f}.${k}`, 'is not supported');
@@ -266,7 +274,10 @@ function hooks(v: unknown, problems: Problems): OciTranslation['hooks'] {
   return out;
 }
 
-function namespaces(v: unknown, problems: Problems): 'none' | 'host' {
+/** The namespaces joined by path, by the spec's type name and the plan's. */
+const JOINABLE: Record<string, keyof JoinNamespaces> = { network: 'net', ipc: 'ipc', uts: 'uts' };
+
+function namespaces(v: unknown, problems: Problems, host: HostFacts, join: JoinNamespaces): 'none' | 'host' {
   if (!Array.isArray(v)) {
     problems.add('linux.namespaces', 'expected a list');
     return 'none';
@@ -274,7 +285,14 @@ function namespaces(v: unknown, problems: Problems): 'none' | 'host' {
   const types = new Set<string>();
   v.forEach((n: unknown, i) => {
     if (!isObj(n) || typeof n.type !== 'string') return problems.add(`linux.namespaces[${i}].type`, 'expected a namespace type');
-    if (n.path !== undefined && n.path !== '') problems.add(`linux.namespaces[${i}].path`, `joining an existing ${n.type} namespace is not supported`);
+    if (n.path !== undefined && n.path !== '') {
+      const f = `linux.namespaces[${i}].path`;
+      const as = JOINABLE[n.type];
+      if (!as) problems.add(f, `joining an existing ${n.type} namespace is not supported (network, ipc and uts can be joined)`);
+      else if (typeof n.path !== 'string' || !isAbsolute(n.path)) problems.add(f, 'expected an absolute path');
+      else if (!host.pathKind(n.path)) problems.add(f, `\`${n.path}\` does not exist`);
+      else join[as] = n.path;
+    }
     if (n.type === 'user') problems.add(`linux.namespaces[${i}]`, 'a user namespace is not supported through the OCI interface');
     else if (n.type === 'time') problems.add(`linux.namespaces[${i}]`, 'a time namespace is not supported');
     else if (!['pid', 'network', 'mount', 'ipc', 'uts', 'cgroup'].includes(n.type)) problems.add(`linux.namespaces[${i}].type`, `unknown namespace "${n.type}"`);
@@ -282,6 +300,25 @@ function namespaces(v: unknown, problems: Problems): 'none' | 'host' {
   });
   for (const t of ALWAYS_NEW) if (!types.has(t)) problems.add('linux.namespaces', `the host's ${t} namespace cannot be shared: every container has its own`);
   return types.has('network') ? 'none' : 'host';
+}
+
+/**
+ * linux.cgroupsPath as runc's cgroupfs driver reads it: absolute is relative to each
+ * hierarchy's root, relative is below the runtime's parent (plan.ts). Empty means the default.
+ */
+function cgroupsPath(v: unknown, problems: Problems): string | undefined {
+  if (v === undefined || v === '') return undefined;
+  if (typeof v !== 'string') {
+    problems.add('linux.cgroupsPath', 'expected a path');
+    return undefined;
+  }
+  try {
+    checkPlacement(v.replace(/^\/+/, ''), 'linux.cgroupsPath');
+  } catch (e) {
+    problems.add('linux.cgroupsPath', (e as Error).message.replace(/^linux\.cgroupsPath /, ''));
+    return undefined;
+  }
+  return v;
 }
 
 /** Fields the spec allows that this runtime does not carry out, when set to anything but empty. */
@@ -365,7 +402,9 @@ export function translateConfig(bundle: string, config: unknown, host: HostFacts
   const restart = annotations['io.stratoswarm.restart'];
   if (restart !== undefined && !(RESTART_POLICIES as readonly string[]).includes(restart.split(':')[0]!)) problems.add('annotations["io.stratoswarm.restart"]', `unknown restart policy "${restart}" (one of ${RESTART_POLICIES.join(', ')})`);
   const hostname = typeof c.hostname === 'string' ? c.hostname : '';
-  const network = namespaces(linux.namespaces ?? [], problems);
+  const joins: JoinNamespaces = {};
+  const network = namespaces(linux.namespaces ?? [], problems, host, joins);
+  if (joins.uts && hostname) problems.add('hostname', 'cannot be set in a joined UTS namespace (linux.namespaces: uts has a path)');
   const sysctl: Record<string, string> = {};
   if (linux.sysctl !== undefined) {
     if (!isObj(linux.sysctl)) problems.add('linux.sysctl', 'expected an object');
@@ -392,9 +431,10 @@ export function translateConfig(bundle: string, config: unknown, host: HostFacts
     seccomp: linux.seccomp,
     hostname,
     network,
+    join: joins,
     sysctl,
     resources: resources(linux.resources, problems),
-    cgroupsPath: typeof linux.cgroupsPath === 'string' ? linux.cgroupsPath : undefined,
+    cgroupsPath: cgroupsPath(linux.cgroupsPath, problems),
     devices,
     hooks: hooks(c.hooks, problems),
     annotations,

@@ -5,7 +5,7 @@
  * kernel seam, changes nothing.
  */
 import { createHash } from 'node:crypto';
-import { RuntimeError } from '../errors.js';
+import { ConfigError, RuntimeError } from '../errors.js';
 import { searchPath } from '../container/env.js';
 import { containerPaths } from '../container/prepare.js';
 import { DEFAULT_DEVICE_RULES } from '../isolation/devices.js';
@@ -33,6 +33,14 @@ export interface PlanContext {
   kernel: Kernel;
   stateDir(id: string): string;
   storageDir(id: string): string;
+  /** The runtime's cgroup parent, which a relative linux.cgroupsPath is below. */
+  cgroupParent: string;
+}
+
+/** A container's cgroup path relative to each hierarchy's root, from linux.cgroupsPath. */
+export function cgroupPlacement(cgroupsPath: string | undefined, parent: string): string | undefined {
+  if (cgroupsPath === undefined) return undefined;
+  return cgroupsPath.startsWith('/') ? cgroupsPath.replace(/^\/+/, '') : `${parent}/${cgroupsPath}`;
 }
 
 /**
@@ -73,6 +81,8 @@ export function ociPlan(ociId: string, t: OciTranslation, ctx: PlanContext): Spa
   try {
     validateResources(cgroup);
   } catch (e) {
+    // The library's field names, as the bundle's (hugetlb is the spec's hugepageLimits).
+    if (e instanceof ConfigError) throw new ConfigError('invalid config.json', e.problems.map((p) => ({ field: `linux.resources.${p.field.replace(/^hugetlb/, 'hugepageLimits')}`, problem: p.problem })));
     throw e instanceof RuntimeError ? e.wrap('linux.resources') : e;
   }
   const namespaces: NamespaceName[] = ['pid', 'mnt', 'uts', 'ipc', 'cgroup', ...(t.network === 'host' ? [] : (['net'] as const))];
@@ -86,7 +96,9 @@ export function ociPlan(ociId: string, t: OciTranslation, ctx: PlanContext): Spa
     volumes: [],
     namespaces,
     network: { mode: t.network },
+    ...(Object.keys(t.join).length ? { joinNamespaces: t.join } : {}),
     cgroup,
+    cgroupPath: cgroupPlacement(t.cgroupsPath, ctx.cgroupParent),
     devices: t.devices,
     lastCap,
     rootfsDir: t.rootfs,

@@ -137,7 +137,7 @@ export class OciRuntime {
     if (!fs.existsSync(t.rootfs) || !fs.statSync(t.rootfs).isDirectory()) throw new RuntimeError(`root.path: \`${t.rootfs}\` is not a directory`, { code: 'EINVAL', step: 'config', path: t.rootfs });
     if (t.process.terminal && !opts.consoleSocket) throw new RuntimeError('process.terminal: a terminal needs --console-socket', { code: 'EINVAL', step: 'config' });
     if (fs.existsSync(join(this.parts.state.dir(internalId(ociId)), 'state.json'))) throw new RuntimeError(`container "${ociId}" already exists`, { code: 'EEXIST', step: 'config' });
-    const plan = ociPlan(ociId, t, { kernel: this.parts.kernel, stateDir: (id) => this.parts.state.dir(id), storageDir: (id) => this.parts.storageDir(id) });
+    const plan = ociPlan(ociId, t, { kernel: this.parts.kernel, stateDir: (id) => this.parts.state.dir(id), storageDir: (id) => this.parts.storageDir(id), cgroupParent: this.parts.cgroups.parent });
     const start = encodeStart(plan.id, plan.process, plan.lastCap, `create container ${ociId}`);
     await this.parts.reconcile();
     // The allocation a personality made is part of the state engines read back.
@@ -172,7 +172,7 @@ export class OciRuntime {
       return state;
     } catch (e) {
       if (rec) await teardown(this.parts, rec, `undo create of ${ociId}`).catch(() => undefined);
-      throw e;
+      throw namespaceField(e, config);
     } finally {
       if (pty) {
         this.parts.kernel.close(pty.master);
@@ -307,6 +307,14 @@ export class OciRuntime {
     rec.resources = { ...rec.resources, ...next };
     this.parts.state.save(rec);
   }
+}
+
+/** A namespace the spawner could not join, named by its field (linux.namespaces[i].path). */
+function namespaceField(e: unknown, config: unknown): unknown {
+  if (!(e instanceof RuntimeError) || e.step !== 'setns' || !e.path) return e;
+  const list = (config as { linux?: { namespaces?: { path?: unknown }[] } }).linux?.namespaces ?? [];
+  const i = list.findIndex((n) => n?.path === e.path);
+  return i < 0 ? e : e.wrap(`linux.namespaces[${i}].path`);
 }
 
 export function writePidFile(path: string, pid: number): void {

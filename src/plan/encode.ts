@@ -5,7 +5,7 @@
  */
 import { RuntimeError, type Step } from '../errors.js';
 import { MAX_FRAME, encodedSize, type WireField } from '../spawner/wire.js';
-import type { ExecPlan, PlanMount, PlanPlacement, PlanSecurity, PlanUser, PlanUserNamespace, PlanVolume, ProcessPlan, ProvisionedResources, SpawnPlan } from './types.js';
+import type { ExecPlan, JoinNamespaces, PlanMount, PlanPlacement, PlanSecurity, PlanUser, PlanUserNamespace, PlanVolume, ProcessPlan, ProvisionedResources, SpawnPlan } from './types.js';
 
 // Mount flags, as <sys/mount.h> numbers them.
 export const MS = {
@@ -28,6 +28,8 @@ export interface ProcessInput extends Omit<ProcessPlan, 'placement'> {
 /** What a create request carries: the container's shape, set up to the park point. */
 export interface CreatePlanInput {
   cgroupProcs: string[];
+  /** Existing namespaces joined in place of new ones: the spawner opens each path, the init joins it. */
+  joinNamespaces?: JoinNamespaces | undefined;
   /** The process runs on a terminal whose slave comes with the request as its stdio. */
   terminal?: boolean | undefined;
   stateDir: string;
@@ -131,17 +133,21 @@ function execOps(out: Field[], p: ProcessInput, joinUserns = false, seccompLoade
 /** Fields of a "create" request after its id. */
 export function compileCreatePlan(p: CreatePlanInput): Field[] {
   const out: Field[] = [];
-  const namespaces = ['pid', 'mnt', 'uts', 'ipc'];
+  const join = Object.entries(p.joinNamespaces ?? {}).filter((e): e is [string, string] => typeof e[1] === 'string');
+  if (join.length > 0 && p.userns) throw new RuntimeError('encode create: joining a namespace by path is not supported with a user namespace', { code: 'EINVAL', step: 'config' });
+  const joined = new Set(join.map(([t]) => t));
+  const namespaces = ['pid', 'mnt', 'uts', 'ipc'].filter((t) => !joined.has(t));
   // With a user namespace, the spawner makes the network namespace inside it (so that
   // NET_BIND_SERVICE and NET_RAW apply there) and the init joins it.
   const usernsNet = !!p.userns && p.network !== 'host';
-  if (p.network !== 'host' && !usernsNet) namespaces.push('net');
+  if (p.network !== 'host' && !usernsNet && !joined.has('net')) namespaces.push('net');
   // A terminal's slave comes with the request as stdio, in place of the log files.
   const tty = !!p.terminal;
   if (tty && !p.console) throw new RuntimeError('encode create: a terminal was asked for but none was opened', { code: 'EINVAL', step: 'stdio' });
   out.push('state-dir', p.stateDir, 'namespaces', namespaces.join(','), 'stdout', p.stdout, 'stderr', p.stderr);
   if (p.userns) out.push('uid-map', p.userns.uidMap, 'gid-map', p.userns.gidMap, 'userns-net', usernsNet ? '1' : '0');
   for (const f of p.cgroupProcs) out.push('cgroup-procs', f);
+  for (const [t, path] of join) out.push(`join-${t}`, path);
   if (p.preloadSeccomp) out.push('seccomp', p.preloadSeccomp);
   op(out, 'sync', 'go');
   op(out, 'setsid', 'new');
@@ -151,6 +157,8 @@ export function compileCreatePlan(p: CreatePlanInput): Field[] {
   // container sees its own cgroup as the root.
   op(out, 'cgroupns', 'unshare');
   if (usernsNet) op(out, 'setns', 'net');
+  // Before any mount: sysfs is mounted for the network namespace the init is in.
+  for (const [t] of join) op(out, 'setns', t);
   op(out, 'mount-private', 'rprivate');
   if (p.rootfsDir !== undefined) {
     op(out, 'overlay', 'bind', [p.rootfsDir, p.rootfs]);
@@ -323,6 +331,7 @@ export function encodeCreate(plan: SpawnPlan, made: ProvisionedResources, opts: 
     terminal: p.terminal,
     rootfsDir: plan.rootfsDir,
     mounts: plan.mounts,
+    joinNamespaces: plan.joinNamespaces,
   });
   return checkFrame(['create', plan.id, ...fields], { argv: [], env: [] }, `create container ${plan.name}`);
 }

@@ -50,6 +50,13 @@ export interface PlanUserNamespace {
   stagingDirs: string[];
 }
 
+/** Namespaces a container can join by path (a file of /proc/<pid>/ns, or one bound elsewhere). */
+export interface JoinNamespaces {
+  net?: string | undefined;
+  ipc?: string | undefined;
+  uts?: string | undefined;
+}
+
 export type NamespaceName = 'pid' | 'mnt' | 'uts' | 'ipc' | 'cgroup' | 'net' | 'user';
 
 /** Where a container's files live: state (per boot) and storage (layers, logs). */
@@ -106,6 +113,10 @@ export interface SpawnPlan {
   userNamespace?: { size: number; stagingDirs: string[] } | undefined;
   /** The container's cgroup limits (device rules included). */
   cgroup: Resources;
+  /** Existing namespaces the init joins by path instead of getting new ones (OCI linux.namespaces[].path). */
+  joinNamespaces?: JoinNamespaces | undefined;
+  /** Where its cgroup goes, relative to each hierarchy's root, when not under the runtime's parent. */
+  cgroupPath?: string | undefined;
   /** Host device nodes bound into /dev (assigned GPUs). */
   devices: string[];
   /** Host device nodes bound at a path of their own (CDI device nodes). */

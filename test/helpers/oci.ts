@@ -43,7 +43,7 @@ export function makeRootfs(dir: string): string {
   for (const d of ['proc', 'sys', 'dev', 'tmp', 'etc', 'root']) fs.mkdirSync(join(dir, d), { recursive: true });
   fs.copyFileSync(BUSYBOX!, join(dir, 'bin/busybox'));
   fs.chmodSync(join(dir, 'bin/busybox'), 0o755);
-  for (const a of ['sh', 'true', 'false', 'cat', 'echo', 'sleep', 'hostname', 'id', 'ls', 'ps', 'grep', 'touch', 'mount', 'stat', 'head', 'wc', 'env', 'nproc', 'tr']) {
+  for (const a of ['sh', 'true', 'false', 'cat', 'echo', 'sleep', 'hostname', 'id', 'ls', 'ps', 'grep', 'touch', 'mount', 'stat', 'head', 'wc', 'env', 'nproc', 'tr', 'readlink']) {
     fs.symlinkSync('busybox', join(dir, 'bin', a));
   }
   fs.writeFileSync(join(dir, 'etc/passwd'), 'root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/sh\n');

@@ -22,6 +22,7 @@ const UNLIMITED = '9223372036854771712';
 describe.skipIf(skipBecause(SKIP_REASON || busyboxMissing() || missing(['podman', 'conmon'], 'podman'), 'podman --runtime tests'))('podman with --runtime stratoswarm-oci', () => {
   let e: OciEnv;
   let podmanArgs: string[];
+  const cgroupsLeft: string[] = [];
   const IMAGE = 'localhost/stratoswarm-oci-test';
   const RUN_FLAGS = ['--network', 'none', '--ulimit', 'nofile=1024:1024', '--ulimit', 'nproc=4096:4096'];
   const podman = (args: string[], timeout = 60_000): SpawnSyncReturns<string> => spawnSync('podman', [...podmanArgs, ...args], { encoding: 'utf8', timeout });
@@ -40,6 +41,18 @@ describe.skipIf(skipBecause(SKIP_REASON || busyboxMissing() || missing(['podman'
     // Unmounts and removes podman's storage (its overlay mounts live under the private root).
     podman(['system', 'reset', '-f']);
     e.cleanup();
+    // The cgroups podman made above its containers': conmon's holds the runtime's resident
+    // server and spawner when a call under conmon started them, until cleanup stops them.
+    for (const m of fs.readdirSync('/sys/fs/cgroup'))
+      for (const d of cgroupsLeft)
+        for (let i = 0; i < 50 && fs.existsSync(`/sys/fs/cgroup/${m}${d}`); i++) {
+          try {
+            fs.rmdirSync(`/sys/fs/cgroup/${m}${d}`);
+          } catch (err) {
+            if ((err as NodeJS.ErrnoException).code !== 'EBUSY' || i === 49) throw err;
+            await delay(100);
+          }
+        }
   });
 
   it('run --rm: output and exit code', () => {
@@ -73,6 +86,47 @@ describe.skipIf(skipBecause(SKIP_REASON || busyboxMissing() || missing(['podman'
     expect(s.output).toMatch(/\n\/dev\/(console|pts\/\d+)\r?\n/);
     expect(s.output).toContain('typed-42');
     expect(code).toBe(5);
+  });
+
+  it('the container\'s cgroups are where podman put them (linux.cgroupsPath), and go with it', () => {
+    const parent = `/ss-podman-cg-${process.pid}`;
+    const run = podman(['run', '-d', ...RUN_FLAGS, '--cgroup-parent', parent, '--name', 'cg', IMAGE, 'sleep', '100']);
+    expect(run.status, run.stderr).toBe(0);
+    try {
+      // With cgroupfs, podman asks for <parent>/libpod-<id> (and puts conmon in <parent>/conmon).
+      // podman's State.Pid is the process it waits for (the keeper, in conmon's cgroup): the
+      // container's init is the one the runtime's state names.
+      const id = podman(['inspect', '--format', '{{.Id}}', 'cg']).stdout.trim();
+      const path = `${parent}/libpod-${id}`;
+      const pid = (JSON.parse(e.run(['state', id]).stdout) as { pid: number }).pid;
+      const lines = fs.readFileSync(`/proc/${pid}/cgroup`, 'utf8').trim().split('\n').filter((l) => !l.split(':')[1]!.startsWith('name='));
+      for (const l of lines) expect(l.slice(l.indexOf(':', l.indexOf(':') + 1) + 1)).toBe(path);
+      expect(fs.readFileSync(`/sys/fs/cgroup/pids${path}/pids.current`, 'utf8').trim()).toBe('1');
+      expect(podman(['rm', '-f', '-t', '0', 'cg']).status).toBe(0);
+      expect(fs.existsSync(`/sys/fs/cgroup/memory${path}`)).toBe(false);
+    } finally {
+      podman(['rm', '-f', '-t', '0', 'cg']);
+      cgroupsLeft.push(`${parent}/conmon`, parent);
+    }
+  });
+
+  it('--network container:<other> and the default network: the joined network namespace is the one podman names', () => {
+    const a = podman(['run', '-d', ...RUN_FLAGS, '--name', 'net-a', IMAGE, 'sleep', '100']);
+    expect(a.status, a.stderr).toBe(0);
+    try {
+      const flags = RUN_FLAGS.filter((f, i) => f !== '--network' && RUN_FLAGS[i - 1] !== '--network');
+      const nsOf = (name: string) => podman(['exec', name, 'readlink', '/proc/self/ns/net']).stdout.trim();
+      const b = podman(['run', '--rm', ...flags, '--network', 'container:net-a', IMAGE, 'readlink', '/proc/self/ns/net']);
+      expect(b.status, b.stderr).toBe(0);
+      expect(b.stdout.trim()).toBe(nsOf('net-a'));
+      expect(b.stdout.trim()).not.toBe(fs.readlinkSync('/proc/self/ns/net'));
+      // The default network: podman makes the namespace (and its interface) and passes its path.
+      const d = podman(['run', '--rm', ...flags, IMAGE, 'cat', '/proc/net/dev']);
+      expect(d.status, d.stderr).toBe(0);
+      expect(d.stdout).toMatch(/eth0:/);
+    } finally {
+      podman(['rm', '-f', '-t', '0', 'net-a']);
+    }
   });
 
   it('--memory and --cpus are enforced inside', () => {

@@ -7,6 +7,7 @@ import { ConfigError } from '../../src/errors.js';
 import { translateConfig, type HostFacts } from '../../src/oci/config.js';
 import { compileCreatePlan } from '../../src/plan/encode.js';
 import { personalityResources } from '../../src/oci/personality.js';
+import { cgroupPlacement } from '../../src/oci/plan.js';
 import { sysctlProblem } from '../../src/oci/sysctl.js';
 
 const host: HostFacts = {
@@ -24,6 +25,13 @@ const base = (): Record<string, any> => ({
   root: { path: 'rootfs' },
   process: { args: ['sh'], cwd: '/', env: ['PATH=/bin'] },
   linux: { namespaces: [{ type: 'pid' }, { type: 'mount' }, { type: 'ipc' }, { type: 'uts' }, { type: 'network' }] },
+});
+
+/** A create plan's input for a bundle with no mounts. */
+const createInput = () => ({
+  cgroupProcs: [], stateDir: '/s', rootfs: '/m', lowerDirs: [], upperDir: '', workDir: '', stdout: '/o', stderr: '/e', network: 'none' as const, hostname: '', volumes: [],
+  security: { maskedPaths: [], readonlyPaths: [], readonlyRoot: false },
+  rootfsDir: '/bundle/rootfs',
 });
 
 function problems(config: unknown): string[] {
@@ -88,6 +96,41 @@ describe('OCI config.json translation', () => {
     expect(t.sysctl).toEqual({ 'net.ipv4.ip_forward': '1' });
   });
 
+  it('linux.cgroupsPath: absolute from each hierarchy\'s root, relative below the runtime\'s parent; a bad one named; hugepageLimits', () => {
+    const c = base();
+    c.linux.cgroupsPath = '/pods/p1/ctr';
+    expect(translateConfig('/b', c, host).cgroupsPath).toBe('/pods/p1/ctr');
+    expect(cgroupPlacement('/pods/p1/ctr', 'stratoswarm')).toBe('pods/p1/ctr');
+    expect(cgroupPlacement('pods/ctr', 'stratoswarm')).toBe('stratoswarm/pods/ctr');
+    expect(cgroupPlacement(undefined, 'stratoswarm')).toBeUndefined();
+    c.linux.cgroupsPath = '';
+    expect(translateConfig('/b', c, host).cgroupsPath).toBeUndefined();
+    c.linux.resources = { hugepageLimits: [{ pageSize: '2MB', limit: 1 << 22 }] };
+    expect(translateConfig('/b', c, host).resources.hugetlb).toEqual([{ pageSize: '2MB', limit: 1 << 22 }]);
+    c.linux.resources = { hugepageLimits: [{ pageSize: 2 }] };
+    expect(problems(c)).toContain('linux.resources.hugepageLimits: expected a list of { pageSize, limit }');
+    delete c.linux.resources;
+    for (const bad of ['/', '/a/../b', 7]) {
+      c.linux.cgroupsPath = bad;
+      expect(problems(c).join('\n')).toMatch(/^linux\.cgroupsPath: /m);
+    }
+  });
+
+  it('linux.namespaces[].path: network, ipc and uts are joined (no new ones cloned, a setns each); a hostname in a joined UTS is refused', () => {
+    const c = base();
+    c.linux.namespaces = [{ type: 'pid' }, { type: 'mount' }, { type: 'ipc', path: '/srv/ns/ipc' }, { type: 'uts', path: '/srv/ns/uts' }, { type: 'network', path: '/srv/ns/net' }];
+    const t = translateConfig('/b', c, host);
+    expect(t.join).toEqual({ ipc: '/srv/ns/ipc', uts: '/srv/ns/uts', net: '/srv/ns/net' });
+    expect(t.network).toBe('none');
+    const fields = compileCreatePlan({ ...createInput(), joinNamespaces: t.join }).map(String);
+    expect(fields[fields.indexOf('namespaces') + 1]).toBe('pid,mnt');
+    for (const k of ['net', 'ipc', 'uts']) expect(fields[fields.indexOf(`join-${k}`) + 1]).toBe(`/srv/ns/${k}`);
+    expect(fields.join(' ')).toMatch(/op setns ipc .*op setns uts .*op setns net .*op mount-private/);
+    c.hostname = 'h';
+    c.linux.namespaces[4].path = '/nope';
+    expect(problems(c)).toEqual(expect.arrayContaining(['linux.namespaces[4].path: `/nope` does not exist', 'hostname: cannot be set in a joined UTS namespace (linux.namespaces: uts has a path)']));
+  });
+
   it('names every field it does not carry out, and ignores unknown properties', () => {
     const c = base();
     c.linux.intelRdt = { closID: 'a' };
@@ -105,7 +148,7 @@ describe('OCI config.json translation', () => {
         'linux.intelRdt: is not supported',
         'linux.uidMappings: is not supported',
         'process.apparmorProfile: is not supported',
-        'linux.namespaces[1].path: joining an existing mount namespace is not supported',
+        'linux.namespaces[1].path: joining an existing mount namespace is not supported (network, ipc and uts can be joined)',
         "linux.namespaces: the host's ipc namespace cannot be shared: every container has its own",
         'linux.resources.blockIO: is not supported',
         'linux.resources.memory.swappiness: is not supported',

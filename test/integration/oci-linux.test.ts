@@ -1,0 +1,226 @@
+/**
+ * What a bundle's `linux` section places and shares: the container's cgroups at
+ * linux.cgroupsPath (absolute: from each hierarchy's root; relative: below the runtime's
+ * parent), made on every hierarchy and removed on delete; existing network, IPC and UTS
+ * namespaces joined by linux.namespaces[].path; hugetlb limits from hugepageLimits; a bad
+ * path refused by name with nothing left behind.
+ */
+import { spawnSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import * as fs from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { busyboxMissing, OCI_CLI, ociEnv, type OciEnv } from '../helpers/oci.js';
+import { SKIP_REASON } from '../helpers/runtime.js';
+import { skipBecause, skipTest } from '../helpers/skip.js';
+
+const internalId = (id: string) => createHash('sha256').update(id).digest('hex').slice(0, 32);
+
+/**
+ * The cgroup paths of a process in every hierarchy the runtime drives ("0::/x" on v2,
+ * "7:memory:/x" on v1); named hierarchies without controllers (name=systemd) are not its.
+ */
+function cgroupsOf(pid: number): string[] {
+  return fs
+    .readFileSync(`/proc/${pid}/cgroup`, 'utf8')
+    .trim()
+    .split('\n')
+    .map((l) => l.split(':'))
+    .filter(([, controllers]) => !controllers!.startsWith('name='))
+    .map((f) => f.slice(2).join(':'));
+}
+
+/** The mount point of every cgroup hierarchy (v1 ones and the unified one). */
+function hierarchyMounts(): string[] {
+  const out = new Set<string>();
+  for (const l of fs.readFileSync('/proc/self/mountinfo', 'utf8').split('\n')) {
+    const f = l.split(' ');
+    const sep = f.indexOf('-');
+    if (sep > 0 && (f[sep + 1] === 'cgroup' || f[sep + 1] === 'cgroup2')) out.add(f[4]!);
+  }
+  return [...out];
+}
+
+describe.skipIf(skipBecause(SKIP_REASON || busyboxMissing(), 'OCI linux section tests'))('stratoswarm-oci: linux.cgroupsPath, namespaces by path, hugepageLimits', () => {
+  let e: OciEnv;
+  const top = `ss-oci-cgpath-${process.pid}`;
+  beforeAll(() => {
+    e = ociEnv();
+  });
+  afterAll(() => {
+    e?.cleanup();
+    // The directories made above the containers' cgroups stay, as with runc: the test's own go.
+    for (const m of hierarchyMounts()) for (const d of [`${m}/${top}/pod`, `${m}/${top}`]) if (fs.existsSync(d)) fs.rmdirSync(d);
+  });
+
+  /** create with stderr in a file: the process the engine waits for keeps the engine's pipes open. */
+  function create(id: string, bundle: string): { status: number | null; stderr: string } {
+    const env = { ...Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('STRATOSWARM_'))), STRATOSWARM_CGROUP_PARENT: e.cgroupParent };
+    const out = join(e.dir, `${id}.err`);
+    const fd = fs.openSync(out, 'w');
+    try {
+      const r = spawnSync(OCI_CLI, ['--root', e.root, 'create', '--bundle', bundle, id], { stdio: ['ignore', fd, fd], env, timeout: 30_000 });
+      return { status: r.status, stderr: fs.readFileSync(out, 'utf8') };
+    } finally {
+      fs.closeSync(fd);
+    }
+  }
+  const pidOf = (id: string) => (JSON.parse(e.run(['state', id]).stdout) as { pid: number }).pid;
+
+  it('linux.cgroupsPath: an absolute path from each hierarchy\'s root holds the init on every hierarchy, with its limits; delete removes it', () => {
+    const path = `/${top}/pod/ctr`;
+    const b = e.bundle('abs', (c) => {
+      c.process.args = ['sleep', '100'];
+      c.linux.cgroupsPath = path;
+      c.linux.resources = { ...c.linux.resources, pids: { limit: 33 } };
+    });
+    const r = create('abs', b);
+    expect(r.status, r.stderr).toBe(0);
+    const pid = pidOf('abs');
+    const paths = cgroupsOf(pid);
+    expect(paths.length).toBeGreaterThan(0);
+    for (const p of paths) expect(p).toBe(path);
+    const pidsMount = hierarchyMounts().find((m) => fs.existsSync(`${m}${path}/pids.max`));
+    expect(pidsMount, 'no hierarchy with pids.max at the path').toBeDefined();
+    expect(fs.readFileSync(`${pidsMount}${path}/pids.max`, 'utf8').trim()).toBe('33');
+    expect(fs.readFileSync(`${pidsMount}${path}/cgroup.procs`, 'utf8').split('\n')).toContain(String(pid));
+    // ps and update find the container where it was placed.
+    expect(JSON.parse(e.run(['ps', '--format', 'json', 'abs']).stdout)).toContain(pid);
+    const u = e.run(['update', '--resources', '-', 'abs'], { input: JSON.stringify({ pids: { limit: 44 } }) });
+    expect(u.status, u.stderr).toBe(0);
+    expect(fs.readFileSync(`${pidsMount}${path}/pids.max`, 'utf8').trim()).toBe('44');
+    expect(fs.existsSync(join('/sys/fs/cgroup/pids', e.cgroupParent, internalId('abs')))).toBe(false);
+    expect(e.run(['delete', '--force', 'abs']).status).toBe(0);
+    for (const m of hierarchyMounts()) expect(fs.existsSync(`${m}${path}`)).toBe(false);
+  });
+
+  it('linux.cgroupsPath: a relative path is below the runtime\'s cgroup parent', () => {
+    const b = e.bundle('rel', (c) => {
+      c.process.args = ['sleep', '100'];
+      c.linux.cgroupsPath = 'pod/ctr-rel';
+    });
+    const r = create('rel', b);
+    expect(r.status, r.stderr).toBe(0);
+    for (const p of cgroupsOf(pidOf('rel'))) expect(p).toBe(`/${e.cgroupParent}/pod/ctr-rel`);
+    expect(e.run(['delete', '--force', 'rel']).status).toBe(0);
+    for (const m of hierarchyMounts()) {
+      expect(fs.existsSync(`${m}/${e.cgroupParent}/pod/ctr-rel`)).toBe(false);
+      if (fs.existsSync(`${m}/${e.cgroupParent}/pod`)) fs.rmdirSync(`${m}/${e.cgroupParent}/pod`);
+    }
+  });
+
+  it('linux.cgroupsPath: a bad path or one in use is refused by name, leaving nothing behind', () => {
+    const bad = e.bundle('badcg', (c) => {
+      c.linux.cgroupsPath = `/${top}/../escape`;
+    });
+    const r = create('badcg', bad);
+    expect(r.status).toBe(1);
+    expect(r.stderr).toMatch(/linux\.cgroupsPath: .*no "\." or "\.\." components/);
+    expect(fs.existsSync(join(e.root, internalId('badcg')))).toBe(false);
+    // A cgroup that exists already is another's: the create fails and leaves it as it was.
+    const taken = `/${top}/taken`;
+    const mounts = hierarchyMounts();
+    for (const m of mounts) fs.mkdirSync(`${m}${taken}`, { recursive: true });
+    try {
+      const b = e.bundle('taken', (c) => {
+        c.linux.cgroupsPath = taken;
+      });
+      const t = create('taken', b);
+      expect(t.status).toBe(1);
+      expect(t.stderr).toMatch(/exists already/);
+      expect(fs.existsSync(join(e.root, internalId('taken')))).toBe(false);
+      for (const m of mounts) expect(fs.existsSync(`${m}${taken}`)).toBe(true);
+    } finally {
+      for (const m of mounts) fs.rmdirSync(`${m}${taken}`);
+    }
+  });
+
+  it('linux.namespaces[].path: joins another container\'s network, IPC and UTS namespaces; its own pid and mount stay new', async () => {
+    const a = e.bundle('ns-a', (c) => {
+      c.process.args = ['sleep', '100'];
+      c.hostname = 'ns-a-host';
+    });
+    expect(create('ns-a', a).status).toBe(0);
+    const pa = pidOf('ns-a');
+    const nsOf = (pid: number, t: string) => fs.readlinkSync(`/proc/${pid}/ns/${t}`);
+    const b = e.bundle('ns-b', (c) => {
+      c.process.args = ['sh', '-c', 'for t in net ipc uts pid; do readlink /proc/self/ns/$t; done > /tmp/ns; hostname >> /tmp/ns'];
+      c.root.readonly = false;
+      delete c.hostname;
+      c.linux.namespaces = c.linux.namespaces.map((n: { type: string }) => {
+        const t = { network: 'net', ipc: 'ipc', uts: 'uts' }[n.type];
+        return t ? { type: n.type, path: `/proc/${pa}/ns/${t}` } : n;
+      });
+      if (!c.linux.namespaces.some((n: { type: string }) => n.type === 'network')) c.linux.namespaces.push({ type: 'network', path: `/proc/${pa}/ns/net` });
+    });
+    const rootfsB = JSON.parse(fs.readFileSync(join(b, 'config.json'), 'utf8')).root.path as string;
+    if (!fs.existsSync(join(rootfsB, 'bin/readlink'))) fs.symlinkSync('busybox', join(rootfsB, 'bin/readlink'));
+    const r = create('ns-b', b);
+    expect(r.status, r.stderr).toBe(0);
+    const pb = pidOf('ns-b');
+    for (const t of ['net', 'ipc', 'uts']) expect(nsOf(pb, t)).toBe(nsOf(pa, t));
+    for (const t of ['pid', 'mnt']) expect(nsOf(pb, t)).not.toBe(nsOf(pa, t));
+    expect(e.run(['start', 'ns-b']).status).toBe(0);
+    for (let i = 0; i < 300 && (JSON.parse(e.run(['state', 'ns-b']).stdout) as { status: string }).status !== 'stopped'; i++) await new Promise((res) => setTimeout(res, 10));
+    const rootfs = JSON.parse(fs.readFileSync(join(b, 'config.json'), 'utf8')).root.path as string;
+    const seen = fs.readFileSync(join(rootfs, 'tmp/ns'), 'utf8').trim().split('\n');
+    expect(seen.slice(0, 3)).toEqual([nsOf(pa, 'net'), nsOf(pa, 'ipc'), nsOf(pa, 'uts')]);
+    expect(seen[4]).toBe('ns-a-host');
+    expect(e.run(['delete', '--force', 'ns-b']).status).toBe(0);
+    // The joined namespaces are ns-a's still.
+    expect(fs.existsSync(`/proc/${pa}`)).toBe(true);
+    expect(e.run(['delete', '--force', 'ns-a']).status).toBe(0);
+  });
+
+  it('linux.namespaces[].path: a path that is missing or not a namespace of that type is refused by name, leaving nothing', () => {
+    const missing = e.bundle('ns-missing', (c) => {
+      c.linux.namespaces.push({ type: 'network', path: '/proc/self/ns/no-such' });
+      c.linux.namespaces = c.linux.namespaces.filter((n: { type: string; path?: string }, i: number, l: { type: string }[]) => n.type !== 'network' || i === l.length - 1);
+    });
+    const m = create('ns-missing', missing);
+    expect(m.status).toBe(1);
+    expect(m.stderr).toMatch(/linux\.namespaces\[\d+\]\.path: `\/proc\/self\/ns\/no-such` does not exist/);
+    expect(fs.existsSync(join(e.root, internalId('ns-missing')))).toBe(false);
+    // An existing file that is not a network namespace: found out by the spawner.
+    const wrong = e.bundle('ns-wrong', (c) => {
+      c.linux.namespaces = c.linux.namespaces.filter((n: { type: string }) => n.type !== 'network');
+      c.linux.namespaces.push({ type: 'network', path: `/proc/${process.pid}/ns/ipc` });
+    });
+    const w = create('ns-wrong', wrong);
+    expect(w.status).toBe(1);
+    expect(w.stderr, w.stderr).toMatch(/linux\.namespaces\[\d+\]\.path: .*not a net namespace/);
+    expect(fs.existsSync(join(e.root, internalId('ns-wrong')))).toBe(false);
+    expect(fs.existsSync(join('/sys/fs/cgroup/pids', e.cgroupParent, internalId('ns-wrong')))).toBe(false);
+    const pidNs = e.bundle('ns-pid', (c) => {
+      c.linux.namespaces = c.linux.namespaces.map((n: { type: string }) => (n.type === 'pid' ? { type: 'pid', path: '/proc/1/ns/pid' } : n));
+    });
+    expect(create('ns-pid', pidNs).stderr).toMatch(/linux\.namespaces\[\d+\]\.path: joining an existing pid namespace is not supported/);
+  });
+
+  it('linux.resources.hugepageLimits: the hugetlb limit of each page size, where the host has the controller and the size', (ctx) => {
+    // v1: a hierarchy with the controller's files at its root; v2: the root passes hugetlb down.
+    const v2Hugetlb = (m: string) => fs.existsSync(`${m}/cgroup.subtree_control`) && fs.readFileSync(`${m}/cgroup.subtree_control`, 'utf8').split(/\s+/).includes('hugetlb');
+    const mount = hierarchyMounts().find((m) => fs.existsSync(`${m}/hugetlb.2MB.limit_in_bytes`) || v2Hugetlb(m));
+    if (!fs.existsSync('/sys/kernel/mm/hugepages/hugepages-2048kB')) return skipTest(ctx, 'hugepageLimits', 'the host has no 2 MB huge pages');
+    if (!mount) return skipTest(ctx, 'hugepageLimits', 'no cgroup hierarchy offers the hugetlb controller');
+    const path = `/${top}/huge`;
+    const b = e.bundle('huge', (c) => {
+      c.process.args = ['sleep', '100'];
+      c.linux.cgroupsPath = path;
+      c.linux.resources = { ...c.linux.resources, hugepageLimits: [{ pageSize: '2MB', limit: 4 << 20 }] };
+    });
+    const r = create('huge', b);
+    expect(r.status, r.stderr).toBe(0);
+    const file = ['hugetlb.2MB.max', 'hugetlb.2MB.limit_in_bytes'].map((f) => `${mount}${path}/${f}`).find((f) => fs.existsSync(f));
+    expect(file, 'no hugetlb file in the container\'s cgroup').toBeDefined();
+    expect(fs.readFileSync(file!, 'utf8').trim()).toBe(String(4 << 20));
+    expect(e.run(['delete', '--force', 'huge']).status).toBe(0);
+    const bad = e.bundle('huge-bad', (c) => {
+      c.linux.resources = { ...c.linux.resources, hugepageLimits: [{ pageSize: 'big', limit: 1 }] };
+    });
+    const w = create('huge-bad', bad);
+    expect(w.status).toBe(1);
+    expect(w.stderr).toMatch(/linux\.resources\.hugepageLimits\[0\]\.pageSize: expected a size like "2MB"/);
+    expect(fs.existsSync(join(e.root, internalId('huge-bad')))).toBe(false);
+  });
+});
