@@ -117,6 +117,7 @@ describe.skipIf(skipBecause(SKIP_REASON || busyboxMissing() || criuMissing() || 
   let e: OciEnv;
   let podmanArgs: string[];
   let env: NodeJS.ProcessEnv;
+  let argvLog: string;
   const IMAGE = 'localhost/stratoswarm-oci-ckpt-test';
   const RUN_FLAGS = ['--network', 'none', '--ulimit', 'nofile=1024:1024', '--ulimit', 'nproc=4096:4096'];
   const podman = (args: string[], timeout = 60_000): SpawnSyncReturns<string> => spawnSync('podman', [...podmanArgs, ...args], { encoding: 'utf8', timeout, env });
@@ -128,7 +129,8 @@ describe.skipIf(skipBecause(SKIP_REASON || busyboxMissing() || criuMissing() || 
     // `checkpoint --help`) and asks the `criu` on its PATH for its version.
     const bin = join(e.dir, 'bin');
     fs.mkdirSync(bin);
-    fs.symlinkSync(e.wrapper, join(bin, 'crun'));
+    argvLog = join(e.dir, 'argv.log');
+    fs.writeFileSync(join(bin, 'crun'), `#!/bin/bash\necho "$*" >> ${argvLog}\nexec ${e.wrapper} "$@"\n`, { mode: 0o755 });
     fs.symlinkSync(criuBinary(), join(bin, 'criu'));
     env = { ...process.env, PATH: `${bin}:${process.env.PATH}` };
     podmanArgs = ['--root', `${p}/root`, '--runroot', `${p}/runroot`, '--tmpdir', `${p}/tmp`, '--cgroup-manager', 'cgroupfs', '--events-backend', 'file', '--storage-driver', 'overlay', '--runtime', join(bin, 'crun')];
@@ -161,6 +163,11 @@ describe.skipIf(skipBecause(SKIP_REASON || busyboxMissing() || criuMissing() || 
     // One count after another, no restart from 1: the restore went on where the dump stopped.
     expect(counts.slice(0, at)).toEqual(Array.from({ length: at }, (_, i) => i + 1));
     expect(counts[at]).toBe(at + 1);
+    // The engine called this runtime's verbs, as it calls runc's.
+    const calls = fs.readFileSync(argvLog, 'utf8');
+    expect(calls).toMatch(/^checkpoint --help$/m);
+    expect(calls).toMatch(/^checkpoint --image-path \S+\/checkpoint --work-path \S+ \w+$/m);
+    expect(calls).toMatch(/ restore --bundle \S+ --pid-file \S+ --detach --image-path \S+\/checkpoint --work-path \S+ \w+$/m);
     const stop = podman(['stop', '-t', '1', 'ctr']);
     expect(stop.status, stop.stderr).toBe(0);
     expect(podman(['rm', 'ctr']).status).toBe(0);
