@@ -59,6 +59,7 @@ describe.skipIf(skipBecause(SKIP_REASON || busyboxMissing() || criuMissing(), 'O
       c.root.readonly = false;
     });
     expect(e.run(['checkpoint', '--help']).status).toBe(0);
+    expect(JSON.parse(e.run(['features']).stdout).annotations['org.opencontainers.runc.checkpoint.enabled']).toBe('true');
     const first = withPipe(e, ['create', '--bundle', b, 'count']);
     expect(await first.exited, first.text()).toBe(0);
     expect(e.run(['start', 'count']).status).toBe(0);
