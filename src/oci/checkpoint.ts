@@ -21,6 +21,7 @@ import { teardown } from '../container/teardown.js';
 import { criuBinary, criuEnv, criuErrors, memoryTracking, runCriu } from '../checkpoint/criu.js';
 import { freezerDir } from '../checkpoint/checkpoint.js';
 import { encodeStart } from '../plan/encode.js';
+import type { PlanMount } from '../plan/types.js';
 import type { WireField } from '../spawner/wire.js';
 import type { ContainerRecord } from '../state.js';
 import { translateConfig } from './config.js';
@@ -164,6 +165,34 @@ export async function ociCheckpoint(rt: OciRuntime, ociId: string, o: OciCheckpo
   await rt.delete(ociId, true);
 }
 
+/**
+ * The mountpoints of the bundle's mounts, made in the root where missing (a directory, or an
+ * empty file for a file's bind mount), as create makes them: CRIU mounts onto them and does
+ * not make them, and a root the engine made afresh (podman's restore --import) lacks those a
+ * runtime added to the old one. A path through a symlink is left alone (CRIU then fails on it).
+ */
+export function makeMountpoints(rootfs: string, mounts: readonly PlanMount[]): void {
+  for (const m of mounts) {
+    const parts = m.target.split('/').filter((x) => x && x !== '.');
+    if (parts.includes('..')) continue;
+    let at = rootfs;
+    for (let i = 0; i < parts.length; i++) {
+      at = join(at, parts[i]!);
+      const last = i === parts.length - 1;
+      let st: fs.Stats | undefined;
+      try {
+        st = fs.lstatSync(at);
+      } catch {
+        st = undefined;
+      }
+      if (st?.isSymbolicLink()) break;
+      if (st) continue;
+      if (last && m.isFile) fs.closeSync(fs.openSync(at, fs.constants.O_CREAT | fs.constants.O_WRONLY | fs.constants.O_NOFOLLOW, 0o644));
+      else fs.mkdirSync(at, { mode: 0o755 });
+    }
+  }
+}
+
 function readMeta(imagePath: string, what: string): Meta {
   const path = join(imagePath, META);
   if (!fs.existsSync(join(imagePath, 'inventory.img'))) throw new RuntimeError(`${what}: ${imagePath} holds no CRIU checkpoint (no inventory.img)`, { code: 'ENOTFOUND', step: 'restore', path: imagePath });
@@ -210,6 +239,7 @@ export async function ociRestore(rt: OciRuntime, ociId: string, bundle: string, 
   };
   const workDir = o.workPath ?? o.imagePath;
   fs.mkdirSync(workDir, { recursive: true });
+  makeMountpoints(t.rootfs, t.mounts);
   const restoreTree = async (rec: ContainerRecord): Promise<string[]> => {
     const pidfile = join(rec.paths.stateDir, 'criu-restore.pid');
     const inherit: string[] = [];
