@@ -269,7 +269,7 @@ export async function ociRestore(rt: OciRuntime, ociId: string, bundle: string, 
       return await parts.spawner.request(fields, what, o.stdio.slice(0, 3));
     } catch (e) {
       const why = criuErrors(join(workDir, 'restore.log'));
-      if (e instanceof RuntimeError && why.length) throw new RuntimeError(`${what}: ${e.message}: ${why.join('; ')} (log: ${join(workDir, 'restore.log')})`, { code: e.code, step: 'restore', cause: e });
+      if (e instanceof RuntimeError) throw new RuntimeError(`${e.message}${why.length ? `: ${why.join('; ')}` : ''} (log: ${join(workDir, 'restore.log')})`, { code: e.code, step: 'restore', cause: e });
       throw e;
     }
   };

@@ -5,6 +5,7 @@
  * `podman container restore` with this runtime). Skipped, saying why, without CRIU or podman.
  */
 import { spawn, spawnSync, type SpawnSyncReturns } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
@@ -23,6 +24,7 @@ function criuMissing(): string | undefined {
   }
 }
 
+const internalId = (id: string) => createHash('sha256').update(id).digest('hex').slice(0, 32);
 const has = (cmd: string) => spawnSync('sh', ['-c', `command -v ${cmd}`]).status === 0;
 const COUNTER = 'i=0; while :; do i=$((i+1)); echo n=$i; sleep 0.1; done';
 const lastCount = (text: string) => Number([...text.matchAll(/n=(\d+)/g)].pop()?.[1] ?? 0);
@@ -79,6 +81,16 @@ describe.skipIf(skipBecause(SKIP_REASON || busyboxMissing() || criuMissing(), 'O
     await delay(300);
     expect(lastCount(first.text())).toBe(at);
 
+    // A restore CRIU fails on (its process tree image gone) leaves nothing behind.
+    const broken = join(e.dir, 'ckpt-broken');
+    fs.cpSync(images, broken, { recursive: true });
+    fs.rmSync(join(broken, 'pstree.img'));
+    const bad = e.run(['restore', '--image-path', broken, '--bundle', b, 'count']);
+    expect(bad.status).toBe(1);
+    expect(bad.stderr).toMatch(/^stratoswarm-oci: restore container count: step restore \(criu restore (exited with status|was killed by signal) \d+\)/);
+    expect(e.run(['state', 'count']).stderr).toMatch(/does not exist/);
+    expect(fs.existsSync(join(e.root, internalId('count')))).toBe(false);
+
     const pidFile = join(e.dir, 'count.pid');
     const second = withPipe(e, ['restore', '--image-path', images, '--work-path', work, '--bundle', b, '--detach', '--pid-file', pidFile, 'count']);
     expect(await second.exited, second.text()).toBe(0);
@@ -86,6 +98,9 @@ describe.skipIf(skipBecause(SKIP_REASON || busyboxMissing() || criuMissing(), 'O
     expect(s.status).toBe('running');
     expect(s.pid).toBeGreaterThan(0);
     expect(fs.existsSync(`/proc/${Number(fs.readFileSync(pidFile, 'utf8'))}`)).toBe(true);
+    // The pid state reports is the restored shell's, in the container's cgroups.
+    expect(fs.readFileSync(`/proc/${s.pid}/cmdline`, 'utf8')).toContain(COUNTER);
+    expect(JSON.parse(e.run(['ps', '--format', 'json', 'count']).stdout)).toContain(s.pid);
     await until('the restored counter', () => lastCount(second.text()) >= at + 3);
     // It counts on: the first number on the new pipe follows the last on the old one.
     expect(Number(/n=(\d+)/.exec(second.text())![1])).toBe(at + 1);
