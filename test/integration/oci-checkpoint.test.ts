@@ -123,6 +123,12 @@ describe.skipIf(skipBecause(SKIP_REASON || busyboxMissing() || criuMissing(), 'O
     const at = lastCount(run.text());
     await until('the counter after the dump', () => lastCount(run.text()) > at + 2);
     expect(state('keep').status).toBe('running');
+    // A pre-dump needs dirty-page tracking: without it, it says so and the container runs on.
+    const tracking = spawnSync(criuBinary(), ['check', '--feature', 'mem_dirty_track']).status === 0;
+    const pre = e.run(['checkpoint', '--pre-dump', '--image-path', join(e.dir, 'keep-pre'), 'keep']);
+    if (tracking) expect(pre.status, pre.stderr).toBe(0);
+    else expect(pre.stderr).toMatch(/--pre-dump needs .*CONFIG_MEM_SOFT_DIRTY/);
+    expect(state('keep').status).toBe('running');
     expect(e.run(['restore', '--image-path', images, '--bundle', b, 'keep']).stderr).toMatch(/already exists/);
     expect(e.run(['restore', '--image-path', e.dir, '--bundle', b, 'other']).stderr).toMatch(/no CRIU checkpoint/);
     expect(e.run(['delete', '--force', 'keep']).status).toBe(0);
