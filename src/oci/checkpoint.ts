@@ -26,6 +26,7 @@ import type { WireField } from '../spawner/wire.js';
 import type { ContainerRecord } from '../state.js';
 import { translateConfig } from './config.js';
 import { cgroupHierarchies, pathKind } from './host.js';
+import { personalityResources } from './personality.js';
 import { checkOciId, internalId, ociPlan } from './plan.js';
 import { OciRuntime, writePidFile } from './runtime.js';
 
@@ -228,7 +229,8 @@ export async function ociRestore(rt: OciRuntime, ociId: string, bundle: string, 
   const data: ReturnType<typeof OciRuntime.data> = {
     id: ociId,
     bundle,
-    annotations: { ...t.annotations },
+    // As create: the allocation a personality made is part of the state engines read back.
+    annotations: { ...t.annotations, ...(t.personality ? { 'io.stratoswarm.allocation': JSON.stringify(personalityResources(t.personality, t.resources).plan) } : {}) },
     hooks: t.hooks,
     start: start.map((x: WireField) => (typeof x === 'string' ? x : { b64: x.toString('base64') })),
     personality: t.personality,
