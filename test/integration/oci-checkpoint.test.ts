@@ -224,3 +224,30 @@ describe.skipIf(skipBecause(SKIP_REASON || busyboxMissing() || criuMissing() || 
     expect(podman(['rm', '-f', '-t', '0', 'mig']).status).toBe(0);
   }, 120_000);
 });
+
+// podman (cgroupfs) puts conmon under libpod_parent/ in every hierarchy: removed once empty
+// (rmdir fails on one in use), after podman's cleanup processes have exited.
+afterAll(async () => {
+  for (let i = 0; i < 100 && removeLibpodParent() > 0; i++) await delay(50);
+});
+
+function removeLibpodParent(): number {
+  let left = 0;
+  for (const ctl of fs.readdirSync('/sys/fs/cgroup')) {
+    const dir = join('/sys/fs/cgroup', ctl, 'libpod_parent');
+    if (!fs.existsSync(dir)) continue;
+    for (const sub of fs.readdirSync(dir, { withFileTypes: true }).filter((d) => d.isDirectory())) {
+      try {
+        fs.rmdirSync(join(dir, sub.name));
+      } catch {
+        // still in use
+      }
+    }
+    try {
+      fs.rmdirSync(dir);
+    } catch {
+      left++;
+    }
+  }
+  return left;
+}
