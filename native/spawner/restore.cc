@@ -11,6 +11,8 @@
 //
 // The container's stdout and stderr logs are opened here and given to CRIU as fds 3 and 4
 // (its argv names them with --inherit-fd); CRIU's own stdio is /dev/null (it logs to a file).
+// A request that comes with three fds (an OCI engine's stdin, stdout and stderr) gives CRIU
+// those as fds 3, 4 and 5 instead, and no log is opened.
 #include "spawner.h"
 
 #include <fcntl.h>
@@ -56,16 +58,25 @@ bool takeList(const wire::Fields& f, size_t* at, std::vector<std::string>* out, 
   return true;
 }
 
-[[noreturn]] void runRestoreHelper(int sync, int out, int err, const std::vector<std::string>& argv,
+[[noreturn]] void runRestoreHelper(int sync, const std::vector<int>& give, const std::vector<std::string>& argv,
                                    const std::vector<std::string>& env) {
   char go;
   if (recv(sync, &go, 1, 0) != 1) _exit(127);
   int null = open("/dev/null", O_RDWR | O_CLOEXEC);
-  if (null < 0 || dup2(out, 3) < 0 || dup2(err, 4) < 0) _exit(127);
+  if (null < 0) _exit(127);
+  // Out of the way first, so that no dup2 onto 3.. overwrites a later source (or keeps CLOEXEC).
+  std::vector<int> high;
+  for (int x : give) {
+    int h = fcntl(x, F_DUPFD_CLOEXEC, 64);
+    if (h < 0) _exit(127);
+    high.push_back(h);
+  }
+  for (size_t i = 0; i < high.size(); ++i)
+    if (dup2(high[i], int(3 + i)) < 0) _exit(127);
   for (int fd = 0; fd < 3; ++fd)
     if (dup2(null, fd) < 0) _exit(127);
-  int keep[] = {0, 1, 2, 3, 4};
-  if (closeFdsExcept(keep, 5) < 0) _exit(127);
+  int keep[] = {0, 1, 2, 3, 4, 5};
+  if (closeFdsExcept(keep, 3 + high.size()) < 0) _exit(127);
   // CRIU's children are the restored tasks: nothing of the spawner's signal state may leak.
   sigset_t none;
   sigemptyset(&none);
@@ -113,18 +124,26 @@ wire::Fields Spawner::restore(Client& c, const wire::Fields& f, bool* deferred) 
   l->stderrPath = f[4];
   l->pidfile = f[5];
   Error e;
-  int out = open(f[3].c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOCTTY, 0640);
-  int err = out < 0 ? -1 : open(f[4].c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOCTTY, 0640);
-  if (out < 0 || err < 0) {
-    e = {"ESYSCALL", Step::stdio, errno, "open", out < 0 ? f[3] : f[4], ""};
-    if (out >= 0) close(out);
-    return errorReply(e);
+  std::vector<int> give;
+  if (!c.fds.empty()) {
+    // An OCI engine's stdio (the protocol closes c.fds after the verb).
+    if (c.fds.size() != 3) return errorReply({"EPROTO", Step::config, EINVAL, "", "", "restore: takes no fds or three (stdin, stdout, stderr)"});
+    give = c.fds;
+  } else {
+    int out = open(f[3].c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOCTTY, 0640);
+    int err = out < 0 ? -1 : open(f[4].c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOCTTY, 0640);
+    if (out < 0 || err < 0) {
+      e = {"ESYSCALL", Step::stdio, errno, "open", out < 0 ? f[3] : f[4], ""};
+      if (out >= 0) close(out);
+      return errorReply(e);
+    }
+    give = {out, err};
   }
   int sv[2];
   long pid = cloneWithSync(0, sv, Step::restore, &e);
-  if (pid == 0) runRestoreHelper(sv[1], out, err, argv, env);
-  close(out);
-  close(err);
+  if (pid == 0) runRestoreHelper(sv[1], give, argv, env);
+  if (c.fds.empty())
+    for (int x : give) close(x);
   if (pid < 0) return errorReply(e);
   l->pid = pid_t(pid);
   l->pidfd = int(syscall(SYS_pidfd_open, pid_t(pid), 0));

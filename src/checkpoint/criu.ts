@@ -57,7 +57,8 @@ export function criuErrors(logFile: string, max = 4): string[] {
   }
   return text
     .split('\n')
-    .filter((l) => /\bError\b/.test(l) && !l.includes('RLIMIT_NOFILE') && !/Error: ipv[46]: [Aa]ddress already assigned/.test(l))
+    // (CRIU's probe of the kernel for tun devices fails harmlessly where /dev/net/tun is closed)
+    .filter((l) => /\bError\b/.test(l) && !l.includes('RLIMIT_NOFILE') && !l.includes('Unable to create tun') && !/Error: ipv[46]: [Aa]ddress already assigned/.test(l))
     .map((l) => l.replace(/^\([\d.]+\)\s*(\d+:\s*)?/, '').replace(/^Error \([^)]*\):\s*/, '').trim())
     .slice(0, max);
 }
@@ -67,8 +68,10 @@ export interface CriuRun {
   args: string[];
   /** The images directory (-D). */
   dir: string;
-  /** The log file's name in `dir`. */
+  /** The log file's name in `dir` (in `workDir` where one is given). */
   log: string;
+  /** CRIU's work directory (-W) for its log and statistics; default: `dir`. */
+  workDir?: string | undefined;
   step: Step;
   what: string;
   containerId?: string | undefined;
@@ -79,11 +82,13 @@ export function runCriu(r: CriuRun): Promise<void> {
   const bin = criuBinary();
   const env = Object.fromEntries(criuEnv().map((kv) => kv.split('=', 2) as [string, string]));
   return new Promise((resolve, reject) => {
-    execFile(bin, [r.args[0]!, '-D', r.dir, '-o', r.log, '-v2', ...r.args.slice(1)], { env, maxBuffer: 1 << 20 }, (err, _out, stderr) => {
+    const work = r.workDir ? ['-W', r.workDir] : [];
+    const logPath = join(r.workDir ?? r.dir, r.log);
+    execFile(bin, [r.args[0]!, '-D', r.dir, ...work, '-o', r.log, '-v2', ...r.args.slice(1)], { env, maxBuffer: 1 << 20 }, (err, _out, stderr) => {
       if (!err) return resolve();
-      const why = criuErrors(join(r.dir, r.log));
+      const why = criuErrors(logPath);
       const detail = why.length ? why.join('; ') : stderr.trim().split('\n').slice(-2).join('; ') || err.message;
-      reject(new RuntimeError(`${r.what}: criu ${r.args[0]} failed: ${detail} (log: ${join(r.dir, r.log)})`, { code: 'ESPAWN', step: r.step, containerId: r.containerId }));
+      reject(new RuntimeError(`${r.what}: criu ${r.args[0]} failed: ${detail} (log: ${logPath})`, { code: 'ESPAWN', step: r.step, containerId: r.containerId }));
     });
   });
 }

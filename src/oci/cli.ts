@@ -9,6 +9,7 @@ import { RuntimeError } from '../errors.js';
 import { OCI_VERSION, OciRuntime } from './runtime.js';
 import { defaultSpec, features } from './spec.js';
 import { ociExec } from './exec.js';
+import { CHECKPOINT_USAGE, ociCheckpoint, ociRestore, RESTORE_USAGE } from './checkpoint.js';
 import type { Keepers } from './keepers.js';
 import { VERSION } from '../cli/version-info.js';
 
@@ -33,7 +34,7 @@ interface Parsed {
 }
 
 /** Flags that take a value (all others are booleans); both `--flag v` and `--flag=v`. */
-const VALUE_FLAGS = new Set(['root', 'log', 'log-format', 'bundle', 'b', 'pid-file', 'console-socket', 'process', 'p', 'format', 'f', 'resources', 'r', 'criu', 'cwd', 'env', 'e', 'user', 'u', 'process-label', 'apparmor', 'cap', 'c', 'preserve-fds', 'signal']);
+const VALUE_FLAGS = new Set(['root', 'log', 'log-format', 'bundle', 'b', 'pid-file', 'console-socket', 'process', 'p', 'format', 'f', 'resources', 'r', 'criu', 'cwd', 'env', 'e', 'user', 'u', 'process-label', 'apparmor', 'cap', 'c', 'preserve-fds', 'signal', 'image-path', 'work-path', 'parent-path', 'manage-cgroups-mode', 'page-server', 'status-fd', 'empty-ns', 'lsm-profile', 'lsm-mount-context']);
 
 function parse(argv: string[], stopAtVerb: boolean): Parsed & { rest: string[] } {
   const flags = new Map<string, string | true>();
@@ -89,7 +90,9 @@ const USAGE = `usage: stratoswarm-oci [--root DIR] [--log FILE] [--log-format te
 verbs: create --bundle DIR [--pid-file F] [--console-socket S] ID | start ID | state ID |
        exec --process FILE [--detach] [--pid-file F] [--console-socket S] ID |
        kill ID [SIGNAL] [--all] | delete [--force] ID | ps [--format json] ID |
-       update --resources FILE|- ID | pause ID | resume ID | features | spec | --version`;
+       update --resources FILE|- ID | pause ID | resume ID | features | spec | --version |
+       checkpoint --image-path DIR [--work-path DIR] [--leave-running] ID |
+       restore --image-path DIR --bundle DIR [--work-path DIR] [--detach] [--pid-file F] ID`;
 
 export async function run(argv: string[], io: OciIo): Promise<number> {
   let globals: Parsed & { rest: string[] };
@@ -141,6 +144,10 @@ export async function run(argv: string[], io: OciIo): Promise<number> {
   }
   if (verb === 'features') {
     io.stdout(`${JSON.stringify(features(), null, 2)}\n`);
+    return 0;
+  }
+  if ((verb === 'checkpoint' || verb === 'restore') && (bool(p, 'help') || bool(p, 'h'))) {
+    io.stdout(`${verb === 'checkpoint' ? CHECKPOINT_USAGE : RESTORE_USAGE}\n`);
     return 0;
   }
   if (verb === 'spec') {
@@ -207,6 +214,21 @@ export async function run(argv: string[], io: OciIo): Promise<number> {
           throw new RuntimeError(`update --resources: not JSON: ${(e as Error).message}`, { code: 'EINVAL', step: 'config' });
         }
         rt.update(id, resources);
+        return 0;
+      }
+      case 'checkpoint': {
+        const imagePath = pathFlag(p, 'image-path', io.cwd);
+        if (!imagePath) throw new RuntimeError('checkpoint: --image-path DIR is needed', { code: 'EINVAL', step: 'config' });
+        const o = { imagePath, workPath: pathFlag(p, 'work-path', io.cwd), leaveRunning: bool(p, 'leave-running'), tcpEstablished: bool(p, 'tcp-established'), fileLocks: bool(p, 'file-locks'), preDump: bool(p, 'pre-dump'), parentPath: str(p, 'parent-path'), manageCgroupsMode: str(p, 'manage-cgroups-mode') };
+        await ociCheckpoint(rt, needId(p, verb), o);
+        return 0;
+      }
+      case 'restore': {
+        const id = needId(p, verb);
+        const imagePath = pathFlag(p, 'image-path', io.cwd);
+        if (!imagePath) throw new RuntimeError('restore: --image-path DIR is needed', { code: 'EINVAL', step: 'config' });
+        const o = { imagePath, workPath: pathFlag(p, 'work-path', io.cwd), pidFile: pathFlag(p, 'pid-file', io.cwd), consoleSocket: pathFlag(p, 'console-socket', io.cwd), tcpEstablished: bool(p, 'tcp-established'), fileLocks: bool(p, 'file-locks'), manageCgroupsMode: str(p, 'manage-cgroups-mode'), stdio: io.stdio };
+        await ociRestore(rt, id, absolute(str(p, 'bundle', 'b') ?? io.cwd, io.cwd), o);
         return 0;
       }
       default:

@@ -54,6 +54,7 @@ export function features(): Record<string, unknown> {
       apparmor: { enabled: false },
       selinux: { enabled: false },
     },
-    annotations: { 'io.stratoswarm.personality': 'a personality preset', 'io.stratoswarm.restart': 'a restart policy' },
+    // runc's key for the checkpoint and restore verbs (with CRIU: src/oci/checkpoint.ts).
+    annotations: { 'io.stratoswarm.personality': 'a personality preset', 'io.stratoswarm.restart': 'a restart policy', 'org.opencontainers.runc.checkpoint.enabled': 'true' },
   };
 }
