@@ -35,21 +35,10 @@ wire::Fields Spawner::adopt(const wire::Fields& f) {
   if (pidfd < 0) return errorReply({"ESTATE", Step::spawner, errno, "pidfd_open", "", "container init is gone"});
   // The pidfd is taken first, then the start time checked: if it matches, the pidfd names the
   // recorded process, even if that exits and its pid is reused a moment later.
-  char path[64];
-  snprintf(path, sizeof path, "/proc/%d/stat", pid);
-  std::string startTime;
-  if (FILE* fp = fopen(path, "re")) {
-    char buf[4096];
-    size_t n = fread(buf, 1, sizeof buf - 1, fp);
-    fclose(fp);
-    buf[n] = '\0';
-    const char* p = strrchr(buf, ')');
-    for (int field = 2; p != nullptr && field < 22; ++field) p = strchr(p + 1, ' ');
-    if (p != nullptr) startTime.assign(p + 1, strcspn(p + 1, " "));
-  }
+  std::string startTime = procStatField(pid, 22);
   if (startTime != f[3]) {
     close(pidfd);
-    return errorReply({"ESTATE", Step::spawner, ESRCH, "", path, "pid " + f[2] + " is another process now"});
+    return errorReply({"ESTATE", Step::spawner, ESRCH, "", "/proc/" + f[2] + "/stat", "pid " + f[2] + " is another process now"});
   }
   Container ct;
   ct.id = id;

@@ -48,4 +48,20 @@ bool parseInt(const std::string& s, int64_t lo, int64_t hi, int64_t* out) {
   return true;
 }
 
+std::string procStatField(int pid, int field) {
+  char path[64];
+  snprintf(path, sizeof path, "/proc/%d/stat", pid);
+  FILE* fp = fopen(path, "re");
+  if (fp == nullptr) return "";
+  char buf[4096];
+  size_t n = fread(buf, 1, sizeof buf - 1, fp);
+  fclose(fp);
+  buf[n] = '\0';
+  const char* p = strrchr(buf, ')');
+  // After ')' comes " <field 3> <field 4> ...".
+  for (int f = 2; p != nullptr && f < field; ++f) p = strchr(p + 1, ' ');
+  if (p == nullptr) return "";
+  return std::string(p + 1, strcspn(p + 1, " \n"));
+}
+
 }  // namespace ss

@@ -30,4 +30,9 @@ wire::Fields errorReply(const Error& e);
 // trailing bytes); false otherwise. atoi would read "9x" as 9 and "" as 0.
 bool parseInt(const std::string& s, int64_t lo, int64_t hi, int64_t* out);
 
+// Field `field` of /proc/<pid>/stat as proc(5) numbers them (3 is the state, 4 the parent,
+// 22 the start time), read past the command name (which may hold spaces and parentheses);
+// "" when the process or the field is not there.
+std::string procStatField(int pid, int field);
+
 }  // namespace ss

@@ -207,18 +207,10 @@ void Spawner::finishRestore(std::unique_ptr<Launch> l) {
   if (pidfd < 0) return failLaunch(std::move(l), {"ESPAWN", Step::restore, errno, "pidfd_open", "", "the restored tree is gone"});
   // Nothing is reaped blind while a restore is pending, so the pid names the restored root
   // task: it must be this process's child by now (reparented when CRIU exited).
-  char path[64];
-  snprintf(path, sizeof path, "/proc/%d/stat", pid);
-  long ppid = -1;
-  if (FILE* fp = fopen(path, "re")) {
-    char buf[4096];
-    size_t n = fread(buf, 1, sizeof buf - 1, fp);
-    fclose(fp);
-    buf[n] = '\0';
-    const char* p = strrchr(buf, ')');
-    if (p != nullptr) sscanf(p + 1, " %*c %ld", &ppid);
-  }
-  if (ppid != long(getpid())) {
+  std::string path = "/proc/" + std::to_string(pid) + "/stat";
+  int64_t ppid = -1;
+  if (!parseInt(procStatField(pid, 4), 0, INT32_MAX, &ppid)) ppid = -1;
+  if (ppid != int64_t(getpid())) {
     syscall(SYS_pidfd_send_signal, pidfd, SIGKILL, nullptr, 0);
     close(pidfd);
     return failLaunch(std::move(l), {"ESPAWN", Step::restore, ECHILD, "", path, "the restored tree is not this spawner's child"});

@@ -24,11 +24,9 @@ import { encodeStart } from '../plan/encode.js';
 import type { PlanMount } from '../plan/types.js';
 import type { WireField } from '../spawner/wire.js';
 import type { ContainerRecord } from '../state.js';
-import { translateConfig } from './config.js';
-import { cgroupHierarchies, pathKind } from './host.js';
 import { personalityResources } from './personality.js';
 import { checkOciId, internalId, ociPlan } from './plan.js';
-import { OciRuntime, writePidFile } from './runtime.js';
+import { OciRuntime, readBundle, writePidFile } from './runtime.js';
 
 export const DESCRIPTORS = 'descriptors.json';
 export const META = 'stratoswarm-oci.json';
@@ -210,15 +208,7 @@ export async function ociRestore(rt: OciRuntime, ociId: string, bundle: string, 
   checkOciId(ociId);
   const what = `restore container ${ociId}`;
   const meta = readMeta(o.imagePath, what);
-  const configPath = join(bundle, 'config.json');
-  let config: unknown;
-  try {
-    config = JSON.parse(fs.readFileSync(configPath, 'utf8'));
-  } catch (e) {
-    throw new RuntimeError(`read \`${configPath}\`: ${(e as Error).message}`, { code: 'EINVAL', step: 'config', path: configPath });
-  }
-  const t = translateConfig(bundle, config, { cgroupHierarchies, deviceExists: (p) => fs.existsSync(p), pathKind });
-  if (!fs.existsSync(t.rootfs) || !fs.statSync(t.rootfs).isDirectory()) throw new RuntimeError(`root.path: \`${t.rootfs}\` is not a directory`, { code: 'EINVAL', step: 'config', path: t.rootfs });
+  const { t } = readBundle(bundle);
   if (t.process.terminal || o.consoleSocket) throw new RuntimeError(`${what}: containers with a terminal cannot be restored`, { code: 'EUNSUPPORTED', step: 'restore' });
   const parts = rt.parts;
   if (fs.existsSync(join(parts.state.dir(internalId(ociId)), 'state.json'))) throw new RuntimeError(`container "${ociId}" already exists`, { code: 'EEXIST', step: 'config' });

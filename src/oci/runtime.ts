@@ -67,6 +67,20 @@ export interface CreateOptions {
 const fieldsOut = (f: WireField[]) => f.map((x) => (typeof x === 'string' ? x : { b64: x.toString('base64') }));
 const fieldsIn = (f: OciData['start']) => f.map((x) => (typeof x === 'string' ? x : Buffer.from(x.b64, 'base64')));
 
+/** A bundle's config.json, read and translated; its root must be a directory. */
+export function readBundle(bundle: string): { t: ReturnType<typeof translateConfig>; config: unknown } {
+  const configPath = join(bundle, 'config.json');
+  let config: unknown;
+  try {
+    config = JSON.parse(fs.readFileSync(configPath, 'utf8'));
+  } catch (e) {
+    throw new RuntimeError(`read \`${configPath}\`: ${(e as Error).message}`, { code: 'EINVAL', step: 'config', path: configPath });
+  }
+  const t = translateConfig(bundle, config, { cgroupHierarchies, deviceExists: (p) => fs.existsSync(p), pathKind });
+  if (!fs.existsSync(t.rootfs) || !fs.statSync(t.rootfs).isDirectory()) throw new RuntimeError(`root.path: \`${t.rootfs}\` is not a directory`, { code: 'EINVAL', step: 'config', path: t.rootfs });
+  return { t, config };
+}
+
 export class OciRuntime {
   readonly runtime: Runtime;
   readonly parts: RuntimeParts;
@@ -126,15 +140,7 @@ export class OciRuntime {
 
   async create(ociId: string, bundle: string, opts: CreateOptions): Promise<OciState> {
     checkOciId(ociId);
-    const configPath = join(bundle, 'config.json');
-    let config: unknown;
-    try {
-      config = JSON.parse(fs.readFileSync(configPath, 'utf8'));
-    } catch (e) {
-      throw new RuntimeError(`read \`${configPath}\`: ${(e as Error).message}`, { code: 'EINVAL', step: 'config', path: configPath });
-    }
-    const t = translateConfig(bundle, config, { cgroupHierarchies, deviceExists: (p) => fs.existsSync(p), pathKind });
-    if (!fs.existsSync(t.rootfs) || !fs.statSync(t.rootfs).isDirectory()) throw new RuntimeError(`root.path: \`${t.rootfs}\` is not a directory`, { code: 'EINVAL', step: 'config', path: t.rootfs });
+    const { t, config } = readBundle(bundle);
     if (t.process.terminal && !opts.consoleSocket) throw new RuntimeError('process.terminal: a terminal needs --console-socket', { code: 'EINVAL', step: 'config' });
     if (fs.existsSync(join(this.parts.state.dir(internalId(ociId)), 'state.json'))) throw new RuntimeError(`container "${ociId}" already exists`, { code: 'EEXIST', step: 'config' });
     const plan = ociPlan(ociId, t, { kernel: this.parts.kernel, stateDir: (id) => this.parts.state.dir(id), storageDir: (id) => this.parts.storageDir(id), cgroupParent: this.parts.cgroups.parent });
