@@ -220,12 +220,66 @@ function resources(v: unknown, problems: Problems): Resources {
     if (v.hugepageLimits.every((h) => isObj(h) && typeof h.pageSize === 'string' && typeof h.limit === 'number')) r.hugetlb = v.hugepageLimits.map((h) => ({ pageSize: h.pageSize as string, limit: h.limit as number }));
     else problems.add(`${f}.hugepageLimits`, 'expected a list of { pageSize, limit }');
   }
-  for (const k of ['blockIO', 'unified', 'network', 'rdma']) {
+  if (v.blockIO !== undefined) {
+    const b = blockIo(v.blockIO, problems);
+    if (b.length > 0) r.blockIo = b;
+  }
+  for (const k of ['unified', 'network', 'rdma']) {
     const x = v[k];
     const empty = x === undefined || (Array.isArray(x) && x.length === 0) || (isObj(x) && Object.keys(x).length === 0);
     if (!empty) problems.add(`${f}.${k}`, 'is not supported');
   }
   return r;
+}
+
+const THROTTLES = [
+  ['throttleReadBpsDevice', 'readBps'],
+  ['throttleWriteBpsDevice', 'writeBps'],
+  ['throttleReadIOPSDevice', 'readIops'],
+  ['throttleWriteIOPSDevice', 'writeIops'],
+] as const;
+
+/**
+ * linux.resources.blockIO: the throttles, per device (blkio.throttle.* on v1, io.max on v2).
+ * Weights are refused: the proportional weight needs the BFQ scheduler's files, which
+ * neither this runtime nor the kernel's default scheduler provides.
+ */
+function blockIo(v: unknown, problems: Problems): NonNullable<Resources['blockIo']> {
+  const f = 'linux.resources.blockIO';
+  if (!isObj(v)) {
+    problems.add(f, 'expected an object');
+    return [];
+  }
+  for (const k of ['weight', 'leafWeight', 'weightDevice']) {
+    const x = v[k];
+    if (x !== undefined && !(Array.isArray(x) && x.length === 0)) problems.add(`${f}.${k}`, 'is not supported (proportional I/O weights need the BFQ scheduler); the throttles are');
+  }
+  const byDevice = new Map<string, NonNullable<Resources['blockIo']>[number]>();
+  for (const [key, limit] of THROTTLES) {
+    const list = v[key];
+    if (list === undefined) continue;
+    if (!Array.isArray(list)) {
+      problems.add(`${f}.${key}`, 'expected a list of { major, minor, rate }');
+      continue;
+    }
+    list.forEach((e: unknown, i) => {
+      const at = `${f}.${key}[${i}]`;
+      if (!isObj(e) || !Number.isInteger(e.major) || !Number.isInteger(e.minor) || (e.major as number) < 0 || (e.minor as number) < 0) {
+        problems.add(at, 'expected { major, minor, rate } with whole numbers');
+        return;
+      }
+      if (!Number.isInteger(e.rate) || (e.rate as number) < 0) {
+        problems.add(`${at}.rate`, `expected a whole number ≥ 0, got ${JSON.stringify(e.rate)}`);
+        return;
+      }
+      const device = `${e.major as number}:${e.minor as number}`;
+      const entry = byDevice.get(device) ?? { device };
+      // A rate of 0 is no limit, as runc writes it.
+      if ((e.rate as number) > 0) entry[limit] = e.rate as number;
+      byDevice.set(device, entry);
+    });
+  }
+  return [...byDevice.values()].filter((e) => THROTTLES.some(([, k]) => e[k] !== undefined));
 }
 
 function deviceRules(v: unknown, problems: Problems): DeviceRule[] {

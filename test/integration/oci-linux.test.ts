@@ -223,4 +223,34 @@ describe.skipIf(skipBecause(SKIP_REASON || busyboxMissing(), 'OCI linux section 
     expect(w.stderr).toMatch(/linux\.resources\.hugepageLimits\[0\]\.pageSize: expected a size like "2MB"/);
     expect(fs.existsSync(join(e.root, internalId('huge-bad')))).toBe(false);
   });
+
+  it('linux.resources.blockIO: throttles written per device (blkio.throttle.* on v1, io.max on v2); weights refused by name', (ctx) => {
+    const blkio = hierarchyMounts().find((m) => fs.existsSync(`${m}/blkio.throttle.read_bps_device`));
+    if (!blkio) return skipTest(ctx, 'blockIO', 'no v1 blkio hierarchy with throttle files on this host');
+    // The disk that holds the bundle: a real block device of this host.
+    const st = fs.statSync(e.root);
+    const major = Math.floor(st.dev / 256);
+    const minor = st.dev % 256;
+    const sys = `/sys/dev/block/${major}:${minor}`;
+    // A partition is throttled through its disk.
+    const disk = fs.existsSync(`${sys}/partition`) ? fs.readFileSync(`${fs.realpathSync(sys)}/../dev`, 'utf8').trim() : `${major}:${minor}`;
+    const [dmaj, dmin] = disk.split(':').map(Number);
+    const path = `/${top}/blk`;
+    const b = e.bundle('blk', (c) => {
+      c.process.args = ['sleep', '100'];
+      c.linux.cgroupsPath = path;
+      c.linux.resources = { ...c.linux.resources, blockIO: { throttleReadBpsDevice: [{ major: dmaj, minor: dmin, rate: 4 << 20 }], throttleWriteIOPSDevice: [{ major: dmaj, minor: dmin, rate: 300 }] } };
+    });
+    const r = create('blk', b);
+    expect(r.status, r.stderr).toBe(0);
+    expect(fs.readFileSync(`${blkio}${path}/blkio.throttle.read_bps_device`, 'utf8').trim()).toBe(`${disk} ${4 << 20}`);
+    expect(fs.readFileSync(`${blkio}${path}/blkio.throttle.write_iops_device`, 'utf8').trim()).toBe(`${disk} 300`);
+    expect(e.run(['delete', '--force', 'blk']).status).toBe(0);
+    const w = create('blk-w', e.bundle('blk-w', (c) => {
+      c.linux.resources = { ...c.linux.resources, blockIO: { weight: 500 } };
+    }));
+    expect(w.status).toBe(1);
+    expect(w.stderr).toMatch(/linux\.resources\.blockIO\.weight: is not supported/);
+    expect(fs.existsSync(join(e.root, internalId('blk-w')))).toBe(false);
+  });
 });

@@ -131,6 +131,30 @@ describe('OCI config.json translation', () => {
     expect(problems(c)).toEqual(expect.arrayContaining(['linux.namespaces[4].path: `/nope` does not exist', 'hostname: cannot be set in a joined UTS namespace (linux.namespaces: uts has a path)']));
   });
 
+  it('linux.resources.blockIO: the throttles per device, merged; a rate of 0 is no limit; bad entries named', () => {
+    const c = base();
+    c.linux.resources = {
+      blockIO: {
+        throttleReadBpsDevice: [{ major: 8, minor: 0, rate: 1048576 }],
+        throttleWriteBpsDevice: [{ major: 8, minor: 0, rate: 2097152 }],
+        throttleReadIOPSDevice: [{ major: 253, minor: 1, rate: 300 }],
+        throttleWriteIOPSDevice: [{ major: 253, minor: 2, rate: 0 }],
+      },
+    };
+    expect(translateConfig('/b', c, host).resources.blockIo).toEqual([
+      { device: '8:0', readBps: 1048576, writeBps: 2097152 },
+      { device: '253:1', readIops: 300 },
+    ]);
+    c.linux.resources = { blockIO: { throttleReadBpsDevice: [{ major: 'x', minor: 0, rate: 1 }, { major: 8, minor: 0, rate: -1 }], weightDevice: [{ major: 8, minor: 0, weight: 10 }] } };
+    expect(problems(c)).toEqual(
+      expect.arrayContaining([
+        'linux.resources.blockIO.throttleReadBpsDevice[0]: expected { major, minor, rate } with whole numbers',
+        'linux.resources.blockIO.throttleReadBpsDevice[1].rate: expected a whole number ≥ 0, got -1',
+        'linux.resources.blockIO.weightDevice: is not supported (proportional I/O weights need the BFQ scheduler); the throttles are',
+      ]),
+    );
+  });
+
   it('names every field it does not carry out, and ignores unknown properties', () => {
     const c = base();
     c.linux.intelRdt = { closID: 'a' };
@@ -150,7 +174,7 @@ describe('OCI config.json translation', () => {
         'process.apparmorProfile: is not supported',
         'linux.namespaces[1].path: joining an existing mount namespace is not supported (network, ipc and uts can be joined)',
         "linux.namespaces: the host's ipc namespace cannot be shared: every container has its own",
-        'linux.resources.blockIO: is not supported',
+        'linux.resources.blockIO.weight: is not supported (proportional I/O weights need the BFQ scheduler); the throttles are',
         'linux.resources.memory.swappiness: is not supported',
         'linux.sysctl["kernel.panic"]: is not namespaced: it would change the host',
         'mounts[0].options: "rshared" is not supported (mounts are private)',
