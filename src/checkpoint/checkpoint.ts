@@ -37,7 +37,7 @@ export interface CheckpointResult {
 /** Why a container cannot be checkpointed, or undefined. */
 export function notCheckpointable(rec: ContainerRecord): string | undefined {
   const cfg = rec.config as { network?: string; terminal?: boolean; gpuCount?: number; gpuDevices?: unknown[]; devices?: unknown[] };
-  if (rec.idRange) {
+  if (rec.idRange || rec.namespaces.includes('user')) {
     return 'it has a user namespace. CRIU restores a tree only into namespaces owned by its user namespace, and this runtime makes the mount, UTS and IPC namespaces as the host\'s root (so it can mount idmapped image layers); create checkpointable containers with security({ userNamespace: false }) (CLI: --userns=host)';
   }
   if (cfg.network === 'bridge' || rec.network) return 'its network is "bridge": the veth pair and address belong to the host\'s CNI state; use network "none" or "host"';

@@ -113,7 +113,7 @@ export async function provision(parts: RuntimeParts, input: ProvisionInput): Pro
       rollback.push('state', () => parts.state.remove(plan.id));
       parts.state.create(rec);
     });
-    if (plan.userNamespace) {
+    if (plan.userNamespace && !plan.idMaps) {
       await step('id-range', () => {
         const range = parts.idRanges.allocate(plan.id);
         rollback.push('id-range', () => parts.idRanges.release(range, plan.id));

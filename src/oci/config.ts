@@ -42,6 +42,8 @@ export interface OciTranslation {
   network: 'none' | 'host';
   /** Existing namespaces joined by path (linux.namespaces[].path). */
   join: JoinNamespaces;
+  /** A new user namespace with these id maps (linux.uidMappings, gidMappings), as uid_map/gid_map lines. */
+  idMaps?: { uid: string; gid: string; size: number } | undefined;
   resources: Resources;
   cgroupsPath?: string | undefined;
   /** Namespaced kernel parameters, written inside the container's namespaces after create. */
@@ -347,13 +349,58 @@ function namespaces(v: unknown, problems: Problems, host: HostFacts, join: JoinN
       else if (!host.pathKind(n.path)) problems.add(f, `\`${n.path}\` does not exist`);
       else join[as] = n.path;
     }
-    if (n.type === 'user') problems.add(`linux.namespaces[${i}]`, 'a user namespace is not supported through the OCI interface');
+    if (n.type === 'user' && n.path !== undefined && n.path !== '') problems.add(`linux.namespaces[${i}].path`, 'joining an existing user namespace is not supported');
     else if (n.type === 'time') problems.add(`linux.namespaces[${i}]`, 'a time namespace is not supported');
-    else if (!['pid', 'network', 'mount', 'ipc', 'uts', 'cgroup'].includes(n.type)) problems.add(`linux.namespaces[${i}].type`, `unknown namespace "${n.type}"`);
+    else if (!['pid', 'network', 'mount', 'ipc', 'uts', 'cgroup', 'user'].includes(n.type)) problems.add(`linux.namespaces[${i}].type`, `unknown namespace "${n.type}"`);
     types.add(n.type);
   });
   for (const t of ALWAYS_NEW) if (!types.has(t)) problems.add('linux.namespaces', `the host's ${t} namespace cannot be shared: every container has its own`);
   return types.has('network') ? 'none' : 'host';
+}
+
+/**
+ * linux.uidMappings and gidMappings for a new user namespace: each { containerID, hostID,
+ * size } a line of uid_map/gid_map (at most 340, the kernel's limit), ranges not overlapping
+ * on either side. Mappings without a user namespace, or a user namespace without both, are errors.
+ */
+function idMappings(linux: Json, userns: boolean, problems: Problems): OciTranslation['idMaps'] {
+  const out: Record<'uid' | 'gid', string> = { uid: '', gid: '' };
+  let size = 0;
+  for (const [key, which] of [['uidMappings', 'uid'], ['gidMappings', 'gid']] as const) {
+    const f = `linux.${key}`;
+    const list = linux[key];
+    if (list === undefined || (Array.isArray(list) && list.length === 0)) {
+      if (userns) problems.add(f, 'a user namespace needs its id mappings');
+      continue;
+    }
+    if (!userns) {
+      problems.add(f, 'given without a user namespace in linux.namespaces');
+      continue;
+    }
+    if (!Array.isArray(list) || list.length > 340) {
+      problems.add(f, 'expected a list of at most 340 { containerID, hostID, size }');
+      continue;
+    }
+    const seen: [number, number, number][] = [];
+    list.forEach((m: unknown, i) => {
+      const at = `${f}[${i}]`;
+      const ok = (x: unknown): x is number => Number.isInteger(x) && (x as number) >= 0 && (x as number) <= 0xffffffff;
+      if (!isObj(m) || !ok(m.containerID) || !ok(m.hostID) || !ok(m.size) || m.size === 0) {
+        problems.add(at, 'expected { containerID, hostID, size } with whole numbers, size ≥ 1');
+        return;
+      }
+      const [c, h, n] = [m.containerID, m.hostID, m.size];
+      if (c + n > 0x100000000 || h + n > 0x100000000) return problems.add(at, 'runs past the 32-bit id space');
+      for (const [c2, h2, n2] of seen) {
+        if (c < c2 + n2 && c2 < c + n) return problems.add(at, 'overlaps another mapping\'s container ids');
+        if (h < h2 + n2 && h2 < h + n) return problems.add(at, 'overlaps another mapping\'s host ids');
+      }
+      seen.push([c, h, n]);
+      out[which] += `${c} ${h} ${n}\n`;
+      size = Math.max(size, c + n);
+    });
+  }
+  return userns && out.uid && out.gid ? { uid: out.uid, gid: out.gid, size } : undefined;
 }
 
 /**
@@ -383,8 +430,6 @@ const UNSUPPORTED: [string, (c: Json) => unknown][] = [
   ['process.ioPriority', (c) => (c.process as Json | undefined)?.ioPriority],
   ['process.execCPUAffinity', (c) => (c.process as Json | undefined)?.execCPUAffinity],
   ['domainname', (c) => c.domainname],
-  ['linux.uidMappings', (c) => (c.linux as Json | undefined)?.uidMappings],
-  ['linux.gidMappings', (c) => (c.linux as Json | undefined)?.gidMappings],
   ['linux.mountLabel', (c) => (c.linux as Json | undefined)?.mountLabel],
   ['linux.intelRdt', (c) => (c.linux as Json | undefined)?.intelRdt],
   ['linux.personality', (c) => (c.linux as Json | undefined)?.personality],
@@ -459,6 +504,9 @@ export function translateConfig(bundle: string, config: unknown, host: HostFacts
   const joins: JoinNamespaces = {};
   const network = namespaces(linux.namespaces ?? [], problems, host, joins);
   if (joins.uts && hostname) problems.add('hostname', 'cannot be set in a joined UTS namespace (linux.namespaces: uts has a path)');
+  const wantsUserns = Array.isArray(linux.namespaces) && linux.namespaces.some((n) => isObj(n) && n.type === 'user');
+  const idMaps = idMappings(linux, wantsUserns, problems);
+  if (idMaps && joins.net) problems.add('linux.namespaces', 'a new user namespace with a joined network namespace is not supported (the network namespace must belong to the user namespace)');
   const sysctl: Record<string, string> = {};
   if (linux.sysctl !== undefined) {
     if (!isObj(linux.sysctl)) problems.add('linux.sysctl', 'expected an object');
@@ -486,6 +534,7 @@ export function translateConfig(bundle: string, config: unknown, host: HostFacts
     hostname,
     network,
     join: joins,
+    ...(idMaps ? { idMaps } : {}),
     sysctl,
     resources: resources(linux.resources, problems),
     cgroupsPath: cgroupsPath(linux.cgroupsPath, problems),

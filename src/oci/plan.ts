@@ -85,7 +85,7 @@ export function ociPlan(ociId: string, t: OciTranslation, ctx: PlanContext): Spa
     if (e instanceof ConfigError) throw new ConfigError('invalid config.json', e.problems.map((p) => ({ field: `linux.resources.${p.field.replace(/^hugetlb/, 'hugepageLimits')}`, problem: p.problem })));
     throw e instanceof RuntimeError ? e.wrap('linux.resources') : e;
   }
-  const namespaces: NamespaceName[] = ['pid', 'mnt', 'uts', 'ipc', 'cgroup', ...(t.network === 'host' ? [] : (['net'] as const))];
+  const namespaces: NamespaceName[] = ['pid', 'mnt', 'uts', 'ipc', 'cgroup', ...(t.network === 'host' ? [] : (['net'] as const)), ...(t.idMaps ? (['user'] as const) : [])];
   return {
     id,
     name: ociId,
@@ -103,5 +103,8 @@ export function ociPlan(ociId: string, t: OciTranslation, ctx: PlanContext): Spa
     lastCap,
     rootfsDir: t.rootfs,
     mounts: t.mounts,
+    // The bundle's own id maps: no range is allocated, and the rootfs is used as it is (its
+    // owners are the engine's to map, as with runc).
+    ...(t.idMaps ? { userNamespace: { size: t.idMaps.size, stagingDirs: [] }, idMaps: { uid: t.idMaps.uid, gid: t.idMaps.gid } } : {}),
   };
 }

@@ -47,7 +47,7 @@ export function features(): Record<string, unknown> {
     hooks: ['prestart', ...HOOK_NAMES],
     mountOptions: ['bind', 'rbind', 'ro', 'rw', 'nosuid', 'suid', 'nodev', 'dev', 'noexec', 'exec', 'strictatime', 'relatime', 'noatime', 'nodiratime', 'private', 'rprivate'],
     linux: {
-      namespaces: ['pid', 'network', 'mount', 'ipc', 'uts', 'cgroup'],
+      namespaces: ['pid', 'network', 'mount', 'ipc', 'uts', 'cgroup', 'user'],
       capabilities: [...CAPABILITY_NAMES],
       cgroup: { v1: true, v2: true, systemd: false, systemdUser: false },
       seccomp: { enabled: true, actions: ['SCMP_ACT_ALLOW', 'SCMP_ACT_ERRNO', 'SCMP_ACT_KILL', 'SCMP_ACT_KILL_PROCESS', 'SCMP_ACT_KILL_THREAD', 'SCMP_ACT_TRAP', 'SCMP_ACT_TRACE', 'SCMP_ACT_LOG'] },

@@ -309,6 +309,7 @@ function checkFrame(fields: Field[], proc: { argv: string[]; env: string[] }, co
 export function encodeCreate(plan: SpawnPlan, made: ProvisionedResources, opts: { preloadSeccomp?: boolean } = {}): Field[] {
   const p = plan.process;
   const idMap = made.idRange && plan.userNamespace ? `0 ${made.idRange.hostId} ${Math.min(plan.userNamespace.size, made.idRange.size)}` : undefined;
+  const maps = plan.idMaps ?? (idMap ? { uid: idMap, gid: idMap } : undefined);
   const fields = compileCreatePlan({
     stateDir: plan.paths.stateDir,
     rootfs: plan.paths.rootfs,
@@ -322,7 +323,7 @@ export function encodeCreate(plan: SpawnPlan, made: ProvisionedResources, opts: 
     volumes: plan.volumes,
     cgroupProcs: made.cgroupProcs,
     security: p.security,
-    userns: idMap && plan.userNamespace ? { uidMap: idMap, gidMap: idMap, stagingDirs: plan.userNamespace.stagingDirs } : undefined,
+    userns: maps && plan.userNamespace ? { uidMap: maps.uid, gidMap: maps.gid, stagingDirs: plan.userNamespace.stagingDirs } : undefined,
     devices: plan.devices,
     deviceNodes: plan.deviceNodes,
     preloadSeccomp: opts.preloadSeccomp ? p.security.seccomp?.bpf : undefined,

@@ -111,6 +111,8 @@ export interface SpawnPlan {
   network: { mode: 'none' | 'host' | 'bridge'; bandwidthMbps?: number | undefined };
   /** A user namespace mapping `size` ids from a host range provisioning allocates. */
   userNamespace?: { size: number; stagingDirs: string[] } | undefined;
+  /** uid_map and gid_map given as they are (an OCI bundle's mappings) instead of an id range the runtime allocates. */
+  idMaps?: { uid: string; gid: string } | undefined;
   /** The container's cgroup limits (device rules included). */
   cgroup: Resources;
   /** Existing namespaces the init joins by path instead of getting new ones (OCI linux.namespaces[].path). */

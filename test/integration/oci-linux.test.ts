@@ -253,4 +253,33 @@ describe.skipIf(skipBecause(SKIP_REASON || busyboxMissing(), 'OCI linux section 
     expect(w.stderr).toMatch(/linux\.resources\.blockIO\.weight: is not supported/);
     expect(fs.existsSync(join(e.root, internalId('blk-w')))).toBe(false);
   });
+
+  it('a user namespace with the bundle\'s uidMappings and gidMappings: the init runs as container root mapped to the host ids; bad mappings named', () => {
+    const b = e.bundle('userns', (c) => {
+      c.process.args = ['sleep', '100'];
+      c.linux.namespaces = [...c.linux.namespaces, { type: 'user' }];
+      c.linux.uidMappings = [{ containerID: 0, hostID: 300000, size: 65536 }];
+      c.linux.gidMappings = [{ containerID: 0, hostID: 300000, size: 65536 }];
+    });
+    const r = create('userns', b);
+    expect(r.status, r.stderr).toBe(0);
+    const pid = pidOf('userns');
+    expect(fs.readFileSync(`/proc/${pid}/uid_map`, 'utf8').trim().split(/\s+/)).toEqual(['0', '300000', '65536']);
+    expect(fs.readFileSync(`/proc/${pid}/gid_map`, 'utf8').trim().split(/\s+/)).toEqual(['0', '300000', '65536']);
+    expect(fs.readlinkSync(`/proc/${pid}/ns/user`)).not.toBe(fs.readlinkSync('/proc/self/ns/user'));
+    expect(e.run(['start', 'userns']).status).toBe(0);
+    // Seen from the host, the started process (container root) is host uid 300000.
+    let status = '';
+    for (let i = 0; i < 200 && !/^Uid:\s+300000\s/m.test(status); i++) status = fs.readFileSync(`/proc/${pid}/status`, 'utf8');
+    expect(status).toMatch(/^Uid:\s+300000\s/m);
+    expect(e.run(['delete', '--force', 'userns']).status).toBe(0);
+    const bad = create('userns-bad', e.bundle('userns-bad', (c) => {
+      c.linux.namespaces = [...c.linux.namespaces, { type: 'user' }];
+      c.linux.uidMappings = [{ containerID: 0, hostID: 300000, size: 10 }, { containerID: 5, hostID: 400000, size: 10 }];
+    }));
+    expect(bad.status).toBe(1);
+    expect(bad.stderr).toMatch(/linux\.uidMappings\[1\]: overlaps another mapping's container ids/);
+    expect(bad.stderr).toMatch(/linux\.gidMappings: a user namespace needs its id mappings/);
+    expect(fs.existsSync(join(e.root, internalId('userns-bad')))).toBe(false);
+  });
 });

@@ -170,7 +170,7 @@ describe('OCI config.json translation', () => {
     expect(problems(c)).toEqual(
       expect.arrayContaining([
         'linux.intelRdt: is not supported',
-        'linux.uidMappings: is not supported',
+        'linux.uidMappings: given without a user namespace in linux.namespaces',
         'process.apparmorProfile: is not supported',
         'linux.namespaces[1].path: joining an existing mount namespace is not supported (network, ipc and uts can be joined)',
         "linux.namespaces: the host's ipc namespace cannot be shared: every container has its own",
