@@ -11,13 +11,14 @@ import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { Readable, Writable } from 'node:stream';
+import { PassThrough, type Readable, type Writable } from 'node:stream';
 import { RuntimeError } from '../errors.js';
 import type { RuntimeParts } from '../parts.js';
 import type { ContainerRecord } from '../state.js';
 import { checkpointDir, finalDump, preDump } from './checkpoint.js';
 import { memoryTracking } from './criu.js';
 import { IMAGES, MANIFEST, ROOTFS_DIFF, verifyCheckpoint, type CheckpointManifest } from './files.js';
+import type { MigrateOptions, MigrationResult } from './restore.js';
 
 export interface MigrationSent {
   /** performance.now() when the container was frozen for the final dump. */
@@ -86,6 +87,42 @@ export function receiveMigration(input: Readable, dir: string): Promise<Checkpoi
       verifyCheckpoint(dir).then(resolve, reject);
     });
   });
+}
+
+/**
+ * A migration from `parts` to `target`: the stream (through `opts.through` when given) into a
+ * directory under the target's image root, the restore there, then `retire` of the source.
+ * Until the target runs it, a failure thaws the source, which goes on as it was.
+ */
+export async function migrateContainer(
+  parts: RuntimeParts,
+  rec: ContainerRecord,
+  target: RuntimeParts,
+  opts: MigrateOptions,
+  how: { restore(dir: string, m: CheckpointManifest): Promise<MigrationResult['container']>; retire(): Promise<void> },
+): Promise<MigrationResult> {
+  const t0 = performance.now();
+  await mkdir(join(target.options.imageRoot, 'checkpoints'), { recursive: true });
+  const dir = await mkdtemp(join(target.options.imageRoot, 'checkpoints', `.incoming-${rec.name}-`));
+  const wire = new PassThrough();
+  const received = receiveMigration(opts.through ? opts.through(wire) : wire, dir);
+  received.catch(() => undefined);
+  let sent: MigrationSent | undefined;
+  try {
+    sent = await sendMigration(parts, rec, wire, { preDumps: opts.preDumps });
+    const manifest = await received;
+    const moved = await how.restore(dir, manifest);
+    const downtimeMs = performance.now() - sent.frozenAt;
+    await how.retire();
+    return { container: moved, downtimeMs, totalMs: performance.now() - t0, preDumps: sent.preDumps, preDumpMs: sent.preDumpMs, bytes: Object.values(manifest.files).reduce((n, f) => n + f.size, 0) };
+  } catch (e) {
+    wire.destroy();
+    // Held frozen after its dump (or never frozen): it goes on here.
+    if (sent) await parts.cgroups.thaw(rec.id).catch(() => undefined);
+    throw e;
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
 }
 
 /** Writes a checkpoint directory as one archive (tar, or tar.zst with `zstd`); resolves to its SHA-256. */

@@ -39,9 +39,7 @@ import type { ContainerStats, ContainerStatus, EvolutionOptions, ExecOptions, Ex
 import { ContainerCore } from './container-core.js';
 import { checkpoint, type CheckpointOptions, type CheckpointResult } from '../checkpoint/checkpoint.js';
 import { verifyCheckpoint, type CheckpointManifest } from '../checkpoint/files.js';
-import { receiveMigration, sendMigration, type MigrationSent } from '../checkpoint/migrate.js';
-import { join } from 'node:path';
-import { PassThrough } from 'node:stream';
+import { migrateContainer } from '../checkpoint/migrate.js';
 import { criuRestore, restoredConfig, type RestoreOptions } from '../checkpoint/restore.js';
 
 interface Handle extends OperationOptions {
@@ -310,38 +308,22 @@ export class Container extends ContainerCore {
   migrate(target: Runtime, opts: MigrateOptions = {}): Promise<MigrationResult> {
     return this.queue.run(async () => {
       if (this.rec.state !== 'running') throw new RuntimeError(`migrate container ${this.name}: it is ${this.rec.state}, not running`, { code: 'ESTATE', step: 'checkpoint', containerId: this.id });
-      const t0 = performance.now();
-      const tparts = runtimeParts(target);
-      await fs.promises.mkdir(join(tparts.options.imageRoot, 'checkpoints'), { recursive: true });
-      const dir = await fs.promises.mkdtemp(join(tparts.options.imageRoot, 'checkpoints', `.incoming-${this.name}-`));
-      const wire = new PassThrough();
-      const received = receiveMigration(opts.through ? opts.through(wire) : wire, dir);
-      received.catch(() => undefined);
-      let sent: MigrationSent | undefined;
-      try {
-        sent = await sendMigration(this.parts, this.rec, wire, { preDumps: opts.preDumps });
-        const manifest = await received;
-        const moved = await Container.restoreVerified(dir, { runtime: target, name: opts.name ?? this.name }, manifest);
-        const downtimeMs = performance.now() - sent.frozenAt;
-        // The target runs it: the source goes, as remove() takes it.
-        this.supervisor.cancel();
-        await this.disableEvolution({ settle: false });
-        await this.parts.spawner.request(['kill', this.id, '9'], `migrate container ${this.name}`).catch(() => undefined);
-        await this.parts.cgroups.thaw(this.id);
-        await this.wait();
-        this.exits.unsubscribe();
-        await teardown(this.parts, this.rec, `migrate container ${this.name}`);
-        this.transition('removed');
-        this.log.info({ to: target.options.stateRoot, downtimeMs }, 'container migrated');
-        return { container: moved, downtimeMs, totalMs: performance.now() - t0, preDumps: sent.preDumps, preDumpMs: sent.preDumpMs, bytes: Object.values(manifest.files).reduce((n, f) => n + f.size, 0) };
-      } catch (e) {
-        wire.destroy();
-        // Held frozen after its dump (or never frozen): it goes on here.
-        if (sent) await this.parts.cgroups.thaw(this.id).catch(() => undefined);
-        throw e;
-      } finally {
-        await fs.promises.rm(dir, { recursive: true, force: true });
-      }
+      const r = await migrateContainer(this.parts, this.rec, runtimeParts(target), opts, {
+        restore: (dir, manifest) => Container.restoreVerified(dir, { runtime: target, name: opts.name ?? this.name }, manifest),
+        // The target runs it: the source (held frozen) goes, as remove() takes it.
+        retire: async () => {
+          this.supervisor.cancel();
+          await this.disableEvolution({ settle: false });
+          await this.parts.spawner.request(['kill', this.id, '9'], `migrate container ${this.name}`).catch(() => undefined);
+          await this.parts.cgroups.thaw(this.id);
+          await this.wait();
+          this.exits.unsubscribe();
+          await teardown(this.parts, this.rec, `migrate container ${this.name}`);
+          this.transition('removed');
+        },
+      });
+      this.log.info({ to: target.options.stateRoot, downtimeMs: r.downtimeMs }, 'container migrated');
+      return r;
     });
   }
 

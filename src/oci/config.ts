@@ -8,7 +8,8 @@
  */
 import { isAbsolute, join, posix } from 'node:path';
 import { ConfigError, Problems } from '../errors.js';
-import type { DeviceRule, Resources } from '../isolation/resources.js';
+import type { Resources } from '../isolation/resources.js';
+import { idMappings, resources } from './config-linux.js';
 import { Personality } from '../personality/personality.js';
 import type { JoinNamespaces, PlanMount, PlanSecurity, PlanUser } from '../plan/types.js';
 import { capabilityMask, normalizeCapability, type CapabilityName } from '../secure-runtime/capabilities.js';
@@ -190,119 +191,6 @@ function user(v: unknown, problems: Problems): PlanUser {
   return { uid: id(v.uid, 'uid'), gid, groups: Array.isArray(groups) ? [...new Set([gid, ...(groups as number[])])] : [gid] };
 }
 
-function resources(v: unknown, problems: Problems): Resources {
-  const r: Resources = {};
-  if (v === undefined) return r;
-  if (!isObj(v)) {
-    problems.add('linux.resources', 'expected an object');
-    return r;
-  }
-  const f = 'linux.resources';
-  const mem = v.memory;
-  if (isObj(mem)) {
-    if (typeof mem.limit === 'number' && mem.limit > 0) r.memoryLimit = mem.limit;
-    if (typeof mem.reservation === 'number' && mem.reservation > 0) r.memoryReservation = mem.reservation;
-    if (typeof mem.swap === 'number' && mem.swap > 0) r.memorySwap = mem.swap;
-    for (const k of ['kernel', 'kernelTCP', 'swappiness', 'disableOOMKiller', 'useHierarchy', 'checkBeforeUpdate']) {
-      if (mem[k] !== undefined && mem[k] !== false) problems.add(`${f}.memory.${k}`, 'is not supported');
-    }
-  }
-  const cpu = v.cpu;
-  if (isObj(cpu)) {
-    if (typeof cpu.quota === 'number' && cpu.quota > 0) r.cpuLimit = cpu.quota / (typeof cpu.period === 'number' && cpu.period > 0 ? cpu.period : 100000);
-    if (typeof cpu.shares === 'number' && cpu.shares > 0) r.cpuWeight = Math.max(1, Math.min(10000, Math.round((cpu.shares * 100) / 1024)));
-    if (typeof cpu.cpus === 'string' && cpu.cpus) r.cpusetCpus = cpu.cpus;
-    if (typeof cpu.mems === 'string' && cpu.mems) r.cpusetMems = cpu.mems;
-    for (const k of ['realtimeRuntime', 'realtimePeriod', 'idle', 'burst']) if (cpu[k] !== undefined && cpu[k] !== 0) problems.add(`${f}.cpu.${k}`, 'is not supported');
-  }
-  if (isObj(v.pids) && typeof v.pids.limit === 'number' && v.pids.limit > 0) r.pidsLimit = v.pids.limit;
-  if (v.devices !== undefined) r.devices = deviceRules(v.devices, problems);
-  // The hugetlb controller's limits, per page size; a size the host lacks fails at create, named.
-  if (Array.isArray(v.hugepageLimits) && v.hugepageLimits.length > 0) {
-    if (v.hugepageLimits.every((h) => isObj(h) && typeof h.pageSize === 'string' && typeof h.limit === 'number')) r.hugetlb = v.hugepageLimits.map((h) => ({ pageSize: h.pageSize as string, limit: h.limit as number }));
-    else problems.add(`${f}.hugepageLimits`, 'expected a list of { pageSize, limit }');
-  }
-  if (v.blockIO !== undefined) {
-    const b = blockIo(v.blockIO, problems);
-    if (b.length > 0) r.blockIo = b;
-  }
-  for (const k of ['unified', 'network', 'rdma']) {
-    const x = v[k];
-    const empty = x === undefined || (Array.isArray(x) && x.length === 0) || (isObj(x) && Object.keys(x).length === 0);
-    if (!empty) problems.add(`${f}.${k}`, 'is not supported');
-  }
-  return r;
-}
-
-const THROTTLES = [
-  ['throttleReadBpsDevice', 'readBps'],
-  ['throttleWriteBpsDevice', 'writeBps'],
-  ['throttleReadIOPSDevice', 'readIops'],
-  ['throttleWriteIOPSDevice', 'writeIops'],
-] as const;
-
-/**
- * linux.resources.blockIO: the throttles, per device (blkio.throttle.* on v1, io.max on v2).
- * Weights are refused: the proportional weight needs the BFQ scheduler's files, which
- * neither this runtime nor the kernel's default scheduler provides.
- */
-function blockIo(v: unknown, problems: Problems): NonNullable<Resources['blockIo']> {
-  const f = 'linux.resources.blockIO';
-  if (!isObj(v)) {
-    problems.add(f, 'expected an object');
-    return [];
-  }
-  for (const k of ['weight', 'leafWeight', 'weightDevice']) {
-    const x = v[k];
-    if (x !== undefined && !(Array.isArray(x) && x.length === 0)) problems.add(`${f}.${k}`, 'is not supported (proportional I/O weights need the BFQ scheduler); the throttles are');
-  }
-  const byDevice = new Map<string, NonNullable<Resources['blockIo']>[number]>();
-  for (const [key, limit] of THROTTLES) {
-    const list = v[key];
-    if (list === undefined) continue;
-    if (!Array.isArray(list)) {
-      problems.add(`${f}.${key}`, 'expected a list of { major, minor, rate }');
-      continue;
-    }
-    list.forEach((e: unknown, i) => {
-      const at = `${f}.${key}[${i}]`;
-      if (!isObj(e) || !Number.isInteger(e.major) || !Number.isInteger(e.minor) || (e.major as number) < 0 || (e.minor as number) < 0) {
-        problems.add(at, 'expected { major, minor, rate } with whole numbers');
-        return;
-      }
-      if (!Number.isInteger(e.rate) || (e.rate as number) < 0) {
-        problems.add(`${at}.rate`, `expected a whole number ≥ 0, got ${JSON.stringify(e.rate)}`);
-        return;
-      }
-      const device = `${e.major as number}:${e.minor as number}`;
-      const entry = byDevice.get(device) ?? { device };
-      // A rate of 0 is no limit, as runc writes it.
-      if ((e.rate as number) > 0) entry[limit] = e.rate as number;
-      byDevice.set(device, entry);
-    });
-  }
-  return [...byDevice.values()].filter((e) => THROTTLES.some(([, k]) => e[k] !== undefined));
-}
-
-function deviceRules(v: unknown, problems: Problems): DeviceRule[] {
-  if (!Array.isArray(v)) {
-    problems.add('linux.resources.devices', 'expected a list');
-    return [];
-  }
-  return v.flatMap((d: unknown, i) => {
-    if (!isObj(d) || typeof d.allow !== 'boolean') {
-      problems.add(`linux.resources.devices[${i}].allow`, 'expected true or false');
-      return [];
-    }
-    const type = (d.type ?? 'a') as DeviceRule['type'];
-    const access = typeof d.access === 'string' && d.access ? d.access : 'rwm';
-    const rule: DeviceRule = { allow: d.allow, type, access };
-    if (typeof d.major === 'number' && d.major >= 0) rule.major = d.major;
-    if (typeof d.minor === 'number' && d.minor >= 0) rule.minor = d.minor;
-    return [rule];
-  });
-}
-
 function hooks(v: unknown, problems: Problems): OciTranslation['hooks'] {
   const out: OciTranslation['hooks'] = {};
   if (v === undefined) return out;
@@ -356,51 +244,6 @@ function namespaces(v: unknown, problems: Problems, host: HostFacts, join: JoinN
   });
   for (const t of ALWAYS_NEW) if (!types.has(t)) problems.add('linux.namespaces', `the host's ${t} namespace cannot be shared: every container has its own`);
   return types.has('network') ? 'none' : 'host';
-}
-
-/**
- * linux.uidMappings and gidMappings for a new user namespace: each { containerID, hostID,
- * size } a line of uid_map/gid_map (at most 340, the kernel's limit), ranges not overlapping
- * on either side. Mappings without a user namespace, or a user namespace without both, are errors.
- */
-function idMappings(linux: Json, userns: boolean, problems: Problems): OciTranslation['idMaps'] {
-  const out: Record<'uid' | 'gid', string> = { uid: '', gid: '' };
-  let size = 0;
-  for (const [key, which] of [['uidMappings', 'uid'], ['gidMappings', 'gid']] as const) {
-    const f = `linux.${key}`;
-    const list = linux[key];
-    if (list === undefined || (Array.isArray(list) && list.length === 0)) {
-      if (userns) problems.add(f, 'a user namespace needs its id mappings');
-      continue;
-    }
-    if (!userns) {
-      problems.add(f, 'given without a user namespace in linux.namespaces');
-      continue;
-    }
-    if (!Array.isArray(list) || list.length > 340) {
-      problems.add(f, 'expected a list of at most 340 { containerID, hostID, size }');
-      continue;
-    }
-    const seen: [number, number, number][] = [];
-    list.forEach((m: unknown, i) => {
-      const at = `${f}[${i}]`;
-      const ok = (x: unknown): x is number => Number.isInteger(x) && (x as number) >= 0 && (x as number) <= 0xffffffff;
-      if (!isObj(m) || !ok(m.containerID) || !ok(m.hostID) || !ok(m.size) || m.size === 0) {
-        problems.add(at, 'expected { containerID, hostID, size } with whole numbers, size ≥ 1');
-        return;
-      }
-      const [c, h, n] = [m.containerID, m.hostID, m.size];
-      if (c + n > 0x100000000 || h + n > 0x100000000) return problems.add(at, 'runs past the 32-bit id space');
-      for (const [c2, h2, n2] of seen) {
-        if (c < c2 + n2 && c2 < c + n) return problems.add(at, 'overlaps another mapping\'s container ids');
-        if (h < h2 + n2 && h2 < h + n) return problems.add(at, 'overlaps another mapping\'s host ids');
-      }
-      seen.push([c, h, n]);
-      out[which] += `${c} ${h} ${n}\n`;
-      size = Math.max(size, c + n);
-    });
-  }
-  return userns && out.uid && out.gid ? { uid: out.uid, gid: out.gid, size } : undefined;
 }
 
 /**

@@ -125,3 +125,25 @@ import(${JSON.stringify(join(ROOT, 'dist/src/runtime.js'))}).then(async ({ Runti
   await r.close({ stopSpawner: true, force: true });
   try { runtimeParts(r).cgroups.removeParent(); } catch (e) { console.warn('cgroup parent left behind: ' + e.message); }
 });`;
+
+/** Removes the empty libpod_parent cgroups podman left; returns how many are left. */
+export function removeLibpodParent(): number {
+  let left = 0;
+  for (const ctl of fs.readdirSync('/sys/fs/cgroup')) {
+    const dir = join('/sys/fs/cgroup', ctl, 'libpod_parent');
+    if (!fs.existsSync(dir)) continue;
+    for (const sub of fs.readdirSync(dir, { withFileTypes: true }).filter((d) => d.isDirectory())) {
+      try {
+        fs.rmdirSync(join(dir, sub.name));
+      } catch {
+        // still in use
+      }
+    }
+    try {
+      fs.rmdirSync(dir);
+    } catch {
+      left++;
+    }
+  }
+  return left;
+}

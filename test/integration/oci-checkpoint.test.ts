@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { criuBinary } from '../../src/checkpoint/criu.js';
-import { busyboxMissing, OCI_CLI, ociEnv, type OciEnv } from '../helpers/oci.js';
+import { busyboxMissing, OCI_CLI, ociEnv, removeLibpodParent, type OciEnv } from '../helpers/oci.js';
 import { SKIP_REASON } from '../helpers/runtime.js';
 import { skipBecause } from '../helpers/skip.js';
 
@@ -230,24 +230,3 @@ describe.skipIf(skipBecause(SKIP_REASON || busyboxMissing() || criuMissing() || 
 afterAll(async () => {
   for (let i = 0; i < 100 && removeLibpodParent() > 0; i++) await delay(50);
 });
-
-function removeLibpodParent(): number {
-  let left = 0;
-  for (const ctl of fs.readdirSync('/sys/fs/cgroup')) {
-    const dir = join('/sys/fs/cgroup', ctl, 'libpod_parent');
-    if (!fs.existsSync(dir)) continue;
-    for (const sub of fs.readdirSync(dir, { withFileTypes: true }).filter((d) => d.isDirectory())) {
-      try {
-        fs.rmdirSync(join(dir, sub.name));
-      } catch {
-        // still in use
-      }
-    }
-    try {
-      fs.rmdirSync(dir);
-    } catch {
-      left++;
-    }
-  }
-  return left;
-}

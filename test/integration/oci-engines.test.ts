@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { personalityResources } from '../../src/oci/personality.js';
-import { busyboxMissing, ociEnv, type OciEnv } from '../helpers/oci.js';
+import { busyboxMissing, ociEnv, removeLibpodParent, type OciEnv } from '../helpers/oci.js';
 import { ptyUnavailable, runInPty } from '../helpers/pty.js';
 import { SKIP_REASON } from '../helpers/runtime.js';
 import { skipBecause, skipTest } from '../helpers/skip.js';
@@ -197,25 +197,3 @@ describe.skipIf(skipBecause(SKIP_REASON || busyboxMissing() || missing(['contain
     expect(ctr(['containers', 'delete', 'ctr-t2']).status).toBe(0);
   });
 });
-
-/** Removes the empty libpod_parent cgroups podman left; returns how many are left. */
-function removeLibpodParent(): number {
-  let left = 0;
-  for (const ctl of fs.readdirSync('/sys/fs/cgroup')) {
-    const dir = join('/sys/fs/cgroup', ctl, 'libpod_parent');
-    if (!fs.existsSync(dir)) continue;
-    for (const sub of fs.readdirSync(dir, { withFileTypes: true }).filter((d) => d.isDirectory())) {
-      try {
-        fs.rmdirSync(join(dir, sub.name));
-      } catch {
-        // still in use
-      }
-    }
-    try {
-      fs.rmdirSync(dir);
-    } catch {
-      left++;
-    }
-  }
-  return left;
-}

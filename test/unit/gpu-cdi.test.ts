@@ -6,6 +6,7 @@ import * as fs from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { skipBecause } from '../helpers/skip.js';
 import { ConfigError, RuntimeError } from '../../src/errors.js';
 import { mergeEdits, splitDev, type StatNode } from '../../src/gpu/cdi/apply.js';
 import { ownDeviceNodes } from '../../src/gpu/cdi/nodes.js';
@@ -145,7 +146,7 @@ describe('CDI specs', () => {
   });
 });
 
-describe.skipIf(process.getuid?.() !== 0)('CDI nodes with their own mode and owner (root: mknod)', () => {
+describe.skipIf(skipBecause(process.getuid?.() !== 0 && 'mknod needs root: run the suite as root', 'CDI nodes with their own mode and owner'))('CDI nodes with their own mode and owner (root: mknod)', () => {
   let dir: string;
   beforeEach(() => {
     dir = fs.mkdtempSync(join(tmpdir(), 'ss-nodes-'));
