@@ -14,7 +14,8 @@ namespace ss {
   X(no_new_privs) X(chdir) X(resolve_exec) X(ready) X(close_fds) X(seccomp) X(execve)    \
   X(stdio) X(clone) X(id_map) X(cgroup) X(image) X(user) X(volume) X(config) X(state)    \
   X(spawner) X(setns) X(signal) X(freezer) X(cleanup)        \
-  X(affinity) X(mempolicy) X(storage) X(network) X(checkpoint) X(restore)
+  X(affinity) X(mempolicy) X(storage) X(network) X(checkpoint) X(restore)        \
+  X(propagation) X(mknod) X(umask)
 
 enum class Step : unsigned {
 #define SS_ENUM(name) name,

@@ -78,6 +78,10 @@ export const STEPS = [
   // checkpoint and restore through CRIU
   'checkpoint',
   'restore',
+  // the init again: OCI mount propagation, device nodes, the process's umask
+  'propagation',
+  'mknod',
+  'umask',
 ] as const;
 export type Step = (typeof STEPS)[number];
 

@@ -25,6 +25,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/sysmacros.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -493,8 +494,51 @@ void runOp(const OpView& op, Ctx& c) {
     case Step::cgroupns:
       if (unshare(CLONE_NEWCGROUP) < 0) fail(Step::cgroupns, errno, nullptr);
       break;
-    case Step::mount_private:
-      if (mount("", "/", nullptr, MS_REC | MS_PRIVATE, nullptr) < 0) fail(Step::mount_private, errno, "/");
+    case Step::mount_private: {
+      // n: the propagation the tree gets (MS_REC | MS_PRIVATE unless the plan says MS_SLAVE,
+      // for an OCI rootfsPropagation that lets host mounts reach the container).
+      unsigned long flags = op.nn > 0 ? op.n[0] : (MS_REC | MS_PRIVATE);
+      if (mount("", "/", nullptr, flags, nullptr) < 0) fail(Step::mount_private, errno, "/");
+      break;
+    }
+    case Step::propagation: {
+      // s: a mount point in the root ("/" once pivoted); n: MS_SHARED, MS_SLAVE, MS_PRIVATE
+      // or MS_UNBINDABLE, with MS_REC for the whole subtree.
+      if (c.rootfd < 0) {
+        if (mount("", s0, nullptr, op.n[0], nullptr) < 0) fail(Step::propagation, errno, s0);
+        break;
+      }
+      int t = resolveInRoot(c.rootfd, s0);
+      if (t < 0) fail(Step::propagation, errno, s0);
+      char tp[32];
+      fdPath(t, tp);
+      if (mount("", tp, nullptr, op.n[0], nullptr) < 0) fail(Step::propagation, errno, s0);
+      close(t);
+      break;
+    }
+    case Step::mknod: {
+      // s: the node's path in root; n: file type (S_IFCHR, S_IFBLK, S_IFIFO), major, minor,
+      // permission bits, uid, gid. The mode is set after mknod so the umask cannot narrow it.
+      const char* rel = s0;
+      while (*rel == '/') ++rel;
+      const char* slash = strrchr(rel, '/');
+      if (slash == nullptr || slash[1] == '\0') fail(Step::mknod, EINVAL, s0);
+      char parent[PATH_MAX];
+      size_t n = size_t(slash - rel);
+      if (n >= sizeof parent) fail(Step::mknod, ENAMETOOLONG, s0);
+      memcpy(parent, rel, n);
+      parent[n] = '\0';
+      int dir = ensureInRoot(c.rootfd, parent, false);
+      if (dir < 0) fail(Step::mknod, errno, s0);
+      const char* base = slash + 1;
+      if (mknodat(dir, base, mode_t(op.n[0]) | 0600, makedev(unsigned(op.n[1]), unsigned(op.n[2]))) < 0) fail(Step::mknod, errno, s0);
+      if (fchownat(dir, base, uid_t(op.n[4]), gid_t(op.n[5]), AT_SYMLINK_NOFOLLOW) < 0) fail(Step::mknod, errno, s0);
+      if (fchmodat(dir, base, mode_t(op.n[3] & 07777), 0) < 0) fail(Step::mknod, errno, s0);
+      close(dir);
+      break;
+    }
+    case Step::umask:
+      umask(mode_t(op.n[0] & 0777));
       break;
     case Step::overlay:
       if (eq(op.kind, "idmap")) {

@@ -30,7 +30,7 @@ struct Arity {
 };
 constexpr Arity kArity[] = {
     {Step::sync, 0, 0, 0, 0},          {Step::setsid, 0, 0, 0, 0},       {Step::stdio, 0, 0, 0, 0},
-    {Step::setns, 0, 0, 0, 0},         {Step::cgroupns, 0, 0, 0, 0},     {Step::mount_private, 0, 0, 0, 0},
+    {Step::setns, 0, 0, 0, 0},         {Step::cgroupns, 0, 0, 0, 0},     {Step::mount_private, 0, 0, 0, 1},
     {Step::overlay, 2, 2, 0, 0},       {Step::root_open, 1, 1, 0, 0},    {Step::mount, 4, 4, 2, 2},
     {Step::bind, 2, 2, 2, 3},          {Step::volume, 2, 2, 2, 4},       {Step::symlink, 2, 2, 0, 0},
     {Step::mask, 1, 1, 0, 0},          {Step::readonly, 1, 1, 0, 0},     {Step::pivot_root, 0, 0, 0, 0},
@@ -39,7 +39,8 @@ constexpr Arity kArity[] = {
     {Step::setgroups, 0, 0, 0, 65536}, {Step::setgid, 1, 1, 1, 1},       {Step::setuid, 1, 1, 1, 1},
     {Step::capabilities, 0, 0, 2, 4},  {Step::no_new_privs, 0, 0, 0, 0}, {Step::chdir, 1, 1, 0, 0},
     {Step::resolve_exec, 0, 0, 0, 0},  {Step::ready, 0, 0, 0, 0},        {Step::close_fds, 0, 0, 0, 0},
-    {Step::seccomp, 0, 0, 0, 0},       {Step::execve, 0, 0, 0, 0},
+    {Step::seccomp, 0, 0, 0, 0},       {Step::execve, 0, 0, 0, 0},       {Step::propagation, 1, 1, 1, 1},
+    {Step::mknod, 1, 1, 6, 6},         {Step::umask, 0, 0, 1, 1},
 };
 
 const Arity* arityOf(Step step) {
@@ -98,7 +99,7 @@ bool startStep(Step s) {
     case Step::affinity: case Step::mempolicy: case Step::seccomp: case Step::capabilities:
     case Step::setgroups: case Step::setgid: case Step::setuid: case Step::no_new_privs:
     case Step::close_fds: case Step::chdir: case Step::resolve_exec: case Step::execve:
-    case Step::rlimit: case Step::hostname:
+    case Step::rlimit: case Step::hostname: case Step::umask:
       return true;
     default:
       return false;

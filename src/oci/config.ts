@@ -11,7 +11,7 @@ import { ConfigError, Problems } from '../errors.js';
 import type { Resources } from '../isolation/resources.js';
 import { idMappings, resources } from './config-linux.js';
 import { Personality } from '../personality/personality.js';
-import type { JoinNamespaces, PlanMount, PlanSecurity, PlanUser } from '../plan/types.js';
+import type { JoinNamespaces, PlanMknod, PlanMount, PlanSecurity, PlanUser } from '../plan/types.js';
 import { capabilityMask, normalizeCapability, type CapabilityName } from '../secure-runtime/capabilities.js';
 import { RLIMITS } from '../secure-runtime/profile-options.js';
 import { RESTART_POLICIES } from '../container/config.js';
@@ -49,8 +49,12 @@ export interface OciTranslation {
   cgroupsPath?: string | undefined;
   /** Namespaced kernel parameters, written inside the container's namespaces after create. */
   sysctl: Record<string, string>;
-  /** Host device nodes bound into the container's /dev (linux.devices). */
+  /** Host device nodes bound into the container's /dev (linux.devices, in a user namespace). */
   devices: string[];
+  /** Device nodes made in the container (linux.devices). */
+  mknods: PlanMknod[];
+  /** linux.rootfsPropagation as mount(2) flags (absent: rprivate). */
+  rootfsPropagation?: number | undefined;
   hooks: Partial<Record<HookName, OciHook[]>>;
   annotations: Record<string, string>;
   personality?: string | undefined;
@@ -69,8 +73,13 @@ const FLAG_OPTIONS: Record<string, [number, boolean]> = {
   nodev: [MS.NODEV, true], dev: [MS.NODEV, false], noexec: [MS.NOEXEC, true], exec: [MS.NOEXEC, false],
   strictatime: [MS.STRICTATIME, true], relatime: [1 << 21, true], noatime: [1024, true], nodiratime: [2048, true],
 };
-const IGNORED_OPTIONS = new Set(['private', 'rprivate', 'defaults', 'async']);
-const UNSUPPORTED_OPTIONS = new Set(['shared', 'rshared', 'slave', 'rslave', 'unbindable', 'runbindable', 'idmap', 'ridmap', 'tmpcopyup', 'copy-symlink']);
+const IGNORED_OPTIONS = new Set(['defaults', 'async']);
+const UNSUPPORTED_OPTIONS = new Set(['idmap', 'ridmap', 'tmpcopyup', 'copy-symlink']);
+/** Propagation a mount (or the rootfs) gets once mounted: the mount(2) flags of each name. */
+export const PROPAGATION: Record<string, number> = {
+  private: MS.PRIVATE, rprivate: MS.PRIVATE | MS.REC, shared: MS.SHARED, rshared: MS.SHARED | MS.REC,
+  slave: MS.SLAVE, rslave: MS.SLAVE | MS.REC, unbindable: MS.UNBINDABLE, runbindable: MS.UNBINDABLE | MS.REC,
+};
 
 /** The namespaces a container always has here: the spawner makes them for every container. */
 const ALWAYS_NEW = ['pid', 'mount', 'ipc', 'uts'];
@@ -98,20 +107,25 @@ function mounts(v: unknown, problems: Problems, host: HostFacts): PlanMount[] {
     const source = typeof m.source === 'string' ? m.source : type;
     const bind = type === 'bind' || options.includes('bind') || options.includes('rbind');
     let flags = bind && options.includes('rbind') ? MS.REC : 0;
+    let propagation: number | undefined;
     const data: string[] = [];
     for (const o of options) {
       if (o === 'bind' || o === 'rbind' || IGNORED_OPTIONS.has(o)) continue;
-      if (UNSUPPORTED_OPTIONS.has(o)) problems.add(`${f}.options`, `"${o}" is not supported (mounts are private)`);
-      else if (FLAG_OPTIONS[o]) flags = FLAG_OPTIONS[o][1] ? flags | FLAG_OPTIONS[o][0] : flags & ~FLAG_OPTIONS[o][0];
-      else if (bind) problems.add(`${f}.options`, `"${o}" is not a bind mount option`);
-      else data.push(o);
+      if (UNSUPPORTED_OPTIONS.has(o)) problems.add(`${f}.options`, `"${o}" is not supported`);
+      else if (PROPAGATION[o] !== undefined) {
+        if (propagation !== undefined) problems.add(`${f}.options`, `"${o}": only one propagation can be given`);
+        propagation = PROPAGATION[o];
+      } else if (FLAG_OPTIONS[o]) flags = FLAG_OPTIONS[o][1] ? flags | FLAG_OPTIONS[o][0] : flags & ~FLAG_OPTIONS[o][0];
+      // Filesystem data of a bind (mode=, size=...) is ignored by mount(2) with MS_BIND, as
+      // with runc and crun: the bound tree keeps its own filesystem's options.
+      else if (!bind) data.push(o);
     }
     const target = posix.normalize(m.destination);
     if (bind) {
       const kind = isAbsolute(source) ? host.pathKind(source) : undefined;
       if (!isAbsolute(source)) problems.add(`${f}.source`, 'a bind mount needs an absolute host path');
       else if (!kind) problems.add(`${f}.source`, `\`${source}\` does not exist`);
-      out.push({ kind: 'bind', source, target, fstype: '', data: '', flags: flags | MS.BIND, isFile: kind === 'file' });
+      out.push({ kind: 'bind', source, target, fstype: '', data: '', flags: flags | MS.BIND, isFile: kind === 'file', ...(propagation !== undefined ? { propagation } : {}) });
     } else if (type === 'cgroup' || type === 'cgroup2') {
       // Inside the container's cgroup namespace the hierarchies show its own cgroup as the
       // root: a tmpfs with each v1 controller, as runc lays /sys/fs/cgroup out.
@@ -122,10 +136,54 @@ function mounts(v: unknown, problems: Problems, host: HostFacts): PlanMount[] {
     } else if (type === '') {
       problems.add(`${f}.type`, 'expected a filesystem type');
     } else {
-      out.push({ kind: 'fs', source, target, fstype: type, data: data.join(','), flags, isFile: false });
+      out.push({ kind: 'fs', source, target, fstype: type, data: data.join(','), flags, isFile: false, ...(propagation !== undefined ? { propagation } : {}) });
     }
   });
   return out;
+}
+
+/**
+ * linux.devices: each node is made with mknod(2) as the entry says (type, major, minor,
+ * fileMode, uid, gid). In a user namespace mknod is refused by the kernel, so there the
+ * host's node of that path is bound instead, as runc does.
+ */
+function deviceList(v: unknown, userns: boolean, problems: Problems, host: HostFacts): { devices: string[]; mknods: PlanMknod[] } {
+  const devices: string[] = [];
+  const mknods: PlanMknod[] = [];
+  if (v === undefined) return { devices, mknods };
+  if (!Array.isArray(v)) {
+    problems.add('linux.devices', 'expected a list');
+    return { devices, mknods };
+  }
+  const int = (x: unknown, max: number) => typeof x === 'number' && Number.isInteger(x) && x >= 0 && x <= max;
+  v.forEach((d: unknown, i) => {
+    const f = `linux.devices[${i}]`;
+    if (!isObj(d) || typeof d.path !== 'string' || !posix.isAbsolute(d.path) || posix.normalize(d.path) === '/') {
+      problems.add(`${f}.path`, 'expected an absolute path other than /');
+      return;
+    }
+    const path = posix.normalize(d.path);
+    const type = d.type === 'u' ? 'c' : d.type;
+    if (type !== 'c' && type !== 'b' && type !== 'p') problems.add(`${f}.type`, `expected c, b, u or p, not ${JSON.stringify(d.type)}`);
+    const numbered = type !== 'p';
+    if (numbered && !int(d.major, 0xfff)) problems.add(`${f}.major`, 'expected an integer from 0 to 4095');
+    if (numbered && !int(d.minor, 0xfffff)) problems.add(`${f}.minor`, 'expected an integer from 0 to 1048575');
+    if (d.fileMode !== undefined && !int(d.fileMode, 0o7777)) problems.add(`${f}.fileMode`, 'expected permission bits from 0 to 4095 (07777)');
+    if (d.uid !== undefined && !int(d.uid, 0xfffffffe)) problems.add(`${f}.uid`, 'expected a uid');
+    if (d.gid !== undefined && !int(d.gid, 0xfffffffe)) problems.add(`${f}.gid`, 'expected a gid');
+    if (userns) {
+      if (posix.dirname(path) !== '/dev') problems.add(`${f}.path`, 'in a user namespace devices are bound from the host: only nodes directly under /dev');
+      else if (!host.deviceExists(path)) problems.add(`${f}.path`, `${path} does not exist on the host (in a user namespace devices are bound from the host)`);
+      else devices.push(path);
+      return;
+    }
+    if (type !== 'c' && type !== 'b' && type !== 'p') return;
+    mknods.push({
+      path, type, major: numbered ? Number(d.major) : 0, minor: numbered ? Number(d.minor) : 0,
+      mode: d.fileMode === undefined ? 0o666 : Number(d.fileMode), uid: Number(d.uid ?? 0), gid: Number(d.gid ?? 0),
+    });
+  });
+  return { devices, mknods };
 }
 
 function capabilities(v: unknown, problems: Problems): PlanSecurity['capabilities'] {
@@ -182,13 +240,16 @@ function user(v: unknown, problems: Problems): PlanUser {
     if (typeof x !== 'number' || !Number.isInteger(x) || x < 0) problems.add(`process.user.${f}`, 'expected a non-negative integer');
     return Number(x) || 0;
   };
-  // The init inherits the runtime's umask 0022; another one would need a step of its own.
-  if (v.umask !== undefined && v.umask !== 0o022) problems.add('process.user.umask', 'only 18 (0022) is supported');
+  let umask: number | undefined;
+  if (v.umask !== undefined) {
+    if (typeof v.umask !== 'number' || !Number.isInteger(v.umask) || v.umask < 0 || v.umask > 0o777) problems.add('process.user.umask', 'expected an integer from 0 to 511 (0777)');
+    else umask = v.umask;
+  }
   if (v.username !== undefined) problems.add('process.user.username', 'is for Windows');
   const groups = v.additionalGids === undefined ? [] : v.additionalGids;
   if (!Array.isArray(groups) || groups.some((g) => typeof g !== 'number')) problems.add('process.user.additionalGids', 'expected a list of gids');
   const gid = id(v.gid, 'gid');
-  return { uid: id(v.uid, 'uid'), gid, groups: Array.isArray(groups) ? [...new Set([gid, ...(groups as number[])])] : [gid] };
+  return { uid: id(v.uid, 'uid'), gid, groups: Array.isArray(groups) ? [...new Set([gid, ...(groups as number[])])] : [gid], ...(umask !== undefined ? { umask } : {}) };
 }
 
 function hooks(v: unknown, problems: Problems): OciTranslation['hooks'] {
@@ -315,22 +376,15 @@ export function translateConfig(bundle: string, config: unknown, host: HostFacts
     else oomScoreAdj = p.oomScoreAdj;
   }
   const linux = isObj(c.linux) ? c.linux : {};
-  if (linux.rootfsPropagation !== undefined && !['private', 'rprivate', ''].includes(linux.rootfsPropagation as string)) problems.add('linux.rootfsPropagation', `"${String(linux.rootfsPropagation)}" is not supported (the rootfs is private)`);
+  let rootfsPropagation: number | undefined;
+  if (linux.rootfsPropagation !== undefined && linux.rootfsPropagation !== '') {
+    rootfsPropagation = PROPAGATION[String(linux.rootfsPropagation)];
+    if (rootfsPropagation === undefined) problems.add('linux.rootfsPropagation', `"${String(linux.rootfsPropagation)}" is not a propagation (one of ${Object.keys(PROPAGATION).join(', ')})`);
+  }
   const masked = linux.maskedPaths ?? [];
   const readonly = linux.readonlyPaths ?? [];
   if (!strList(masked)) problems.add('linux.maskedPaths', 'expected a list of paths');
   if (!strList(readonly)) problems.add('linux.readonlyPaths', 'expected a list of paths');
-  const devices: string[] = [];
-  if (linux.devices !== undefined) {
-    if (!Array.isArray(linux.devices)) problems.add('linux.devices', 'expected a list');
-    else
-      linux.devices.forEach((d: unknown, i) => {
-        const path = isObj(d) ? d.path : undefined;
-        if (typeof path !== 'string' || posix.dirname(path) !== '/dev') problems.add(`linux.devices[${i}].path`, 'only device nodes directly under /dev are supported');
-        else if (!host.deviceExists(path)) problems.add(`linux.devices[${i}].path`, `${path} does not exist on the host (devices are bound from the host)`);
-        else devices.push(path);
-      });
-  }
   if (linux.seccomp !== undefined && !isObj(linux.seccomp)) problems.add('linux.seccomp', 'expected an object');
   const annotations: Record<string, string> = {};
   if (c.annotations !== undefined) {
@@ -346,10 +400,10 @@ export function translateConfig(bundle: string, config: unknown, host: HostFacts
   const hostname = typeof c.hostname === 'string' ? c.hostname : '';
   const joins: JoinNamespaces = {};
   const network = namespaces(linux.namespaces ?? [], problems, host, joins);
-  if (joins.uts && hostname) problems.add('hostname', 'cannot be set in a joined UTS namespace (linux.namespaces: uts has a path)');
   const wantsUserns = Array.isArray(linux.namespaces) && linux.namespaces.some((n) => isObj(n) && n.type === 'user');
   const idMaps = idMappings(linux, wantsUserns, problems);
   if (idMaps && joins.net) problems.add('linux.namespaces', 'a new user namespace with a joined network namespace is not supported (the network namespace must belong to the user namespace)');
+  const { devices, mknods } = deviceList(linux.devices, !!idMaps, problems, host);
   const sysctl: Record<string, string> = {};
   if (linux.sysctl !== undefined) {
     if (!isObj(linux.sysctl)) problems.add('linux.sysctl', 'expected an object');
@@ -382,6 +436,8 @@ export function translateConfig(bundle: string, config: unknown, host: HostFacts
     resources: resources(linux.resources, problems),
     cgroupsPath: cgroupsPath(linux.cgroupsPath, problems),
     devices,
+    mknods,
+    ...(rootfsPropagation !== undefined ? { rootfsPropagation } : {}),
     hooks: hooks(c.hooks, problems),
     annotations,
     personality,

@@ -100,6 +100,8 @@ export function ociPlan(ociId: string, t: OciTranslation, ctx: PlanContext): Spa
     cgroup,
     cgroupPath: cgroupPlacement(t.cgroupsPath, ctx.cgroupParent),
     devices: t.devices,
+    ...(t.mknods.length ? { mknods: t.mknods } : {}),
+    ...(t.rootfsPropagation !== undefined ? { rootfsPropagation: t.rootfsPropagation } : {}),
     lastCap,
     rootfsDir: t.rootfs,
     mounts: t.mounts,

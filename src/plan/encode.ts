@@ -5,7 +5,7 @@
  */
 import { RuntimeError, type Step } from '../errors.js';
 import { MAX_FRAME, encodedSize, type WireField } from '../spawner/wire.js';
-import type { ExecPlan, JoinNamespaces, PlanMount, PlanPlacement, PlanSecurity, PlanUser, PlanUserNamespace, PlanVolume, ProcessPlan, ProvisionedResources, SpawnPlan } from './types.js';
+import type { ExecPlan, JoinNamespaces, PlanMknod, PlanMount, PlanPlacement, PlanSecurity, PlanUser, PlanUserNamespace, PlanVolume, ProcessPlan, ProvisionedResources, SpawnPlan } from './types.js';
 
 // Mount flags, as <sys/mount.h> numbers them.
 export const MS = {
@@ -16,6 +16,10 @@ export const MS = {
   BIND: 4096,
   REC: 16384,
   STRICTATIME: 1 << 24,
+  UNBINDABLE: 1 << 17,
+  PRIVATE: 1 << 18,
+  SLAVE: 1 << 19,
+  SHARED: 1 << 20,
 } as const;
 
 /** What start and exec requests both carry: the process and its confinement. */
@@ -63,6 +67,10 @@ export interface CreatePlanInput {
   rootfsDir?: string | undefined;
   /** The container's mounts as its OCI configuration lists them, in place of the default set. */
   mounts?: PlanMount[] | undefined;
+  /** Device nodes made in the container's /dev (OCI linux.devices). */
+  mknods?: PlanMknod[] | undefined;
+  /** The root's propagation once pivoted (OCI linux.rootfsPropagation, MS_* flags); rprivate otherwise. */
+  rootfsPropagation?: number | undefined;
 }
 
 export interface ExecPlanInput extends ProcessInput {
@@ -78,6 +86,9 @@ function op(out: Field[], step: Step, kind: string, strings: string[] = [], numb
 
 /** The devices every container gets, bind-mounted from the host's /dev. */
 export const DEFAULT_DEVICES = ['null', 'zero', 'full', 'random', 'urandom', 'tty'];
+
+/** The file type bits mknod(2) takes for each OCI device type. */
+const S_IFMT = { c: 0o020000, b: 0o060000, p: 0o010000 } as const;
 
 function placementOps(out: Field[], p: PlanPlacement | undefined): void {
   if (p?.cpus?.length) op(out, 'affinity', 'cpus', [], p.cpus);
@@ -124,6 +135,7 @@ function execOps(out: Field[], p: ProcessInput, joinUserns = false, seccompLoade
   if (early) op(out, 'close-fds', 'close');
   userAndSecurityOps(out, p.user, sec, p.lastCap, joinUserns);
   if (!early) op(out, 'close-fds', 'close');
+  if (p.user.umask !== undefined) op(out, 'umask', 'set', [], [p.user.umask]);
   op(out, 'chdir', 'cwd', [p.cwd]);
   op(out, 'resolve-exec', 'argv0');
   if (sec.seccomp && !sec.seccompBeforeCapabilityDrop) op(out, 'seccomp', 'load');
@@ -159,7 +171,11 @@ export function compileCreatePlan(p: CreatePlanInput): Field[] {
   if (usernsNet) op(out, 'setns', 'net');
   // Before any mount: sysfs is mounted for the network namespace the init is in.
   for (const [t] of join) op(out, 'setns', t);
-  op(out, 'mount-private', 'rprivate');
+  // A slave or shared root keeps receiving the host's mounts: the tree becomes rslave, not
+  // rprivate, and the root gets its own propagation once pivoted.
+  const rootProp = p.rootfsPropagation;
+  if (rootProp !== undefined && rootProp & (MS.SLAVE | MS.SHARED)) op(out, 'mount-private', 'rslave', [], [MS.REC | MS.SLAVE]);
+  else op(out, 'mount-private', 'rprivate');
   if (p.rootfsDir !== undefined) {
     op(out, 'overlay', 'bind', [p.rootfsDir, p.rootfs]);
   } else {
@@ -177,6 +193,7 @@ export function compileCreatePlan(p: CreatePlanInput): Field[] {
   for (const m of p.security.maskedPaths) op(out, 'mask', 'path', [m]);
   for (const r of p.security.readonlyPaths) op(out, 'readonly', 'path', [r]);
   op(out, 'pivot-root', 'rootfs');
+  if (rootProp !== undefined) op(out, 'propagation', 'root', ['/'], [rootProp]);
   if (p.security.readonlyRoot) op(out, 'root-readonly', 'root');
   if (p.network !== 'host' && !usernsNet) op(out, 'loopback', 'up');
   // An OCI configuration without a hostname keeps the one the new UTS namespace copied.
@@ -203,7 +220,10 @@ function overlayOps(out: Field[], p: CreatePlanInput): void {
 
 /** The device nodes and /dev links every container gets, once its /dev is mounted. */
 function deviceOps(out: Field[], p: CreatePlanInput, tty: boolean): void {
-  for (const d of DEFAULT_DEVICES) op(out, 'bind', 'device', [`/dev/${d}`, `/dev/${d}`], [MS.NOSUID | MS.NOEXEC, 1, 0]);
+  // A default device the configuration lists is made as it says, not bound from the host.
+  const made = new Set((p.mknods ?? []).map((d) => d.path));
+  for (const d of DEFAULT_DEVICES) if (!made.has(`/dev/${d}`)) op(out, 'bind', 'device', [`/dev/${d}`, `/dev/${d}`], [MS.NOSUID | MS.NOEXEC, 1, 0]);
+  for (const d of p.mknods ?? []) op(out, 'mknod', d.type, [d.path], [S_IFMT[d.type], d.major, d.minor, d.mode, d.uid, d.gid]);
   for (const d of p.devices ?? []) op(out, 'bind', 'device', [d, `/dev/${d.split('/').pop()}`], [MS.NOSUID | MS.NOEXEC, 1, 0]);
   for (const d of p.deviceNodes ?? []) op(out, 'bind', 'device', [d.hostPath, d.path], [MS.NOSUID | MS.NOEXEC, 1, 0]);
   if (tty && p.console) op(out, 'bind', 'device', [p.console.path, '/dev/console'], [MS.NOSUID | MS.NOEXEC, 1, 0]);
@@ -229,6 +249,7 @@ function ociMountOps(out: Field[], p: CreatePlanInput, tty: boolean): void {
   mounts.forEach((m, i) => {
     if (m.kind === 'bind') op(out, 'bind', 'mount', [m.source, m.target], [m.flags, m.isFile ? 1 : 0, 0]);
     else op(out, 'mount', 'mount', [m.source, m.target, m.fstype, m.data], [m.flags, 0]);
+    if (m.propagation) op(out, 'propagation', 'mount', [m.target], [m.propagation]);
     if (i === lastDev) deviceOps(out, p, tty);
   });
   if (lastDev < 0) deviceOps(out, p, tty);
@@ -332,6 +353,8 @@ export function encodeCreate(plan: SpawnPlan, made: ProvisionedResources, opts: 
     terminal: p.terminal,
     rootfsDir: plan.rootfsDir,
     mounts: plan.mounts,
+    mknods: plan.mknods,
+    rootfsPropagation: plan.rootfsPropagation,
     joinNamespaces: plan.joinNamespaces,
   });
   return checkFrame(['create', plan.id, ...fields], { argv: [], env: [] }, `create container ${plan.name}`);

@@ -26,6 +26,8 @@ export interface PlanUser {
   uid: number;
   gid: number;
   groups: number[];
+  /** The process's file mode creation mask (OCI process.user.umask); the runtime's 0022 otherwise. */
+  umask?: number | undefined;
 }
 
 export interface PlanVolume {
@@ -84,6 +86,19 @@ export interface ProcessPlan {
   terminal?: boolean | undefined;
 }
 
+/** A device node an OCI configuration lists, made in the container with mknod(2). */
+export interface PlanMknod {
+  /** Absolute path inside the container. */
+  path: string;
+  type: 'c' | 'b' | 'p';
+  major: number;
+  minor: number;
+  /** Permission bits (0666 when the configuration gives none). */
+  mode: number;
+  uid: number;
+  gid: number;
+}
+
 /** A mount an OCI configuration lists: a bind of a host path or a filesystem by type. */
 export interface PlanMount {
   kind: 'bind' | 'fs';
@@ -96,6 +111,8 @@ export interface PlanMount {
   /** MS_* flags (MS_RDONLY, MS_NOSUID..., MS_REC for a recursive bind). */
   flags: number;
   isFile: boolean;
+  /** MS_SHARED, MS_SLAVE, MS_PRIVATE or MS_UNBINDABLE (with MS_REC for the r- forms), set once mounted. */
+  propagation?: number | undefined;
 }
 
 export interface SpawnPlan {
@@ -123,6 +140,8 @@ export interface SpawnPlan {
   devices: string[];
   /** Host device nodes bound at a path of their own (CDI device nodes). */
   deviceNodes?: PlanDeviceNode[] | undefined;
+  /** Device nodes made in the container's /dev with mknod(2) (OCI linux.devices). */
+  mknods?: PlanMknod[] | undefined;
   gpus?: { indexes: number[]; uuids?: string[] | undefined; cdi?: string[] | undefined; mig?: string[] | undefined } | undefined;
   /** What GPUs and CDI devices add to the process (environment, groups), for execs too. */
   deviceProcess?: { env: string[]; groups: number[] } | undefined;
@@ -140,6 +159,8 @@ export interface SpawnPlan {
   rootfsDir?: string | undefined;
   /** The mounts of an OCI configuration, in place of the default /proc, /dev, /sys set. */
   mounts?: PlanMount[] | undefined;
+  /** The root's propagation once pivoted (OCI linux.rootfsPropagation, MS_* flags). */
+  rootfsPropagation?: number | undefined;
 }
 
 /** What provisioning made that the wire encoding needs. */

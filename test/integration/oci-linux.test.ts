@@ -282,4 +282,46 @@ describe.skipIf(skipBecause(SKIP_REASON || busyboxMissing(), 'OCI linux section 
     expect(bad.stderr).toMatch(/linux\.gidMappings: a user namespace needs its id mappings/);
     expect(fs.existsSync(join(e.root, internalId('userns-bad')))).toBe(false);
   });
+
+  it('linux.devices made with mknod as given, mount and rootfs propagation applied, process.user.umask set; a bad device named, nothing left', () => {
+    const shared = join(e.dir, 'prop-src');
+    fs.mkdirSync(shared, { recursive: true });
+    const b = e.bundle('nodes', (c) => {
+      c.process.args = ['sleep', '100'];
+      c.process.user = { uid: 0, gid: 0, umask: 0o027 };
+      c.linux.devices = [
+        { path: '/dev/test1', type: 'c', major: 10, minor: 666, fileMode: 0o660, uid: 1, gid: 2 },
+        { path: '/dev/sub/test2', type: 'b', major: 8, minor: 666, fileMode: 0o600 },
+        { path: '/dev/fifo', type: 'p' },
+      ];
+      c.linux.rootfsPropagation = 'shared';
+      c.mounts = [...c.mounts, { destination: '/t', type: 'tmpfs', source: 'tmpfs', options: ['nosuid', 'mode=755', 'size=1k', 'shared'] }, { destination: '/u', source: shared, options: ['bind', 'mode=755', 'unbindable'] }];
+    });
+    const r = create('nodes', b);
+    expect(r.status, r.stderr).toBe(0);
+    const pid = pidOf('nodes');
+    const dev = (p: string) => fs.statSync(`/proc/${pid}/root${p}`);
+    const c1 = dev('/dev/test1');
+    expect(c1.isCharacterDevice()).toBe(true);
+    expect([Math.floor(c1.rdev / 256) & 0xfff, c1.rdev & 0xff, c1.mode & 0o7777, c1.uid, c1.gid]).toEqual([10, 666 & 0xff, 0o660, 1, 2]);
+    expect(dev('/dev/sub/test2').isBlockDevice()).toBe(true);
+    expect(dev('/dev/sub/test2').mode & 0o7777).toBe(0o600);
+    expect(dev('/dev/fifo').isFIFO()).toBe(true);
+    const info = fs.readFileSync(`/proc/${pid}/mountinfo`, 'utf8').split('\n').map((l) => l.split(' '));
+    const opt = (mp: string) => info.find((f) => f[4] === mp)?.slice(6, info.find((g) => g[4] === mp)!.indexOf('-')).join(' ') ?? 'missing';
+    expect(opt('/')).toMatch(/shared:\d+/);
+    expect(opt('/t')).toMatch(/shared:\d+/);
+    expect(opt('/u')).toMatch(/unbindable/);
+    expect(e.run(['start', 'nodes']).status).toBe(0);
+    let status = '';
+    for (let i = 0; i < 200 && !/^Umask:\s+0027$/m.test(status); i++) status = fs.readFileSync(`/proc/${pid}/status`, 'utf8');
+    expect(status).toMatch(/^Umask:\s+0027$/m);
+    expect(e.run(['delete', '--force', 'nodes']).status).toBe(0);
+    const bad = create('nodes-bad', e.bundle('nodes-bad', (c) => {
+      c.linux.devices = [{ path: '/dev/x', type: 'c', major: 1 }];
+    }));
+    expect(bad.status).toBe(1);
+    expect(bad.stderr).toMatch(/linux\.devices\[0\]\.minor: expected an integer/);
+    expect(fs.existsSync(join(e.root, internalId('nodes-bad')))).toBe(false);
+  });
 });

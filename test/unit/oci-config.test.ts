@@ -116,7 +116,7 @@ describe('OCI config.json translation', () => {
     }
   });
 
-  it('linux.namespaces[].path: network, ipc and uts are joined (no new ones cloned, a setns each); a hostname in a joined UTS is refused', () => {
+  it('linux.namespaces[].path: network, ipc and uts are joined (no new ones cloned, a setns each); a hostname is set in a joined UTS, as runc does', () => {
     const c = base();
     c.linux.namespaces = [{ type: 'pid' }, { type: 'mount' }, { type: 'ipc', path: '/srv/ns/ipc' }, { type: 'uts', path: '/srv/ns/uts' }, { type: 'network', path: '/srv/ns/net' }];
     const t = translateConfig('/b', c, host);
@@ -128,7 +128,9 @@ describe('OCI config.json translation', () => {
     expect(fields.join(' ')).toMatch(/op setns ipc .*op setns uts .*op setns net .*op mount-private/);
     c.hostname = 'h';
     c.linux.namespaces[4].path = '/nope';
-    expect(problems(c)).toEqual(expect.arrayContaining(['linux.namespaces[4].path: `/nope` does not exist', 'hostname: cannot be set in a joined UTS namespace (linux.namespaces: uts has a path)']));
+    expect(problems(c)).toEqual(['linux.namespaces[4].path: `/nope` does not exist']);
+    c.linux.namespaces[4].path = '/srv/ns/net';
+    expect(compileCreatePlan({ ...createInput(), hostname: 'h', joinNamespaces: translateConfig('/b', c, host).join }).map(String).join(' ')).toMatch(/op setns uts .*op hostname set 1 h/);
   });
 
   it('linux.resources.blockIO: the throttles per device, merged; a rate of 0 is no limit; bad entries named', () => {
@@ -155,6 +157,58 @@ describe('OCI config.json translation', () => {
     );
   });
 
+  it('mount propagation, rootfsPropagation, umask and linux.devices become flags, ops and mknod entries', () => {
+    const c = base();
+    c.mounts = [
+      { destination: '/t', type: 'tmpfs', source: 'tmpfs', options: ['nosuid', 'mode=755', 'size=1k', 'rshared'] },
+      { destination: '/e', source: '/srv/e', options: ['rbind', 'mode=755', 'rslave'] },
+      { destination: '/u', source: '/srv/u', options: ['bind', 'shared', 'unbindable'] },
+    ];
+    c.linux.rootfsPropagation = 'slave';
+    c.process.user = { uid: 10, gid: 10, umask: 0o002 };
+    c.linux.devices = [
+      { path: '/dev/test1', type: 'c', major: 10, minor: 666, fileMode: 0o660, uid: 1, gid: 2 },
+      { path: '/dev/fifo', type: 'p' },
+      { path: '/dev/bad', type: 'x', major: -1 },
+    ];
+    expect(problems(c).sort()).toEqual([
+      'linux.devices[2].major: expected an integer from 0 to 4095',
+      'linux.devices[2].minor: expected an integer from 0 to 1048575',
+      'linux.devices[2].type: expected c, b, u or p, not "x"',
+      'mounts[2].options: "unbindable": only one propagation can be given',
+    ]);
+    c.mounts.pop();
+    c.linux.devices.pop();
+    const t = translateConfig('/b', c, host);
+    expect(t.mounts[0]).toMatchObject({ kind: 'fs', data: 'mode=755,size=1k', propagation: (1 << 20) | (1 << 14) });
+    // A bind's filesystem data is ignored by mount(2), as with runc.
+    expect(t.mounts[1]).toMatchObject({ kind: 'bind', data: '', propagation: (1 << 19) | (1 << 14) });
+    expect(t.rootfsPropagation).toBe(1 << 19);
+    expect(t.process.user.umask).toBe(0o002);
+    expect(t.mknods).toEqual([
+      { path: '/dev/test1', type: 'c', major: 10, minor: 666, mode: 0o660, uid: 1, gid: 2 },
+      { path: '/dev/fifo', type: 'p', major: 0, minor: 0, mode: 0o666, uid: 0, gid: 0 },
+    ]);
+    const ops = compileCreatePlan({ ...createInput(), mounts: t.mounts, mknods: t.mknods, rootfsPropagation: t.rootfsPropagation }).map(String).join(' ');
+    expect(ops).toContain('op mount-private rslave 0 1 ' + String((1 << 14) | (1 << 19)));
+    expect(ops).toContain('op propagation mount 1 /t 1 ' + String((1 << 20) | (1 << 14)));
+    expect(ops).toContain('op mknod c 1 /dev/test1 6 8192 10 666 432 1 2');
+    expect(ops).toMatch(/op pivot-root rootfs 0 0 op propagation root 1 \/ 1 524288/);
+  });
+
+  it('linux.devices in a user namespace are bound from the host (mknod is refused there)', () => {
+    const c = base();
+    c.linux.namespaces.push({ type: 'user' });
+    c.linux.uidMappings = [{ containerID: 0, hostID: 100000, size: 65536 }];
+    c.linux.gidMappings = [{ containerID: 0, hostID: 100000, size: 65536 }];
+    c.linux.devices = [{ path: '/dev/fuse', type: 'c', major: 10, minor: 229 }, { path: '/dev/test1', type: 'c', major: 10, minor: 666 }];
+    expect(problems(c)).toEqual(['linux.devices[1].path: /dev/test1 does not exist on the host (in a user namespace devices are bound from the host)']);
+    c.linux.devices.pop();
+    const t = translateConfig('/b', c, host);
+    expect(t.devices).toEqual(['/dev/fuse']);
+    expect(t.mknods).toEqual([]);
+  });
+
   it('names every field it does not carry out, and ignores unknown properties', () => {
     const c = base();
     c.linux.intelRdt = { closID: 'a' };
@@ -162,8 +216,8 @@ describe('OCI config.json translation', () => {
     c.linux.namespaces = [{ type: 'pid' }, { type: 'mount', path: '/proc/1/ns/mnt' }, { type: 'uts' }];
     c.linux.resources = { blockIO: { weight: 10 }, memory: { swappiness: 10 } };
     c.linux.sysctl = { 'kernel.panic': '1' };
-    c.mounts = [{ destination: '/x', type: 'bind', source: '/srv/x', options: ['rbind', 'rshared'] }, { destination: '/y', type: 'bind', source: '/nope' }];
-    c.process.user = { uid: 0, gid: 0, umask: 0o077 };
+    c.mounts = [{ destination: '/x', type: 'bind', source: '/srv/x', options: ['rbind', 'tmpcopyup'] }, { destination: '/y', type: 'bind', source: '/nope' }];
+    c.process.user = { uid: 0, gid: 0, umask: 0o1000 };
     c.process.apparmorProfile = 'p';
     c.annotations = { 'io.stratoswarm.restart': 'sometimes' };
     c.someFutureField = { anything: true };
@@ -177,9 +231,9 @@ describe('OCI config.json translation', () => {
         'linux.resources.blockIO.weight: is not supported (proportional I/O weights need the BFQ scheduler); the throttles are',
         'linux.resources.memory.swappiness: is not supported',
         'linux.sysctl["kernel.panic"]: is not namespaced: it would change the host',
-        'mounts[0].options: "rshared" is not supported (mounts are private)',
+        'mounts[0].options: "tmpcopyup" is not supported',
         'mounts[1].source: `/nope` does not exist',
-        'process.user.umask: only 18 (0022) is supported',
+        'process.user.umask: expected an integer from 0 to 511 (0777)',
         'annotations["io.stratoswarm.restart"]: unknown restart policy "sometimes" (one of no, on-failure, always, unless-stopped)',
       ]),
     );
