@@ -35,6 +35,8 @@ struct ChildFds {
   // Existing IPC and UTS namespaces the init joins (the network one it joins is netns).
   int ipcns = -1;
   int utsns = -1;
+  // An existing pid namespace the init is cloned into (the spawner's own use, not the child's).
+  int pidns = -1;
 };
 
 // The spawner holds a pidfd for every container and a socket for every client, so thousands

@@ -60,7 +60,7 @@ bool openJoinedNamespaces(const Plan& plan, ChildFds* fds, Error* e) {
     int* fd;
     int type;
     const char* name;
-  } want[] = {{&plan.joinNet, &fds->netns, CLONE_NEWNET, "net"}, {&plan.joinIpc, &fds->ipcns, CLONE_NEWIPC, "ipc"}, {&plan.joinUts, &fds->utsns, CLONE_NEWUTS, "uts"}};
+  } want[] = {{&plan.joinNet, &fds->netns, CLONE_NEWNET, "net"}, {&plan.joinIpc, &fds->ipcns, CLONE_NEWIPC, "ipc"}, {&plan.joinUts, &fds->utsns, CLONE_NEWUTS, "uts"}, {&plan.joinPid, &fds->pidns, CLONE_NEWPID, "pid"}};
   for (const auto& w : want) {
     if (w.path->empty()) continue;
     *w.fd = open(w.path->c_str(), O_RDONLY | O_CLOEXEC);
@@ -84,7 +84,7 @@ void closeStdio(ChildFds* fds) {
       close(x);
       x = -1;
     }
-  for (int* x : {&fds->userns, &fds->netns, &fds->ipcns, &fds->utsns})
+  for (int* x : {&fds->userns, &fds->netns, &fds->ipcns, &fds->utsns, &fds->pidns})
     if (*x >= 0) {
       close(*x);
       *x = -1;
@@ -222,7 +222,22 @@ bool Spawner::cloneInit(Launch& l, Error* e) {
   Plan& plan = *l.plan;
   unsigned long flags = l.kind == Launch::Kind::create ? plan.cloneFlags : 0;
   int sv[2];
+  // An existing pid namespace: the spawner's children are made in it for this one clone
+  // (setns CLONE_NEWPID changes only where children go), then back in the spawner's own.
+  int ownPidns = -1;
+  if (l.kind == Launch::Kind::create && l.fds.pidns >= 0) {
+    ownPidns = open("/proc/self/ns/pid", O_RDONLY | O_CLOEXEC);
+    if (ownPidns < 0 || setns(l.fds.pidns, CLONE_NEWPID) < 0) {
+      *e = {"ESYSCALL", Step::setns, errno, "setns", plan.joinPid, "the pid namespace to join"};
+      if (ownPidns >= 0) close(ownPidns);
+      return false;
+    }
+  }
   long pid = cloneWithSync(flags, sv, Step::clone, e);
+  if (ownPidns >= 0) {
+    if (pid != 0 && setns(ownPidns, CLONE_NEWPID) < 0) abort();  // children of another namespace from here on
+    if (pid != 0) close(ownPidns);
+  }
   if (pid < 0) return false;
   if (pid == 0) {
     ChildFds fds = l.fds;

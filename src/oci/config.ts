@@ -280,7 +280,7 @@ function hooks(v: unknown, problems: Problems): OciTranslation['hooks'] {
 }
 
 /** The namespaces joined by path, by the spec's type name and the plan's. */
-const JOINABLE: Record<string, keyof JoinNamespaces> = { network: 'net', ipc: 'ipc', uts: 'uts' };
+const JOINABLE: Record<string, keyof JoinNamespaces> = { network: 'net', ipc: 'ipc', uts: 'uts', pid: 'pid' };
 
 function namespaces(v: unknown, problems: Problems, host: HostFacts, join: JoinNamespaces): 'none' | 'host' {
   if (!Array.isArray(v)) {
@@ -293,7 +293,7 @@ function namespaces(v: unknown, problems: Problems, host: HostFacts, join: JoinN
     if (n.path !== undefined && n.path !== '') {
       const f = `linux.namespaces[${i}].path`;
       const as = JOINABLE[n.type];
-      if (!as) problems.add(f, `joining an existing ${n.type} namespace is not supported (network, ipc and uts can be joined)`);
+      if (!as) problems.add(f, `joining an existing ${n.type} namespace is not supported (network, ipc, uts and pid can be joined)`);
       else if (typeof n.path !== 'string' || !isAbsolute(n.path)) problems.add(f, 'expected an absolute path');
       else if (!host.pathKind(n.path)) problems.add(f, `\`${n.path}\` does not exist`);
       else join[as] = n.path;

@@ -170,7 +170,8 @@ export function compileCreatePlan(p: CreatePlanInput): Field[] {
   op(out, 'cgroupns', 'unshare');
   if (usernsNet) op(out, 'setns', 'net');
   // Before any mount: sysfs is mounted for the network namespace the init is in.
-  for (const [t] of join) op(out, 'setns', t);
+  // A joined pid namespace is entered by the clone itself (the spawner's setns), not by the init.
+  for (const [t] of join) if (t !== 'pid') op(out, 'setns', t);
   // A slave or shared root keeps receiving the host's mounts: the tree becomes rslave, not
   // rprivate, and the root gets its own propagation once pivoted.
   const rootProp = p.rootfsPropagation;

@@ -57,6 +57,8 @@ export interface JoinNamespaces {
   net?: string | undefined;
   ipc?: string | undefined;
   uts?: string | undefined;
+  /** The init is cloned into this pid namespace (a pod's shared one): it is not its pid 1. */
+  pid?: string | undefined;
 }
 
 export type NamespaceName = 'pid' | 'mnt' | 'uts' | 'ipc' | 'cgroup' | 'net' | 'user';

@@ -172,6 +172,39 @@ describe.skipIf(skipBecause(SKIP_REASON || busyboxMissing(), 'OCI linux section 
     expect(e.run(['delete', '--force', 'ns-a']).status).toBe(0);
   });
 
+  it('linux.namespaces[].path: a pid namespace joined (a pod sharing one): the second init sees the first as pid 1, and the spawner\'s later containers get their own again', async () => {
+    const a = e.bundle('pid-a', (c) => {
+      c.process.args = ['sleep', '100'];
+    });
+    expect(create('pid-a', a).status).toBe(0);
+    expect(e.run(['start', 'pid-a']).status).toBe(0);
+    const pa = pidOf('pid-a');
+    const b = e.bundle('pid-b', (c) => {
+      c.process.args = ['sh', '-c', 'readlink /proc/self/ns/pid > /tmp/pid; cat /proc/1/cmdline | tr "\\0" " " >> /tmp/pid; echo >> /tmp/pid; echo $$ >> /tmp/pid'];
+      c.root.readonly = false;
+      c.linux.namespaces = c.linux.namespaces.map((n: { type: string }) => (n.type === 'pid' ? { type: 'pid', path: `/proc/${pa}/ns/pid` } : n));
+    });
+    const rootfsB = JSON.parse(fs.readFileSync(join(b, 'config.json'), 'utf8')).root.path as string;
+    if (!fs.existsSync(join(rootfsB, 'bin/readlink'))) fs.symlinkSync('busybox', join(rootfsB, 'bin/readlink'));
+    const r = create('pid-b', b);
+    expect(r.status, r.stderr).toBe(0);
+    expect(fs.readlinkSync(`/proc/${pidOf('pid-b')}/ns/pid`)).toBe(fs.readlinkSync(`/proc/${pa}/ns/pid`));
+    expect(e.run(['start', 'pid-b']).status).toBe(0);
+    for (let i = 0; i < 300 && (JSON.parse(e.run(['state', 'pid-b']).stdout) as { status: string }).status !== 'stopped'; i++) await new Promise((res) => setTimeout(res, 10));
+    const seen = fs.readFileSync(join(rootfsB, 'tmp/pid'), 'utf8').trim().split('\n');
+    expect(seen[0]).toBe(fs.readlinkSync(`/proc/${pa}/ns/pid`));
+    expect(seen[1]!.trim()).toBe('sleep 100');
+    expect(Number(seen[2])).toBeGreaterThan(1);
+    // The next container the spawner makes has a pid namespace of its own again.
+    expect(create('pid-c', e.bundle('pid-c', (c) => {
+      c.process.args = ['sleep', '100'];
+    })).status).toBe(0);
+    const nsC = fs.readlinkSync(`/proc/${pidOf('pid-c')}/ns/pid`);
+    expect(nsC).not.toBe(fs.readlinkSync(`/proc/${pa}/ns/pid`));
+    expect(nsC).not.toBe(fs.readlinkSync('/proc/self/ns/pid'));
+    for (const id of ['pid-c', 'pid-b', 'pid-a']) expect(e.run(['delete', '--force', id]).status).toBe(0);
+  });
+
   it('linux.namespaces[].path: a path that is missing or not a namespace of that type is refused by name, leaving nothing', () => {
     const missing = e.bundle('ns-missing', (c) => {
       c.linux.namespaces.push({ type: 'network', path: '/proc/self/ns/no-such' });
@@ -191,10 +224,16 @@ describe.skipIf(skipBecause(SKIP_REASON || busyboxMissing(), 'OCI linux section 
     expect(w.stderr, w.stderr).toMatch(/linux\.namespaces\[\d+\]\.path: .*not a net namespace/);
     expect(fs.existsSync(join(e.root, internalId('ns-wrong')))).toBe(false);
     expect(fs.existsSync(join('/sys/fs/cgroup/pids', e.cgroupParent, internalId('ns-wrong')))).toBe(false);
-    const pidNs = e.bundle('ns-pid', (c) => {
-      c.linux.namespaces = c.linux.namespaces.map((n: { type: string }) => (n.type === 'pid' ? { type: 'pid', path: '/proc/1/ns/pid' } : n));
+    const pidWrong = create('ns-pid', e.bundle('ns-pid', (c) => {
+      c.linux.namespaces = c.linux.namespaces.map((n: { type: string }) => (n.type === 'pid' ? { type: 'pid', path: `/proc/${process.pid}/ns/net` } : n));
+    }));
+    expect(pidWrong.status).toBe(1);
+    expect(pidWrong.stderr).toMatch(/linux\.namespaces\[\d+\]\.path: .*not a pid namespace/);
+    expect(fs.existsSync(join(e.root, internalId('ns-pid')))).toBe(false);
+    const mntNs = e.bundle('ns-mnt', (c) => {
+      c.linux.namespaces = c.linux.namespaces.map((n: { type: string }) => (n.type === 'mount' ? { type: 'mount', path: '/proc/1/ns/mnt' } : n));
     });
-    expect(create('ns-pid', pidNs).stderr).toMatch(/linux\.namespaces\[\d+\]\.path: joining an existing pid namespace is not supported/);
+    expect(create('ns-mnt', mntNs).stderr).toMatch(/linux\.namespaces\[\d+\]\.path: joining an existing mount namespace is not supported/);
   });
 
   it('linux.resources.hugepageLimits: the hugetlb limit of each page size, where the host has the controller and the size', (ctx) => {

@@ -226,7 +226,7 @@ describe('OCI config.json translation', () => {
         'linux.intelRdt: is not supported',
         'linux.uidMappings: given without a user namespace in linux.namespaces',
         'process.apparmorProfile: is not supported',
-        'linux.namespaces[1].path: joining an existing mount namespace is not supported (network, ipc and uts can be joined)',
+        'linux.namespaces[1].path: joining an existing mount namespace is not supported (network, ipc, uts and pid can be joined)',
         "linux.namespaces: the host's ipc namespace cannot be shared: every container has its own",
         'linux.resources.blockIO.weight: is not supported (proportional I/O weights need the BFQ scheduler); the throttles are',
         'linux.resources.memory.swappiness: is not supported',
