@@ -58,11 +58,11 @@ export function cpuQuotaUs(cores: number, period = CPU_PERIOD_US): number {
 const periodOf = (r: Resources) => r.cpuPeriod ?? CPU_PERIOD_US;
 
 /** For a v1-only setting: the v2 side refuses it, naming the setting. */
-function v1Only(file: string, isSet: (r: Resources) => boolean = () => true): MappingSide {
+function v1Only(file: string, isSet: (r: Resources) => boolean = () => true, controller = 'memory'): MappingSide {
   return {
     files: '—',
     conversion: `refused (v2 has no ${file})`,
-    unsupported: (r) => (isSet(r) ? `cgroup v2 has no ${file} (the memory controller here is v2)` : undefined),
+    unsupported: (r) => (isSet(r) ? `cgroup v2 has no ${file} (the ${controller} controller here is v2)` : undefined),
     writes: () => [],
   };
 }
@@ -112,6 +112,29 @@ export const RESOURCE_MAP: readonly ResourceMapping[] = [
       conversion: '"max cpuPeriod" when no cpuLimit is given',
       writes: (r) => (r.cpuLimit !== undefined ? [] : [{ file: 'cpu.max', value: `max ${r.cpuPeriod}` }]),
     },
+  },
+  {
+    // The period first: the kernel checks the run time against it.
+    resource: 'cpuRtPeriod',
+    controller: 'cpu',
+    v1: {
+      files: 'cpu.rt_period_us',
+      conversion: 'µs as given (needs CONFIG_RT_GROUP_SCHED)',
+      mayBeMissing: true,
+      writes: (r) => [{ file: 'cpu.rt_period_us', value: String(r.cpuRtPeriod) }],
+    },
+    v2: v1Only('real-time group scheduling', () => true, 'cpu'),
+  },
+  {
+    resource: 'cpuRtRuntime',
+    controller: 'cpu',
+    v1: {
+      files: 'cpu.rt_runtime_us',
+      conversion: 'µs as given, at most what the parent has (needs CONFIG_RT_GROUP_SCHED)',
+      mayBeMissing: true,
+      writes: (r) => [{ file: 'cpu.rt_runtime_us', value: String(r.cpuRtRuntime) }],
+    },
+    v2: v1Only('real-time group scheduling', () => true, 'cpu'),
   },
   {
     resource: 'cpuWeight',

@@ -66,6 +66,10 @@ export interface Resources {
   /** undefined on create: DEFAULT_DEVICE_RULES; on update: unchanged. */
   devices?: DeviceRule[];
   hugetlb?: HugetlbLimit[];
+  /** µs, v1's cpu.rt_period_us (real-time group scheduling; refused on v2, which has none). */
+  cpuRtPeriod?: number;
+  /** µs of real-time run time per cpuRtPeriod, v1's cpu.rt_runtime_us (refused on v2). */
+  cpuRtRuntime?: number;
   /** 0..100, v1's memory.swappiness (v2 has none: refused there). */
   memorySwappiness?: number;
   /** v1's memory.oom_control (1 disables the OOM killer); true is refused on v2, which has no such switch. */
@@ -92,6 +96,8 @@ const KNOWN_FIELDS: readonly (keyof Resources)[] = [
   'devices',
   'hugetlb',
   'cpuPeriod',
+  'cpuRtPeriod',
+  'cpuRtRuntime',
   'memorySwappiness',
   'memoryOomKillDisable',
   'memoryKernelTcp',
@@ -258,6 +264,12 @@ export function resourceProblems(r: unknown): Problems {
   const tooSmall = (c: number) => (o.cpuPeriod === undefined ? c < MIN_CPU_LIMIT : Math.round(c * period) < MIN_CPU_PERIOD_US);
   if (cpu !== undefined && (typeof cpu !== 'number' || Number.isNaN(cpu) || tooSmall(cpu) || (cpu !== UNLIMITED && cpu * period > MAX_EXACT))) {
     problems.add('cpuLimit', `expected cores ≥ ${minCpu} (the kernel's 1 ms minimum quota) or UNLIMITED, got ${describe(cpu)}`);
+  }
+  if (o.cpuRtPeriod !== undefined && (!isCount(o.cpuRtPeriod, 1, false) || (o.cpuRtPeriod as number) > 2 ** 31 - 1)) {
+    problems.add('cpuRtPeriod', `expected whole µs 1..${2 ** 31 - 1}, got ${describe(o.cpuRtPeriod)}`);
+  }
+  if (o.cpuRtRuntime !== undefined && !isCount(o.cpuRtRuntime, 0, false)) {
+    problems.add('cpuRtRuntime', `expected whole µs ≥ 0, got ${describe(o.cpuRtRuntime)}`);
   }
   if (o.memorySwappiness !== undefined && (!isCount(o.memorySwappiness, 0, false) || (o.memorySwappiness as number) > 100)) {
     problems.add('memorySwappiness', `expected a whole number 0..100, got ${describe(o.memorySwappiness)}`);

@@ -16,6 +16,8 @@ export const V1_ONLY_FIELDS: Readonly<Partial<Record<keyof Resources, string>>> 
   memoryOomKillDisable: 'linux.resources.memory.disableOOMKiller',
   memoryKernelTcp: 'linux.resources.memory.kernelTCP',
   memoryKernel: 'linux.resources.memory.kernel',
+  cpuRtPeriod: 'linux.resources.cpu.realtimePeriod',
+  cpuRtRuntime: 'linux.resources.cpu.realtimeRuntime',
 };
 
 /** A cgroup refusal of a v1-only resource, named by its config.json field. */
@@ -72,7 +74,13 @@ export function resources(v: unknown, problems: Problems): Resources {
     if (typeof cpu.shares === 'number' && cpu.shares > 0) r.cpuWeight = Math.max(1, Math.min(10000, Math.round((cpu.shares * 100) / 1024)));
     if (typeof cpu.cpus === 'string' && cpu.cpus) r.cpusetCpus = cpu.cpus;
     if (typeof cpu.mems === 'string' && cpu.mems) r.cpusetMems = cpu.mems;
-    for (const k of ['realtimeRuntime', 'realtimePeriod', 'idle', 'burst']) if (cpu[k] !== undefined && cpu[k] !== 0) problems.add(`${f}.cpu.${k}`, 'is not supported');
+    for (const [k, to] of [['realtimePeriod', 'cpuRtPeriod'], ['realtimeRuntime', 'cpuRtRuntime']] as const) {
+      const x = cpu[k];
+      if (x === undefined || x === null || x === 0) continue;
+      if (Number.isInteger(x) && (x as number) > 0) r[to] = x as number;
+      else problems.add(`${f}.cpu.${k}`, `expected whole µs > 0, got ${JSON.stringify(x)}`);
+    }
+    for (const k of ['idle', 'burst']) if (cpu[k] !== undefined && cpu[k] !== 0) problems.add(`${f}.cpu.${k}`, 'is not supported');
   }
   if (isObj(v.pids) && typeof v.pids.limit === 'number' && v.pids.limit > 0) r.pidsLimit = v.pids.limit;
   if (v.devices !== undefined) r.devices = deviceRules(v.devices, problems);

@@ -697,7 +697,7 @@ describe('isolation: the mapping table', () => {
   it('covers every Resources field once and renders as markdown', () => {
     expect(RESOURCE_MAP.map((m) => m.resource).sort()).toEqual(
       [
-        'blockIo', 'cpuLimit', 'cpuPeriod', 'cpuWeight', 'cpusetCpus', 'cpusetMems', 'devices', 'hugetlb', 'memoryKernel', 'memoryKernelTcp',
+        'blockIo', 'cpuLimit', 'cpuPeriod', 'cpuRtPeriod', 'cpuRtRuntime', 'cpuWeight', 'cpusetCpus', 'cpusetMems', 'devices', 'hugetlb', 'memoryKernel', 'memoryKernelTcp',
         'memoryLimit', 'memoryOomKillDisable', 'memoryReservation', 'memorySwap', 'memorySwappiness', 'pidsLimit',
       ].sort(),
     );
@@ -797,6 +797,21 @@ describe('isolation: the CFS period and the v1-only memory settings', () => {
       expect(() => d.create('v', { ...r, devices: [] })).toThrow(re);
     }
     expect(() => d.create('v', { memoryOomKillDisable: false, devices: [] })).not.toThrow();
+  });
+
+  it('real-time group scheduling: v1 writes cpu.rt_period_us before cpu.rt_runtime_us where the kernel has them; v2 refuses', () => {
+    const fs = MemoryCgroupFs.forLayout(v1Layout());
+    const d = new CgroupDriver(fs, v1Layout(), P);
+    expect(() => d.create('rt', { cpuRtPeriod: 1_000_000, cpuRtRuntime: 10_000, devices: [] })).toThrow(/cpu.rt_period_us does not exist on this kernel/);
+    d.create('rt2', { devices: [] });
+    for (const f of ['cpu.rt_period_us', 'cpu.rt_runtime_us']) fs.set(`/sys/fs/cgroup/cpu,cpuacct/${P}/rt2/${f}`, '0');
+    const from = fs.writes.length;
+    d.update('rt2', { cpuRtRuntime: 10_000, cpuRtPeriod: 1_000_000 });
+    expect(writesSince(fs, from)).toEqual([`cpu,cpuacct/${P}/rt2/cpu.rt_period_us 1000000`, `cpu,cpuacct/${P}/rt2/cpu.rt_runtime_us 10000`]);
+    const f2 = MemoryCgroupFs.forLayout(v2Layout());
+    expect(() => new CgroupDriver(f2, v2Layout(), P, { devicePrograms: new RecordingLoader() }).create('rt', { cpuRtRuntime: 10_000, devices: [] })).toThrow(
+      /cpuRtRuntime: cgroup v2 has no real-time group scheduling \(the cpu controller here is v2\)/,
+    );
   });
 
   it('a hybrid host with memory on v1 writes them to the v1 memory hierarchy', () => {

@@ -106,11 +106,14 @@ describe('OCI config.json translation', () => {
     // A period alone, swappiness 0 (a real value), disableOOMKiller false, -1 (no limit) left out.
     c.linux.resources = { cpu: { period: 250000 }, memory: { swappiness: 0, disableOOMKiller: false, kernel: -1, kernelTCP: -1 } };
     expect(translateConfig('/b', c, host).resources).toEqual({ cpuPeriod: 250000, memorySwappiness: 0, memoryOomKillDisable: false });
-    c.linux.resources = { memory: { swappiness: 101, disableOOMKiller: 'yes', kernelTCP: 1.5 } };
+    c.linux.resources = { cpu: { realtimePeriod: 1000000, realtimeRuntime: 950000 } };
+    expect(translateConfig('/b', c, host).resources).toEqual({ cpuRtPeriod: 1000000, cpuRtRuntime: 950000 });
+    c.linux.resources = { cpu: { realtimeRuntime: -5 }, memory: { swappiness: 101, disableOOMKiller: 'yes', kernelTCP: 1.5 } };
     expect(problems(c)).toEqual([
       'linux.resources.memory.kernelTCP: expected whole bytes or -1, got 1.5',
       'linux.resources.memory.swappiness: expected a whole number 0..100, got 101',
       'linux.resources.memory.disableOOMKiller: expected true or false, got "yes"',
+      'linux.resources.cpu.realtimeRuntime: expected whole µs > 0, got -5',
     ]);
   });
 
