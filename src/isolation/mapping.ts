@@ -26,6 +26,10 @@ export interface MappingSide {
   conversion: string;
   /** The file exists only with some kernel options (swap accounting, a huge page size). */
   mayBeMissing?: boolean;
+  /** The file may be absent (an option this kernel lacks): then nothing is written, and no error. */
+  skipIfMissing?: boolean;
+  /** Why this hierarchy version cannot apply the value, if it cannot (then nothing is written). */
+  unsupported?(r: Resources): string | undefined;
   writes(r: Resources): Write[];
 }
 
@@ -47,8 +51,20 @@ export function cpuWeightToShares(weight: number): number {
   return Math.min(262_144, Math.max(2, Math.round((weight * 1024) / 100)));
 }
 
-export function cpuQuotaUs(cores: number): number {
-  return Math.round(cores * CPU_PERIOD_US);
+export function cpuQuotaUs(cores: number, period = CPU_PERIOD_US): number {
+  return Math.round(cores * period);
+}
+
+const periodOf = (r: Resources) => r.cpuPeriod ?? CPU_PERIOD_US;
+
+/** For a v1-only setting: the v2 side refuses it, naming the setting. */
+function v1Only(file: string, isSet: (r: Resources) => boolean = () => true, controller = 'memory'): MappingSide {
+  return {
+    files: '—',
+    conversion: `refused (v2 has no ${file})`,
+    unsupported: (r) => (isSet(r) ? `cgroup v2 has no ${file} (the ${controller} controller here is v2)` : undefined),
+    writes: () => [],
+  };
 }
 
 const V1_THROTTLE = [
@@ -70,17 +86,55 @@ export const RESOURCE_MAP: readonly ResourceMapping[] = [
     controller: 'cpu',
     v1: {
       files: 'cpu.cfs_period_us, cpu.cfs_quota_us',
-      conversion: `period ${CPU_PERIOD_US}; quota = round(cpuLimit × ${CPU_PERIOD_US}), -1 if UNLIMITED`,
+      conversion: `period = cpuPeriod (${CPU_PERIOD_US} if not given); quota = round(cpuLimit × period), -1 if UNLIMITED`,
       writes: (r) => [
-        { file: 'cpu.cfs_period_us', value: String(CPU_PERIOD_US) },
-        { file: 'cpu.cfs_quota_us', value: inf(r.cpuLimit!) ? '-1' : String(cpuQuotaUs(r.cpuLimit!)) },
+        { file: 'cpu.cfs_period_us', value: String(periodOf(r)) },
+        { file: 'cpu.cfs_quota_us', value: inf(r.cpuLimit!) ? '-1' : String(cpuQuotaUs(r.cpuLimit!, periodOf(r))) },
       ],
     },
     v2: {
       files: 'cpu.max',
-      conversion: `"round(cpuLimit × ${CPU_PERIOD_US}) ${CPU_PERIOD_US}", "max ${CPU_PERIOD_US}" if UNLIMITED`,
-      writes: (r) => [{ file: 'cpu.max', value: `${inf(r.cpuLimit!) ? 'max' : cpuQuotaUs(r.cpuLimit!)} ${CPU_PERIOD_US}` }],
+      conversion: `"round(cpuLimit × period) period", "max period"; period = cpuPeriod (${CPU_PERIOD_US} if not given)`,
+      writes: (r) => [{ file: 'cpu.max', value: `${inf(r.cpuLimit!) ? 'max' : cpuQuotaUs(r.cpuLimit!, periodOf(r))} ${periodOf(r)}` }],
     },
+  },
+  {
+    // With cpuLimit, its row writes the period; alone, the period is written with no quota.
+    resource: 'cpuPeriod',
+    controller: 'cpu',
+    v1: {
+      files: 'cpu.cfs_period_us',
+      conversion: 'µs as given (written with cpuLimit when both are given)',
+      writes: (r) => (r.cpuLimit !== undefined ? [] : [{ file: 'cpu.cfs_period_us', value: String(r.cpuPeriod) }]),
+    },
+    v2: {
+      files: 'cpu.max',
+      conversion: '"max cpuPeriod" when no cpuLimit is given',
+      writes: (r) => (r.cpuLimit !== undefined ? [] : [{ file: 'cpu.max', value: `max ${r.cpuPeriod}` }]),
+    },
+  },
+  {
+    // The period first: the kernel checks the run time against it.
+    resource: 'cpuRtPeriod',
+    controller: 'cpu',
+    v1: {
+      files: 'cpu.rt_period_us',
+      conversion: 'µs as given (needs CONFIG_RT_GROUP_SCHED)',
+      mayBeMissing: true,
+      writes: (r) => [{ file: 'cpu.rt_period_us', value: String(r.cpuRtPeriod) }],
+    },
+    v2: v1Only('real-time group scheduling', () => true, 'cpu'),
+  },
+  {
+    resource: 'cpuRtRuntime',
+    controller: 'cpu',
+    v1: {
+      files: 'cpu.rt_runtime_us',
+      conversion: 'µs as given, at most what the parent has (needs CONFIG_RT_GROUP_SCHED)',
+      mayBeMissing: true,
+      writes: (r) => [{ file: 'cpu.rt_runtime_us', value: String(r.cpuRtRuntime) }],
+    },
+    v2: v1Only('real-time group scheduling', () => true, 'cpu'),
   },
   {
     resource: 'cpuWeight',
@@ -121,6 +175,39 @@ export const RESOURCE_MAP: readonly ResourceMapping[] = [
       mayBeMissing: true,
       writes: (r) => [{ file: 'memory.swap.max', value: inf(r.memorySwap!) ? 'max' : String(r.memorySwap! - r.memoryLimit!) }],
     },
+  },
+  {
+    resource: 'memoryKernel',
+    controller: 'memory',
+    v1: {
+      files: 'memory.kmem.limit_in_bytes',
+      conversion: 'bytes, -1 if UNLIMITED; skipped where the file is absent (Linux 5.16+ accepts and ignores it)',
+      skipIfMissing: true,
+      writes: (r) => [{ file: 'memory.kmem.limit_in_bytes', value: inf(r.memoryKernel!) ? '-1' : String(r.memoryKernel) }],
+    },
+    v2: v1Only('kernel memory limit'),
+  },
+  {
+    resource: 'memoryKernelTcp',
+    controller: 'memory',
+    v1: {
+      files: 'memory.kmem.tcp.limit_in_bytes',
+      conversion: 'bytes, -1 if UNLIMITED',
+      writes: (r) => [{ file: 'memory.kmem.tcp.limit_in_bytes', value: inf(r.memoryKernelTcp!) ? '-1' : String(r.memoryKernelTcp) }],
+    },
+    v2: v1Only('kernel TCP memory limit'),
+  },
+  {
+    resource: 'memorySwappiness',
+    controller: 'memory',
+    v1: { files: 'memory.swappiness', conversion: '0..100 as given', writes: (r) => [{ file: 'memory.swappiness', value: String(r.memorySwappiness) }] },
+    v2: v1Only('memory.swappiness'),
+  },
+  {
+    resource: 'memoryOomKillDisable',
+    controller: 'memory',
+    v1: { files: 'memory.oom_control', conversion: '1 if true, 0 if false', writes: (r) => [{ file: 'memory.oom_control', value: r.memoryOomKillDisable ? '1' : '0' }] },
+    v2: v1Only('switch to disable the OOM killer', (r) => r.memoryOomKillDisable === true),
   },
   {
     resource: 'memoryReservation',

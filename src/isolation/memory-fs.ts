@@ -24,6 +24,9 @@ const V1_FILES: Record<Controller, Record<string, string>> = {
     'memory.usage_in_bytes': '0',
     'memory.max_usage_in_bytes': '0',
     'memory.oom_control': 'oom_kill_disable 0\nunder_oom 0\noom_kill 0\n',
+    'memory.swappiness': '60',
+    'memory.kmem.limit_in_bytes': UNLIMITED_V1,
+    'memory.kmem.tcp.limit_in_bytes': UNLIMITED_V1,
   },
   pids: { 'pids.max': 'max', 'pids.current': '0' },
   blkio: {
@@ -229,6 +232,10 @@ export class MemoryCgroupFs implements Kernel {
         if (!m || !this.dirs.has(cdir)) continue;
         for (const [k, v] of Object.entries(this.filesFor(m, cdir))) if (!this.files.has(`${cdir}/${k}`) || k === 'cgroup.controllers') this.files.set(`${cdir}/${k}`, v);
       }
+    } else if (name === 'memory.oom_control') {
+      // A write sets the flag; the file goes on listing the rest.
+      const cur = this.files.get(path) ?? '';
+      this.files.set(path, cur.replace(/oom_kill_disable \d/, `oom_kill_disable ${value.trim() === '1' ? 1 : 0}`));
     } else if (name === 'cgroup.freeze') {
       this.files.set(path, value);
       this.files.set(`${dir}/cgroup.events`, `populated 0\nfrozen ${value === '1' ? 1 : 0}\n`);

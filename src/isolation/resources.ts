@@ -42,8 +42,13 @@ export interface HugetlbLimit {
 }
 
 export interface Resources {
-  /** Cores, fractional: quota = cpuLimit × period, period 100000 µs. */
+  /** Cores, fractional: quota = round(cpuLimit × period), period cpuPeriod (default 100000 µs). */
   cpuLimit?: number;
+  /**
+   * The CFS period, µs (1000..1000000): cpu.cfs_period_us on v1, cpu.max's second field on v2.
+   * Undefined: 100000. The OCI front end gives it with the bundle's quota so both are written as given.
+   */
+  cpuPeriod?: number;
   /** 1..10000, v2 semantics (default 100); v1 gets cpu.shares = weight × 1024 / 100. */
   cpuWeight?: number;
   /** Bytes. */
@@ -61,6 +66,21 @@ export interface Resources {
   /** undefined on create: DEFAULT_DEVICE_RULES; on update: unchanged. */
   devices?: DeviceRule[];
   hugetlb?: HugetlbLimit[];
+  /** µs, v1's cpu.rt_period_us (real-time group scheduling; refused on v2, which has none). */
+  cpuRtPeriod?: number;
+  /** µs of real-time run time per cpuRtPeriod, v1's cpu.rt_runtime_us (refused on v2). */
+  cpuRtRuntime?: number;
+  /** 0..100, v1's memory.swappiness (v2 has none: refused there). */
+  memorySwappiness?: number;
+  /** v1's memory.oom_control (1 disables the OOM killer); true is refused on v2, which has no such switch. */
+  memoryOomKillDisable?: boolean;
+  /** Bytes of kernel TCP buffer memory, v1's memory.kmem.tcp.limit_in_bytes (refused on v2). */
+  memoryKernelTcp?: number;
+  /**
+   * Bytes of kernel memory, v1's memory.kmem.limit_in_bytes, written only where the file exists
+   * (Linux 5.16+ keeps the file but ignores the limit; refused on v2).
+   */
+  memoryKernel?: number;
 }
 
 const KNOWN_FIELDS: readonly (keyof Resources)[] = [
@@ -75,12 +95,22 @@ const KNOWN_FIELDS: readonly (keyof Resources)[] = [
   'blockIo',
   'devices',
   'hugetlb',
+  'cpuPeriod',
+  'cpuRtPeriod',
+  'cpuRtRuntime',
+  'memorySwappiness',
+  'memoryOomKillDisable',
+  'memoryKernelTcp',
+  'memoryKernel',
 ];
 
 /** The v1 CFS period and v2 cpu.max period; 100 ms is the kernel's and runc's default. */
 export const CPU_PERIOD_US = 100_000;
 /** The kernel refuses quotas under 1 ms (kernel/sched/core.c, min_cfs_quota_period). */
 const MIN_CPU_LIMIT = 1000 / CPU_PERIOD_US;
+/** cpu.cfs_period_us's range (kernel/sched/core.c: 1 ms .. 1 s). */
+const MIN_CPU_PERIOD_US = 1000;
+const MAX_CPU_PERIOD_US = 1_000_000;
 const MIB = 1024 * 1024;
 /** Values a 64-bit kernel field can hold exactly and JavaScript can too. */
 const MAX_EXACT = Number.MAX_SAFE_INTEGER;
@@ -224,10 +254,31 @@ export function resourceProblems(r: unknown): Problems {
       problems.add(k, near ? `unknown field (did you mean ${near}?)` : 'unknown field');
     }
   }
-  const cpu = o.cpuLimit;
-  if (cpu !== undefined && (typeof cpu !== 'number' || Number.isNaN(cpu) || cpu < MIN_CPU_LIMIT || (cpu !== UNLIMITED && cpu * CPU_PERIOD_US > MAX_EXACT))) {
-    problems.add('cpuLimit', `expected cores ≥ ${MIN_CPU_LIMIT} (the kernel's 1 ms minimum quota) or UNLIMITED, got ${describe(cpu)}`);
+  const period = isCount(o.cpuPeriod, MIN_CPU_PERIOD_US, false) && (o.cpuPeriod as number) <= MAX_CPU_PERIOD_US ? (o.cpuPeriod as number) : CPU_PERIOD_US;
+  if (o.cpuPeriod !== undefined && period !== o.cpuPeriod) {
+    problems.add('cpuPeriod', `expected whole µs ${MIN_CPU_PERIOD_US}..${MAX_CPU_PERIOD_US}, got ${describe(o.cpuPeriod)}`);
   }
+  const cpu = o.cpuLimit;
+  const minCpu = o.cpuPeriod === undefined ? MIN_CPU_LIMIT : 1000 / period;
+  // With a period given, the quota as written (rounded) is what must reach 1 ms.
+  const tooSmall = (c: number) => (o.cpuPeriod === undefined ? c < MIN_CPU_LIMIT : Math.round(c * period) < MIN_CPU_PERIOD_US);
+  if (cpu !== undefined && (typeof cpu !== 'number' || Number.isNaN(cpu) || tooSmall(cpu) || (cpu !== UNLIMITED && cpu * period > MAX_EXACT))) {
+    problems.add('cpuLimit', `expected cores ≥ ${minCpu} (the kernel's 1 ms minimum quota) or UNLIMITED, got ${describe(cpu)}`);
+  }
+  if (o.cpuRtPeriod !== undefined && (!isCount(o.cpuRtPeriod, 1, false) || (o.cpuRtPeriod as number) > 2 ** 31 - 1)) {
+    problems.add('cpuRtPeriod', `expected whole µs 1..${2 ** 31 - 1}, got ${describe(o.cpuRtPeriod)}`);
+  }
+  if (o.cpuRtRuntime !== undefined && !isCount(o.cpuRtRuntime, 0, false)) {
+    problems.add('cpuRtRuntime', `expected whole µs ≥ 0, got ${describe(o.cpuRtRuntime)}`);
+  }
+  if (o.memorySwappiness !== undefined && (!isCount(o.memorySwappiness, 0, false) || (o.memorySwappiness as number) > 100)) {
+    problems.add('memorySwappiness', `expected a whole number 0..100, got ${describe(o.memorySwappiness)}`);
+  }
+  if (o.memoryOomKillDisable !== undefined && typeof o.memoryOomKillDisable !== 'boolean') {
+    problems.add('memoryOomKillDisable', `expected true or false, got ${describe(o.memoryOomKillDisable)}`);
+  }
+  checkBytes(problems, 'memoryKernelTcp', o.memoryKernelTcp, 0);
+  checkBytes(problems, 'memoryKernel', o.memoryKernel, 0);
   if (o.cpuWeight !== undefined && (!isCount(o.cpuWeight, 1, false) || (o.cpuWeight as number) > 10000)) {
     problems.add('cpuWeight', `expected a whole number 1..10000, got ${describe(o.cpuWeight)}`);
   }

@@ -68,6 +68,8 @@ export const V1: Backend = {
       return { writes: [{ file: w.file, value: `${w.key} ${keyedValue(previous, w.key) ?? '0'}`, key: w.key }] };
     }
     const prev = previous.trim();
+    // memory.oom_control reads as lines ("oom_kill_disable 0", "under_oom 0", …); takes the flag.
+    if (w.file === 'memory.oom_control') return { writes: [{ file: w.file, value: /oom_kill_disable (\d)/.exec(prev)?.[1] ?? '0' }] };
     return { writes: [{ file: w.file, value: parseLimit(prev) === Infinity && /^\d+$/.test(prev) ? '-1' : prev }] };
   },
 

@@ -18,6 +18,8 @@ export interface Planned {
   /** The file's full path; for the device program, the cgroup directory. */
   path: string;
   mayBeMissing: boolean;
+  /** Absent on this kernel: dropped from the plan, not an error. */
+  skipIfMissing?: boolean;
 }
 
 export interface PlanContext {
@@ -53,6 +55,8 @@ export function planWrites(ctx: PlanContext, id: string, r: Resources): Planned[
     }
     const side = h.binding.version === 1 ? m.v1 : m.v2;
     const dir = ctx.dirIn(h, id);
+    const why = side.unsupported?.(r);
+    if (why !== undefined) throw new RuntimeError(`${m.resource}: ${why}`, { code: 'EUNSUPPORTED', step: 'cgroup', path: dir, containerId: id });
     for (const write of side.writes(r)) {
       if (write.file === BPF_DEVICE_PROGRAM && !ctx.devicePrograms) {
         throw new RuntimeError(
@@ -60,14 +64,24 @@ export function planWrites(ctx: PlanContext, id: string, r: Resources): Planned[
           { code: 'EUNSUPPORTED', step: 'cgroup', path: dir, containerId: id },
         );
       }
-      out.push({ h, write, path: write.file === BPF_DEVICE_PROGRAM ? dir : `${dir}/${write.file}`, mayBeMissing: side.mayBeMissing === true });
+      out.push({
+        h,
+        write,
+        path: write.file === BPF_DEVICE_PROGRAM ? dir : `${dir}/${write.file}`,
+        mayBeMissing: side.mayBeMissing === true,
+        ...(side.skipIfMissing ? { skipIfMissing: true } : {}),
+      });
     }
   }
   return out;
 }
 
-/** Files that exist only with some kernel options are checked before anything is written. */
-export function checkFiles(kernel: Kernel, plan: readonly Planned[]): void {
+/**
+ * Files that exist only with some kernel options are checked before anything is written;
+ * the writes whose file may be absent without harm (skipIfMissing) are dropped when it is.
+ */
+export function checkFiles(kernel: Kernel, plan: Planned[]): void {
+  for (let i = plan.length - 1; i >= 0; i--) if (plan[i]!.skipIfMissing && !kernel.exists(plan[i]!.path)) plan.splice(i, 1);
   for (const p of plan) {
     if (p.mayBeMissing && !kernel.exists(p.path)) {
       throw new RuntimeError(`${p.write.file} does not exist on this kernel (swap accounting off, or no such huge page size?)`, {

@@ -2,13 +2,30 @@
  * config.json's linux.resources (cgroup limits, block I/O throttles, device rules) and its id
  * mappings (linux.uidMappings, gidMappings), in the runtime's terms; config.ts translates the rest.
  */
-import type { Problems } from '../errors.js';
-import type { DeviceRule, Resources } from '../isolation/resources.js';
+import { RuntimeError, type Problems } from '../errors.js';
+import { CPU_PERIOD_US, type DeviceRule, type Resources } from '../isolation/resources.js';
 import type { OciTranslation } from './config.js';
 
 type Json = Record<string, unknown>;
 
 const isObj = (v: unknown): v is Json => typeof v === 'object' && v !== null && !Array.isArray(v);
+
+/** The config.json field each v1-only resource comes from: a v2 host's refusal names it. */
+export const V1_ONLY_FIELDS: Readonly<Partial<Record<keyof Resources, string>>> = {
+  memorySwappiness: 'linux.resources.memory.swappiness',
+  memoryOomKillDisable: 'linux.resources.memory.disableOOMKiller',
+  memoryKernelTcp: 'linux.resources.memory.kernelTCP',
+  memoryKernel: 'linux.resources.memory.kernel',
+  cpuRtPeriod: 'linux.resources.cpu.realtimePeriod',
+  cpuRtRuntime: 'linux.resources.cpu.realtimeRuntime',
+};
+
+/** A cgroup refusal of a v1-only resource, named by its config.json field. */
+export function resourceField(e: unknown): unknown {
+  if (!(e instanceof RuntimeError) || e.code !== 'EUNSUPPORTED' || e.step !== 'cgroup') return e;
+  for (const [k, field] of Object.entries(V1_ONLY_FIELDS)) if (e.message.includes(`${k}: `)) return e.wrap(field!);
+  return e;
+}
 
 export function resources(v: unknown, problems: Problems): Resources {
   const r: Resources = {};
@@ -23,17 +40,47 @@ export function resources(v: unknown, problems: Problems): Resources {
     if (typeof mem.limit === 'number' && mem.limit > 0) r.memoryLimit = mem.limit;
     if (typeof mem.reservation === 'number' && mem.reservation > 0) r.memoryReservation = mem.reservation;
     if (typeof mem.swap === 'number' && mem.swap > 0) r.memorySwap = mem.swap;
-    for (const k of ['kernel', 'kernelTCP', 'swappiness', 'disableOOMKiller', 'useHierarchy', 'checkBeforeUpdate']) {
+    // v1-only limits: written on a v1 memory hierarchy, refused by name on v2 (at create).
+    const bytes = (k: string): number | undefined => {
+      const x = mem[k];
+      // -1 (no limit) is the kernel's default for a new cgroup: nothing to write.
+      if (x === undefined || x === null || x === 0 || x === -1) return undefined;
+      if (Number.isInteger(x) && (x as number) > 0) return x as number;
+      problems.add(`${f}.memory.${k}`, `expected whole bytes or -1, got ${JSON.stringify(x)}`);
+      return undefined;
+    };
+    const kernel = bytes('kernel');
+    if (kernel !== undefined) r.memoryKernel = kernel;
+    const kernelTcp = bytes('kernelTCP');
+    if (kernelTcp !== undefined) r.memoryKernelTcp = kernelTcp;
+    if (mem.swappiness !== undefined && mem.swappiness !== null) {
+      if (Number.isInteger(mem.swappiness) && (mem.swappiness as number) >= 0 && (mem.swappiness as number) <= 100) r.memorySwappiness = mem.swappiness as number;
+      else problems.add(`${f}.memory.swappiness`, `expected a whole number 0..100, got ${JSON.stringify(mem.swappiness)}`);
+    }
+    if (mem.disableOOMKiller !== undefined && mem.disableOOMKiller !== null) {
+      if (typeof mem.disableOOMKiller === 'boolean') r.memoryOomKillDisable = mem.disableOOMKiller;
+      else problems.add(`${f}.memory.disableOOMKiller`, `expected true or false, got ${JSON.stringify(mem.disableOOMKiller)}`);
+    }
+    for (const k of ['useHierarchy', 'checkBeforeUpdate']) {
       if (mem[k] !== undefined && mem[k] !== false) problems.add(`${f}.memory.${k}`, 'is not supported');
     }
   }
   const cpu = v.cpu;
   if (isObj(cpu)) {
-    if (typeof cpu.quota === 'number' && cpu.quota > 0) r.cpuLimit = cpu.quota / (typeof cpu.period === 'number' && cpu.period > 0 ? cpu.period : 100000);
+    // Quota and period are written as given: the period with the quota, or alone.
+    const period = typeof cpu.period === 'number' && cpu.period > 0 ? cpu.period : undefined;
+    if (period !== undefined) r.cpuPeriod = period;
+    if (typeof cpu.quota === 'number' && cpu.quota > 0) r.cpuLimit = cpu.quota / (period ?? CPU_PERIOD_US);
     if (typeof cpu.shares === 'number' && cpu.shares > 0) r.cpuWeight = Math.max(1, Math.min(10000, Math.round((cpu.shares * 100) / 1024)));
     if (typeof cpu.cpus === 'string' && cpu.cpus) r.cpusetCpus = cpu.cpus;
     if (typeof cpu.mems === 'string' && cpu.mems) r.cpusetMems = cpu.mems;
-    for (const k of ['realtimeRuntime', 'realtimePeriod', 'idle', 'burst']) if (cpu[k] !== undefined && cpu[k] !== 0) problems.add(`${f}.cpu.${k}`, 'is not supported');
+    for (const [k, to] of [['realtimePeriod', 'cpuRtPeriod'], ['realtimeRuntime', 'cpuRtRuntime']] as const) {
+      const x = cpu[k];
+      if (x === undefined || x === null || x === 0) continue;
+      if (Number.isInteger(x) && (x as number) > 0) r[to] = x as number;
+      else problems.add(`${f}.cpu.${k}`, `expected whole µs > 0, got ${JSON.stringify(x)}`);
+    }
+    for (const k of ['idle', 'burst']) if (cpu[k] !== undefined && cpu[k] !== 0) problems.add(`${f}.cpu.${k}`, 'is not supported');
   }
   if (isObj(v.pids) && typeof v.pids.limit === 'number' && v.pids.limit > 0) r.pidsLimit = v.pids.limit;
   if (v.devices !== undefined) r.devices = deviceRules(v.devices, problems);

@@ -11,7 +11,7 @@ import { RuntimeError } from '../errors.js';
 import { assertTransition, type ContainerState } from '../lifecycle.js';
 import { provision } from '../container/provision.js';
 import { teardown } from '../container/teardown.js';
-import { validateResources, type Resources } from '../isolation/resources.js';
+import { CPU_PERIOD_US, validateResources, type Resources } from '../isolation/resources.js';
 import type { RuntimeParts } from '../parts.js';
 import { encodeStart } from '../plan/encode.js';
 import { Runtime, runtimeParts } from '../runtime.js';
@@ -19,6 +19,7 @@ import { localKeepers, type Keepers } from './keepers.js';
 import { signalNumber } from '../signals.js';
 import { isSameProcess, type ContainerRecord } from '../state.js';
 import type { WireField } from '../spawner/wire.js';
+import { resourceField } from './config-linux.js';
 import { translateConfig, type HookName, type OciHook, type OciTranslation } from './config.js';
 import { runHooks } from './hooks.js';
 import { checkOciId, internalId, ociPlan } from './plan.js';
@@ -178,7 +179,7 @@ export class OciRuntime {
       return state;
     } catch (e) {
       if (rec) await teardown(this.parts, rec, `undo create of ${ociId}`).catch(() => undefined);
-      throw namespaceField(e, config);
+      throw resourceField(namespaceField(e, config));
     } finally {
       if (pty) {
         this.parts.kernel.close(pty.master);
@@ -308,10 +309,30 @@ export class OciRuntime {
     const next: Resources = { ...t.resources };
     if (next.devices) throw new RuntimeError('update: devices cannot be changed on a running container', { code: 'EINVAL', step: 'config' });
     delete next.devices;
+    keepCpuQuota(next, rec.resources as Resources | undefined, resources);
     validateResources(next);
-    this.parts.cgroups.update(rec.id, next);
+    try {
+      this.parts.cgroups.update(rec.id, next);
+    } catch (e) {
+      throw resourceField(e);
+    }
     rec.resources = { ...rec.resources, ...next };
     this.parts.state.save(rec);
+  }
+}
+
+/**
+ * The spec's cpu.quota and cpu.period each change alone, as runc writes them: a new period
+ * keeps the quota the container has, and a new quota keeps its period.
+ */
+function keepCpuQuota(next: Resources, had: Resources | undefined, given: unknown): void {
+  const cpu = (given as { cpu?: { quota?: unknown; period?: unknown } } | undefined)?.cpu;
+  const oldPeriod = had?.cpuPeriod ?? CPU_PERIOD_US;
+  if (next.cpuPeriod !== undefined && next.cpuLimit === undefined && typeof had?.cpuLimit === 'number' && Number.isFinite(had.cpuLimit)) {
+    next.cpuLimit = Math.round(had.cpuLimit * oldPeriod) / next.cpuPeriod;
+  } else if (next.cpuLimit !== undefined && next.cpuPeriod === undefined && typeof cpu?.quota === 'number') {
+    next.cpuPeriod = oldPeriod;
+    next.cpuLimit = cpu.quota / oldPeriod;
   }
 }
 

@@ -293,6 +293,47 @@ describe.skipIf(skipBecause(SKIP_REASON || busyboxMissing(), 'OCI linux section 
     expect(fs.existsSync(join(e.root, internalId('blk-w')))).toBe(false);
   });
 
+  it('linux.resources on v1: cpu period and quota as given, memory.swappiness, disableOOMKiller, kernelTCP read back; update --resources changes them', (ctx) => {
+    const mem = hierarchyMounts().find((m) => fs.existsSync(`${m}/memory.swappiness`) && fs.existsSync(`${m}/memory.kmem.tcp.limit_in_bytes`));
+    const cpu = hierarchyMounts().find((m) => fs.existsSync(`${m}/cpu.cfs_period_us`));
+    if (!mem) return skipTest(ctx, 'linux.resources.memory v1 settings', 'no v1 memory hierarchy with memory.swappiness and memory.kmem.tcp.limit_in_bytes on this host');
+    if (!cpu) return skipTest(ctx, 'linux.resources.cpu period', 'no v1 cpu hierarchy with cpu.cfs_period_us on this host');
+    const path = `/${top}/memv1`;
+    const b = e.bundle('memv1', (c) => {
+      c.process.args = ['sleep', '100'];
+      c.linux.cgroupsPath = path;
+      c.linux.resources = {
+        ...c.linux.resources,
+        // kernel: written to memory.kmem.limit_in_bytes, which Linux 5.16+ accepts and ignores.
+        memory: { limit: 64 << 20, swappiness: 10, disableOOMKiller: true, kernelTCP: 50593792, kernel: 64 << 20 },
+        cpu: { period: 500000, quota: 50000 },
+      };
+    });
+    const r = create('memv1', b);
+    expect(r.status, r.stderr).toBe(0);
+    const read = (m: string, f: string) => fs.readFileSync(`${m}${path}/${f}`, 'utf8').trim();
+    expect(read(cpu, 'cpu.cfs_period_us')).toBe('500000');
+    expect(read(cpu, 'cpu.cfs_quota_us')).toBe('50000');
+    expect(read(mem, 'memory.swappiness')).toBe('10');
+    expect(read(mem, 'memory.oom_control')).toMatch(/^oom_kill_disable 1$/m);
+    expect(read(mem, 'memory.kmem.tcp.limit_in_bytes')).toBe('50593792');
+    expect(read(mem, 'memory.limit_in_bytes')).toBe(String(64 << 20));
+    // A new period keeps the quota (as runc writes them); the others change as given.
+    const u = e.run(['update', '--resources', '-', 'memv1'], { input: JSON.stringify({ cpu: { period: 250000 }, memory: { swappiness: 20, disableOOMKiller: false } }) });
+    expect(u.status, u.stderr).toBe(0);
+    expect(read(cpu, 'cpu.cfs_period_us')).toBe('250000');
+    expect(read(cpu, 'cpu.cfs_quota_us')).toBe('50000');
+    expect(read(mem, 'memory.swappiness')).toBe('20');
+    expect(read(mem, 'memory.oom_control')).toMatch(/^oom_kill_disable 0$/m);
+    expect(e.run(['delete', '--force', 'memv1']).status).toBe(0);
+    const w = create('memv1-bad', e.bundle('memv1-bad', (c) => {
+      c.linux.resources = { ...c.linux.resources, memory: { swappiness: 200 } };
+    }));
+    expect(w.status).toBe(1);
+    expect(w.stderr).toMatch(/linux\.resources\.memory\.swappiness: expected a whole number 0\.\.100, got 200/);
+    expect(fs.existsSync(join(e.root, internalId('memv1-bad')))).toBe(false);
+  });
+
   it('a user namespace with the bundle\'s uidMappings and gidMappings: the init runs as container root mapped to the host ids; bad mappings named', () => {
     const b = e.bundle('userns', (c) => {
       c.process.args = ['sleep', '100'];

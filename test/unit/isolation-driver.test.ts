@@ -696,7 +696,10 @@ describe('isolation: destroy, list and orphan cleanup', () => {
 describe('isolation: the mapping table', () => {
   it('covers every Resources field once and renders as markdown', () => {
     expect(RESOURCE_MAP.map((m) => m.resource).sort()).toEqual(
-      ['blockIo', 'cpuLimit', 'cpuWeight', 'cpusetCpus', 'cpusetMems', 'devices', 'hugetlb', 'memoryLimit', 'memoryReservation', 'memorySwap', 'pidsLimit'].sort(),
+      [
+        'blockIo', 'cpuLimit', 'cpuPeriod', 'cpuRtPeriod', 'cpuRtRuntime', 'cpuWeight', 'cpusetCpus', 'cpusetMems', 'devices', 'hugetlb', 'memoryKernel', 'memoryKernelTcp',
+        'memoryLimit', 'memoryOomKillDisable', 'memoryReservation', 'memorySwap', 'memorySwappiness', 'pidsLimit',
+      ].sort(),
     );
     const md = renderMappingTable();
     const lines = md.split('\n');
@@ -712,5 +715,109 @@ describe('isolation: the mapping table', () => {
     expect(cpuWeightToShares(1)).toBe(10);
     expect(cpuWeightToShares(10000)).toBe(102400);
     expect(cpuWeightToShares(50)).toBe(512);
+  });
+});
+
+describe('isolation: the CFS period and the v1-only memory settings', () => {
+  const hybridLayout = () => detectCgroups(HYBRID_MOUNTINFO, { v2Controllers: [] });
+
+  it('v1: the period and quota as given, swappiness, oom_control, kmem limits after memory.limit_in_bytes', () => {
+    const fs = MemoryCgroupFs.forLayout(v1Layout());
+    new CgroupDriver(fs, v1Layout(), P).create('k', {
+      cpuLimit: 0.1,
+      cpuPeriod: 500000,
+      memoryLimit: 64 * MiB,
+      memorySwappiness: 10,
+      memoryOomKillDisable: true,
+      memoryKernelTcp: 50593792,
+      memoryKernel: 32 * MiB,
+      devices: [],
+    });
+    const mine = writesSince(fs, 0).filter((w) => w.includes('/k/') && !w.includes('devices.'));
+    expect(mine).toEqual([
+      `cpu,cpuacct/${P}/k/cpu.cfs_period_us 500000`,
+      `cpu,cpuacct/${P}/k/cpu.cfs_quota_us 50000`,
+      `memory/${P}/k/memory.limit_in_bytes 67108864`,
+      `memory/${P}/k/memory.kmem.limit_in_bytes 33554432`,
+      `memory/${P}/k/memory.kmem.tcp.limit_in_bytes 50593792`,
+      `memory/${P}/k/memory.swappiness 10`,
+      `memory/${P}/k/memory.oom_control 1`,
+    ]);
+    expect(fs.get(`/sys/fs/cgroup/memory/${P}/k/memory.oom_control`)).toContain('oom_kill_disable 1');
+  });
+
+  it('a period alone: v1 writes cpu.cfs_period_us, v2 "max period"; a quota under 1 ms of the period is refused', () => {
+    const f1 = MemoryCgroupFs.forLayout(v1Layout());
+    new CgroupDriver(f1, v1Layout(), P).create('p', { cpuPeriod: 250000, devices: [] });
+    expect(writesSince(f1, 0)).toContain(`cpu,cpuacct/${P}/p/cpu.cfs_period_us 250000`);
+    const f2 = MemoryCgroupFs.forLayout(v2Layout());
+    new CgroupDriver(f2, v2Layout(), P, { devicePrograms: new RecordingLoader() }).create('p', { cpuPeriod: 250000, devices: [] });
+    expect(writesSince(f2, 0)).toContain(`${P}/p/cpu.max max 250000`);
+    new CgroupDriver(f2, v2Layout(), P, { devicePrograms: new RecordingLoader() }).create('q', { cpuLimit: 0.1, cpuPeriod: 500000, devices: [] });
+    expect(writesSince(f2, 0)).toContain(`${P}/q/cpu.max 50000 500000`);
+    expect(() => new CgroupDriver(f1, v1Layout(), P).create('r', { cpuLimit: 0.0005, cpuPeriod: 1_000_000 })).toThrow(/cpuLimit: expected cores ≥ 0.001/);
+    expect(() => new CgroupDriver(f1, v1Layout(), P).create('r', { cpuPeriod: 2_000_000 })).toThrow(/cpuPeriod: expected whole µs 1000..1000000/);
+  });
+
+  it('memory.kmem.limit_in_bytes is skipped where the kernel has none; the others are not', () => {
+    const fs = MemoryCgroupFs.forLayout(v1Layout());
+    const d = new CgroupDriver(fs, v1Layout(), P);
+    d.create('n', { devices: [] });
+    fs.files.delete(`/sys/fs/cgroup/memory/${P}/n/memory.kmem.limit_in_bytes`);
+    fs.files.delete(`/sys/fs/cgroup/memory/${P}/n/memory.kmem.tcp.limit_in_bytes`);
+    const from = fs.writes.length;
+    d.update('n', { memoryKernel: 32 * MiB, memorySwappiness: 5 });
+    expect(writesSince(fs, from)).toEqual([`memory/${P}/n/memory.swappiness 5`]);
+    // memory.kmem.tcp.limit_in_bytes is no optional file: its absence is the open's error.
+    expect(() => d.update('n', { memoryKernelTcp: MiB })).toThrow(/memory.kmem.tcp.limit_in_bytes/);
+  });
+
+  it('update: oom_control turns back to 0, and a failed later write restores the flag (not the whole file)', () => {
+    const fs = MemoryCgroupFs.forLayout(v1Layout());
+    const d = new CgroupDriver(fs, v1Layout(), P);
+    d.create('o', { memoryOomKillDisable: true, devices: [] });
+    const file = `/sys/fs/cgroup/memory/${P}/o/memory.oom_control`;
+    d.update('o', { memoryOomKillDisable: false });
+    expect(fs.get(file)).toContain('oom_kill_disable 0');
+    fs.failOn('pids.max');
+    expect(() => d.update('o', { memoryOomKillDisable: true, pidsLimit: 5 })).toThrow();
+    expect(fs.get(file)).toContain('oom_kill_disable 0');
+    expect(fs.writes.filter((w) => w.path === file).map((w) => w.value)).toEqual(['1', '0', '1', '0']);
+  });
+
+  it('v2 refuses each v1-only setting by name; disableOOMKiller false is no refusal', () => {
+    const fs = MemoryCgroupFs.forLayout(v2Layout());
+    const d = new CgroupDriver(fs, v2Layout(), P, { devicePrograms: new RecordingLoader() });
+    for (const [r, re] of [
+      [{ memorySwappiness: 10 }, /memorySwappiness: cgroup v2 has no memory.swappiness/],
+      [{ memoryOomKillDisable: true }, /memoryOomKillDisable: cgroup v2 has no switch to disable the OOM killer/],
+      [{ memoryKernelTcp: MiB }, /memoryKernelTcp: cgroup v2 has no kernel TCP memory limit/],
+      [{ memoryKernel: MiB }, /memoryKernel: cgroup v2 has no kernel memory limit/],
+    ] as const) {
+      expect(() => d.create('v', { ...r, devices: [] })).toThrow(re);
+    }
+    expect(() => d.create('v', { memoryOomKillDisable: false, devices: [] })).not.toThrow();
+  });
+
+  it('real-time group scheduling: v1 writes cpu.rt_period_us before cpu.rt_runtime_us where the kernel has them; v2 refuses', () => {
+    const fs = MemoryCgroupFs.forLayout(v1Layout());
+    const d = new CgroupDriver(fs, v1Layout(), P);
+    expect(() => d.create('rt', { cpuRtPeriod: 1_000_000, cpuRtRuntime: 10_000, devices: [] })).toThrow(/cpu.rt_period_us does not exist on this kernel/);
+    d.create('rt2', { devices: [] });
+    for (const f of ['cpu.rt_period_us', 'cpu.rt_runtime_us']) fs.set(`/sys/fs/cgroup/cpu,cpuacct/${P}/rt2/${f}`, '0');
+    const from = fs.writes.length;
+    d.update('rt2', { cpuRtRuntime: 10_000, cpuRtPeriod: 1_000_000 });
+    expect(writesSince(fs, from)).toEqual([`cpu,cpuacct/${P}/rt2/cpu.rt_period_us 1000000`, `cpu,cpuacct/${P}/rt2/cpu.rt_runtime_us 10000`]);
+    const f2 = MemoryCgroupFs.forLayout(v2Layout());
+    expect(() => new CgroupDriver(f2, v2Layout(), P, { devicePrograms: new RecordingLoader() }).create('rt', { cpuRtRuntime: 10_000, devices: [] })).toThrow(
+      /cpuRtRuntime: cgroup v2 has no real-time group scheduling \(the cpu controller here is v2\)/,
+    );
+  });
+
+  it('a hybrid host with memory on v1 writes them to the v1 memory hierarchy', () => {
+    const layout = hybridLayout();
+    const fs = MemoryCgroupFs.forLayout(layout);
+    new CgroupDriver(fs, layout, P).create('h', { memorySwappiness: 10, devices: [] });
+    expect(writesSince(fs, 0)).toContain(`memory/${P}/h/memory.swappiness 10`);
   });
 });

@@ -88,12 +88,33 @@ describe('OCI config.json translation', () => {
     c.annotations = { 'io.stratoswarm.personality': 'Explorer', 'io.stratoswarm.restart': 'on-failure' };
     c.linux.sysctl = { 'net.ipv4.ip_forward': '1' };
     const t = translateConfig('/b', c, host);
-    expect(t.resources).toEqual({ memoryLimit: 1 << 26, memoryReservation: 1 << 25, cpuLimit: 0.5, cpuWeight: 50, cpusetCpus: '0', pidsLimit: 9, devices: [{ allow: false, type: 'a', access: 'rwm' }] });
+    expect(t.resources).toEqual({ memoryLimit: 1 << 26, memoryReservation: 1 << 25, cpuLimit: 0.5, cpuPeriod: 100000, cpuWeight: 50, cpusetCpus: '0', pidsLimit: 9, devices: [{ allow: false, type: 'a', access: 'rwm' }] });
     expect(t.hooks.createRuntime).toEqual([{ path: '/bin/a', args: undefined, env: undefined, timeout: undefined }]);
     expect(t.hooks.poststop?.[0]?.timeout).toBe(3);
     expect(t.personality).toBe('Explorer');
     expect(t.restart).toBe('on-failure');
     expect(t.sysctl).toEqual({ 'net.ipv4.ip_forward': '1' });
+  });
+
+  it('linux.resources: cpu quota and period as given, the v1 memory knobs carried, bad values named', () => {
+    const c = base();
+    c.linux.resources = { cpu: { quota: 50000, period: 500000 }, memory: { swappiness: 10, disableOOMKiller: true, kernelTCP: 50593792, kernel: 1 << 26 } };
+    const t = translateConfig('/b', c, host);
+    expect(t.resources).toEqual({ cpuLimit: 0.1, cpuPeriod: 500000, memorySwappiness: 10, memoryOomKillDisable: true, memoryKernelTcp: 50593792, memoryKernel: 1 << 26 });
+    // The quota written back from the fraction is the bundle's exactly.
+    expect(Math.round(t.resources.cpuLimit! * t.resources.cpuPeriod!)).toBe(50000);
+    // A period alone, swappiness 0 (a real value), disableOOMKiller false, -1 (no limit) left out.
+    c.linux.resources = { cpu: { period: 250000 }, memory: { swappiness: 0, disableOOMKiller: false, kernel: -1, kernelTCP: -1 } };
+    expect(translateConfig('/b', c, host).resources).toEqual({ cpuPeriod: 250000, memorySwappiness: 0, memoryOomKillDisable: false });
+    c.linux.resources = { cpu: { realtimePeriod: 1000000, realtimeRuntime: 950000 } };
+    expect(translateConfig('/b', c, host).resources).toEqual({ cpuRtPeriod: 1000000, cpuRtRuntime: 950000 });
+    c.linux.resources = { cpu: { realtimeRuntime: -5 }, memory: { swappiness: 101, disableOOMKiller: 'yes', kernelTCP: 1.5 } };
+    expect(problems(c)).toEqual([
+      'linux.resources.memory.kernelTCP: expected whole bytes or -1, got 1.5',
+      'linux.resources.memory.swappiness: expected a whole number 0..100, got 101',
+      'linux.resources.memory.disableOOMKiller: expected true or false, got "yes"',
+      'linux.resources.cpu.realtimeRuntime: expected whole µs > 0, got -5',
+    ]);
   });
 
   it('linux.cgroupsPath: absolute from each hierarchy\'s root, relative below the runtime\'s parent; a bad one named; hugepageLimits', () => {
@@ -214,7 +235,7 @@ describe('OCI config.json translation', () => {
     c.linux.intelRdt = { closID: 'a' };
     c.linux.uidMappings = [{ containerID: 0, hostID: 1000, size: 1 }];
     c.linux.namespaces = [{ type: 'pid' }, { type: 'mount', path: '/proc/1/ns/mnt' }, { type: 'uts' }];
-    c.linux.resources = { blockIO: { weight: 10 }, memory: { swappiness: 10 } };
+    c.linux.resources = { blockIO: { weight: 10 }, memory: { useHierarchy: true } };
     c.linux.sysctl = { 'kernel.panic': '1' };
     c.mounts = [{ destination: '/x', type: 'bind', source: '/srv/x', options: ['rbind', 'tmpcopyup'] }, { destination: '/y', type: 'bind', source: '/nope' }];
     c.process.user = { uid: 0, gid: 0, umask: 0o1000 };
@@ -229,7 +250,7 @@ describe('OCI config.json translation', () => {
         'linux.namespaces[1].path: joining an existing mount namespace is not supported (network, ipc, uts and pid can be joined)',
         "linux.namespaces: the host's ipc namespace cannot be shared: every container has its own",
         'linux.resources.blockIO.weight: is not supported (proportional I/O weights need the BFQ scheduler); the throttles are',
-        'linux.resources.memory.swappiness: is not supported',
+        'linux.resources.memory.useHierarchy: is not supported',
         'linux.sysctl["kernel.panic"]: is not namespaced: it would change the host',
         'mounts[0].options: "tmpcopyup" is not supported',
         'mounts[1].source: `/nope` does not exist',
