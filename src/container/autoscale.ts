@@ -96,6 +96,7 @@ export class Autoscaler {
   private last: { oomKills: number; periods: number; throttled: number } | undefined;
   /** The cgroup's OOM-kill count up to which kills have been acted on (the counter outlives restarts). */
   private oomSeen = 0;
+  private oomBaseline: number | undefined;
   private memHigh = 0;
   private cpuHigh = 0;
   private calm = 0;
@@ -130,10 +131,16 @@ export class Autoscaler {
     return cur !== undefined && conf !== undefined && cur > conf;
   }
 
-  start(): void {
+  /**
+   * `oomKillsAtStart`: the cgroup's OOM-kill count when the workload started, when this
+   * starts with it; a kill before the first tick then counts. Without it the first tick's
+   * counts are the baseline (autoscale turned on for a container already running).
+   */
+  start(oomKillsAtStart?: number): void {
     if (this.running) return;
     this.running = true;
     this.last = undefined;
+    this.oomBaseline = oomKillsAtStart;
     this.parts.group.add(this);
     this.schedule();
   }
@@ -198,8 +205,9 @@ export class Autoscaler {
 
   private async observe(s: CgroupCounters): Promise<void> {
     const now = { oomKills: s.oomKills ?? 0, periods: s.periods ?? 0, throttled: s.throttledPeriods ?? 0 };
-    const prev = this.last;
+    const prev = this.last ?? (this.oomBaseline !== undefined ? { ...now, oomKills: this.oomBaseline } : undefined);
     this.last = now;
+    this.oomBaseline = undefined;
     if (!prev) return;
     const cur = this.current();
     const conf = this.configured();

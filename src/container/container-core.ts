@@ -142,7 +142,7 @@ export class ContainerCore extends EventEmitter<ContainerEvents> {
     this.exits.rearm(true);
     this.transition('running');
     await this.watch();
-    this.autoscaler?.start();
+    this.autoscaler?.start(this.exits.oomKillsAtStart);
     // Queued behind the restart this runs in: the growth is an update of its own.
     if (oomKilled) void this.autoscaler?.initOomKilled(this.exitOomKills);
   }

@@ -168,7 +168,7 @@ export class Container extends ContainerCore {
       }
       this.rec.startedAt = new Date().toISOString();
       if (this.rec.state === 'created') this.transition('running');
-      this.autoscaler?.start();
+      this.autoscaler?.start(this.exits.oomKillsAtStart);
       this.log.info('container started');
       // STRATOSWARM_EVOLUTION_ENABLED: containers evolve with the default configuration
       // unless the host agent enables evolution itself.

@@ -1,3 +1,6 @@
+import fs from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { Container, ContainerConfig, EvolutionConfig, Personality, Runtime } from '../../src/index.js';
 import { IS_ROOT, SKIP_REASON, useTestRuntime, cgroupFile } from '../helpers/runtime.js';
@@ -11,20 +14,28 @@ describe.skipIf(skipBecause(!IS_ROOT && SKIP_REASON, 'autoscale'))('autoscale (r
   useTestRuntime((x) => (rt = x.runtime));
 
   it('a workload OOM-killed under a too-low limit gets a larger one by the personality\'s step and then completes', async () => {
+    // The shell retries once the limit has grown (the host drops a file when the autoscale
+    // event comes), so a busy machine cannot make it retry before the new limit is there.
+    const signal = fs.mkdtempSync(join(tmpdir(), 'ss-autoscale-'));
+    fs.chmodSync(signal, 0o755);
     const c = await Container.create(
       ContainerConfig.builder()
         .name('hungry')
         .image(IMAGE)
         .personality(Personality.Balanced)
+        .volume({ source: signal, target: '/signal', readOnly: true })
         // dd's 70 MiB buffer does not fit 64 MiB: the first try is OOM-killed, the shell lives on.
-        .command(['sh', '-c', 'n=0; until dd if=/dev/zero of=/dev/null bs=70M count=1 2>/dev/null; do n=$((n+1)); sleep 0.3; done; echo done after $n'])
+        .command(['sh', '-c', 'n=0; until dd if=/dev/zero of=/dev/null bs=70M count=1 2>/dev/null; do n=$((n+1)); w=0; until [ -e /signal/grown-$n ] || [ $w -gt 200 ]; do w=$((w+1)); sleep 0.05; done; done; echo done after $n'])
         .memoryLimit(64 * MIB)
         .autoscale({ intervalMs: 50 })
         .build(),
       { runtime: rt },
     );
     const events: { resource: string; from: number; to: number; reason: string }[] = [];
-    c.on('autoscale', (e: (typeof events)[number]) => events.push(e));
+    c.on('autoscale', (e: (typeof events)[number]) => {
+      events.push(e);
+      fs.writeFileSync(join(signal, `grown-${events.length}`), '');
+    });
     await c.start();
     const exit = await c.wait();
     expect(exit.exitCode).toBe(0);
@@ -33,6 +44,7 @@ describe.skipIf(skipBecause(!IS_ROOT && SKIP_REASON, 'autoscale'))('autoscale (r
     expect(events).toEqual([{ id: c.id, resource: 'memory', from: 64 * MIB, to: Math.ceil((64 * MIB * step) / 4096) * 4096, reason: 'oom' }]);
     expect(c.record().resources).toMatchObject({ memoryLimit: events[0]!.to });
     await c.remove();
+    fs.rmSync(signal, { recursive: true });
   });
 
   it('is on by default while a container evolves (evolution then proposes no less than the grown limit); autoscale(false) keeps it off', async () => {

@@ -10,7 +10,7 @@ const noTimers: EvolutionTimers = { setTimeout: () => 0, clearTimeout: () => und
 const silent = { debug: () => undefined, info: () => undefined, warn: () => undefined, error: () => undefined };
 
 /** A container's autoscaler with its counters, the host's pressure and the clock in the test's hands. */
-function member(name: string, personality: Personality, group: AutoscaleGroup, host: { short: Record<PressureResource, boolean> }, evolved: ReadonlySet<string> = new Set()) {
+function member(name: string, personality: Personality, group: AutoscaleGroup, host: { short: Record<PressureResource, boolean> }, evolved: ReadonlySet<string> = new Set(), oomKillsAtStart?: number) {
   const config = ContainerConfig.builder().name(name).image('stratoswarm/base-agent:latest').personality(personality).memoryLimit(64 * MIB).cpuLimit(1).build();
   const rec = { id: name, resources: { ...config.spec.resources } as Record<string, number> };
   let counters: CgroupCounters = { cpuNs: 0, memoryBytes: 0, oomKills: 0, periods: 0, throttledPeriods: 0 };
@@ -22,7 +22,7 @@ function member(name: string, personality: Personality, group: AutoscaleGroup, h
     (e) => events.push(e),
     { group, host: { short: () => host.short }, timers: noTimers, read: async () => counters, now: () => 0, evolved: () => evolved },
   );
-  a.start();
+  a.start(oomKillsAtStart);
   return {
     a,
     rec,
@@ -55,6 +55,18 @@ describe('autoscale: cooperative personalities yield first when the host is shor
     expect(coop.events.map((e) => e.reason)).toEqual(['oom']);
     expect(aggr.events.map((e) => e.reason)).toEqual(['oom']);
     expect(coop.rec.resources.memoryLimit).toBe(Math.ceil((64 * MIB * Personality.Cooperative.decisions.saturationStep) / 4096) * 4096);
+  });
+
+  it('a kill before the first tick counts when the workload started with autoscale; turned on later, the first read is the baseline', async () => {
+    const host = { short: { memory: false, cpu: false } };
+    const fresh = member('fresh', Personality.Balanced, new AutoscaleGroup(), host, new Set(), 0);
+    await fresh.oom(); // the first tick already sees one kill more than at the start
+    expect(fresh.events.map((e) => e.reason)).toEqual(['oom']);
+    const later = member('later', Personality.Balanced, new AutoscaleGroup(), host);
+    await later.oom();
+    expect(later.events).toEqual([]);
+    await later.oom();
+    expect(later.events.map((e) => e.reason)).toEqual(['oom']);
   });
 
   it('the host is short of memory: the cooperative one gives its growth back and grows no more; the aggressive one grows only after that', async () => {
