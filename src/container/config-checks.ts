@@ -90,6 +90,7 @@ export function checkSpec(s: DraftSpec): void {
   if (r.cpusetMems !== undefined && !CPUSET_RE.test(r.cpusetMems)) p.add('cpusetMems', `expected a list like "0", got "${r.cpusetMems}"`);
   integer('diskIops', r.diskIops, 1, 10_000_000);
   integer('diskBps', r.diskBps, 1, Number.MAX_SAFE_INTEGER);
+  integer('diskWeight', r.diskWeight, 1, 1000);
   positive('networkBandwidth', r.networkBandwidth, 400_000);
   if (r.networkBandwidth !== undefined && net !== 'bridge') p.add('networkBandwidth', 'needs network "bridge" (there is no link to shape otherwise)');
   integer('gpuCount', r.gpuCount, 0, 64);

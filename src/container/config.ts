@@ -40,6 +40,7 @@ export interface ResourceSpec {
   cpusetMems?: string;
   diskIops?: number; // read and write IOPS on the rootfs device
   diskBps?: number; // read and write bytes/s on the rootfs device
+  diskWeight?: number; // 1..1000, the share of disk time against siblings (BFQ scheduler; default 100)
   networkBandwidth?: number; // Mbps, ingress and egress (bridge network)
   gpuCount?: number;
   gpuDevices?: number[];
@@ -279,6 +280,11 @@ export class ContainerConfigBuilder {
   }
   diskBps(bps: number): this {
     this.s.resources.diskBps = bps;
+    return this;
+  }
+  /** The container's proportional share of disk time, 1..1000 (needs the BFQ I/O scheduler). */
+  diskWeight(weight: number): this {
+    this.s.resources.diskWeight = weight;
     return this;
   }
   networkBandwidth(mbps: number): this {

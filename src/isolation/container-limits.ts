@@ -21,6 +21,7 @@ export interface ResourceSettings {
   cpusetMems?: string | undefined;
   diskIops?: number | undefined;
   diskBps?: number | undefined;
+  diskWeight?: number | undefined;
 }
 
 /** A change: a value sets a limit, null removes it, undefined leaves it alone. */
@@ -28,6 +29,8 @@ export type ResourceChange = { [K in keyof ResourceSettings]?: ResourceSettings[
 
 /** cgroup v2's default weight (v1 shares 1024): what a removed cpuWeight returns to. */
 export const DEFAULT_CPU_WEIGHT = 100;
+/** BFQ's default weight: what a removed diskWeight returns to. */
+export const DEFAULT_DISK_WEIGHT = 100;
 
 export interface LimitContext {
   /** The whole disk that holds the container's writable layer, where its disk I/O lands. */
@@ -47,6 +50,7 @@ export function createLimits(r: ResourceSettings, cpuset: { cpus?: string | unde
     pidsLimit: r.pidsLimit,
     cpusetCpus: r.cpusetCpus ?? cpuset.cpus,
     cpusetMems: r.cpusetMems ?? cpuset.mems,
+    blockIoWeight: r.diskWeight,
   };
   for (const k of Object.keys(out) as (keyof Resources)[]) if (out[k] === undefined) delete out[k];
   if (r.diskIops !== undefined || r.diskBps !== undefined) {
@@ -76,6 +80,7 @@ export function updateLimits(changes: ResourceChange, after: ResourceSettings, c
     if (changes.cpusetCpus !== undefined) out.cpusetCpus = after.cpusetCpus ?? inherited!.cpus;
     if (changes.cpusetMems !== undefined) out.cpusetMems = after.cpusetMems ?? inherited!.mems;
   }
+  if (changes.diskWeight !== undefined) out.blockIoWeight = after.diskWeight ?? DEFAULT_DISK_WEIGHT;
   if (changes.diskIops !== undefined || changes.diskBps !== undefined) {
     const iops = after.diskIops ?? UNLIMITED;
     const bps = after.diskBps ?? UNLIMITED;

@@ -28,6 +28,10 @@ export interface MappingSide {
   mayBeMissing?: boolean;
   /** The file may be absent (an option this kernel lacks): then nothing is written, and no error. */
   skipIfMissing?: boolean;
+  /** Why the file may be missing, for the error when it is (default: swap accounting, huge page sizes). */
+  missingBecause?: string;
+  /** A hint for a failed write, by the errno the kernel gave (the setting's own cause, said plainly). */
+  writeHint?(errno: string): string | undefined;
   /** Why this hierarchy version cannot apply the value, if it cannot (then nothing is written). */
   unsupported?(r: Resources): string | undefined;
   writes(r: Resources): Write[];
@@ -79,6 +83,10 @@ const V2_IO_KEYS = [
   ['readIops', 'riops'],
   ['writeIops', 'wiops'],
 ] as const;
+
+const BFQ_MISSING = 'it comes with the BFQ I/O scheduler: modprobe bfq, on a kernel built with CONFIG_BFQ_GROUP_IOSCHED';
+const BFQ_DEVICE_HINT = (errno: string) =>
+  errno === 'EOPNOTSUPP' || errno === 'ENOTSUP' ? 'the device does not use the BFQ I/O scheduler (echo bfq > /sys/block/<disk>/queue/scheduler)' : errno === 'ENODEV' ? 'no such block device' : undefined;
 
 export const RESOURCE_MAP: readonly ResourceMapping[] = [
   {
@@ -275,6 +283,44 @@ export const RESOURCE_MAP: readonly ResourceMapping[] = [
           value: [b.device, ...V2_IO_KEYS.filter(([k]) => b[k] !== undefined).map(([k, key]) => `${key}=${inf(b[k]!) ? 'max' : b[k]}`)].join(' '),
           key: b.device,
         })),
+    },
+  },
+  {
+    resource: 'blockIoWeight',
+    controller: 'blkio',
+    v1: {
+      files: 'blkio.bfq.weight',
+      conversion: '1..1000 as given (BFQ’s weight; CFQ’s blkio.weight is gone since Linux 5.0)',
+      mayBeMissing: true,
+      missingBecause: BFQ_MISSING,
+      writes: (r) => [{ file: 'blkio.bfq.weight', value: String(r.blockIoWeight) }],
+    },
+    v2: {
+      files: 'io.bfq.weight',
+      conversion: '"default weight"',
+      mayBeMissing: true,
+      missingBecause: BFQ_MISSING,
+      writes: (r) => [{ file: 'io.bfq.weight', value: `default ${r.blockIoWeight}` }],
+    },
+  },
+  {
+    resource: 'blockIoWeightDevice',
+    controller: 'blkio',
+    v1: {
+      files: 'blkio.bfq.weight_device',
+      conversion: '"major:minor weight" per device (the device must use BFQ)',
+      mayBeMissing: true,
+      missingBecause: BFQ_MISSING,
+      writeHint: BFQ_DEVICE_HINT,
+      writes: (r) => r.blockIoWeightDevice!.map((d) => ({ file: 'blkio.bfq.weight_device', value: `${d.device} ${d.weight}`, key: d.device })),
+    },
+    v2: {
+      files: 'io.bfq.weight',
+      conversion: '"major:minor weight" per device (the device must use BFQ)',
+      mayBeMissing: true,
+      missingBecause: BFQ_MISSING,
+      writeHint: BFQ_DEVICE_HINT,
+      writes: (r) => r.blockIoWeightDevice!.map((d) => ({ file: 'io.bfq.weight', value: `${d.device} ${d.weight}`, key: d.device })),
     },
   },
   {

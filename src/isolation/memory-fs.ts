@@ -36,6 +36,8 @@ const V1_FILES: Record<Controller, Record<string, string>> = {
     'blkio.throttle.write_iops_device': '',
     'blkio.throttle.io_service_bytes_recursive': 'Total 0\n',
     'blkio.throttle.io_serviced_recursive': 'Total 0\n',
+    'blkio.bfq.weight': '100',
+    'blkio.bfq.weight_device': 'default 100\n',
   },
   devices: { 'devices.allow': '', 'devices.deny': '', 'devices.list': 'a *:* rwm\n' },
   freezer: { 'freezer.state': 'THAWED' },
@@ -54,10 +56,11 @@ const V2_FILES: Record<string, Record<string, string>> = {
     'memory.events': 'low 0\nhigh 0\nmax 0\noom 0\noom_kill 0\n',
   },
   pids: { 'pids.max': 'max', 'pids.current': '0' },
-  io: { 'io.max': '', 'io.stat': '' },
+  io: { 'io.max': '', 'io.stat': '', 'io.bfq.weight': 'default 100\n' },
   hugetlb: { 'hugetlb.2MB.max': 'max', 'hugetlb.1GB.max': 'max' },
 };
 
+const BFQ_WEIGHTS = /^(blkio\.bfq\.weight_device|io\.bfq\.weight)$/;
 const KEYED = /^(blkio\.throttle\.(read|write)_(bps|iops)_device|io\.max)$/;
 
 interface Mount {
@@ -189,7 +192,22 @@ export class MemoryCgroupFs implements Kernel {
     }
     this.writes.push({ path, value });
     const dir = parentOf(path);
-    if (KEYED.test(name)) {
+    if (name === 'blkio.bfq.weight') {
+      // One weight behind both v1 files: weight_device's "default" line shows it too.
+      this.files.set(path, value.trim());
+      const dev = `${dir}/blkio.bfq.weight_device`;
+      if (this.files.has(dev)) this.files.set(dev, this.files.get(dev)!.replace(/^default \d+/, `default ${value.trim()}`));
+    } else if (BFQ_WEIGHTS.test(name)) {
+      // "default N" first, then "major:minor N" per device; N 0 removes a device's weight.
+      const [first, second] = value.trim().split(/\s+/);
+      const lines = (this.files.get(path) ?? 'default 100\n').split('\n').filter(Boolean);
+      if (second === undefined || first === 'default') lines[0] = `default ${second ?? first}`;
+      else {
+        const rest = lines.slice(1).filter((l) => !l.startsWith(`${first} `));
+        lines.splice(1, lines.length - 1, ...rest, ...(second === '0' ? [] : [`${first} ${second}`]));
+      }
+      this.files.set(path, lines.map((l) => `${l}\n`).join(''));
+    } else if (KEYED.test(name)) {
       const key = value.split(' ')[0]!;
       const lines = (this.files.get(path) ?? '').split('\n').filter((l) => l !== '' && !l.startsWith(`${key} `));
       const rest = value.slice(key.length + 1);

@@ -34,6 +34,14 @@ export interface BlockIoLimit {
   writeBps?: number;
 }
 
+/** A proportional block I/O weight for one device (the BFQ scheduler's per-device weight). */
+export interface BlockIoWeightDevice {
+  /** "major:minor" of a whole disk that uses the BFQ I/O scheduler. */
+  device: string;
+  /** 1..1000 (BFQ's range; default 100). */
+  weight: number;
+}
+
 export interface HugetlbLimit {
   /** The kernel's spelling in file names: "2MB", "1GB", "64KB". */
   pageSize: string;
@@ -63,6 +71,14 @@ export interface Resources {
   /** A NUMA node list: "0". */
   cpusetMems?: string;
   blockIo?: BlockIoLimit[];
+  /**
+   * 1..1000, the container's share of disk time against its siblings under the BFQ I/O
+   * scheduler (blkio.bfq.weight on v1, io.bfq.weight on v2; default 100). CFQ's blkio.weight
+   * left the kernel in Linux 5.0.
+   */
+  blockIoWeight?: number;
+  /** Per-device weights overriding blockIoWeight on those devices (each must use BFQ). */
+  blockIoWeightDevice?: BlockIoWeightDevice[];
   /** undefined on create: DEFAULT_DEVICE_RULES; on update: unchanged. */
   devices?: DeviceRule[];
   hugetlb?: HugetlbLimit[];
@@ -93,6 +109,8 @@ const KNOWN_FIELDS: readonly (keyof Resources)[] = [
   'cpusetCpus',
   'cpusetMems',
   'blockIo',
+  'blockIoWeight',
+  'blockIoWeightDevice',
   'devices',
   'hugetlb',
   'cpuPeriod',
@@ -182,6 +200,40 @@ function checkBlockIo(problems: Problems, list: unknown): void {
       if (!['device', 'readIops', 'writeIops', 'readBps', 'writeBps'].includes(k)) problems.add(`${at}.${k}`, 'unknown field');
     }
     if (!any) problems.add(at, 'sets no limit (give readIops, writeIops, readBps or writeBps)');
+  });
+}
+
+/** BFQ's weight range (block/bfq-iosched.h: BFQ_MIN_WEIGHT, BFQ_MAX_WEIGHT). */
+const MIN_IO_WEIGHT = 1;
+const MAX_IO_WEIGHT = 1000;
+const isIoWeight = (v: unknown) => isCount(v, MIN_IO_WEIGHT, false) && (v as number) <= MAX_IO_WEIGHT;
+
+function checkBlockIoWeights(problems: Problems, weight: unknown, list: unknown): void {
+  if (weight !== undefined && !isIoWeight(weight)) {
+    problems.add('blockIoWeight', `expected a whole number ${MIN_IO_WEIGHT}..${MAX_IO_WEIGHT}, got ${describe(weight)}`);
+  }
+  if (list === undefined) return;
+  if (!Array.isArray(list)) {
+    problems.add('blockIoWeightDevice', 'expected an array of { device, weight }');
+    return;
+  }
+  const seen = new Map<string, number>();
+  list.forEach((e: unknown, i) => {
+    const at = `blockIoWeightDevice[${i}]`;
+    if (typeof e !== 'object' || e === null) {
+      problems.add(at, 'expected an object');
+      return;
+    }
+    const o = e as Record<string, unknown>;
+    if (typeof o.device !== 'string' || !DEVICE_RE.test(o.device)) {
+      problems.add(`${at}.device`, `expected "major:minor", got ${describe(o.device)}`);
+    } else if (seen.has(o.device)) {
+      problems.add(`${at}.device`, `${o.device} already has a weight in blockIoWeightDevice[${seen.get(o.device)}]`);
+    } else {
+      seen.set(o.device, i);
+    }
+    if (!isIoWeight(o.weight)) problems.add(`${at}.weight`, `expected a whole number ${MIN_IO_WEIGHT}..${MAX_IO_WEIGHT}, got ${describe(o.weight)}`);
+    for (const k of Object.keys(o)) if (k !== 'device' && k !== 'weight') problems.add(`${at}.${k}`, 'unknown field');
   });
 }
 
@@ -305,6 +357,7 @@ export function resourceProblems(r: unknown): Problems {
   checkList(problems, 'cpusetCpus', o.cpusetCpus);
   checkList(problems, 'cpusetMems', o.cpusetMems);
   checkBlockIo(problems, o.blockIo);
+  checkBlockIoWeights(problems, o.blockIoWeight, o.blockIoWeightDevice);
   checkDevices(problems, o.devices);
   checkHugetlb(problems, o.hugetlb);
   return problems;

@@ -46,8 +46,12 @@ export const V2: Backend = {
     if (w.file === BPF_DEVICE_PROGRAM) return { writes: [] }; // applied last, never undone
     if (w.key !== undefined) {
       const line = previous.split('\n').find((l) => l.startsWith(`${w.key} `));
-      return { writes: [{ file: w.file, value: line?.trim() ?? `${w.key} rbps=max wbps=max riops=max wiops=max`, key: w.key }] };
+      // No line: io.max had no limits there; io.bfq.weight had no weight of its own (0 removes it).
+      const none = w.file === 'io.max' ? `${w.key} rbps=max wbps=max riops=max wiops=max` : `${w.key} 0`;
+      return { writes: [{ file: w.file, value: line?.trim() ?? none, key: w.key }] };
     }
+    // io.bfq.weight reads as "default N" and then the per-device lines: the first line is the weight.
+    if (w.file === 'io.bfq.weight') return { writes: [{ file: w.file, value: previous.split('\n')[0]!.trim() }] };
     return { writes: [{ file: w.file, value: previous.trim() }] };
   },
 

@@ -20,6 +20,10 @@ export interface Planned {
   mayBeMissing: boolean;
   /** Absent on this kernel: dropped from the plan, not an error. */
   skipIfMissing?: boolean;
+  /** The setting the write is for, and what its mapping says of a missing file or a failed write. */
+  resource: keyof Resources;
+  missingBecause?: string;
+  writeHint?: (errno: string) => string | undefined;
 }
 
 export interface PlanContext {
@@ -70,6 +74,9 @@ export function planWrites(ctx: PlanContext, id: string, r: Resources): Planned[
         path: write.file === BPF_DEVICE_PROGRAM ? dir : `${dir}/${write.file}`,
         mayBeMissing: side.mayBeMissing === true,
         ...(side.skipIfMissing ? { skipIfMissing: true } : {}),
+        resource: m.resource,
+        ...(side.missingBecause ? { missingBecause: side.missingBecause } : {}),
+        ...(side.writeHint ? { writeHint: side.writeHint } : {}),
       });
     }
   }
@@ -84,7 +91,8 @@ export function checkFiles(kernel: Kernel, plan: Planned[]): void {
   for (let i = plan.length - 1; i >= 0; i--) if (plan[i]!.skipIfMissing && !kernel.exists(plan[i]!.path)) plan.splice(i, 1);
   for (const p of plan) {
     if (p.mayBeMissing && !kernel.exists(p.path)) {
-      throw new RuntimeError(`${p.write.file} does not exist on this kernel (swap accounting off, or no such huge page size?)`, {
+      const why = p.missingBecause ? `${p.resource}: ${p.write.file} does not exist on this kernel (${p.missingBecause})` : `${p.write.file} does not exist on this kernel (swap accounting off, or no such huge page size?)`;
+      throw new RuntimeError(why, {
         code: 'EUNSUPPORTED',
         step: 'cgroup',
         path: p.path,
@@ -94,8 +102,14 @@ export function checkFiles(kernel: Kernel, plan: Planned[]): void {
 }
 
 export function applyWrite(kernel: Kernel, devicePrograms: DeviceProgramLoader | undefined, p: Planned): void {
-  if (p.write.file === BPF_DEVICE_PROGRAM) devicePrograms!.attachDeviceProgram(p.path, p.write.rules ?? []);
-  else kernel.cgroupWrite(p.path, p.write.value);
+  if (p.write.file === BPF_DEVICE_PROGRAM) return devicePrograms!.attachDeviceProgram(p.path, p.write.rules ?? []);
+  try {
+    kernel.cgroupWrite(p.path, p.write.value);
+  } catch (e) {
+    const hint = e instanceof RuntimeError && e.errno !== undefined ? p.writeHint?.(e.errno) : undefined;
+    if (hint !== undefined) (e as RuntimeError).wrap(p.resource).message += `: ${hint}`;
+    throw e;
+  }
 }
 
 /**

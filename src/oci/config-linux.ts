@@ -91,7 +91,9 @@ export function resources(v: unknown, problems: Problems): Resources {
   }
   if (v.blockIO !== undefined) {
     const b = blockIo(v.blockIO, problems);
-    if (b.length > 0) r.blockIo = b;
+    if (b.limits.length > 0) r.blockIo = b.limits;
+    if (b.weight !== undefined) r.blockIoWeight = b.weight;
+    if (b.weightDevice.length > 0) r.blockIoWeightDevice = b.weightDevice;
   }
   for (const k of ['unified', 'network', 'rdma']) {
     const x = v[k];
@@ -108,20 +110,46 @@ const THROTTLES = [
   ['throttleWriteIOPSDevice', 'writeIops'],
 ] as const;
 
+/** BFQ's weight range; a weight of 0 is no weight, as runc reads it. */
+const MAX_IO_WEIGHT = 1000;
+const LEAF_GONE = 'is not supported: leaf weights were the CFQ scheduler’s, which left the kernel in Linux 5.0 (BFQ has none); weight and weightDevice are';
+
 /**
- * linux.resources.blockIO: the throttles, per device (blkio.throttle.* on v1, io.max on v2).
- * Weights are refused: the proportional weight needs the BFQ scheduler's files, which
- * neither this runtime nor the kernel's default scheduler provides.
+ * linux.resources.blockIO: the throttles, per device (blkio.throttle.* on v1, io.max on v2),
+ * and the proportional weights, which the BFQ scheduler applies (blkio.bfq.weight[_device]
+ * on v1, io.bfq.weight on v2). Leaf weights are refused by name.
  */
-function blockIo(v: unknown, problems: Problems): NonNullable<Resources['blockIo']> {
+function blockIo(
+  v: unknown,
+  problems: Problems,
+): { limits: NonNullable<Resources['blockIo']>; weight: number | undefined; weightDevice: NonNullable<Resources['blockIoWeightDevice']> } {
   const f = 'linux.resources.blockIO';
+  const out = { limits: [] as NonNullable<Resources['blockIo']>, weight: undefined as number | undefined, weightDevice: [] as NonNullable<Resources['blockIoWeightDevice']> };
   if (!isObj(v)) {
     problems.add(f, 'expected an object');
-    return [];
+    return out;
   }
-  for (const k of ['weight', 'leafWeight', 'weightDevice']) {
-    const x = v[k];
-    if (x !== undefined && !(Array.isArray(x) && x.length === 0)) problems.add(`${f}.${k}`, 'is not supported (proportional I/O weights need the BFQ scheduler); the throttles are');
+  const weight = (x: unknown, at: string): number | undefined => {
+    if (x === undefined || x === null || x === 0) return undefined;
+    if (Number.isInteger(x) && (x as number) > 0 && (x as number) <= MAX_IO_WEIGHT) return x as number;
+    problems.add(at, `expected a whole number 1..${MAX_IO_WEIGHT} (BFQ's range), got ${JSON.stringify(x)}`);
+    return undefined;
+  };
+  out.weight = weight(v.weight, `${f}.weight`);
+  if (v.leafWeight !== undefined && v.leafWeight !== null && v.leafWeight !== 0) problems.add(`${f}.leafWeight`, LEAF_GONE);
+  if (v.weightDevice !== undefined && v.weightDevice !== null) {
+    if (!Array.isArray(v.weightDevice)) problems.add(`${f}.weightDevice`, 'expected a list of { major, minor, weight }');
+    else
+      v.weightDevice.forEach((e: unknown, i) => {
+        const at = `${f}.weightDevice[${i}]`;
+        if (!isObj(e) || !Number.isInteger(e.major) || !Number.isInteger(e.minor) || (e.major as number) < 0 || (e.minor as number) < 0) {
+          problems.add(at, 'expected { major, minor, weight } with whole numbers');
+          return;
+        }
+        if (e.leafWeight !== undefined && e.leafWeight !== null && e.leafWeight !== 0) problems.add(`${at}.leafWeight`, LEAF_GONE);
+        const w = weight(e.weight, `${at}.weight`);
+        if (w !== undefined) out.weightDevice.push({ device: `${e.major as number}:${e.minor as number}`, weight: w });
+      });
   }
   const byDevice = new Map<string, NonNullable<Resources['blockIo']>[number]>();
   for (const [key, limit] of THROTTLES) {
@@ -148,7 +176,8 @@ function blockIo(v: unknown, problems: Problems): NonNullable<Resources['blockIo
       byDevice.set(device, entry);
     });
   }
-  return [...byDevice.values()].filter((e) => THROTTLES.some(([, k]) => e[k] !== undefined));
+  out.limits = [...byDevice.values()].filter((e) => THROTTLES.some(([, k]) => e[k] !== undefined));
+  return out;
 }
 
 function deviceRules(v: unknown, problems: Problems): DeviceRule[] {

@@ -263,7 +263,7 @@ describe.skipIf(skipBecause(SKIP_REASON || busyboxMissing(), 'OCI linux section 
     expect(fs.existsSync(join(e.root, internalId('huge-bad')))).toBe(false);
   });
 
-  it('linux.resources.blockIO: throttles written per device (blkio.throttle.* on v1, io.max on v2); weights refused by name', (ctx) => {
+  it('linux.resources.blockIO: throttles written per device (blkio.throttle.* on v1, io.max on v2); leaf weights refused by name', (ctx) => {
     const blkio = hierarchyMounts().find((m) => fs.existsSync(`${m}/blkio.throttle.read_bps_device`));
     if (!blkio) return skipTest(ctx, 'blockIO', 'no v1 blkio hierarchy with throttle files on this host');
     // The disk that holds the bundle: a real block device of this host.
@@ -286,11 +286,60 @@ describe.skipIf(skipBecause(SKIP_REASON || busyboxMissing(), 'OCI linux section 
     expect(fs.readFileSync(`${blkio}${path}/blkio.throttle.write_iops_device`, 'utf8').trim()).toBe(`${disk} 300`);
     expect(e.run(['delete', '--force', 'blk']).status).toBe(0);
     const w = create('blk-w', e.bundle('blk-w', (c) => {
-      c.linux.resources = { ...c.linux.resources, blockIO: { weight: 500 } };
+      c.linux.resources = { ...c.linux.resources, blockIO: { leafWeight: 500 } };
     }));
     expect(w.status).toBe(1);
-    expect(w.stderr).toMatch(/linux\.resources\.blockIO\.weight: is not supported/);
+    expect(w.stderr).toMatch(/linux\.resources\.blockIO\.leafWeight: is not supported: leaf weights were the CFQ scheduler’s/);
     expect(fs.existsSync(join(e.root, internalId('blk-w')))).toBe(false);
+  });
+
+  it('linux.resources.blockIO weights under BFQ: blkio.bfq.weight, weight_device on a disk using BFQ, update; a disk on another scheduler named', (ctx) => {
+    const blkio = hierarchyMounts().find((m) => fs.existsSync(`${m}/blkio.bfq.io_service_bytes`));
+    if (!blkio) return skipTest(ctx, 'blockIO weights', 'no v1 blkio hierarchy with the BFQ scheduler\'s files on this host (modprobe bfq)');
+    // Two loop disks: one switched to BFQ, one left on "none".
+    const loops: string[] = [];
+    const loop = (name: string, scheduler?: string) => {
+      const img = join(e.dir, `${name}.img`);
+      fs.writeFileSync(img, '');
+      fs.truncateSync(img, 16 << 20);
+      const r = spawnSync('losetup', ['-f', '--show', img], { encoding: 'utf8' });
+      if (r.status !== 0) return undefined;
+      const dev = r.stdout.trim();
+      loops.push(dev);
+      const sys = `/sys/block/${dev.slice('/dev/'.length)}`;
+      if (scheduler) fs.writeFileSync(`${sys}/queue/scheduler`, scheduler);
+      return fs.readFileSync(`${sys}/dev`, 'utf8').trim();
+    };
+    try {
+      const bfq = loop('bfq', 'bfq');
+      const plain = loop('plain');
+      if (!bfq || !plain) return skipTest(ctx, 'blockIO weightDevice', 'losetup could not set up loop devices here');
+      const [bmaj, bmin] = bfq.split(':').map(Number);
+      const [pmaj, pmin] = plain.split(':').map(Number);
+      const path = `/${top}/bfq`;
+      const b = e.bundle('bfq', (c) => {
+        c.process.args = ['sleep', '100'];
+        c.linux.cgroupsPath = path;
+        c.linux.resources = { ...c.linux.resources, blockIO: { weight: 300, weightDevice: [{ major: bmaj, minor: bmin, weight: 700 }] } };
+      });
+      const r = create('bfq', b);
+      expect(r.status, r.stderr).toBe(0);
+      const read = (f: string) => fs.readFileSync(`${blkio}${path}/${f}`, 'utf8').trim();
+      expect(read('blkio.bfq.weight')).toBe('300');
+      expect(read('blkio.bfq.weight_device').split('\n')).toEqual(['default 300', `${bfq} 700`]);
+      const u = e.run(['update', '--resources', '-', 'bfq'], { input: JSON.stringify({ blockIO: { weight: 50 } }) });
+      expect(u.status, u.stderr).toBe(0);
+      expect(read('blkio.bfq.weight')).toBe('50');
+      expect(e.run(['delete', '--force', 'bfq']).status).toBe(0);
+      const w = create('bfq-plain', e.bundle('bfq-plain', (c) => {
+        c.linux.resources = { ...c.linux.resources, blockIO: { weightDevice: [{ major: pmaj, minor: pmin, weight: 700 }] } };
+      }));
+      expect(w.status).toBe(1);
+      expect(w.stderr).toMatch(/blockIoWeightDevice: write `blkio\.bfq\.weight_device`: EOPNOTSUPP.*the device does not use the BFQ I\/O scheduler/);
+      expect(fs.existsSync(join(e.root, internalId('bfq-plain')))).toBe(false);
+    } finally {
+      for (const d of loops) spawnSync('losetup', ['-d', d]);
+    }
   });
 
   it('linux.resources on v1: cpu period and quota as given, memory.swappiness, disableOOMKiller, kernelTCP read back; update --resources changes them', (ctx) => {

@@ -13,6 +13,7 @@ import { Container, ContainerConfig, ConfigError, HardwareAffinity, NumaNode, Ru
 import type { Controller } from '../../src/isolation/layout.js';
 import { Runtime, runtimeParts } from '../../src/runtime.js';
 import { IS_ROOT, SKIP_REASON, testRuntime, type TestRuntime } from '../helpers/runtime.js';
+import { skipTest } from '../helpers/skip.js';
 
 if (!IS_ROOT) console.warn(`resource tests skipped: ${SKIP_REASON}`);
 const MIB = 1024 * 1024;
@@ -142,6 +143,25 @@ describe.skipIf(!IS_ROOT)(`resource limits on containers (root, real kernel)${SK
       console.log(`diskBps 4 MiB/s: measured ${(bps / MIB).toFixed(2)} MiB/s over ${s.toFixed(2)} s`);
       expect(bps).toBeGreaterThan(4 * MIB * 0.8);
       expect(bps).toBeLessThan(4 * MIB * 1.2);
+    } finally {
+      await c.remove({ force: true });
+    }
+  });
+
+  it('diskWeight sets the BFQ weight of the container\'s cgroup; update(null) returns it to 100', async (ctx) => {
+    // BFQ's files are in child cgroups only on v2 (none at the root): look one level down.
+    const b = runtimeParts(rt).cgroups.layout.controllers.blkio;
+    const bfq = b && (b.version === 1 ? fs.existsSync(`${b.mount}/blkio.bfq.io_service_bytes`) : fs.readdirSync(b.mount).some((d) => fs.existsSync(`${b.mount}/${d}/io.bfq.weight`)));
+    if (!bfq)
+      return skipTest(ctx, 'diskWeight', 'the BFQ I/O scheduler\'s cgroup files are not on this host (modprobe bfq)');
+    const c = await running('sleep 1000', (b) => b.diskWeight(300));
+    try {
+      const weight = () => cgroupFile(c.id, 'blkio', 'blkio.bfq.weight', 'io.bfq.weight').split('\n')[0]!.replace(/^default /, '');
+      expect(weight()).toBe('300');
+      await c.update({ diskWeight: 800 });
+      expect(weight()).toBe('800');
+      await c.update({ diskWeight: null });
+      expect(weight()).toBe('100');
     } finally {
       await c.remove({ force: true });
     }

@@ -326,6 +326,43 @@ describe('isolation: update is all or nothing', () => {
     expect(contents(fs).get(`/sys/fs/cgroup/blkio/${P}/c/blkio.throttle.read_bps_device`)).toBe(before.get(`/sys/fs/cgroup/blkio/${P}/c/blkio.throttle.read_bps_device`));
   });
 
+  it('BFQ weights: v1 blkio.bfq.weight and weight_device, v2 io.bfq.weight; restored (a device weight back to none) when a later write fails', () => {
+    const { fs, d } = setup();
+    const n = fs.writes.length;
+    d.update('c', { blockIoWeight: 300, blockIoWeightDevice: [{ device: '254:0', weight: 700 }] });
+    expect(writesSince(fs, n)).toEqual([`blkio/${P}/c/blkio.bfq.weight 300`, `blkio/${P}/c/blkio.bfq.weight_device 254:0 700`]);
+    expect(fs.get(`/sys/fs/cgroup/blkio/${P}/c/blkio.bfq.weight_device`)).toBe('default 300\n254:0 700\n');
+    fs.failOn('pids.max');
+    expect(() => d.update('c', { blockIoWeight: 50, blockIoWeightDevice: [{ device: '8:0', weight: 9 }], pidsLimit: 5 })).toThrow();
+    expect(fs.get(`/sys/fs/cgroup/blkio/${P}/c/blkio.bfq.weight`)).toBe('300');
+    expect(fs.get(`/sys/fs/cgroup/blkio/${P}/c/blkio.bfq.weight_device`)).toBe('default 300\n254:0 700\n');
+
+    const v2 = setup(v2Layout());
+    const m = v2.fs.writes.length;
+    v2.d.update('c', { blockIoWeight: 300, blockIoWeightDevice: [{ device: '254:0', weight: 700 }] });
+    expect(writesSince(v2.fs, m)).toEqual([`${P}/c/io.bfq.weight default 300`, `${P}/c/io.bfq.weight 254:0 700`]);
+    v2.fs.failOn('pids.max');
+    expect(() => v2.d.update('c', { blockIoWeight: 50, blockIoWeightDevice: [{ device: '8:0', weight: 9 }], pidsLimit: 5 })).toThrow();
+    expect(v2.fs.get(`/sys/fs/cgroup/${P}/c/io.bfq.weight`)).toBe('default 300\n254:0 700\n');
+  });
+
+  it('BFQ weights: a kernel without BFQ, or a disk on another scheduler, is an error naming the setting and the cause', () => {
+    const { fs, d } = setup();
+    fs.files.delete(`/sys/fs/cgroup/blkio/${P}/c/blkio.bfq.weight`);
+    expect(() => d.update('c', { blockIoWeight: 300 })).toThrow(/blockIoWeight: blkio.bfq.weight does not exist on this kernel \(it comes with the BFQ I\/O scheduler/);
+    fs.failOn('blkio.bfq.weight_device', 'EOPNOTSUPP');
+    expect(() => d.update('c', { blockIoWeightDevice: [{ device: '254:0', weight: 500 }] })).toThrow(
+      /: blockIoWeightDevice: write `blkio.bfq.weight_device`: EOPNOTSUPP .*: the device does not use the BFQ I\/O scheduler/,
+    );
+    let err: unknown;
+    try {
+      d.validate({ blockIoWeight: 0, blockIoWeightDevice: [{ device: 'vda', weight: 1001 }, { device: '8:0', weight: 5, leafWeight: 5 }] } as unknown as Resources);
+    } catch (e) {
+      err = e;
+    }
+    expect((err as ConfigError).fields()).toEqual(['blockIoWeight', 'blockIoWeightDevice[0].device', 'blockIoWeightDevice[0].weight', 'blockIoWeightDevice[1].leafWeight']);
+  });
+
   it('v2 io.max restores the previous line, or "max" for a device that had none', () => {
     const { fs, d } = setup(v2Layout());
     d.update('c', { blockIo: [{ device: '254:0', readBps: 1000 }] });
@@ -697,7 +734,7 @@ describe('isolation: the mapping table', () => {
   it('covers every Resources field once and renders as markdown', () => {
     expect(RESOURCE_MAP.map((m) => m.resource).sort()).toEqual(
       [
-        'blockIo', 'cpuLimit', 'cpuPeriod', 'cpuRtPeriod', 'cpuRtRuntime', 'cpuWeight', 'cpusetCpus', 'cpusetMems', 'devices', 'hugetlb', 'memoryKernel', 'memoryKernelTcp',
+        'blockIo', 'blockIoWeight', 'blockIoWeightDevice', 'cpuLimit', 'cpuPeriod', 'cpuRtPeriod', 'cpuRtRuntime', 'cpuWeight', 'cpusetCpus', 'cpusetMems', 'devices', 'hugetlb', 'memoryKernel', 'memoryKernelTcp',
         'memoryLimit', 'memoryOomKillDisable', 'memoryReservation', 'memorySwap', 'memorySwappiness', 'pidsLimit',
       ].sort(),
     );

@@ -168,12 +168,25 @@ describe('OCI config.json translation', () => {
       { device: '8:0', readBps: 1048576, writeBps: 2097152 },
       { device: '253:1', readIops: 300 },
     ]);
-    c.linux.resources = { blockIO: { throttleReadBpsDevice: [{ major: 'x', minor: 0, rate: 1 }, { major: 8, minor: 0, rate: -1 }], weightDevice: [{ major: 8, minor: 0, weight: 10 }] } };
+    // The BFQ weights: the cgroup's and per device (a weight of 0 is none, as runc reads it).
+    c.linux.resources = { blockIO: { weight: 300, weightDevice: [{ major: 8, minor: 0, weight: 700 }, { major: 8, minor: 16, weight: 0 }] } };
+    expect(translateConfig('/b', c, host).resources).toMatchObject({ blockIoWeight: 300, blockIoWeightDevice: [{ device: '8:0', weight: 700 }] });
+    c.linux.resources = {
+      blockIO: {
+        throttleReadBpsDevice: [{ major: 'x', minor: 0, rate: 1 }, { major: 8, minor: 0, rate: -1 }],
+        weight: 1001,
+        leafWeight: 10,
+        weightDevice: [{ major: 8, minor: 0, weight: 10, leafWeight: 10 }, { major: 8, minor: 1, weight: 2000 }],
+      },
+    };
     expect(problems(c)).toEqual(
       expect.arrayContaining([
         'linux.resources.blockIO.throttleReadBpsDevice[0]: expected { major, minor, rate } with whole numbers',
         'linux.resources.blockIO.throttleReadBpsDevice[1].rate: expected a whole number ≥ 0, got -1',
-        'linux.resources.blockIO.weightDevice: is not supported (proportional I/O weights need the BFQ scheduler); the throttles are',
+        "linux.resources.blockIO.weight: expected a whole number 1..1000 (BFQ's range), got 1001",
+        'linux.resources.blockIO.leafWeight: is not supported: leaf weights were the CFQ scheduler’s, which left the kernel in Linux 5.0 (BFQ has none); weight and weightDevice are',
+        'linux.resources.blockIO.weightDevice[0].leafWeight: is not supported: leaf weights were the CFQ scheduler’s, which left the kernel in Linux 5.0 (BFQ has none); weight and weightDevice are',
+        "linux.resources.blockIO.weightDevice[1].weight: expected a whole number 1..1000 (BFQ's range), got 2000",
       ]),
     );
   });
@@ -235,7 +248,7 @@ describe('OCI config.json translation', () => {
     c.linux.intelRdt = { closID: 'a' };
     c.linux.uidMappings = [{ containerID: 0, hostID: 1000, size: 1 }];
     c.linux.namespaces = [{ type: 'pid' }, { type: 'mount', path: '/proc/1/ns/mnt' }, { type: 'uts' }];
-    c.linux.resources = { blockIO: { weight: 10 }, memory: { useHierarchy: true } };
+    c.linux.resources = { blockIO: { leafWeight: 10 }, memory: { useHierarchy: true } };
     c.linux.sysctl = { 'kernel.panic': '1' };
     c.mounts = [{ destination: '/x', type: 'bind', source: '/srv/x', options: ['rbind', 'tmpcopyup'] }, { destination: '/y', type: 'bind', source: '/nope' }];
     c.process.user = { uid: 0, gid: 0, umask: 0o1000 };
@@ -249,7 +262,7 @@ describe('OCI config.json translation', () => {
         'process.apparmorProfile: is not supported',
         'linux.namespaces[1].path: joining an existing mount namespace is not supported (network, ipc, uts and pid can be joined)',
         "linux.namespaces: the host's ipc namespace cannot be shared: every container has its own",
-        'linux.resources.blockIO.weight: is not supported (proportional I/O weights need the BFQ scheduler); the throttles are',
+        'linux.resources.blockIO.leafWeight: is not supported: leaf weights were the CFQ scheduler’s, which left the kernel in Linux 5.0 (BFQ has none); weight and weightDevice are',
         'linux.resources.memory.useHierarchy: is not supported',
         'linux.sysctl["kernel.panic"]: is not namespaced: it would change the host',
         'mounts[0].options: "tmpcopyup" is not supported',
