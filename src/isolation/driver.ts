@@ -435,6 +435,7 @@ export class CgroupDriver {
       parentDir: (h: Hierarchy) => (parent === '' ? h.binding.mount : `${h.binding.mount}/${parent}`),
       dirIn: (h: Hierarchy, id: string) => this.dirIn(h, id),
       devicePrograms: this.options.devicePrograms,
+      unifiedHierarchy: this.hier.find((h) => h.binding.version === 2),
     };
   }
 

@@ -51,6 +51,7 @@ const V2_FILES: Record<string, Record<string, string>> = {
     'memory.max': 'max',
     'memory.swap.max': 'max',
     'memory.low': '0',
+    'memory.high': 'max',
     'memory.current': '0',
     'memory.peak': '0',
     'memory.events': 'low 0\nhigh 0\nmax 0\noom 0\noom_kill 0\n',
@@ -167,6 +168,8 @@ export class MemoryCgroupFs implements Kernel {
     Object.assign(common, {
       'cgroup.controllers': '',
       'cgroup.subtree_control': '',
+      'cgroup.max.depth': 'max',
+      'cgroup.max.descendants': 'max',
       'cpu.stat': 'usage_usec 0\nuser_usec 0\nsystem_usec 0\n',
     });
     if (!isRoot) Object.assign(common, { 'cgroup.events': 'populated 0\nfrozen 0\n', 'cgroup.freeze': '0' });

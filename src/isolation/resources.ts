@@ -79,6 +79,11 @@ export interface Resources {
   blockIoWeight?: number;
   /** Per-device weights overriding blockIoWeight on those devices (each must use BFQ). */
   blockIoWeightDevice?: BlockIoWeightDevice[];
+  /**
+   * cgroup v2 files written as given, by name ("memory.high": "1G", "cgroup.max.depth": "3"):
+   * OCI's linux.resources.unified. A key's controller must be on v2 here (named otherwise).
+   */
+  unified?: Record<string, string>;
   /** undefined on create: DEFAULT_DEVICE_RULES; on update: unchanged. */
   devices?: DeviceRule[];
   hugetlb?: HugetlbLimit[];
@@ -111,6 +116,7 @@ const KNOWN_FIELDS: readonly (keyof Resources)[] = [
   'blockIo',
   'blockIoWeight',
   'blockIoWeightDevice',
+  'unified',
   'devices',
   'hugetlb',
   'cpuPeriod',
@@ -237,6 +243,28 @@ function checkBlockIoWeights(problems: Problems, weight: unknown, list: unknown)
   });
 }
 
+/** A v2 interface file's name: "<controller>.<file>" in the container's own directory. */
+const UNIFIED_KEY_RE = /^[a-z][a-z0-9_]*\.[A-Za-z0-9_][A-Za-z0-9_.]*$/;
+/**
+ * Core files that place processes, enable controllers or change state: the runtime drives
+ * them itself; a limit file is what unified is for.
+ */
+export const UNIFIED_RESERVED = ['cgroup.procs', 'cgroup.threads', 'cgroup.subtree_control', 'cgroup.type', 'cgroup.kill', 'cgroup.freeze', 'cgroup.controllers', 'cgroup.events', 'cgroup.stat'];
+
+function checkUnified(problems: Problems, v: unknown): void {
+  if (v === undefined) return;
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) {
+    problems.add('unified', 'expected an object of cgroup v2 file names to values');
+    return;
+  }
+  for (const [k, x] of Object.entries(v as Record<string, unknown>)) {
+    const at = `unified[${JSON.stringify(k)}]`;
+    if (!UNIFIED_KEY_RE.test(k)) problems.add(at, 'expected a cgroup v2 file name like "memory.high" (no path)');
+    else if (UNIFIED_RESERVED.includes(k)) problems.add(at, `${k} is the runtime's to write (processes, controllers, state), not a limit`);
+    if (typeof x !== 'string' || x.includes('\n') || x.trim() === '') problems.add(at, `expected a one-line value, got ${describe(x)}`);
+  }
+}
+
 function checkDevices(problems: Problems, list: unknown): void {
   if (list === undefined) return;
   if (!Array.isArray(list)) {
@@ -358,6 +386,7 @@ export function resourceProblems(r: unknown): Problems {
   checkList(problems, 'cpusetMems', o.cpusetMems);
   checkBlockIo(problems, o.blockIo);
   checkBlockIoWeights(problems, o.blockIoWeight, o.blockIoWeightDevice);
+  checkUnified(problems, o.unified);
   checkDevices(problems, o.devices);
   checkHugetlb(problems, o.hugetlb);
   return problems;

@@ -34,12 +34,16 @@ export interface PlanContext {
   /** The container's directory in a hierarchy. */
   dirIn(h: Hierarchy, id: string): string;
   devicePrograms: DeviceProgramLoader | undefined;
+  /** The unified (v2) hierarchy, where unified's cgroup.* keys go. */
+  unifiedHierarchy: Hierarchy | undefined;
 }
 
 /** The writes `r` needs, in mapping-table order, each aimed at the hierarchy holding its controller. */
 export function planWrites(ctx: PlanContext, id: string, r: Resources): Planned[] {
   const out: Planned[] = [];
   for (const m of RESOURCE_MAP) {
+    // unified's files go in before the device rules, which must come last.
+    if (m.resource === 'devices' && r.unified !== undefined) out.push(...planUnified(ctx, id, r.unified));
     if (r[m.resource] === undefined) continue;
     const h = ctx.hierarchyOf(m.controller);
     if (!h) {
@@ -83,6 +87,45 @@ export function planWrites(ctx: PlanContext, id: string, r: Resources): Planned[
   return out;
 }
 
+/** The v1 name of each v2 controller a unified key can start with. */
+const CONTROLLER_OF: Record<string, Controller> = { cpu: 'cpu', cpuset: 'cpuset', memory: 'memory', pids: 'pids', io: 'blkio', hugetlb: 'hugetlb' };
+
+/**
+ * unified's writes: each key is a file of the container's v2 directory, its controller the
+ * part before the first dot (cgroup.* is the core's). A controller held by v1 on this host,
+ * or one the runtime does not drive, is refused by name: the file is not there.
+ */
+function planUnified(ctx: PlanContext, id: string, unified: Record<string, string>): Planned[] {
+  const out: Planned[] = [];
+  for (const [key, value] of Object.entries(unified)) {
+    const at = `unified[${JSON.stringify(key)}]`;
+    const prefix = key.slice(0, key.indexOf('.'));
+    const fail = (why: string) => new RuntimeError(`${at}: ${why}`, { code: 'EUNSUPPORTED', step: 'cgroup', containerId: id });
+    let h: Hierarchy | undefined;
+    if (prefix === 'cgroup') {
+      h = ctx.unifiedHierarchy;
+      if (!h) throw fail('no cgroup v2 hierarchy is mounted on this host');
+    } else {
+      const c = CONTROLLER_OF[prefix];
+      if (!c) throw fail(`the runtime does not drive a "${prefix}" controller (it drives ${Object.keys(CONTROLLER_OF).join(', ')} and the cgroup core's files)`);
+      h = ctx.hierarchyOf(c);
+      if (!h) throw fail(`the ${prefix} controller is not available on this host`);
+      if (h.binding.version !== 2) throw fail(`the ${prefix} controller is on cgroup v1 on this host (${h.binding.mount}); unified writes cgroup v2 files`);
+      if (ctx.undelegated.has(c)) throw fail(`the ${prefix} controller is not delegated to ${ctx.parentDir(h)}`);
+    }
+    const dir = ctx.dirIn(h, id);
+    out.push({
+      h,
+      write: { file: key, value },
+      path: `${dir}/${key}`,
+      mayBeMissing: true,
+      resource: 'unified',
+      missingBecause: `no such file in the container's cgroup v2 directory: misspelt, or not in this kernel`,
+    });
+  }
+  return out;
+}
+
 /**
  * Files that exist only with some kernel options are checked before anything is written;
  * the writes whose file may be absent without harm (skipIfMissing) are dropped when it is.
@@ -91,7 +134,8 @@ export function checkFiles(kernel: Kernel, plan: Planned[]): void {
   for (let i = plan.length - 1; i >= 0; i--) if (plan[i]!.skipIfMissing && !kernel.exists(plan[i]!.path)) plan.splice(i, 1);
   for (const p of plan) {
     if (p.mayBeMissing && !kernel.exists(p.path)) {
-      const why = p.missingBecause ? `${p.resource}: ${p.write.file} does not exist on this kernel (${p.missingBecause})` : `${p.write.file} does not exist on this kernel (swap accounting off, or no such huge page size?)`;
+      const what = p.resource === 'unified' ? `unified[${JSON.stringify(p.write.file)}]` : p.resource;
+      const why = p.missingBecause ? `${what}: ${p.write.file} does not exist on this kernel (${p.missingBecause})` : `${p.write.file} does not exist on this kernel (swap accounting off, or no such huge page size?)`;
       throw new RuntimeError(why, {
         code: 'EUNSUPPORTED',
         step: 'cgroup',

@@ -3,7 +3,7 @@
  * mappings (linux.uidMappings, gidMappings), in the runtime's terms; config.ts translates the rest.
  */
 import { RuntimeError, type Problems } from '../errors.js';
-import { CPU_PERIOD_US, type DeviceRule, type Resources } from '../isolation/resources.js';
+import { CPU_PERIOD_US, resourceProblems, type DeviceRule, type Resources } from '../isolation/resources.js';
 import type { OciTranslation } from './config.js';
 
 type Json = Record<string, unknown>;
@@ -22,10 +22,18 @@ export const V1_ONLY_FIELDS: Readonly<Partial<Record<keyof Resources, string>>> 
 
 /** A cgroup refusal of a v1-only resource, named by its config.json field. */
 export function resourceField(e: unknown): unknown {
-  if (!(e instanceof RuntimeError) || e.code !== 'EUNSUPPORTED' || e.step !== 'cgroup') return e;
-  for (const [k, field] of Object.entries(V1_ONLY_FIELDS)) if (e.message.includes(`${k}: `)) return e.wrap(field!);
+  if (!(e instanceof RuntimeError) || e.step !== 'cgroup') return e;
+  if (e.code === 'EUNSUPPORTED') for (const [k, field] of Object.entries(V1_ONLY_FIELDS)) if (e.message.includes(`${k}: `)) return e.wrap(field!);
+  // The settings whose cgroup errors (a missing file, a refused write) name their own field.
+  for (const [k, field] of Object.entries(OWN_FIELDS)) if (e.message.includes(`${k}: `) || e.message.includes(`${k}[`)) return e.wrap(field);
   return e;
 }
+
+const OWN_FIELDS: Readonly<Record<string, string>> = {
+  blockIoWeightDevice: 'linux.resources.blockIO.weightDevice',
+  blockIoWeight: 'linux.resources.blockIO.weight',
+  unified: 'linux.resources.unified',
+};
 
 export function resources(v: unknown, problems: Problems): Resources {
   const r: Resources = {};
@@ -95,7 +103,13 @@ export function resources(v: unknown, problems: Problems): Resources {
     if (b.weight !== undefined) r.blockIoWeight = b.weight;
     if (b.weightDevice.length > 0) r.blockIoWeightDevice = b.weightDevice;
   }
-  for (const k of ['unified', 'network', 'rdma']) {
+  // unified: cgroup v2 files by name; the keys are checked as the library checks them, named here.
+  if (v.unified !== undefined && v.unified !== null && !(isObj(v.unified) && Object.keys(v.unified).length === 0)) {
+    const own = resourceProblems({ unified: v.unified });
+    for (const p of own.list) problems.add(`${f}.${p.field}`, p.problem);
+    if (own.empty) r.unified = { ...(v.unified as Record<string, string>) };
+  }
+  for (const k of ['network', 'rdma']) {
     const x = v[k];
     const empty = x === undefined || (Array.isArray(x) && x.length === 0) || (isObj(x) && Object.keys(x).length === 0);
     if (!empty) problems.add(`${f}.${k}`, 'is not supported');

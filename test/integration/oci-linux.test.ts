@@ -263,6 +263,45 @@ describe.skipIf(skipBecause(SKIP_REASON || busyboxMissing(), 'OCI linux section 
     expect(fs.existsSync(join(e.root, internalId('huge-bad')))).toBe(false);
   });
 
+  it('linux.resources.unified: cgroup v2 files written by name in the container\'s v2 directory; a controller v1 holds refused by name, nothing left', (ctx) => {
+    const v2 = fs
+      .readFileSync('/proc/self/mountinfo', 'utf8')
+      .split('\n')
+      .map((l) => l.split(' '))
+      .find((f) => f[f.indexOf('-') + 1] === 'cgroup2')?.[4];
+    if (!v2) return skipTest(ctx, 'linux.resources.unified', 'no cgroup v2 hierarchy is mounted on this host');
+    const passed = fs.readFileSync(`${v2}/cgroup.subtree_control`, 'utf8').split(/\s+/);
+    const huge = passed.includes('hugetlb') && fs.existsSync('/sys/kernel/mm/hugepages/hugepages-2048kB');
+    const unified: Record<string, string> = { 'cgroup.max.depth': '2', 'cgroup.max.descendants': '7', ...(huge ? { 'hugetlb.2MB.max': String(2 << 20) } : {}) };
+    const path = `/${top}/unified`;
+    const r = create('unified', e.bundle('unified', (c) => {
+      c.process.args = ['sleep', '100'];
+      c.linux.cgroupsPath = path;
+      c.linux.resources = { ...c.linux.resources, unified };
+    }));
+    expect(r.status, r.stderr).toBe(0);
+    for (const [k, v] of Object.entries(unified)) expect(fs.readFileSync(`${v2}${path}/${k}`, 'utf8').trim(), k).toBe(v);
+    const u = e.run(['update', '--resources', '-', 'unified'], { input: JSON.stringify({ unified: { 'cgroup.max.descendants': '9' } }) });
+    expect(u.status, u.stderr).toBe(0);
+    expect(fs.readFileSync(`${v2}${path}/cgroup.max.descendants`, 'utf8').trim()).toBe('9');
+    expect(e.run(['delete', '--force', 'unified']).status).toBe(0);
+    // memory on v1 (a hybrid host): its v2 files are not there, and the create says so.
+    const memV1 = hierarchyMounts().some((m) => fs.existsSync(`${m}/memory.limit_in_bytes`));
+    const w = create('unified-bad', e.bundle('unified-bad', (c) => {
+      c.linux.resources = { ...c.linux.resources, unified: memV1 ? { 'memory.high': '1073741824' } : { 'memory.hihg': '1' } };
+    }));
+    expect(w.status).toBe(1);
+    expect(w.stderr).toMatch(
+      memV1 ? /linux\.resources\.unified: .*unified\["memory\.high"\]: the memory controller is on cgroup v1 on this host/ : /unified\["memory\.hihg"\]: memory\.hihg does not exist/,
+    );
+    expect(fs.existsSync(join(e.root, internalId('unified-bad')))).toBe(false);
+    const bad = create('unified-procs', e.bundle('unified-procs', (c) => {
+      c.linux.resources = { ...c.linux.resources, unified: { 'cgroup.procs': '1' } };
+    }));
+    expect(bad.status).toBe(1);
+    expect(bad.stderr).toMatch(/linux\.resources\.unified\["cgroup\.procs"\]: cgroup\.procs is the runtime's to write/);
+  });
+
   it('linux.resources.blockIO: throttles written per device (blkio.throttle.* on v1, io.max on v2); leaf weights refused by name', (ctx) => {
     const blkio = hierarchyMounts().find((m) => fs.existsSync(`${m}/blkio.throttle.read_bps_device`));
     if (!blkio) return skipTest(ctx, 'blockIO', 'no v1 blkio hierarchy with throttle files on this host');

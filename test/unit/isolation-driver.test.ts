@@ -188,6 +188,40 @@ describe('isolation: the files written for a full Resources', () => {
     expect(d.create('c2', { memoryLimit: 64 * MiB }).procsFiles.at(-1)).toBe(`/sys/fs/cgroup/unified/${P}/c2/cgroup.procs`);
   });
 
+  it('unified: cgroup v2 files written as named (v2 and the core\'s on a hybrid host); a v1 controller, a reserved or missing file refused by name, nothing left', () => {
+    const v2 = MemoryCgroupFs.forLayout(v2Layout());
+    const d2 = new CgroupDriver(v2, v2Layout(), P, { devicePrograms: new RecordingLoader() });
+    d2.create('c', { memoryLimit: 64 * MiB, unified: { 'memory.high': '33554432', 'cgroup.max.depth': '2' } });
+    expect(v2.get(`/sys/fs/cgroup/${P}/c/memory.high`)).toBe('33554432');
+    expect(v2.get(`/sys/fs/cgroup/${P}/c/cgroup.max.depth`)).toBe('2');
+    // An update is all or nothing: a later failing write puts memory.high back.
+    v2.failOn('pids.max');
+    expect(() => d2.update('c', { unified: { 'memory.high': '1048576' }, pidsLimit: 4 })).toThrow();
+    expect(v2.get(`/sys/fs/cgroup/${P}/c/memory.high`)).toBe('33554432');
+    expect(() => d2.create('m', { unified: { 'memory.hihg': '1' } })).toThrow(/unified\["memory.hihg"\]: memory.hihg does not exist on this kernel \(no such file/);
+    expect(d2.list()).toEqual(['c']);
+
+    const layout = detectCgroups(HYBRID_MOUNTINFO, { v2Controllers: ['hugetlb'] });
+    const fs = MemoryCgroupFs.forLayout(layout);
+    const d = new CgroupDriver(fs, layout, P, { enableAncestorControllers: true });
+    d.create('h', { unified: { 'hugetlb.2MB.max': '4194304', 'cgroup.max.descendants': '10' } });
+    expect(fs.get(`/sys/fs/cgroup/unified/${P}/h/hugetlb.2MB.max`)).toBe('4194304');
+    expect(fs.get(`/sys/fs/cgroup/unified/${P}/h/cgroup.max.descendants`)).toBe('10');
+    expect(() => d.create('v1', { unified: { 'memory.high': '1G' } })).toThrow(
+      /unified\["memory.high"\]: the memory controller is on cgroup v1 on this host \(\/sys\/fs\/cgroup\/memory\); unified writes cgroup v2 files/,
+    );
+    expect(() => d.create('v1', { unified: { 'rdma.max': 'x' } })).toThrow(/unified\["rdma.max"\]: the runtime does not drive a "rdma" controller/);
+    expect(d.list()).toEqual(['h']);
+    let err: unknown;
+    try {
+      d.validate({ unified: { 'cgroup.procs': '1', '../memory.max': '1', 'memory.max': 'a\nb', 'pids.max': 5 } } as unknown as Resources);
+    } catch (e) {
+      err = e;
+    }
+    expect((err as ConfigError).fields()).toEqual(['unified["cgroup.procs"]', 'unified["../memory.max"]', 'unified["memory.max"]', 'unified["pids.max"]']);
+    expect((err as Error).message).toContain('unified["cgroup.procs"]: cgroup.procs is the runtime\'s to write');
+  });
+
   it('hybrid with enableAncestorControllers: +hugetlb from the root down, then the limit', () => {
     const layout = detectCgroups(HYBRID_MOUNTINFO, { v2Controllers: ['hugetlb'] });
     const fs = MemoryCgroupFs.forLayout(layout);

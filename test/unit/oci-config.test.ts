@@ -168,6 +168,17 @@ describe('OCI config.json translation', () => {
       { device: '8:0', readBps: 1048576, writeBps: 2097152 },
       { device: '253:1', readIops: 300 },
     ]);
+    // unified: cgroup v2 files by name, checked and named under linux.resources.
+    c.linux.resources = { unified: { 'memory.high': '1073741824', 'cgroup.max.depth': '3' } };
+    expect(translateConfig('/b', c, host).resources.unified).toEqual({ 'memory.high': '1073741824', 'cgroup.max.depth': '3' });
+    c.linux.resources = { unified: { 'cgroup.procs': '1', 'memory/../x': '1', 'memory.max': 5 } };
+    expect(problems(c)).toEqual(
+      expect.arrayContaining([
+        'linux.resources.unified["cgroup.procs"]: cgroup.procs is the runtime\'s to write (processes, controllers, state), not a limit',
+        'linux.resources.unified["memory/../x"]: expected a cgroup v2 file name like "memory.high" (no path)',
+        'linux.resources.unified["memory.max"]: expected a one-line value, got 5',
+      ]),
+    );
     // The BFQ weights: the cgroup's and per device (a weight of 0 is none, as runc reads it).
     c.linux.resources = { blockIO: { weight: 300, weightDevice: [{ major: 8, minor: 0, weight: 700 }, { major: 8, minor: 16, weight: 0 }] } };
     expect(translateConfig('/b', c, host).resources).toMatchObject({ blockIoWeight: 300, blockIoWeightDevice: [{ device: '8:0', weight: 700 }] });
