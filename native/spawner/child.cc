@@ -589,8 +589,16 @@ void runOp(const OpView& op, Ctx& c) {
       if (src < 0) fail(op.step, errno, s0);
       int t = ensureInRoot(c.rootfd, s1, op.n[1] != 0);
       if (t < 0) fail(op.step, errno, s1);
-      if (op.nn > 3 && op.n[3] != 0) {  // idmapped through the container's user namespace
-        if (bindIdmapped(src, t, (op.n[0] & MS_REC) != 0, mountAttrFromFlags(op.n[0]), c.fds->userns) < 0) fail(op.step, errno, s0);
+      bool rec = (op.n[0] & MS_REC) != 0;
+      if (op.nn > 3 && op.n[3] == 2) {  // idmapped through a user namespace with the mount's own maps
+        const char* what = "";
+        int userns = usernsWithMaps(op.s[2], op.s[3], &what);
+        if (userns < 0) fail(op.step, errno, what);
+        if (bindIdmapped(src, t, rec, mountAttrFromFlags(op.n[0]), userns, op.nn > 4 && op.n[4] != 0) < 0) fail(op.step, errno, s0);
+        close(userns);
+      } else if (op.nn > 3 && op.n[3] != 0) {  // idmapped through the container's user namespace
+        if (c.fds->userns < 0) fail(op.step, EINVAL, "idmap without a user namespace");
+        if (bindIdmapped(src, t, rec, mountAttrFromFlags(op.n[0]), c.fds->userns, op.nn > 4 ? op.n[4] != 0 : rec) < 0) fail(op.step, errno, s0);
       } else if (bindTree(src, "", t, (op.n[0] & MS_REC) != 0, mountAttrFromFlags(op.n[0])) < 0) {
         fail(op.step, errno, s1);
       }

@@ -32,7 +32,7 @@ constexpr Arity kArity[] = {
     {Step::sync, 0, 0, 0, 0},          {Step::setsid, 0, 0, 0, 0},       {Step::stdio, 0, 0, 0, 0},
     {Step::setns, 0, 0, 0, 0},         {Step::cgroupns, 0, 0, 0, 0},     {Step::mount_private, 0, 0, 0, 1},
     {Step::overlay, 2, 2, 0, 0},       {Step::root_open, 1, 1, 0, 0},    {Step::mount, 4, 4, 2, 2},
-    {Step::bind, 2, 2, 2, 3},          {Step::volume, 2, 2, 2, 4},       {Step::symlink, 2, 2, 0, 0},
+    {Step::bind, 2, 4, 2, 5},          {Step::volume, 2, 2, 2, 4},       {Step::symlink, 2, 2, 0, 0},
     {Step::mask, 1, 1, 0, 0},          {Step::readonly, 1, 1, 0, 0},     {Step::pivot_root, 0, 0, 0, 0},
     {Step::root_readonly, 0, 0, 0, 0}, {Step::loopback, 0, 0, 0, 0},     {Step::affinity, 0, 0, 1, 1024},
     {Step::mempolicy, 0, 0, 1, 1025},  {Step::hostname, 1, 1, 0, 0},     {Step::rlimit, 1, 1, 3, 3},
@@ -286,6 +286,15 @@ bool parsePlan(const wire::Fields& f, size_t i, Plan* p, std::string* err, PlanK
             *err = std::string("op ") + name + " has an id out of range: " + std::to_string(v);
             return false;
           }
+      }
+      // bind: n[3] idmap mode (0 none, 1 the container's user namespace, 2 the maps in s[2],
+      // s[3]); the maps come exactly when the mode says so.
+      if (op.step == Step::bind) {
+        uint64_t mode = op.n.size() > 3 ? op.n[3] : 0;
+        if (mode > 2 || (mode == 2) != (op.s.size() == 4) || (mode != 2 && op.s.size() != 2)) {
+          *err = "op bind has idmap mode " + std::to_string(mode) + " with " + std::to_string(op.s.size()) + " strings";
+          return false;
+        }
       }
       if (op.step == Step::rlimit && op.n[0] >= RLIM_NLIMITS) {
         *err = "op rlimit names no resource: " + std::to_string(op.n[0]);

@@ -214,9 +214,42 @@ function deviceRules(v: unknown, problems: Problems): DeviceRule[] {
 }
 
 /**
- * linux.uidMappings and gidMappings for a new user namespace: each { containerID, hostID,
- * size } a line of uid_map/gid_map (at most 340, the kernel's limit), ranges not overlapping
- * on either side. Mappings without a user namespace, or a user namespace without both, are errors.
+ * One list of { containerID, hostID, size } as uid_map/gid_map text: a line each (at most
+ * 340, the kernel's limit), ranges not overlapping on either side. `size`: the highest
+ * container id mapped, plus one. Undefined when a problem was found (added, named `f`).
+ */
+export function idMapText(list: unknown, f: string, problems: Problems): { text: string; size: number } | undefined {
+  if (!Array.isArray(list) || list.length === 0 || list.length > 340) {
+    problems.add(f, 'expected a list of 1 to 340 { containerID, hostID, size }');
+    return undefined;
+  }
+  const before = problems.list.length;
+  const seen: [number, number, number][] = [];
+  let text = '';
+  let size = 0;
+  list.forEach((m: unknown, i) => {
+    const at = `${f}[${i}]`;
+    const ok = (x: unknown): x is number => Number.isInteger(x) && (x as number) >= 0 && (x as number) <= 0xffffffff;
+    if (!isObj(m) || !ok(m.containerID) || !ok(m.hostID) || !ok(m.size) || m.size === 0) {
+      problems.add(at, 'expected { containerID, hostID, size } with whole numbers, size ≥ 1');
+      return;
+    }
+    const [c, h, n] = [m.containerID, m.hostID, m.size];
+    if (c + n > 0x100000000 || h + n > 0x100000000) return problems.add(at, 'runs past the 32-bit id space');
+    for (const [c2, h2, n2] of seen) {
+      if (c < c2 + n2 && c2 < c + n) return problems.add(at, 'overlaps another mapping\'s container ids');
+      if (h < h2 + n2 && h2 < h + n) return problems.add(at, 'overlaps another mapping\'s host ids');
+    }
+    seen.push([c, h, n]);
+    text += `${c} ${h} ${n}\n`;
+    size = Math.max(size, c + n);
+  });
+  return problems.list.length === before ? { text, size } : undefined;
+}
+
+/**
+ * linux.uidMappings and gidMappings for a new user namespace (idMapText's rules). Mappings
+ * without a user namespace, or a user namespace without both, are errors.
  */
 export function idMappings(linux: Json, userns: boolean, problems: Problems): OciTranslation['idMaps'] {
   const out: Record<'uid' | 'gid', string> = { uid: '', gid: '' };
@@ -232,28 +265,10 @@ export function idMappings(linux: Json, userns: boolean, problems: Problems): Oc
       problems.add(f, 'given without a user namespace in linux.namespaces');
       continue;
     }
-    if (!Array.isArray(list) || list.length > 340) {
-      problems.add(f, 'expected a list of at most 340 { containerID, hostID, size }');
-      continue;
-    }
-    const seen: [number, number, number][] = [];
-    list.forEach((m: unknown, i) => {
-      const at = `${f}[${i}]`;
-      const ok = (x: unknown): x is number => Number.isInteger(x) && (x as number) >= 0 && (x as number) <= 0xffffffff;
-      if (!isObj(m) || !ok(m.containerID) || !ok(m.hostID) || !ok(m.size) || m.size === 0) {
-        problems.add(at, 'expected { containerID, hostID, size } with whole numbers, size ≥ 1');
-        return;
-      }
-      const [c, h, n] = [m.containerID, m.hostID, m.size];
-      if (c + n > 0x100000000 || h + n > 0x100000000) return problems.add(at, 'runs past the 32-bit id space');
-      for (const [c2, h2, n2] of seen) {
-        if (c < c2 + n2 && c2 < c + n) return problems.add(at, 'overlaps another mapping\'s container ids');
-        if (h < h2 + n2 && h2 < h + n) return problems.add(at, 'overlaps another mapping\'s host ids');
-      }
-      seen.push([c, h, n]);
-      out[which] += `${c} ${h} ${n}\n`;
-      size = Math.max(size, c + n);
-    });
+    const m = idMapText(list, f, problems);
+    if (!m) continue;
+    out[which] = m.text;
+    size = Math.max(size, m.size);
   }
   return userns && out.uid && out.gid ? { uid: out.uid, gid: out.gid, size } : undefined;
 }

@@ -9,7 +9,7 @@
 import { isAbsolute, join, posix } from 'node:path';
 import { ConfigError, Problems } from '../errors.js';
 import type { Resources } from '../isolation/resources.js';
-import { idMappings, resources } from './config-linux.js';
+import { idMapText, idMappings, resources } from './config-linux.js';
 import { Personality } from '../personality/personality.js';
 import type { JoinNamespaces, PlanMknod, PlanMount, PlanSecurity, PlanUser } from '../plan/types.js';
 import { capabilityMask, normalizeCapability, type CapabilityName } from '../secure-runtime/capabilities.js';
@@ -74,7 +74,7 @@ const FLAG_OPTIONS: Record<string, [number, boolean]> = {
   strictatime: [MS.STRICTATIME, true], relatime: [1 << 21, true], noatime: [1024, true], nodiratime: [2048, true],
 };
 const IGNORED_OPTIONS = new Set(['defaults', 'async']);
-const UNSUPPORTED_OPTIONS = new Set(['idmap', 'ridmap', 'tmpcopyup', 'copy-symlink']);
+const UNSUPPORTED_OPTIONS = new Set(['tmpcopyup', 'copy-symlink']);
 /** Propagation a mount (or the rootfs) gets once mounted: the mount(2) flags of each name. */
 export const PROPAGATION: Record<string, number> = {
   private: MS.PRIVATE, rprivate: MS.PRIVATE | MS.REC, shared: MS.SHARED, rshared: MS.SHARED | MS.REC,
@@ -84,7 +84,35 @@ export const PROPAGATION: Record<string, number> = {
 /** The namespaces a container always has here: the spawner makes them for every container. */
 const ALWAYS_NEW = ['pid', 'mount', 'ipc', 'uts'];
 
-function mounts(v: unknown, problems: Problems, host: HostFacts): PlanMount[] {
+/**
+ * A mount's idmapping: uidMappings and gidMappings (both, each as linux.uidMappings is
+ * written), or the idmap/ridmap option alone, which maps through the container's own user
+ * namespace. Only a bind can be idmapped here.
+ */
+function mountIdmap(m: Json, f: string, options: string[], bind: boolean, userns: boolean, problems: Problems): PlanMount['idmap'] {
+  const given = m.uidMappings !== undefined || m.gidMappings !== undefined;
+  const option = options.includes('idmap') || options.includes('ridmap');
+  if (!given && !option) return undefined;
+  if (options.includes('idmap') && options.includes('ridmap')) problems.add(`${f}.options`, '"idmap" and "ridmap" together: one is recursive, the other not');
+  if (!bind) {
+    problems.add(given ? `${f}.uidMappings` : `${f}.options`, 'only a bind mount can be idmapped here (the filesystem of another type is mounted by the container, already in its ids)');
+    return undefined;
+  }
+  const recursive = options.includes('ridmap');
+  if (!given) {
+    if (!userns) problems.add(`${f}.options`, `"${recursive ? 'ridmap' : 'idmap'}" without uidMappings and gidMappings maps through the container's user namespace, and linux.namespaces has none`);
+    return { recursive };
+  }
+  if (m.uidMappings === undefined || m.gidMappings === undefined) {
+    problems.add(m.uidMappings === undefined ? `${f}.uidMappings` : `${f}.gidMappings`, 'an idmapped mount needs both uidMappings and gidMappings');
+    return undefined;
+  }
+  const uid = idMapText(m.uidMappings, `${f}.uidMappings`, problems);
+  const gid = idMapText(m.gidMappings, `${f}.gidMappings`, problems);
+  return uid && gid ? { maps: { uid: uid.text, gid: gid.text }, recursive } : undefined;
+}
+
+function mounts(v: unknown, problems: Problems, host: HostFacts, userns: boolean): PlanMount[] {
   if (v === undefined) return [];
   if (!Array.isArray(v)) {
     problems.add('mounts', 'expected a list');
@@ -97,7 +125,6 @@ function mounts(v: unknown, problems: Problems, host: HostFacts): PlanMount[] {
       problems.add(`${f}.destination`, 'expected an absolute path');
       return;
     }
-    if (m.uidMappings !== undefined || m.gidMappings !== undefined) problems.add(`${f}.uidMappings`, 'idmapped mounts are not supported');
     const options = m.options === undefined ? [] : m.options;
     if (!strList(options)) {
       problems.add(`${f}.options`, 'expected a list of strings');
@@ -109,8 +136,9 @@ function mounts(v: unknown, problems: Problems, host: HostFacts): PlanMount[] {
     let flags = bind && options.includes('rbind') ? MS.REC : 0;
     let propagation: number | undefined;
     const data: string[] = [];
+    const idmap = mountIdmap(m, f, options, bind, userns, problems);
     for (const o of options) {
-      if (o === 'bind' || o === 'rbind' || IGNORED_OPTIONS.has(o)) continue;
+      if (o === 'bind' || o === 'rbind' || o === 'idmap' || o === 'ridmap' || IGNORED_OPTIONS.has(o)) continue;
       if (UNSUPPORTED_OPTIONS.has(o)) problems.add(`${f}.options`, `"${o}" is not supported`);
       else if (PROPAGATION[o] !== undefined) {
         if (propagation !== undefined) problems.add(`${f}.options`, `"${o}": only one propagation can be given`);
@@ -125,7 +153,7 @@ function mounts(v: unknown, problems: Problems, host: HostFacts): PlanMount[] {
       const kind = isAbsolute(source) ? host.pathKind(source) : undefined;
       if (!isAbsolute(source)) problems.add(`${f}.source`, 'a bind mount needs an absolute host path');
       else if (!kind) problems.add(`${f}.source`, `\`${source}\` does not exist`);
-      out.push({ kind: 'bind', source, target, fstype: '', data: '', flags: flags | MS.BIND, isFile: kind === 'file', ...(propagation !== undefined ? { propagation } : {}) });
+      out.push({ kind: 'bind', source, target, fstype: '', data: '', flags: flags | MS.BIND, isFile: kind === 'file', ...(propagation !== undefined ? { propagation } : {}), ...(idmap ? { idmap } : {}) });
     } else if (type === 'cgroup' || type === 'cgroup2') {
       // Inside the container's cgroup namespace the hierarchies show its own cgroup as the
       // root: a tmpfs with each v1 controller, as runc lays /sys/fs/cgroup out.
@@ -417,7 +445,7 @@ export function translateConfig(bundle: string, config: unknown, host: HostFacts
   const t: OciTranslation = {
     rootfs,
     readonlyRoot: isObj(root) && root.readonly === true,
-    mounts: mounts(c.mounts, problems, host),
+    mounts: mounts(c.mounts, problems, host, wantsUserns),
     process: { argv: strList(args) ? args : [], env: strList(p?.env) ? p.env : [], cwd, user: user(p?.user, problems), terminal: p?.terminal === true, oomScoreAdj },
     security: {
       capabilities: capabilities(p?.capabilities, problems),

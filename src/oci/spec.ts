@@ -45,7 +45,7 @@ export function features(): Record<string, unknown> {
     ociVersionMin: '1.0.0',
     ociVersionMax: OCI_VERSION,
     hooks: ['prestart', ...HOOK_NAMES],
-    mountOptions: ['bind', 'rbind', 'ro', 'rw', 'nosuid', 'suid', 'nodev', 'dev', 'noexec', 'exec', 'strictatime', 'relatime', 'noatime', 'nodiratime', 'private', 'rprivate', 'shared', 'rshared', 'slave', 'rslave', 'unbindable', 'runbindable'],
+    mountOptions: ['bind', 'rbind', 'ro', 'rw', 'nosuid', 'suid', 'nodev', 'dev', 'noexec', 'exec', 'strictatime', 'relatime', 'noatime', 'nodiratime', 'private', 'rprivate', 'shared', 'rshared', 'slave', 'rslave', 'unbindable', 'runbindable', 'idmap', 'ridmap'],
     linux: {
       namespaces: ['pid', 'network', 'mount', 'ipc', 'uts', 'cgroup', 'user'],
       capabilities: [...CAPABILITY_NAMES],
@@ -53,6 +53,8 @@ export function features(): Record<string, unknown> {
       seccomp: { enabled: true, actions: ['SCMP_ACT_ALLOW', 'SCMP_ACT_ERRNO', 'SCMP_ACT_KILL', 'SCMP_ACT_KILL_PROCESS', 'SCMP_ACT_KILL_THREAD', 'SCMP_ACT_TRAP', 'SCMP_ACT_TRACE', 'SCMP_ACT_LOG'] },
       apparmor: { enabled: false },
       selinux: { enabled: false },
+      // Idmapped binds (mount_setattr(MOUNT_ATTR_IDMAP), Linux 5.12+ and a filesystem that supports it).
+      mountExtensions: { idmap: { enabled: true } },
     },
     // runc's key for the checkpoint and restore verbs (with CRIU: src/oci/checkpoint.ts).
     annotations: { 'io.stratoswarm.personality': 'a personality preset', 'io.stratoswarm.restart': 'a restart policy', 'org.opencontainers.runc.checkpoint.enabled': 'true' },

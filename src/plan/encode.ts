@@ -248,7 +248,12 @@ function ociMountOps(out: Field[], p: CreatePlanInput, tty: boolean): void {
   const mounts = p.mounts ?? [];
   const lastDev = mounts.reduce((n, m, i) => (m.target === '/dev' || m.target.startsWith('/dev/') ? i : n), -1);
   mounts.forEach((m, i) => {
-    if (m.kind === 'bind') op(out, 'bind', 'mount', [m.source, m.target], [m.flags, m.isFile ? 1 : 0, 0]);
+    if (m.kind === 'bind' && m.idmap) {
+      // n[3]: 1 maps through the container's user namespace, 2 through one made with the
+      // maps in s[2] (uid) and s[3] (gid); n[4]: the mounts below are idmapped too.
+      const maps = m.idmap.maps;
+      op(out, 'bind', 'mount', [m.source, m.target, ...(maps ? [maps.uid, maps.gid] : [])], [m.flags, m.isFile ? 1 : 0, 0, maps ? 2 : 1, m.idmap.recursive ? 1 : 0]);
+    } else if (m.kind === 'bind') op(out, 'bind', 'mount', [m.source, m.target], [m.flags, m.isFile ? 1 : 0, 0]);
     else op(out, 'mount', 'mount', [m.source, m.target, m.fstype, m.data], [m.flags, 0]);
     if (m.propagation) op(out, 'propagation', 'mount', [m.target], [m.propagation]);
     if (i === lastDev) deviceOps(out, p, tty);

@@ -115,6 +115,12 @@ export interface PlanMount {
   isFile: boolean;
   /** MS_SHARED, MS_SLAVE, MS_PRIVATE or MS_UNBINDABLE (with MS_REC for the r- forms), set once mounted. */
   propagation?: number | undefined;
+  /**
+   * An idmapped bind: on-disk id containerID+i shows as hostID+i, as a user namespace with
+   * these uid_map/gid_map lines maps them (no maps: the container's own user namespace).
+   * `recursive`: the mounts below it are idmapped too (OCI's "ridmap").
+   */
+  idmap?: { maps?: { uid: string; gid: string } | undefined; recursive: boolean } | undefined;
 }
 
 export interface SpawnPlan {

@@ -451,6 +451,57 @@ describe.skipIf(skipBecause(SKIP_REASON || busyboxMissing(), 'OCI linux section 
     expect(fs.existsSync(join(e.root, internalId('userns-bad')))).toBe(false);
   });
 
+  it('idmapped mounts: uidMappings/gidMappings shift the ids of a bind, "idmap" alone maps through the container\'s user namespace; bad ones named, nothing left', () => {
+    // The source: a root-owned directory with a file of uid 1234, gid 2345.
+    const src = join(e.dir, 'idmap-src');
+    fs.mkdirSync(src, { recursive: true });
+    fs.writeFileSync(join(src, 'f'), 'x');
+    fs.chownSync(join(src, 'f'), 1234, 2345);
+    const out = join(e.dir, 'idmap-out');
+    fs.mkdirSync(out, { recursive: true, mode: 0o777 });
+    fs.chmodSync(out, 0o777);
+    const ids = (name: string, change: (c: Record<string, any>) => void) => {
+      const b = e.bundle(name, (c) => {
+        c.process.args = ['sh', '-c', `stat -c '%u %g' /m /m/f > /out/${name}; sleep 100`];
+        c.mounts = [...c.mounts, { destination: '/out', type: 'bind', source: out, options: ['bind'] }];
+        change(c);
+      });
+      const r = create(name, b);
+      expect(r.status, r.stderr).toBe(0);
+      expect(e.run(['start', name]).status).toBe(0);
+      const file = join(out, name);
+      for (let i = 0; i < 300 && !(fs.existsSync(file) && fs.readFileSync(file, 'utf8').split('\n').length > 2); i++) spawnSync('sleep', ['0.01']);
+      const text = fs.readFileSync(file, 'utf8').trim().split('\n');
+      expect(e.run(['delete', '--force', name]).status).toBe(0);
+      return text;
+    };
+    // Explicit maps, no user namespace: on-disk 0 shows as 5000, 1234 as 6234 (gids by their own map).
+    expect(
+      ids('idmap-maps', (c) => {
+        c.mounts.push({ destination: '/m', type: 'bind', source: src, options: ['bind'], uidMappings: [{ containerID: 0, hostID: 5000, size: 2000 }], gidMappings: [{ containerID: 0, hostID: 7000, size: 3000 }] });
+      }),
+    ).toEqual(['5000 7000', '6234 9345']);
+    // "idmap" alone, inside a user namespace (0 → 300000): the host's ids show as they are on disk.
+    expect(
+      ids('idmap-userns', (c) => {
+        c.linux.namespaces = [...c.linux.namespaces, { type: 'user' }];
+        c.linux.uidMappings = [{ containerID: 0, hostID: 300000, size: 65536 }];
+        c.linux.gidMappings = [{ containerID: 0, hostID: 300000, size: 65536 }];
+        c.mounts.push({ destination: '/m', type: 'bind', source: src, options: ['rbind', 'idmap'] });
+      }),
+    ).toEqual(['0 0', '1234 2345']);
+    const bad = create('idmap-bad', e.bundle('idmap-bad', (c) => {
+      c.mounts.push({ destination: '/a', type: 'bind', source: src, options: ['bind', 'idmap'] });
+      c.mounts.push({ destination: '/b', type: 'bind', source: src, options: ['bind'], uidMappings: [{ containerID: 0, hostID: 1, size: 1 }] });
+      c.mounts.push({ destination: '/c', type: 'tmpfs', source: 'tmpfs', options: ['idmap'] });
+    }));
+    expect(bad.status).toBe(1);
+    expect(bad.stderr).toMatch(/mounts\[\d+\]\.options: "idmap" without uidMappings and gidMappings maps through the container's user namespace, and linux\.namespaces has none/);
+    expect(bad.stderr).toMatch(/mounts\[\d+\]\.gidMappings: an idmapped mount needs both uidMappings and gidMappings/);
+    expect(bad.stderr).toMatch(/mounts\[\d+\]\.options: only a bind mount can be idmapped here/);
+    expect(fs.existsSync(join(e.root, internalId('idmap-bad')))).toBe(false);
+  });
+
   it('linux.devices made with mknod as given, mount and rootfs propagation applied, process.user.umask set; a bad device named, nothing left', () => {
     const shared = join(e.dir, 'prop-src');
     fs.mkdirSync(shared, { recursive: true });

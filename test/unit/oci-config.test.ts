@@ -241,6 +241,37 @@ describe('OCI config.json translation', () => {
     expect(ops).toMatch(/op pivot-root rootfs 0 0 op propagation root 1 \/ 1 524288/);
   });
 
+  it('idmapped mounts: maps of their own or the container\'s user namespace become a bind op with its idmap mode', () => {
+    const c = base();
+    c.mounts = [
+      { destination: '/m', source: '/srv/e', options: ['rbind', 'ridmap'], uidMappings: [{ containerID: 0, hostID: 5000, size: 10 }], gidMappings: [{ containerID: 0, hostID: 6000, size: 10 }] },
+      { destination: '/u', source: '/srv/u', options: ['bind', 'idmap'] },
+    ];
+    expect(problems(c)).toEqual([`mounts[1].options: "idmap" without uidMappings and gidMappings maps through the container's user namespace, and linux.namespaces has none`]);
+    c.linux.namespaces.push({ type: 'user' });
+    c.linux.uidMappings = [{ containerID: 0, hostID: 100000, size: 65536 }];
+    c.linux.gidMappings = [{ containerID: 0, hostID: 100000, size: 65536 }];
+    const t = translateConfig('/b', c, host);
+    expect(t.mounts[0]).toMatchObject({ kind: 'bind', idmap: { maps: { uid: '0 5000 10\n', gid: '0 6000 10\n' }, recursive: true } });
+    expect(t.mounts[1]).toMatchObject({ kind: 'bind', idmap: { recursive: false } });
+    const ops = compileCreatePlan({ ...createInput(), mounts: t.mounts }).map(String).join(' ');
+    expect(ops).toContain(`op bind mount 4 /srv/e /m 0 5000 10\n 0 6000 10\n 5 ${(1 << 12) | (1 << 14)} 0 0 2 1`);
+    expect(ops).toContain(`op bind mount 2 /srv/u /u 5 ${1 << 12} 0 0 1 0`);
+    c.mounts = [
+      { destination: '/a', source: '/srv/e', options: ['bind', 'idmap', 'ridmap'] },
+      { destination: '/b', source: '/srv/e', options: ['bind'], gidMappings: [{ containerID: 0, hostID: 1, size: 1 }] },
+      { destination: '/c', source: '/srv/e', options: ['bind'], uidMappings: [{ containerID: 0, hostID: 1, size: 0 }], gidMappings: [] },
+      { destination: '/d', type: 'proc', source: 'proc', options: ['ridmap'] },
+    ];
+    expect(problems(c).sort()).toEqual([
+      'mounts[0].options: "idmap" and "ridmap" together: one is recursive, the other not',
+      'mounts[1].uidMappings: an idmapped mount needs both uidMappings and gidMappings',
+      'mounts[2].gidMappings: expected a list of 1 to 340 { containerID, hostID, size }',
+      'mounts[2].uidMappings[0]: expected { containerID, hostID, size } with whole numbers, size ≥ 1',
+      'mounts[3].options: only a bind mount can be idmapped here (the filesystem of another type is mounted by the container, already in its ids)',
+    ]);
+  });
+
   it('linux.devices in a user namespace are bound from the host (mknod is refused there)', () => {
     const c = base();
     c.linux.namespaces.push({ type: 'user' });
