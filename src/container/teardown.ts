@@ -39,6 +39,38 @@ export async function killInit(parts: RuntimeParts, rec: ContainerRecord): Promi
   if (await alive()) throw new RuntimeError(`${context}: its init (pid ${rec.pid ?? 'unknown'}) is still alive after SIGKILL`, { code: 'EBUSY', step: 'cleanup', containerId: rec.id });
 }
 
+/**
+ * A container sharing the host's pid namespace (an OCI configuration without one) keeps its
+ * other processes when its init dies, as runc's do: each process its cgroup holds is killed,
+ * frozen first so none forks meanwhile, until the cgroup is empty (two seconds at most).
+ */
+export async function killCgroupProcesses(parts: RuntimeParts, rec: ContainerRecord): Promise<void> {
+  if (rec.namespaces.includes('pid')) return;
+  const pids = () => {
+    try {
+      return parts.cgroups.pids(rec.id);
+    } catch {
+      return []; // no cgroup left
+    }
+  };
+  for (let i = 0; i < 200; i++) {
+    const left = pids();
+    if (left.length === 0) return;
+    const frozen = await parts.cgroups.freeze(rec.id).then(() => true, () => false);
+    for (const pid of left) {
+      try {
+        process.kill(pid, 'SIGKILL');
+      } catch {
+        // gone already
+      }
+    }
+    if (frozen) await parts.cgroups.thaw(rec.id).catch(() => undefined);
+    await delay(10);
+  }
+  const left = pids();
+  if (left.length > 0) throw new RuntimeError(`kill container ${rec.name}: processes ${left.join(', ')} are still alive after SIGKILL`, { code: 'EBUSY', step: 'cleanup', containerId: rec.id });
+}
+
 export async function forgetInit(parts: RuntimeParts, rec: ContainerRecord): Promise<void> {
   await parts.spawner.request(['forget', rec.id], `forget container ${rec.name}`).catch((e: unknown) => {
     if (!(e instanceof RuntimeError && e.code === 'ENOSPAWNER')) throw e;
@@ -67,6 +99,7 @@ export async function teardown(parts: RuntimeParts, rec: ContainerRecord, contex
   };
   await attempt(() => releaseNetDevices(parts, rec));
   await attempt(() => killInit(parts, rec));
+  await attempt(() => killCgroupProcesses(parts, rec));
   await attempt(() => releaseRdt(rec));
   await attempt(() => detachNetwork(parts, rec));
   await attempt(() => forgetInit(parts, rec));

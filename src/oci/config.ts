@@ -43,6 +43,8 @@ export interface OciTranslation {
   network: 'none' | 'host';
   /** Existing namespaces joined by path (linux.namespaces[].path). */
   join: JoinNamespaces;
+  /** The host's namespaces shared: the types linux.namespaces leaves out. */
+  shareHost: (typeof SHAREABLE)[number][];
   /** A new user namespace with these id maps (linux.uidMappings, gidMappings), as uid_map/gid_map lines. */
   idMaps?: { uid: string; gid: string; size: number } | undefined;
   resources: Resources;
@@ -81,8 +83,6 @@ export const PROPAGATION: Record<string, number> = {
   slave: MS.SLAVE, rslave: MS.SLAVE | MS.REC, unbindable: MS.UNBINDABLE, runbindable: MS.UNBINDABLE | MS.REC,
 };
 
-/** The namespaces a container always has here: the spawner makes them for every container. */
-const ALWAYS_NEW = ['pid', 'mount', 'ipc', 'uts'];
 
 /**
  * A mount's idmapping: uidMappings and gidMappings (both, each as linux.uidMappings is
@@ -310,7 +310,10 @@ function hooks(v: unknown, problems: Problems): OciTranslation['hooks'] {
 /** The namespaces joined by path, by the spec's type name and the plan's. */
 const JOINABLE: Record<string, keyof JoinNamespaces> = { network: 'net', ipc: 'ipc', uts: 'uts', pid: 'pid' };
 
-function namespaces(v: unknown, problems: Problems, host: HostFacts, join: JoinNamespaces): 'none' | 'host' {
+/** The host namespaces a container may share: a type linux.namespaces leaves out. */
+export const SHAREABLE = ['pid', 'ipc', 'uts'] as const;
+
+function namespaces(v: unknown, problems: Problems, host: HostFacts, join: JoinNamespaces, shared: Set<(typeof SHAREABLE)[number]>): 'none' | 'host' {
   if (!Array.isArray(v)) {
     problems.add('linux.namespaces', 'expected a list');
     return 'none';
@@ -331,7 +334,8 @@ function namespaces(v: unknown, problems: Problems, host: HostFacts, join: JoinN
     else if (!['pid', 'network', 'mount', 'ipc', 'uts', 'cgroup', 'user'].includes(n.type)) problems.add(`linux.namespaces[${i}].type`, `unknown namespace "${n.type}"`);
     types.add(n.type);
   });
-  for (const t of ALWAYS_NEW) if (!types.has(t)) problems.add('linux.namespaces', `the host's ${t} namespace cannot be shared: every container has its own`);
+  if (!types.has('mount')) problems.add('linux.namespaces', "the host's mount namespace cannot be shared: the container's root and mounts need one of its own");
+  for (const t of SHAREABLE) if (!types.has(t)) shared.add(t);
   return types.has('network') ? 'none' : 'host';
 }
 
@@ -427,7 +431,10 @@ export function translateConfig(bundle: string, config: unknown, host: HostFacts
   if (restart !== undefined && !(RESTART_POLICIES as readonly string[]).includes(restart.split(':')[0]!)) problems.add('annotations["io.stratoswarm.restart"]', `unknown restart policy "${restart}" (one of ${RESTART_POLICIES.join(', ')})`);
   const hostname = typeof c.hostname === 'string' ? c.hostname : '';
   const joins: JoinNamespaces = {};
-  const network = namespaces(linux.namespaces ?? [], problems, host, joins);
+  const shareHost = new Set<(typeof SHAREABLE)[number]>();
+  const network = namespaces(linux.namespaces ?? [], problems, host, joins, shareHost);
+  // runc's rule: a hostname needs a UTS namespace of the container's own.
+  if (shareHost.has('uts') && hostname !== '') problems.add('hostname', "setting it needs a uts namespace of the container's own; linux.namespaces has none, and the host's would be renamed");
   const wantsUserns = Array.isArray(linux.namespaces) && linux.namespaces.some((n) => isObj(n) && n.type === 'user');
   const idMaps = idMappings(linux, wantsUserns, problems);
   if (idMaps && joins.net) problems.add('linux.namespaces', 'a new user namespace with a joined network namespace is not supported (the network namespace must belong to the user namespace)');
@@ -459,6 +466,7 @@ export function translateConfig(bundle: string, config: unknown, host: HostFacts
     hostname,
     network,
     join: joins,
+    shareHost: [...shareHost],
     ...(idMaps ? { idMaps } : {}),
     sysctl,
     resources: resources(linux.resources, problems),

@@ -34,6 +34,8 @@ export interface CreatePlanInput {
   cgroupProcs: string[];
   /** Existing namespaces joined in place of new ones: the spawner opens each path, the init joins it. */
   joinNamespaces?: JoinNamespaces | undefined;
+  /** The host's namespaces the container shares (an OCI configuration that lists none of the type). */
+  shareHost?: readonly ('pid' | 'uts' | 'ipc')[] | undefined;
   /** The process runs on a terminal whose slave comes with the request as its stdio. */
   terminal?: boolean | undefined;
   stateDir: string;
@@ -148,7 +150,8 @@ export function compileCreatePlan(p: CreatePlanInput): Field[] {
   const join = Object.entries(p.joinNamespaces ?? {}).filter((e): e is [string, string] => typeof e[1] === 'string');
   if (join.length > 0 && p.userns) throw new RuntimeError('encode create: joining a namespace by path is not supported with a user namespace', { code: 'EINVAL', step: 'config' });
   const joined = new Set(join.map(([t]) => t));
-  const namespaces = ['pid', 'mnt', 'uts', 'ipc'].filter((t) => !joined.has(t));
+  const shared = new Set<string>(p.shareHost ?? []);
+  const namespaces = ['pid', 'mnt', 'uts', 'ipc'].filter((t) => !joined.has(t) && !shared.has(t));
   // With a user namespace, the spawner makes the network namespace inside it (so that
   // NET_BIND_SERVICE and NET_RAW apply there) and the init joins it.
   const usernsNet = !!p.userns && p.network !== 'host';
@@ -198,7 +201,7 @@ export function compileCreatePlan(p: CreatePlanInput): Field[] {
   if (p.security.readonlyRoot) op(out, 'root-readonly', 'root');
   if (p.network !== 'host' && !usernsNet) op(out, 'loopback', 'up');
   // An OCI configuration without a hostname keeps the one the new UTS namespace copied.
-  if (p.hostname !== '') op(out, 'hostname', 'set', [p.hostname]);
+  if (p.hostname !== '' && !shared.has('uts')) op(out, 'hostname', 'set', [p.hostname]);
   // Last of the setup done as the host's root: from here on the init is root only inside
   // the container's user namespace.
   if (p.userns) op(out, 'setns', 'user');
@@ -362,6 +365,7 @@ export function encodeCreate(plan: SpawnPlan, made: ProvisionedResources, opts: 
     mknods: plan.mknods,
     rootfsPropagation: plan.rootfsPropagation,
     joinNamespaces: plan.joinNamespaces,
+    shareHost: (['pid', 'uts', 'ipc'] as const).filter((t) => !plan.namespaces.includes(t)),
   });
   return checkFrame(['create', plan.id, ...fields], { argv: [], env: [] }, `create container ${plan.name}`);
 }

@@ -451,6 +451,43 @@ describe.skipIf(skipBecause(SKIP_REASON || busyboxMissing(), 'OCI linux section 
     expect(fs.existsSync(join(e.root, internalId('userns-bad')))).toBe(false);
   });
 
+  it('namespace types left out are the host\'s: pid, ipc and uts shared; delete kills what outlived the init; a hostname without uts refused', () => {
+    const out = join(e.dir, 'hostns-out');
+    fs.mkdirSync(out, { recursive: true });
+    const b = e.bundle('hostns', (c) => {
+      c.hostname = '';
+      c.linux.namespaces = c.linux.namespaces.filter((n: { type: string }) => !['pid', 'ipc', 'uts'].includes(n.type));
+      c.mounts = [...c.mounts, { destination: '/out', type: 'bind', source: out, options: ['bind'] }];
+      // A second process that outlives the init: in the host's pid namespace nothing kills it with the init.
+      c.process.args = ['sh', '-c', 'sleep 1000 & echo $! > /out/bg; hostname > /out/host; exec sleep 1000'];
+    });
+    const r = create('hostns', b);
+    expect(r.status, r.stderr).toBe(0);
+    const pid = pidOf('hostns');
+    for (const ns of ['pid', 'ipc', 'uts']) expect(fs.readlinkSync(`/proc/${pid}/ns/${ns}`), ns).toBe(fs.readlinkSync(`/proc/self/ns/${ns}`));
+    expect(fs.readlinkSync(`/proc/${pid}/ns/mnt`)).not.toBe(fs.readlinkSync('/proc/self/ns/mnt'));
+    expect(e.run(['start', 'hostns']).status).toBe(0);
+    for (let i = 0; i < 300 && !(fs.existsSync(join(out, 'bg')) && fs.existsSync(join(out, 'host')) && fs.readFileSync(join(out, 'host'), 'utf8')); i++) spawnSync('sleep', ['0.01']);
+    expect(fs.readFileSync(join(out, 'host'), 'utf8').trim()).toBe(fs.readFileSync('/proc/sys/kernel/hostname', 'utf8').trim());
+    // The pid the container's shell saw is the host's own number for it.
+    const bg = Number(fs.readFileSync(join(out, 'bg'), 'utf8'));
+    expect(fs.readFileSync(`/proc/${bg}/cmdline`, 'utf8')).toBe('sleep\u00001000\u0000');
+    expect(e.run(['kill', 'hostns', 'KILL']).status).toBe(0);
+    for (let i = 0; i < 300 && JSON.parse(e.run(['state', 'hostns']).stdout).status !== 'stopped'; i++) spawnSync('sleep', ['0.01']);
+    expect(fs.existsSync(`/proc/${bg}`)).toBe(true); // outlived the init
+    const d = e.run(['delete', 'hostns']);
+    expect(d.status, d.stderr).toBe(0);
+    expect(fs.existsSync(`/proc/${bg}`) && !fs.readFileSync(`/proc/${bg}/stat`, 'utf8').includes(') Z')).toBe(false);
+    const bad = create('hostns-bad', e.bundle('hostns-bad', (c) => {
+      c.hostname = 'box';
+      c.linux.namespaces = c.linux.namespaces.filter((n: { type: string }) => n.type !== 'uts' && n.type !== 'mount');
+    }));
+    expect(bad.status).toBe(1);
+    expect(bad.stderr).toMatch(/hostname: setting it needs a uts namespace of the container's own/);
+    expect(bad.stderr).toMatch(/linux\.namespaces: the host's mount namespace cannot be shared/);
+    expect(fs.existsSync(join(e.root, internalId('hostns-bad')))).toBe(false);
+  });
+
   it('idmapped mounts: uidMappings/gidMappings shift the ids of a bind, "idmap" alone maps through the container\'s user namespace; bad ones named, nothing left', () => {
     // The source: a root-owned directory with a file of uid 1234, gid 2345.
     const src = join(e.dir, 'idmap-src');

@@ -241,6 +241,23 @@ describe('OCI config.json translation', () => {
     expect(ops).toMatch(/op pivot-root rootfs 0 0 op propagation root 1 \/ 1 524288/);
   });
 
+  it('a namespace type left out of linux.namespaces is the host\'s (pid, ipc, uts; never mount); a hostname then needs uts', () => {
+    const c = base();
+    c.linux.namespaces = [{ type: 'mount' }, { type: 'network' }];
+    c.hostname = '';
+    const t = translateConfig('/b', c, host);
+    expect(t.shareHost.sort()).toEqual(['ipc', 'pid', 'uts']);
+    const ops = compileCreatePlan({ ...createInput(), hostname: 'ignored', shareHost: t.shareHost }).map(String).join(' ');
+    expect(ops).toMatch(/namespaces mnt,net /);
+    expect(ops).not.toContain('op hostname');
+    c.hostname = 'box';
+    c.linux.namespaces = [{ type: 'pid' }, { type: 'ipc' }];
+    expect(problems(c).sort()).toEqual([
+      "hostname: setting it needs a uts namespace of the container's own; linux.namespaces has none, and the host's would be renamed",
+      "linux.namespaces: the host's mount namespace cannot be shared: the container's root and mounts need one of its own",
+    ]);
+  });
+
   it('idmapped mounts: maps of their own or the container\'s user namespace become a bind op with its idmap mode', () => {
     const c = base();
     c.mounts = [
@@ -289,7 +306,7 @@ describe('OCI config.json translation', () => {
     const c = base();
     c.linux.intelRdt = { closID: 'a' };
     c.linux.uidMappings = [{ containerID: 0, hostID: 1000, size: 1 }];
-    c.linux.namespaces = [{ type: 'pid' }, { type: 'mount', path: '/proc/1/ns/mnt' }, { type: 'uts' }];
+    c.linux.namespaces = [{ type: 'pid' }, { type: 'mount', path: '/proc/1/ns/mnt' }, { type: 'uts' }, { type: 'ipc' }];
     c.linux.resources = { blockIO: { leafWeight: 10 }, memory: { useHierarchy: true } };
     c.linux.sysctl = { 'kernel.panic': '1' };
     c.mounts = [{ destination: '/x', type: 'bind', source: '/srv/x', options: ['rbind', 'tmpcopyup'] }, { destination: '/y', type: 'bind', source: '/nope' }];
@@ -303,7 +320,6 @@ describe('OCI config.json translation', () => {
         'linux.uidMappings: given without a user namespace in linux.namespaces',
         'process.apparmorProfile: is not supported',
         'linux.namespaces[1].path: joining an existing mount namespace is not supported (network, ipc, uts and pid can be joined)',
-        "linux.namespaces: the host's ipc namespace cannot be shared: every container has its own",
         'linux.resources.blockIO.leafWeight: is not supported: leaf weights were the CFQ scheduler’s, which left the kernel in Linux 5.0 (BFQ has none); weight and weightDevice are',
         'linux.resources.memory.useHierarchy: is not supported',
         'linux.sysctl["kernel.panic"]: is not namespaced: it would change the host',
