@@ -12,6 +12,7 @@ import { ociExec } from './exec.js';
 import { CHECKPOINT_USAGE, ociCheckpoint, ociRestore, RESTORE_USAGE } from './checkpoint.js';
 import type { Keepers } from './keepers.js';
 import { VERSION } from '../cli/version-info.js';
+import { EVOLUTION_ANNOTATION, ensureResidentServer } from './evolution-annotation.js';
 
 export interface OciIo {
   stdout(text: string): void;
@@ -24,6 +25,8 @@ export interface OciIo {
   keepers?: Keepers;
   /** Reads stdin whole (update --resources -). */
   readStdin?: () => string;
+  /** The call runs in the resident server (which evolves the containers that ask, itself). */
+  resident?: boolean;
 }
 
 export const DEFAULT_ROOT = '/run/stratoswarm-oci';
@@ -75,6 +78,13 @@ const bool = (p: Parsed, name: string): boolean => {
   const v = p.flags.get(name);
   return v === true || v === 'true';
 };
+
+/** A started container that asks to evolve needs the resident server of its root, which runs its generations. */
+async function evolveIfAsked(rt: OciRuntime, id: string, io: OciIo): Promise<void> {
+  if (io.resident) return;
+  const v = OciRuntime.data(rt.record(id)).annotations[EVOLUTION_ANNOTATION];
+  if (v !== undefined && v !== 'false') await ensureResidentServer(rt.root, io.env);
+}
 
 function needId(p: Parsed, verb: string): string {
   const id = p.args[0];
@@ -171,6 +181,7 @@ export async function run(argv: string[], io: OciIo): Promise<number> {
         const id = needId(p, verb);
         await rt.create(id, absolute(str(p, 'bundle', 'b') ?? io.cwd, io.cwd), { pidFile: pathFlag(p, 'pid-file', io.cwd), consoleSocket: pathFlag(p, 'console-socket', io.cwd), stdio: io.stdio });
         await rt.start(id);
+        await evolveIfAsked(rt, id, io);
         return 0;
       }
       case 'exec': {
@@ -181,6 +192,7 @@ export async function run(argv: string[], io: OciIo): Promise<number> {
       }
       case 'start':
         await rt.start(needId(p, verb));
+        await evolveIfAsked(rt, needId(p, verb), io);
         return 0;
       case 'state':
         io.stdout(`${JSON.stringify(rt.state(needId(p, verb)), null, 2)}\n`);

@@ -10,6 +10,7 @@ import { isAbsolute, join, posix } from 'node:path';
 import { ConfigError, Problems } from '../errors.js';
 import type { Resources } from '../isolation/resources.js';
 import { idMapText, idMappings, resources } from './config-linux.js';
+import { EVOLUTION_ANNOTATION, evolutionAnnotation } from './evolution-annotation.js';
 import { Personality } from '../personality/personality.js';
 import type { JoinNamespaces, PlanMknod, PlanMount, PlanSecurity, PlanUser } from '../plan/types.js';
 import { capabilityMask, normalizeCapability, type CapabilityName } from '../secure-runtime/capabilities.js';
@@ -427,6 +428,7 @@ export function translateConfig(bundle: string, config: unknown, host: HostFacts
   if (personality !== undefined && !Personality.presets.some((x) => x.name === personality)) {
     problems.add('annotations["io.stratoswarm.personality"]', `unknown personality "${personality}" (one of ${Personality.presets.map((x) => x.name).join(', ')})`);
   }
+  evolutionAnnotation(annotations[EVOLUTION_ANNOTATION], problems);
   const restart = annotations['io.stratoswarm.restart'];
   if (restart !== undefined && !(RESTART_POLICIES as readonly string[]).includes(restart.split(':')[0]!)) problems.add('annotations["io.stratoswarm.restart"]', `unknown restart policy "${restart}" (one of ${RESTART_POLICIES.join(', ')})`);
   const hostname = typeof c.hostname === 'string' ? c.hostname : '';

@@ -26,6 +26,7 @@ import { checkOciId, internalId, ociPlan } from './plan.js';
 import { cgroupHierarchies, pathKind } from './host.js';
 import { applySysctls } from './sysctl.js';
 import { personalityResources } from './personality.js';
+import { EVOLUTION_ANNOTATION, evolutionStatus } from './evolution-annotation.js';
 
 export const OCI_VERSION = '1.1.0';
 
@@ -51,6 +52,8 @@ interface OciData {
   personality?: string | undefined;
   restart?: string | undefined;
   cgroupsPath?: string | undefined;
+  /** The runtime's cgroup parent at create (STRATOSWARM_CGROUP_PARENT): where a later process finds its cgroups. */
+  cgroupParent?: string | undefined;
   /** The process left for the engine to wait for (native/oci/keeper.c). */
   keeperPid?: number | undefined;
   /** The container's seccomp program (base64), which exec'd processes get too. */
@@ -125,13 +128,15 @@ export class OciRuntime {
   private stateOf(rec: ContainerRecord): OciState {
     const d = OciRuntime.data(rec);
     const status = this.status(rec);
+    // An evolving container's generation and settings in force come with its annotations.
+    const annotations = d.annotations[EVOLUTION_ANNOTATION] !== undefined ? { ...d.annotations, ...evolutionStatus(rec) } : d.annotations;
     return {
       ociVersion: OCI_VERSION,
       id: d.id,
       status,
       ...(status !== 'stopped' && rec.pid ? { pid: rec.pid } : {}),
       bundle: d.bundle,
-      ...(Object.keys(d.annotations).length ? { annotations: d.annotations } : {}),
+      ...(Object.keys(annotations).length ? { annotations } : {}),
     };
   }
 
@@ -150,7 +155,7 @@ export class OciRuntime {
     // The allocation a personality made is part of the state engines read back.
     const annotations = { ...t.annotations };
     if (t.personality) annotations['io.stratoswarm.allocation'] = JSON.stringify(personalityResources(t.personality, t.resources).plan);
-    const data: OciData = { id: ociId, bundle, annotations, hooks: t.hooks, start: fieldsOut(start), personality: t.personality, restart: t.restart, cgroupsPath: t.cgroupsPath, seccomp: plan.process.security.seccomp?.bpf.toString('base64'), lastCap: plan.lastCap };
+    const data: OciData = { id: ociId, bundle, annotations, hooks: t.hooks, start: fieldsOut(start), personality: t.personality, restart: t.restart, cgroupsPath: t.cgroupsPath, cgroupParent: this.parts.cgroups.parent, seccomp: plan.process.security.seccomp?.bpf.toString('base64'), lastCap: plan.lastCap };
     let pty: { master: number; slave: number; path: string } | undefined;
     if (t.process.terminal) pty = this.parts.kernel.openPty(t.process.user.uid, t.process.user.gid);
     let rec: ContainerRecord | undefined;

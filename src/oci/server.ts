@@ -18,6 +18,7 @@ import { createServer, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { encodeFrame } from '../spawner/wire.js';
 import { run } from './cli.js';
+import { OciEvolution } from './evolution.js';
 import type { ExecKeeper, Keepers } from './keepers.js';
 
 const IDLE_MS = Number(process.env.STRATOSWARM_OCI_SERVER_IDLE_MS ?? 60_000);
@@ -52,6 +53,13 @@ function openStdio(pid: number): number[] {
     }
   });
 }
+
+/** The evolving containers of this server's root (set in main). */
+let evolution: OciEvolution | undefined;
+/** Re-arms the idle exit (set in main). */
+let rearm: () => void = () => undefined;
+/** How often the server looks for containers to start or stop evolving besides after each call. */
+const SCAN_MS = 2000;
 
 function serve(sock: Socket): void {
   const pending: ((f: Buffer[]) => void)[] = [];
@@ -110,6 +118,7 @@ async function handle(f: string[], ask: (fields: (string | Buffer)[]) => Promise
     cwd,
     keepers,
     readStdin: () => fs.readFileSync(`/proc/${pid}/fd/0`, 'utf8'),
+    resident: true,
   };
   let code: number;
   try {
@@ -122,6 +131,9 @@ async function handle(f: string[], ask: (fields: (string | Buffer)[]) => Promise
   }
   // Not detached, and the exec started: the front end's exit is its keeper's.
   send(execKeeper && code === 0 ? ['exit-keeper'] : ['exit', String(code)]);
+  // A start may have begun an evolving container, a delete ended one.
+  await evolution?.scan().catch(() => undefined);
+  rearm();
 }
 
 function main(): void {
@@ -140,10 +152,16 @@ function main(): void {
   }
   let idle: NodeJS.Timeout | undefined;
   let active = 0;
+  evolution = new OciEvolution(root);
+  // While a container evolves here the server stays: its generations run in this process.
   const arm = () => {
     clearTimeout(idle);
-    if (active === 0) idle = setTimeout(() => process.exit(0), IDLE_MS);
+    if (active === 0 && evolution!.active === 0) idle = setTimeout(() => process.exit(0), IDLE_MS);
   };
+  rearm = arm;
+  setInterval(() => {
+    void evolution!.scan().then(arm, () => undefined);
+  }, SCAN_MS).unref();
   const server = createServer((sock) => {
     active++;
     clearTimeout(idle);
@@ -159,7 +177,8 @@ function main(): void {
   });
   server.listen(sockPath, () => {
     fs.chmodSync(sockPath, 0o600);
-    arm();
+    // Containers that were evolving when a server of this root last ended go on from their state.
+    void evolution!.scan().then(arm, () => arm());
   });
 }
 
