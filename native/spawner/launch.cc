@@ -60,7 +60,7 @@ bool openJoinedNamespaces(const Plan& plan, ChildFds* fds, Error* e) {
     int* fd;
     int type;
     const char* name;
-  } want[] = {{&plan.joinNet, &fds->netns, CLONE_NEWNET, "net"}, {&plan.joinIpc, &fds->ipcns, CLONE_NEWIPC, "ipc"}, {&plan.joinUts, &fds->utsns, CLONE_NEWUTS, "uts"}, {&plan.joinPid, &fds->pidns, CLONE_NEWPID, "pid"}};
+  } want[] = {{&plan.joinNet, &fds->netns, CLONE_NEWNET, "net"}, {&plan.joinIpc, &fds->ipcns, CLONE_NEWIPC, "ipc"}, {&plan.joinUts, &fds->utsns, CLONE_NEWUTS, "uts"}, {&plan.joinPid, &fds->pidns, CLONE_NEWPID, "pid"}, {&plan.joinUser, &fds->userns, CLONE_NEWUSER, "user"}};
   for (const auto& w : want) {
     if (w.path->empty()) continue;
     *w.fd = open(w.path->c_str(), O_RDONLY | O_CLOEXEC);

@@ -141,7 +141,7 @@ bool parsePlan(const wire::Fields& f, size_t i, Plan* p, std::string* err, PlanK
     } else if (key == "state-dir" || key == "stdin" || key == "stdout" || key == "stderr" || key == "uid-map" ||
         key == "gid-map" || key == "cgroup-procs" || key == "path" || key == "namespaces" ||
         key == "join-namespaces" || key == "userns-net" || key == "join-net" || key == "join-ipc" ||
-        key == "join-uts" || key == "join-pid") {
+        key == "join-uts" || key == "join-pid" || key == "join-user") {
       if (!need(1, key.c_str())) return false;
       const std::string& v = f[i++];
       if (hasNul(v)) {
@@ -166,6 +166,7 @@ bool parsePlan(const wire::Fields& f, size_t i, Plan* p, std::string* err, PlanK
       else if (key == "join-ipc") p->joinIpc = v;
       else if (key == "join-uts") p->joinUts = v;
       else if (key == "join-pid") p->joinPid = v;
+      else if (key == "join-user") p->joinUser = v;
       else if (key == "userns-net") {
         if (v != "0" && v != "1") {
           *err = "userns-net is \"" + v + "\", not 0 or 1";

@@ -144,9 +144,10 @@ wire::Fields Spawner::create(Client& c, const wire::Fields& f, bool* deferred) {
     l->fds.stdio[i] = c.fds[i];
     c.fds[i] = -1;
   }
-  if (ok && !l->plan->uidMap.empty()) {
+  // The helper makes a new user namespace, or a network namespace inside a joined one.
+  if (ok && (!l->plan->uidMap.empty() || (!l->plan->joinUser.empty() && l->plan->usernsOwnsNet))) {
     UsernsHelper h;
-    ok = startUsernsHelper(*l->plan, &h, &e);
+    ok = startUsernsHelper(*l->plan, l->fds.userns, &h, &e);
     l->pid = h.pid;
     l->pidfd = h.pidfd;
     l->sync = h.sync;

@@ -21,18 +21,19 @@
 
 namespace ss {
 
-bool startUsernsHelper(const Plan& plan, UsernsHelper* h, Error* e) {
+bool startUsernsHelper(const Plan& plan, int joined, UsernsHelper* h, Error* e) {
   int sv[2];
-  long pid = cloneWithSync(CLONE_NEWUSER, sv, Step::id_map, e);
+  long pid = cloneWithSync(joined >= 0 ? 0 : CLONE_NEWUSER, sv, Step::id_map, e);
   if (pid < 0) return false;
   if (pid == 0) {
     // Holds no fd of the spawner, and no process in the new user namespace may ptrace it.
     prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+    // A failed setns is sent negated: it is not the network setup's.
+    int err = joined >= 0 && setns(joined, CLONE_NEWUSER) < 0 ? -errno : 0;
     if (closeFdsExcept(&sv[1], 1) < 0) _exit(1);
     char c;
     if (recv(sv[1], &c, 1, 0) != 1) _exit(0);
-    int err = 0;
-    if (plan.usernsOwnsNet) {
+    if (err == 0 && plan.usernsOwnsNet) {
       if (unshare(CLONE_NEWNET) < 0) err = errno;
       else {
         int sock = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
@@ -59,8 +60,8 @@ bool startUsernsHelper(const Plan& plan, UsernsHelper* h, Error* e) {
   }
   std::string base = "/proc/" + std::to_string(pid);
   char go = kGo;
-  if (!writeFileAll(base + "/uid_map", plan.uidMap, e, Step::id_map) ||
-      !writeFileAll(base + "/gid_map", plan.gidMap, e, Step::id_map)) {
+  if (joined < 0 && (!writeFileAll(base + "/uid_map", plan.uidMap, e, Step::id_map) ||
+                     !writeFileAll(base + "/gid_map", plan.gidMap, e, Step::id_map))) {
     return false;
   }
   // One byte on a fresh socketpair always fits: this never waits.
@@ -72,13 +73,18 @@ bool startUsernsHelper(const Plan& plan, UsernsHelper* h, Error* e) {
 }
 
 bool finishUsernsHelper(const Plan& plan, const UsernsHelper& h, int err, ChildFds* fds, Error* e) {
+  if (err < 0) {
+    *e = {"ESYSCALL", Step::setns, -err, "setns", plan.joinUser, "the user namespace to join"};
+    return false;
+  }
   if (err != 0) {
     *e = {"ESYSCALL", Step::loopback, err, "", "lo", "network namespace of the user namespace"};
     return false;
   }
   // The helper is unreaped and waits for EOF on its socket, so its namespaces are still there.
   std::string base = "/proc/" + std::to_string(h.pid);
-  fds->userns = open((base + "/ns/user").c_str(), O_RDONLY | O_CLOEXEC);
+  // A joined user namespace: its fd is open already (the helper entered it).
+  if (fds->userns < 0) fds->userns = open((base + "/ns/user").c_str(), O_RDONLY | O_CLOEXEC);
   if (fds->userns < 0) {
     *e = {"ESYSCALL", Step::id_map, errno, "open", base + "/ns/user", ""};
     return false;

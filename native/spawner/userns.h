@@ -19,7 +19,9 @@ struct UsernsHelper {
   int pidfd = -1;
   int sync = -1;
 };
-bool startUsernsHelper(const Plan& plan, UsernsHelper* h, Error* e);
+// `joined`: a user namespace the container joins (an fd), which the helper enters in place
+// of making one, to make the network namespace inside it; no maps are written then.
+bool startUsernsHelper(const Plan& plan, int joined, UsernsHelper* h, Error* e);
 bool finishUsernsHelper(const Plan& plan, const UsernsHelper& h, int err, ChildFds* fds, Error* e);
 
 }  // namespace ss

@@ -308,8 +308,29 @@ function hooks(v: unknown, problems: Problems): OciTranslation['hooks'] {
   return out;
 }
 
+/**
+ * linux.uidMappings and gidMappings with a joined user namespace: optional, and when given
+ * they must be the maps it has (read from /proc/<pid>/uid_map when the path is a process's
+ * /proc/<pid>/ns/user). Undefined: no new user namespace is made.
+ */
+function joinedUserMaps(linux: Json, path: string, problems: Problems, host: HostFacts): undefined {
+  const pid = /^\/proc\/(\d+)\/ns\/user$/.exec(path)?.[1];
+  for (const [key, file] of [['uidMappings', 'uid_map'], ['gidMappings', 'gid_map']] as const) {
+    const list = linux[key];
+    if (list === undefined || (Array.isArray(list) && list.length === 0)) continue;
+    const given = idMapText(list, `linux.${key}`, problems);
+    if (!given || pid === undefined) continue;
+    // Unreadable: the namespace's process is gone, and the spawner's open of the path says so.
+    const has = host.idMap?.(Number(pid), file);
+    if (has === undefined) continue;
+    const norm = (t: string) => t.trim().split('\n').map((l) => l.trim().split(/\s+/).join(' ')).sort().join('\n');
+    if (norm(has) !== norm(given.text)) problems.add(`linux.${key}`, `differ from the maps of the joined user namespace (${path}: ${norm(has).replace(/\n/g, ', ')})`);
+  }
+  return undefined;
+}
+
 /** The namespaces joined by path, by the spec's type name and the plan's. */
-const JOINABLE: Record<string, keyof JoinNamespaces> = { network: 'net', ipc: 'ipc', uts: 'uts', pid: 'pid' };
+const JOINABLE: Record<string, keyof JoinNamespaces> = { network: 'net', ipc: 'ipc', uts: 'uts', pid: 'pid', user: 'user' };
 
 /** The host namespaces a container may share: a type linux.namespaces leaves out. */
 export const SHAREABLE = ['pid', 'ipc', 'uts'] as const;
@@ -325,13 +346,12 @@ function namespaces(v: unknown, problems: Problems, host: HostFacts, join: JoinN
     if (n.path !== undefined && n.path !== '') {
       const f = `linux.namespaces[${i}].path`;
       const as = JOINABLE[n.type];
-      if (!as) problems.add(f, `joining an existing ${n.type} namespace is not supported (network, ipc, uts and pid can be joined)`);
+      if (!as) problems.add(f, `joining an existing ${n.type} namespace is not supported (user, network, ipc, uts and pid can be joined)`);
       else if (typeof n.path !== 'string' || !isAbsolute(n.path)) problems.add(f, 'expected an absolute path');
       else if (!host.pathKind(n.path)) problems.add(f, `\`${n.path}\` does not exist`);
       else join[as] = n.path;
     }
-    if (n.type === 'user' && n.path !== undefined && n.path !== '') problems.add(`linux.namespaces[${i}].path`, 'joining an existing user namespace is not supported');
-    else if (n.type === 'time') problems.add(`linux.namespaces[${i}]`, 'a time namespace is not supported');
+    if (n.type === 'time') problems.add(`linux.namespaces[${i}]`, 'a time namespace is not supported');
     else if (!['pid', 'network', 'mount', 'ipc', 'uts', 'cgroup', 'user'].includes(n.type)) problems.add(`linux.namespaces[${i}].type`, `unknown namespace "${n.type}"`);
     types.add(n.type);
   });
@@ -383,6 +403,8 @@ export interface HostFacts {
   deviceExists(path: string): boolean;
   /** What a bind mount's source is, undefined when it does not exist. */
   pathKind(path: string): 'directory' | 'file' | undefined;
+  /** A process's uid_map or gid_map, undefined when it cannot be read (a joined user namespace's maps). */
+  idMap?(pid: number, which: 'uid_map' | 'gid_map'): string | undefined;
 }
 
 /** Translates a bundle's config.json; throws one ConfigError listing every bad field. */
@@ -438,9 +460,10 @@ export function translateConfig(bundle: string, config: unknown, host: HostFacts
   // runc's rule: a hostname needs a UTS namespace of the container's own.
   if (shareHost.has('uts') && hostname !== '') problems.add('hostname', "setting it needs a uts namespace of the container's own; linux.namespaces has none, and the host's would be renamed");
   const wantsUserns = Array.isArray(linux.namespaces) && linux.namespaces.some((n) => isObj(n) && n.type === 'user');
-  const idMaps = idMappings(linux, wantsUserns, problems);
+  // A joined user namespace has its maps already: given ones must be the same.
+  const idMaps = joins.user ? joinedUserMaps(linux, joins.user, problems, host) : idMappings(linux, wantsUserns, problems);
   if (idMaps && joins.net) problems.add('linux.namespaces', 'a new user namespace with a joined network namespace is not supported (the network namespace must belong to the user namespace)');
-  const { devices, mknods } = deviceList(linux.devices, !!idMaps, problems, host);
+  const { devices, mknods } = deviceList(linux.devices, wantsUserns, problems, host);
   const sysctl: Record<string, string> = {};
   if (linux.sysctl !== undefined) {
     if (!isObj(linux.sysctl)) problems.add('linux.sysctl', 'expected an object');

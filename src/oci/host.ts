@@ -33,3 +33,11 @@ export function pathKind(path: string): 'directory' | 'file' | undefined {
     return undefined;
   }
 }
+
+export function idMap(pid: number, which: 'uid_map' | 'gid_map'): string | undefined {
+  try {
+    return fs.readFileSync(`/proc/${pid}/${which}`, 'utf8');
+  } catch {
+    return undefined;
+  }
+}

@@ -85,7 +85,7 @@ export function ociPlan(ociId: string, t: OciTranslation, ctx: PlanContext): Spa
     if (e instanceof ConfigError) throw new ConfigError('invalid config.json', e.problems.map((p) => ({ field: `linux.resources.${p.field.replace(/^hugetlb/, 'hugepageLimits')}`, problem: p.problem })));
     throw e instanceof RuntimeError ? e.wrap('linux.resources') : e;
   }
-  const namespaces: NamespaceName[] = [...(['pid', 'uts', 'ipc'] as const).filter((n) => !t.shareHost.includes(n)), 'mnt', 'cgroup', ...(t.network === 'host' ? [] : (['net'] as const)), ...(t.idMaps ? (['user'] as const) : [])];
+  const namespaces: NamespaceName[] = [...(['pid', 'uts', 'ipc'] as const).filter((n) => !t.shareHost.includes(n)), 'mnt', 'cgroup', ...(t.network === 'host' ? [] : (['net'] as const)), ...(t.idMaps || t.join.user ? (['user'] as const) : [])];
   return {
     id,
     name: ociId,

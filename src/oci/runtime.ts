@@ -23,7 +23,7 @@ import { resourceField } from './config-linux.js';
 import { translateConfig, type HookName, type OciHook, type OciTranslation } from './config.js';
 import { runHooks } from './hooks.js';
 import { checkOciId, internalId, ociPlan } from './plan.js';
-import { cgroupHierarchies, pathKind } from './host.js';
+import { cgroupHierarchies, idMap, pathKind } from './host.js';
 import { applySysctls } from './sysctl.js';
 import { personalityResources } from './personality.js';
 import { EVOLUTION_ANNOTATION, evolutionStatus } from './evolution-annotation.js';
@@ -80,7 +80,7 @@ export function readBundle(bundle: string): { t: ReturnType<typeof translateConf
   } catch (e) {
     throw new RuntimeError(`read \`${configPath}\`: ${(e as Error).message}`, { code: 'EINVAL', step: 'config', path: configPath });
   }
-  const t = translateConfig(bundle, config, { cgroupHierarchies, deviceExists: (p) => fs.existsSync(p), pathKind });
+  const t = translateConfig(bundle, config, { cgroupHierarchies, deviceExists: (p) => fs.existsSync(p), pathKind, idMap });
   if (!fs.existsSync(t.rootfs) || !fs.statSync(t.rootfs).isDirectory()) throw new RuntimeError(`root.path: \`${t.rootfs}\` is not a directory`, { code: 'EINVAL', step: 'config', path: t.rootfs });
   return { t, config };
 }

@@ -148,19 +148,23 @@ function execOps(out: Field[], p: ProcessInput, joinUserns = false, seccompLoade
 export function compileCreatePlan(p: CreatePlanInput): Field[] {
   const out: Field[] = [];
   const join = Object.entries(p.joinNamespaces ?? {}).filter((e): e is [string, string] => typeof e[1] === 'string');
-  if (join.length > 0 && p.userns) throw new RuntimeError('encode create: joining a namespace by path is not supported with a user namespace', { code: 'EINVAL', step: 'config' });
+  if (join.length > 0 && p.userns) throw new RuntimeError('encode create: joining a namespace by path is not supported with a new user namespace', { code: 'EINVAL', step: 'config' });
   const joined = new Set(join.map(([t]) => t));
+  // A joined user namespace is entered last, as a new one is; a new network namespace is
+  // made inside it by the spawner's helper, as for a new one.
+  const joinedUser = joined.has('user');
   const shared = new Set<string>(p.shareHost ?? []);
   const namespaces = ['pid', 'mnt', 'uts', 'ipc'].filter((t) => !joined.has(t) && !shared.has(t));
   // With a user namespace, the spawner makes the network namespace inside it (so that
   // NET_BIND_SERVICE and NET_RAW apply there) and the init joins it.
-  const usernsNet = !!p.userns && p.network !== 'host';
+  const usernsNet = (!!p.userns || joinedUser) && p.network !== 'host' && !joined.has('net');
   if (p.network !== 'host' && !usernsNet && !joined.has('net')) namespaces.push('net');
   // A terminal's slave comes with the request as stdio, in place of the log files.
   const tty = !!p.terminal;
   if (tty && !p.console) throw new RuntimeError('encode create: a terminal was asked for but none was opened', { code: 'EINVAL', step: 'stdio' });
   out.push('state-dir', p.stateDir, 'namespaces', namespaces.join(','), 'stdout', p.stdout, 'stderr', p.stderr);
   if (p.userns) out.push('uid-map', p.userns.uidMap, 'gid-map', p.userns.gidMap, 'userns-net', usernsNet ? '1' : '0');
+  else if (joinedUser) out.push('userns-net', usernsNet ? '1' : '0');
   for (const f of p.cgroupProcs) out.push('cgroup-procs', f);
   for (const [t, path] of join) out.push(`join-${t}`, path);
   if (p.preloadSeccomp) out.push('seccomp', p.preloadSeccomp);
@@ -174,7 +178,7 @@ export function compileCreatePlan(p: CreatePlanInput): Field[] {
   if (usernsNet) op(out, 'setns', 'net');
   // Before any mount: sysfs is mounted for the network namespace the init is in.
   // A joined pid namespace is entered by the clone itself (the spawner's setns), not by the init.
-  for (const [t] of join) if (t !== 'pid') op(out, 'setns', t);
+  for (const [t] of join) if (t !== 'pid' && t !== 'user') op(out, 'setns', t);
   // A slave or shared root keeps receiving the host's mounts: the tree becomes rslave, not
   // rprivate, and the root gets its own propagation once pivoted.
   const rootProp = p.rootfsPropagation;
@@ -204,7 +208,7 @@ export function compileCreatePlan(p: CreatePlanInput): Field[] {
   if (p.hostname !== '' && !shared.has('uts')) op(out, 'hostname', 'set', [p.hostname]);
   // Last of the setup done as the host's root: from here on the init is root only inside
   // the container's user namespace.
-  if (p.userns) op(out, 'setns', 'user');
+  if (p.userns || joinedUser) op(out, 'setns', 'user');
   op(out, 'close-fds', 'close');
   if (p.preloadSeccomp) op(out, 'seccomp', 'load');
   // The park point: what the caller chooses (the process) comes with start.

@@ -54,6 +54,8 @@ export interface PlanUserNamespace {
 
 /** Namespaces a container can join by path (a file of /proc/<pid>/ns, or one bound elsewhere). */
 export interface JoinNamespaces {
+  /** A user namespace joined (a pod's): the init enters it last, as it would its own. */
+  user?: string | undefined;
   net?: string | undefined;
   ipc?: string | undefined;
   uts?: string | undefined;

@@ -539,6 +539,51 @@ describe.skipIf(skipBecause(SKIP_REASON || busyboxMissing(), 'OCI linux section 
     expect(fs.existsSync(join(e.root, internalId('idmap-bad')))).toBe(false);
   });
 
+  it('a user namespace joined by path (a pod\'s): the init enters it last, with or without the pod\'s network; maps that differ named', () => {
+    const maps = (c: Record<string, any>) => {
+      c.linux.uidMappings = [{ containerID: 0, hostID: 300000, size: 65536 }];
+      c.linux.gidMappings = [{ containerID: 0, hostID: 300000, size: 65536 }];
+    };
+    const sandbox = create('pod-sandbox', e.bundle('pod-sandbox', (c) => {
+      c.process.args = ['sleep', '100'];
+      c.linux.namespaces = [...c.linux.namespaces, { type: 'user' }];
+      maps(c);
+    }));
+    expect(sandbox.status, sandbox.stderr).toBe(0);
+    const spid = pidOf('pod-sandbox');
+    const ns = (pid: number, t: string) => fs.readlinkSync(`/proc/${pid}/ns/${t}`);
+    // The pod's network too, and its own: the new network namespace is made inside the joined user namespace.
+    for (const [id, joinNet] of [['pod-app', true], ['pod-app-net', false]] as const) {
+      const r = create(id, e.bundle(id, (c) => {
+        c.process.args = ['sleep', '100'];
+        c.linux.namespaces = [
+          ...c.linux.namespaces.filter((n: { type: string }) => n.type !== 'network'),
+          { type: 'user', path: `/proc/${spid}/ns/user` },
+          joinNet ? { type: 'network', path: `/proc/${spid}/ns/net` } : { type: 'network' },
+        ];
+        if (id === 'pod-app') maps(c); // given: the same maps as the joined namespace's
+      }));
+      expect(r.status, r.stderr).toBe(0);
+      const pid = pidOf(id);
+      expect(ns(pid, 'user')).toBe(ns(spid, 'user'));
+      if (joinNet) expect(ns(pid, 'net')).toBe(ns(spid, 'net'));
+      else expect([ns(spid, 'net'), fs.readlinkSync('/proc/self/ns/net')]).not.toContain(ns(pid, 'net'));
+      expect(e.run(['start', id]).status).toBe(0);
+      let status = '';
+      for (let i = 0; i < 200 && !/^Uid:\s+300000\s/m.test(status); i++) status = fs.readFileSync(`/proc/${pid}/status`, 'utf8');
+      expect(status).toMatch(/^Uid:\s+300000\s/m);
+      expect(e.run(['delete', '--force', id]).status).toBe(0);
+    }
+    const bad = create('pod-bad', e.bundle('pod-bad', (c) => {
+      c.linux.namespaces = [...c.linux.namespaces, { type: 'user', path: `/proc/${spid}/ns/user` }];
+      c.linux.uidMappings = [{ containerID: 0, hostID: 400000, size: 65536 }];
+    }));
+    expect(bad.status).toBe(1);
+    expect(bad.stderr).toMatch(/linux\.uidMappings: differ from the maps of the joined user namespace \(\/proc\/\d+\/ns\/user: 0 300000 65536\)/);
+    expect(fs.existsSync(join(e.root, internalId('pod-bad')))).toBe(false);
+    expect(e.run(['delete', '--force', 'pod-sandbox']).status).toBe(0);
+  });
+
   it('linux.devices made with mknod as given, mount and rootfs propagation applied, process.user.umask set; a bad device named, nothing left', () => {
     const shared = join(e.dir, 'prop-src');
     fs.mkdirSync(shared, { recursive: true });
