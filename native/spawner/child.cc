@@ -462,6 +462,11 @@ void runOp(const OpView& op, Ctx& c) {
         if (setns(c.fds->netns, CLONE_NEWNET) < 0) fail(Step::setns, errno, "net");
         break;
       }
+      if (eq(op.kind, "mnt") || eq(op.kind, "cgroup")) {
+        bool mnt = eq(op.kind, "mnt");
+        if (setns(mnt ? c.fds->mntns : c.fds->cgroupns, mnt ? CLONE_NEWNS : CLONE_NEWCGROUP) < 0) fail(Step::setns, errno, op.kind);
+        break;
+      }
       if (eq(op.kind, "ipc") || eq(op.kind, "uts")) {
         bool ipc = eq(op.kind, "ipc");
         if (setns(ipc ? c.fds->ipcns : c.fds->utsns, ipc ? CLONE_NEWIPC : CLONE_NEWUTS) < 0) fail(Step::setns, errno, op.kind);
@@ -844,7 +849,7 @@ void runChild(const Plan& plan, const ChildFds& fds) {
   prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
   gSync = fds.sync;
   // Second: none of the spawner's own fds may reach a single step of the plan.
-  const int keep[] = {fds.sync, fds.stdio[0], fds.stdio[1], fds.stdio[2], fds.targetPidfd, fds.userns, fds.netns, fds.ipcns, fds.utsns};
+  const int keep[] = {fds.sync, fds.stdio[0], fds.stdio[1], fds.stdio[2], fds.targetPidfd, fds.userns, fds.netns, fds.ipcns, fds.utsns, fds.mntns, fds.cgroupns};
   if (closeFdsExcept(keep, sizeof keep / sizeof keep[0]) < 0) fail(Step::close_fds, errno, "close_range");
   // The fd limit the spawner was started with, not the one it raised for itself.
   if (gNofileRaised && setrlimit(RLIMIT_NOFILE, &gWorkloadNofile) < 0) fail(Step::rlimit, errno, "RLIMIT_NOFILE");

@@ -35,6 +35,9 @@ struct ChildFds {
   // Existing IPC and UTS namespaces the init joins (the network one it joins is netns).
   int ipcns = -1;
   int utsns = -1;
+  // Existing mount and cgroup namespaces the init joins in place of new ones.
+  int mntns = -1;
+  int cgroupns = -1;
   // An existing pid namespace the init is cloned into (the spawner's own use, not the child's).
   int pidns = -1;
 };

@@ -60,7 +60,7 @@ bool openJoinedNamespaces(const Plan& plan, ChildFds* fds, Error* e) {
     int* fd;
     int type;
     const char* name;
-  } want[] = {{&plan.joinNet, &fds->netns, CLONE_NEWNET, "net"}, {&plan.joinIpc, &fds->ipcns, CLONE_NEWIPC, "ipc"}, {&plan.joinUts, &fds->utsns, CLONE_NEWUTS, "uts"}, {&plan.joinPid, &fds->pidns, CLONE_NEWPID, "pid"}, {&plan.joinUser, &fds->userns, CLONE_NEWUSER, "user"}};
+  } want[] = {{&plan.joinNet, &fds->netns, CLONE_NEWNET, "net"}, {&plan.joinIpc, &fds->ipcns, CLONE_NEWIPC, "ipc"}, {&plan.joinUts, &fds->utsns, CLONE_NEWUTS, "uts"}, {&plan.joinPid, &fds->pidns, CLONE_NEWPID, "pid"}, {&plan.joinUser, &fds->userns, CLONE_NEWUSER, "user"}, {&plan.joinMnt, &fds->mntns, CLONE_NEWNS, "mnt"}, {&plan.joinCgroup, &fds->cgroupns, CLONE_NEWCGROUP, "cgroup"}};
   for (const auto& w : want) {
     if (w.path->empty()) continue;
     *w.fd = open(w.path->c_str(), O_RDONLY | O_CLOEXEC);
@@ -84,7 +84,7 @@ void closeStdio(ChildFds* fds) {
       close(x);
       x = -1;
     }
-  for (int* x : {&fds->userns, &fds->netns, &fds->ipcns, &fds->utsns, &fds->pidns})
+  for (int* x : {&fds->userns, &fds->netns, &fds->ipcns, &fds->utsns, &fds->pidns, &fds->mntns, &fds->cgroupns})
     if (*x >= 0) {
       close(*x);
       *x = -1;

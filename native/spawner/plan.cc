@@ -141,7 +141,7 @@ bool parsePlan(const wire::Fields& f, size_t i, Plan* p, std::string* err, PlanK
     } else if (key == "state-dir" || key == "stdin" || key == "stdout" || key == "stderr" || key == "uid-map" ||
         key == "gid-map" || key == "cgroup-procs" || key == "path" || key == "namespaces" ||
         key == "join-namespaces" || key == "userns-net" || key == "join-net" || key == "join-ipc" ||
-        key == "join-uts" || key == "join-pid" || key == "join-user") {
+        key == "join-uts" || key == "join-pid" || key == "join-user" || key == "join-mnt" || key == "join-cgroup") {
       if (!need(1, key.c_str())) return false;
       const std::string& v = f[i++];
       if (hasNul(v)) {
@@ -167,6 +167,8 @@ bool parsePlan(const wire::Fields& f, size_t i, Plan* p, std::string* err, PlanK
       else if (key == "join-uts") p->joinUts = v;
       else if (key == "join-pid") p->joinPid = v;
       else if (key == "join-user") p->joinUser = v;
+      else if (key == "join-mnt") p->joinMnt = v;
+      else if (key == "join-cgroup") p->joinCgroup = v;
       else if (key == "userns-net") {
         if (v != "0" && v != "1") {
           *err = "userns-net is \"" + v + "\", not 0 or 1";
@@ -236,7 +238,7 @@ bool parsePlan(const wire::Fields& f, size_t i, Plan* p, std::string* err, PlanK
       const char* name = stepName(op.step);
       bool kindOk = true;
       if (op.step == Step::capabilities) kindOk = op.kind == "bounding" || op.kind == "sets";
-      else if (op.step == Step::setns) kindOk = op.kind == "join" || op.kind == "net" || op.kind == "user" || op.kind == "ipc" || op.kind == "uts";
+      else if (op.step == Step::setns) kindOk = op.kind == "join" || op.kind == "net" || op.kind == "user" || op.kind == "ipc" || op.kind == "uts" || op.kind == "mnt" || op.kind == "cgroup";
       else if (op.step == Step::overlay) kindOk = op.kind == "idmap" || op.kind == "rootfs" || op.kind == "bind";
       else if (op.step == Step::stdio) kindOk = op.kind == "dup" || op.kind == "tty";
       if (!kindOk) {

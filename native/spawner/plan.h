@@ -35,7 +35,7 @@ struct Plan {
   bool usernsOwnsNet = false;            // the prepared user namespace gets its own netns
   // Existing namespaces the init joins (an OCI bundle's linux.namespaces[].path), opened by
   // the spawner before the clone: net, ipc, uts; empty where it gets a new one.
-  std::string joinNet, joinIpc, joinUts, joinPid, joinUser;
+  std::string joinNet, joinIpc, joinUts, joinPid, joinUser, joinMnt, joinCgroup;
   std::string stdinPath = "/dev/null", stdoutPath, stderrPath;
   std::vector<Op> ops;
   std::vector<std::string> argv, env;

@@ -330,7 +330,7 @@ function joinedUserMaps(linux: Json, path: string, problems: Problems, host: Hos
 }
 
 /** The namespaces joined by path, by the spec's type name and the plan's. */
-const JOINABLE: Record<string, keyof JoinNamespaces> = { network: 'net', ipc: 'ipc', uts: 'uts', pid: 'pid', user: 'user' };
+const JOINABLE: Record<string, keyof JoinNamespaces> = { network: 'net', ipc: 'ipc', uts: 'uts', pid: 'pid', user: 'user', mount: 'mnt', cgroup: 'cgroup' };
 
 /** The host namespaces a container may share: a type linux.namespaces leaves out. */
 export const SHAREABLE = ['pid', 'ipc', 'uts'] as const;
@@ -346,7 +346,7 @@ function namespaces(v: unknown, problems: Problems, host: HostFacts, join: JoinN
     if (n.path !== undefined && n.path !== '') {
       const f = `linux.namespaces[${i}].path`;
       const as = JOINABLE[n.type];
-      if (!as) problems.add(f, `joining an existing ${n.type} namespace is not supported (user, network, ipc, uts and pid can be joined)`);
+      if (!as) problems.add(f, `joining an existing ${n.type} namespace is not supported`);
       else if (typeof n.path !== 'string' || !isAbsolute(n.path)) problems.add(f, 'expected an absolute path');
       else if (!host.pathKind(n.path)) problems.add(f, `\`${n.path}\` does not exist`);
       else join[as] = n.path;

@@ -174,7 +174,7 @@ export function compileCreatePlan(p: CreatePlanInput): Field[] {
   if (tty) op(out, 'stdio', 'tty');
   // The cgroup namespace is made after the spawner moved the init into its cgroups, so the
   // container sees its own cgroup as the root.
-  op(out, 'cgroupns', 'unshare');
+  if (!joined.has('cgroup')) op(out, 'cgroupns', 'unshare');
   if (usernsNet) op(out, 'setns', 'net');
   // Before any mount: sysfs is mounted for the network namespace the init is in.
   // A joined pid namespace is entered by the clone itself (the spawner's setns), not by the init.

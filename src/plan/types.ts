@@ -56,6 +56,9 @@ export interface PlanUserNamespace {
 export interface JoinNamespaces {
   /** A user namespace joined (a pod's): the init enters it last, as it would its own. */
   user?: string | undefined;
+  /** A mount namespace joined: the root and the mounts are set up inside it, as runc does. */
+  mnt?: string | undefined;
+  cgroup?: string | undefined;
   net?: string | undefined;
   ipc?: string | undefined;
   uts?: string | undefined;

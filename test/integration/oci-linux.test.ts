@@ -5,7 +5,7 @@
  * namespaces joined by linux.namespaces[].path; hugetlb limits from hugepageLimits; a bad
  * path refused by name with nothing left behind.
  */
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import { join } from 'node:path';
@@ -203,6 +203,38 @@ describe.skipIf(skipBecause(SKIP_REASON || busyboxMissing(), 'OCI linux section 
     expect(nsC).not.toBe(fs.readlinkSync(`/proc/${pa}/ns/pid`));
     expect(nsC).not.toBe(fs.readlinkSync('/proc/self/ns/pid'));
     for (const id of ['pid-c', 'pid-b', 'pid-a']) expect(e.run(['delete', '--force', id]).status).toBe(0);
+  });
+
+  it('linux.namespaces[].path: mount and cgroup namespaces joined: the root is set up inside the joined mount namespace, as runc does', async () => {
+    // A process holding a private mount namespace and a cgroup namespace of its own.
+    const holder = spawn('unshare', ['-m', '--propagation', 'private', '-C', 'sleep', '100'], { stdio: 'ignore' });
+    try {
+      let mnt = '';
+      for (let i = 0; i < 200; i++) {
+        try {
+          mnt = fs.readlinkSync(`/proc/${holder.pid}/ns/mnt`);
+          if (mnt !== fs.readlinkSync('/proc/self/ns/mnt') && fs.readFileSync(`/proc/${holder.pid}/cmdline`, 'utf8').startsWith('sleep')) break;
+        } catch {
+          // not there yet
+        }
+        await new Promise((r) => setTimeout(r, 10));
+      }
+      const r = create('ns-mnt', e.bundle('ns-mnt', (c) => {
+        c.process.args = ['sleep', '100'];
+        c.linux.namespaces = c.linux.namespaces.filter((n: { type: string }) => n.type !== 'mount' && n.type !== 'cgroup');
+        c.linux.namespaces.push({ type: 'mount', path: `/proc/${holder.pid}/ns/mnt` }, { type: 'cgroup', path: `/proc/${holder.pid}/ns/cgroup` });
+      }));
+      expect(r.status, r.stderr).toBe(0);
+      const pid = pidOf('ns-mnt');
+      expect(fs.readlinkSync(`/proc/${pid}/ns/mnt`)).toBe(mnt);
+      expect(fs.readlinkSync(`/proc/${pid}/ns/cgroup`)).toBe(fs.readlinkSync(`/proc/${holder.pid}/ns/cgroup`));
+      expect(e.run(['start', 'ns-mnt']).status).toBe(0);
+      // Its root is the bundle's rootfs (busybox), inside that namespace.
+      expect(fs.existsSync(`/proc/${pid}/root/bin/busybox`)).toBe(true);
+      expect(e.run(['delete', '--force', 'ns-mnt']).status).toBe(0);
+    } finally {
+      holder.kill('SIGKILL');
+    }
   });
 
   it('linux.namespaces[].path: a path that is missing or not a namespace of that type is refused by name, leaving nothing', () => {

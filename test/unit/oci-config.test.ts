@@ -319,7 +319,6 @@ describe('OCI config.json translation', () => {
         'linux.intelRdt: is not supported',
         'linux.uidMappings: given without a user namespace in linux.namespaces',
         'process.apparmorProfile: is not supported',
-        'linux.namespaces[1].path: joining an existing mount namespace is not supported (user, network, ipc, uts and pid can be joined)',
         'linux.resources.blockIO.leafWeight: is not supported: leaf weights were the CFQ scheduler’s, which left the kernel in Linux 5.0 (BFQ has none); weight and weightDevice are',
         'linux.resources.memory.useHierarchy: is not supported',
         'linux.sysctl["kernel.panic"]: is not namespaced: it would change the host',
