@@ -175,15 +175,20 @@ function checkBytes(problems: Problems, field: string, v: unknown, min: number):
   }
 }
 
-function checkBlockIo(problems: Problems, list: unknown): void {
+/**
+ * Each entry of a per-device list (blockIo, blockIoWeightDevice) as an object with a
+ * "major:minor" device given once; `entry` checks the rest. `taken` says how a repeated
+ * device is already used.
+ */
+function perDevice(problems: Problems, field: string, list: unknown, shape: string, taken: string, entry: (o: Record<string, unknown>, at: string) => void): void {
   if (list === undefined) return;
   if (!Array.isArray(list)) {
-    problems.add('blockIo', 'expected an array of { device, readIops?, writeIops?, readBps?, writeBps? }');
+    problems.add(field, `expected an array of ${shape}`);
     return;
   }
   const seen = new Map<string, number>();
   list.forEach((e: unknown, i) => {
-    const at = `blockIo[${i}]`;
+    const at = `${field}[${i}]`;
     if (typeof e !== 'object' || e === null) {
       problems.add(at, 'expected an object');
       return;
@@ -192,10 +197,16 @@ function checkBlockIo(problems: Problems, list: unknown): void {
     if (typeof o.device !== 'string' || !DEVICE_RE.test(o.device)) {
       problems.add(`${at}.device`, `expected "major:minor", got ${describe(o.device)}`);
     } else if (seen.has(o.device)) {
-      problems.add(`${at}.device`, `${o.device} is already limited by blockIo[${seen.get(o.device)}]`);
+      problems.add(`${at}.device`, `${o.device} ${taken} ${field}[${seen.get(o.device)}]`);
     } else {
       seen.set(o.device, i);
     }
+    entry(o, at);
+  });
+}
+
+function checkBlockIo(problems: Problems, list: unknown): void {
+  perDevice(problems, 'blockIo', list, '{ device, readIops?, writeIops?, readBps?, writeBps? }', 'is already limited by', (o, at) => {
     let any = false;
     for (const k of ['readIops', 'writeIops', 'readBps', 'writeBps'] as const) {
       if (o[k] === undefined) continue;
@@ -218,26 +229,7 @@ function checkBlockIoWeights(problems: Problems, weight: unknown, list: unknown)
   if (weight !== undefined && !isIoWeight(weight)) {
     problems.add('blockIoWeight', `expected a whole number ${MIN_IO_WEIGHT}..${MAX_IO_WEIGHT}, got ${describe(weight)}`);
   }
-  if (list === undefined) return;
-  if (!Array.isArray(list)) {
-    problems.add('blockIoWeightDevice', 'expected an array of { device, weight }');
-    return;
-  }
-  const seen = new Map<string, number>();
-  list.forEach((e: unknown, i) => {
-    const at = `blockIoWeightDevice[${i}]`;
-    if (typeof e !== 'object' || e === null) {
-      problems.add(at, 'expected an object');
-      return;
-    }
-    const o = e as Record<string, unknown>;
-    if (typeof o.device !== 'string' || !DEVICE_RE.test(o.device)) {
-      problems.add(`${at}.device`, `expected "major:minor", got ${describe(o.device)}`);
-    } else if (seen.has(o.device)) {
-      problems.add(`${at}.device`, `${o.device} already has a weight in blockIoWeightDevice[${seen.get(o.device)}]`);
-    } else {
-      seen.set(o.device, i);
-    }
+  perDevice(problems, 'blockIoWeightDevice', list, '{ device, weight }', 'already has a weight in', (o, at) => {
     if (!isIoWeight(o.weight)) problems.add(`${at}.weight`, `expected a whole number ${MIN_IO_WEIGHT}..${MAX_IO_WEIGHT}, got ${describe(o.weight)}`);
     for (const k of Object.keys(o)) if (k !== 'device' && k !== 'weight') problems.add(`${at}.${k}`, 'unknown field');
   });

@@ -60,6 +60,13 @@ export interface OciEnv {
   /** The busybox rootfs the bundles use. */
   rootfs: string;
   run(args: string[], opts?: { input?: string; stdio?: 'pipe' | 'ignore' }): SpawnSyncReturns<string>;
+  /**
+   * `create` with its output in a file, not a pipe: the process the engine waits for keeps
+   * the caller's pipes open as long as the container runs.
+   */
+  create(id: string, bundle: string): { status: number | null; stderr: string };
+  /** The environment the calls run with (the test's cgroup parent). */
+  env: NodeJS.ProcessEnv;
   /** A bundle whose config.json is `spec`'s with `change` applied. */
   bundle(name: string, change: (c: Record<string, any>) => void): string;
   cleanup(): void;
@@ -90,6 +97,17 @@ export function ociEnv(): OciEnv {
     cgroupParent,
     wrapper,
     run,
+    env,
+    create(id, bundle) {
+      const out = join(dir, `${id}.err`);
+      const fd = fs.openSync(out, 'w');
+      try {
+        const r = spawnSync(OCI_CLI, ['--root', root, 'create', '--bundle', bundle, id], { stdio: ['ignore', fd, fd], env, timeout: 30_000 });
+        return { status: r.status, stderr: fs.readFileSync(out, 'utf8') };
+      } finally {
+        fs.closeSync(fd);
+      }
+    },
     bundle(name, change) {
       const b = join(dir, name);
       fs.mkdirSync(b);

@@ -10,7 +10,7 @@ import * as fs from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { busyboxMissing, OCI_CLI, OCI_FRONT, ociEnv, type OciEnv } from '../helpers/oci.js';
+import { busyboxMissing, OCI_FRONT, ociEnv, type OciEnv } from '../helpers/oci.js';
 import { SKIP_REASON } from '../helpers/runtime.js';
 import { skipBecause } from '../helpers/skip.js';
 
@@ -33,26 +33,15 @@ function servers(root: string): number[] {
 
 describe.skipIf(skipBecause(SKIP_REASON || busyboxMissing() || (!fs.existsSync(OCI_FRONT) && 'the native front end is not built'), 'OCI evolution tests'))('stratoswarm-oci: io.stratoswarm.evolution', () => {
   let e: OciEnv;
-  let env: NodeJS.ProcessEnv;
   beforeAll(() => {
     e = ociEnv();
-    env = { ...Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('STRATOSWARM_'))), STRATOSWARM_CGROUP_PARENT: e.cgroupParent };
   });
   afterAll(() => e?.cleanup());
 
-  function create(id: string, bundle: string): { status: number | null; stderr: string } {
-    const out = join(e.dir, `${id}.err`);
-    const fd = fs.openSync(out, 'w');
-    try {
-      const r = spawnSync(OCI_CLI, ['--root', e.root, 'create', '--bundle', bundle, id], { stdio: ['ignore', fd, fd], env, timeout: 30_000 });
-      return { status: r.status, stderr: fs.readFileSync(out, 'utf8') };
-    } finally {
-      fs.closeSync(fd);
-    }
-  }
+  const create = (id: string, bundle: string) => e.create(id, bundle);
   /** `state` through the native front end, as an engine calls it (it starts a server when none runs). */
   const state = (id: string) => {
-    const r = spawnSync(OCI_FRONT, ['--root', e.root, 'state', id], { encoding: 'utf8', env, timeout: 30_000 });
+    const r = spawnSync(OCI_FRONT, ['--root', e.root, 'state', id], { encoding: 'utf8', env: e.env, timeout: 30_000 });
     expect(r.status, r.stderr).toBe(0);
     return JSON.parse(r.stdout) as { status: string; annotations?: Record<string, string> };
   };

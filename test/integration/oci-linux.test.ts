@@ -10,7 +10,7 @@ import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { busyboxMissing, OCI_CLI, ociEnv, type OciEnv } from '../helpers/oci.js';
+import { busyboxMissing, ociEnv, type OciEnv } from '../helpers/oci.js';
 import { SKIP_REASON } from '../helpers/runtime.js';
 import { skipBecause, skipTest } from '../helpers/skip.js';
 
@@ -53,18 +53,7 @@ describe.skipIf(skipBecause(SKIP_REASON || busyboxMissing(), 'OCI linux section 
     for (const m of hierarchyMounts()) for (const d of [`${m}/${top}/pod`, `${m}/${top}`]) if (fs.existsSync(d)) fs.rmdirSync(d);
   });
 
-  /** create with stderr in a file: the process the engine waits for keeps the engine's pipes open. */
-  function create(id: string, bundle: string): { status: number | null; stderr: string } {
-    const env = { ...Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('STRATOSWARM_'))), STRATOSWARM_CGROUP_PARENT: e.cgroupParent };
-    const out = join(e.dir, `${id}.err`);
-    const fd = fs.openSync(out, 'w');
-    try {
-      const r = spawnSync(OCI_CLI, ['--root', e.root, 'create', '--bundle', bundle, id], { stdio: ['ignore', fd, fd], env, timeout: 30_000 });
-      return { status: r.status, stderr: fs.readFileSync(out, 'utf8') };
-    } finally {
-      fs.closeSync(fd);
-    }
-  }
+  const create = (id: string, bundle: string) => e.create(id, bundle);
   const pidOf = (id: string) => (JSON.parse(e.run(['state', id]).stdout) as { pid: number }).pid;
 
   it('linux.cgroupsPath: an absolute path from each hierarchy\'s root holds the init on every hierarchy, with its limits; delete removes it', () => {
@@ -262,10 +251,16 @@ describe.skipIf(skipBecause(SKIP_REASON || busyboxMissing(), 'OCI linux section 
     expect(pidWrong.status).toBe(1);
     expect(pidWrong.stderr).toMatch(/linux\.namespaces\[\d+\]\.path: .*not a pid namespace/);
     expect(fs.existsSync(join(e.root, internalId('ns-pid')))).toBe(false);
-    const mntNs = e.bundle('ns-mnt', (c) => {
-      c.linux.namespaces = c.linux.namespaces.map((n: { type: string }) => (n.type === 'mount' ? { type: 'mount', path: '/proc/1/ns/mnt' } : n));
-    });
-    expect(create('ns-mnt', mntNs).stderr).toMatch(/linux\.namespaces\[\d+\]\.path: joining an existing mount namespace is not supported/);
+    const mntWrong = create('ns-mnt-wrong', e.bundle('ns-mnt-wrong', (c) => {
+      c.linux.namespaces = c.linux.namespaces.map((n: { type: string }) => (n.type === 'mount' ? { type: 'mount', path: `/proc/${process.pid}/ns/net` } : n));
+    }));
+    expect(mntWrong.status).toBe(1);
+    expect(mntWrong.stderr).toMatch(/linux\.namespaces\[\d+\]\.path: .*not a mnt namespace/);
+    expect(fs.existsSync(join(e.root, internalId('ns-mnt-wrong')))).toBe(false);
+    const time = create('ns-time', e.bundle('ns-time', (c) => {
+      c.linux.namespaces.push({ type: 'time' });
+    }));
+    expect(time.stderr).toMatch(/linux\.namespaces\[\d+\]: a time namespace is not supported/);
   });
 
   it('linux.resources.hugepageLimits: the hugetlb limit of each page size, where the host has the controller and the size', (ctx) => {
