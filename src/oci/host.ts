@@ -10,6 +10,18 @@ export interface CgroupHierarchy {
   data: string;
 }
 
+/** What the OCI translation reads of the host (config.ts is pure but for these). */
+export interface HostFacts {
+  /** The cgroup hierarchies the host mounts under /sys/fs/cgroup. */
+  cgroupHierarchies(): CgroupHierarchy[];
+  /** Whether a host device node exists (linux.devices are bound from the host). */
+  deviceExists(path: string): boolean;
+  /** What a bind mount's source is, undefined when it does not exist. */
+  pathKind(path: string): 'directory' | 'file' | undefined;
+  /** A process's uid_map or gid_map, undefined when it cannot be read (a joined user namespace's maps). */
+  idMap?(pid: number, which: 'uid_map' | 'gid_map'): string | undefined;
+}
+
 const GENERIC_OPTIONS = new Set(['rw', 'ro', 'relatime', 'noatime', 'nosuid', 'nodev', 'noexec', 'seclabel']);
 
 export function cgroupHierarchies(mounts = '/proc/self/mounts'): CgroupHierarchy[] {
