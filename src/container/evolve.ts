@@ -30,11 +30,15 @@ const NOT_VALIDATED = Symbol('not validated');
 const NO_GENES: ReadonlySet<string> = new Set();
 
 /** A gene's value as the setting written: whole bytes and weights, cores to 1/1000. */
-const asSetting = (gene: string, v: number): number => (gene === 'cpuLimit' ? Math.max(0.01, Math.round(v * 1000) / 1000) : Math.round(v));
+export const asSetting = (gene: string, v: number): number => (gene === 'cpuLimit' ? Math.max(0.01, Math.round(v * 1000) / 1000) : Math.round(v));
 
 /** The genes to evolve and where they start: the bounds' genes, or the live-updatable settings in force. */
 function initialGenome(ctx: ContainerContext, config: EvolutionConfig): Genome {
-  const current = resourcesOf(ctx);
+  return startingGenome(resourcesOf(ctx), config);
+}
+
+/** initialGenome from the settings in force `current` (a library container's, or an OCI one's cgroup settings). */
+export function startingGenome(current: { memoryLimit?: number | undefined }, config: EvolutionConfig): Genome {
   const wanted = Object.keys(config.bounds).length > 0 ? Object.keys(config.bounds) : ['cpuLimit', 'cpuWeight', ...(current.memoryLimit ? ['memoryLimit'] : [])];
   const defaults: Genome = { cpuLimit: availableParallelism(), cpuWeight: 100, memoryLimit: current.memoryLimit ?? 1024 ** 3 };
   const initial: Genome = {};

@@ -25,8 +25,11 @@ export interface OciIo {
   keepers?: Keepers;
   /** Reads stdin whole (update --resources -). */
   readStdin?: () => string;
-  /** The call runs in the resident server (which evolves the containers that ask, itself). */
-  resident?: boolean;
+  /**
+   * The call runs in the resident server, which evolves the containers that ask: told when a
+   * verb may have changed which of them run (start, delete, kill, pause, resume).
+   */
+  evolution?: { changed(): void };
 }
 
 export const DEFAULT_ROOT = '/run/stratoswarm-oci';
@@ -81,7 +84,7 @@ const bool = (p: Parsed, name: string): boolean => {
 
 /** A started container that asks to evolve needs the resident server of its root, which runs its generations. */
 async function evolveIfAsked(rt: OciRuntime, id: string, io: OciIo): Promise<void> {
-  if (io.resident) return;
+  if (io.evolution) return io.evolution.changed();
   const v = OciRuntime.data(rt.record(id)).annotations[EVOLUTION_ANNOTATION];
   if (v !== undefined && v !== 'false') await ensureResidentServer(rt.root, io.env);
 }
@@ -199,15 +202,19 @@ export async function run(argv: string[], io: OciIo): Promise<number> {
         return 0;
       case 'kill':
         await rt.kill(needId(p, verb), p.args[1] ?? 'SIGTERM', bool(p, 'all') || bool(p, 'a'));
+        io.evolution?.changed();
         return 0;
       case 'delete':
         await rt.delete(needId(p, verb), bool(p, 'force') || bool(p, 'f'));
+        io.evolution?.changed();
         return 0;
       case 'pause':
         await rt.pause(needId(p, verb));
+        io.evolution?.changed();
         return 0;
       case 'resume':
         await rt.resume(needId(p, verb));
+        io.evolution?.changed();
         return 0;
       case 'ps': {
         const pids = rt.ps(needId(p, verb));

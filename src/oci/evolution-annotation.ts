@@ -11,6 +11,7 @@ import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import { connect } from 'node:net';
 import { join } from 'node:path';
+import { encodeFrame } from '../spawner/wire.js';
 import { ConfigError, Problems } from '../errors.js';
 import { EvolutionConfig } from '../evolution/config.js';
 import type { EvolutionSnapshot } from '../evolution/controller.js';
@@ -92,12 +93,34 @@ export function evolutionStatus(rec: ContainerRecord): Record<string, string> {
 /**
  * Makes sure the resident server of `root` runs, for a container that evolves started by a
  * call that is not the server's own (the Node CLI run directly): one listening on
- * `<root>/oci.sock` picks the container up within its next scan; else one is started,
- * detached, and resumes it from its first scan.
+ * `<root>/oci.sock` is asked to look (a "server-scan" call); else one is started, detached,
+ * and picks the container up in its first scan.
  */
 export async function ensureResidentServer(root: string, env: NodeJS.ProcessEnv): Promise<void> {
   const sock = join(root, 'oci.sock');
   const alive = await new Promise<boolean>((resolve) => {
+    const c = connect(sock);
+    c.once('connect', () => {
+      c.end(encodeFrame(['run', String(process.pid), '/', '0', 'server-scan']));
+      c.resume(); // its answer is read and dropped; the server closes once it has looked
+      c.once('close', () => resolve(true));
+    });
+    // An error, connected or not, is no server to count on: one is started.
+    c.once('error', () => resolve(false));
+  });
+  if (alive) return;
+  const child = spawn(process.execPath, [join(import.meta.dirname, 'server.js'), root], { detached: true, stdio: 'ignore', env });
+  child.unref();
+  // Returns once it listens (Node's start: up to 10 s on a loaded machine), so that the
+  // engine's next call finds it rather than starting a second one.
+  for (let i = 0; i < 2000; i++) {
+    if (await listening(sock)) return;
+    await new Promise((r) => setTimeout(r, 5));
+  }
+}
+
+function listening(sock: string): Promise<boolean> {
+  return new Promise((resolve) => {
     const c = connect(sock);
     c.once('connect', () => {
       c.destroy();
@@ -105,7 +128,4 @@ export async function ensureResidentServer(root: string, env: NodeJS.ProcessEnv)
     });
     c.once('error', () => resolve(false));
   });
-  if (alive) return;
-  const child = spawn(process.execPath, [join(import.meta.dirname, 'server.js'), root], { detached: true, stdio: 'ignore', env });
-  child.unref();
 }

@@ -9,16 +9,17 @@ import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import { Problems } from '../errors.js';
 import { EvolutionController, type EvolutionSnapshot } from '../evolution/controller.js';
-import type { Genome } from '../evolution/genes.js';
 import { metricsBetween, type StatsReading } from '../evolution/metrics.js';
 import type { Resources } from '../isolation/resources.js';
 import { Personality } from '../personality/personality.js';
+import { asSetting, startingGenome } from '../container/evolve.js';
 import type { ContainerRecord } from '../state.js';
 import { EVOLUTION_ANNOTATION, EVOLUTION_FILE, evolutionAnnotation, type Persisted } from './evolution-annotation.js';
 import { OciRuntime } from './runtime.js';
 
-const DEFAULTS: Genome = { cpuLimit: availableParallelism(), cpuWeight: 100, memoryLimit: 1024 ** 3 };
-const PAGE = 4096;
+/** What metricsBetween measures against where the container has no limit. */
+const NO_LIMIT = { cpuLimit: availableParallelism(), memoryLimit: 1024 ** 3 };
+const GENES = new Set(['cpuLimit', 'memoryLimit', 'cpuWeight']);
 
 interface Evolving {
   controller: EvolutionController;
@@ -86,8 +87,23 @@ export class OciEvolution {
       }
     }
     for (const id of this.finished) if (!seen.has(id)) this.finished.delete(id);
+    await this.stopUnless((id) => seen.has(id));
+  }
+
+  /** Stops evolving the containers that no longer run (their init exited, or they were paused or deleted). */
+  async prune(): Promise<void> {
+    await this.stopUnless((id, ev) => {
+      try {
+        return ev.runtime.status(ev.runtime.parts.state.load(id)) === 'running';
+      } catch {
+        return false; // deleted
+      }
+    });
+  }
+
+  private async stopUnless(running: (id: string, ev: Evolving) => boolean): Promise<void> {
     for (const [id, ev] of this.evolving) {
-      if (seen.has(id)) continue;
+      if (running(id, ev)) continue;
       this.evolving.delete(id);
       await ev.controller.stop({ settle: false }).catch(() => undefined);
     }
@@ -100,13 +116,9 @@ export class OciEvolution {
     const id = rec.id;
     const file = join(rec.paths.stateDir, EVOLUTION_FILE);
     const resources = (): Resources => (rt.parts.state.load(id).resources ?? {}) as Resources;
-    const now = resources();
-    const wanted = Object.keys(config.bounds).length > 0 ? Object.keys(config.bounds) : ['cpuLimit', 'cpuWeight', ...(now.memoryLimit ? ['memoryLimit'] : [])];
-    const initial: Genome = {};
-    for (const g of wanted) {
-      const v = (now as Record<string, unknown>)[g];
-      initial[g] = typeof v === 'number' && Number.isFinite(v) ? v : DEFAULTS[g]!;
-    }
+    // UNLIMITED (Infinity) is no setting to start from: the default stands in, as for a library container.
+    const now = Object.fromEntries(Object.entries(resources()).filter(([, v]) => typeof v !== 'number' || Number.isFinite(v)));
+    const initial = startingGenome(now, config);
     let snapshot: EvolutionSnapshot | undefined;
     try {
       snapshot = (JSON.parse(fs.readFileSync(file, 'utf8')) as Persisted).snapshot;
@@ -129,11 +141,7 @@ export class OciEvolution {
         update: async (settings) => {
           const had = resources();
           const change: Resources = {};
-          for (const [k, v] of Object.entries(settings)) {
-            if (k === 'cpuLimit') change.cpuLimit = Math.max(0.01, Math.round(v * 1000) / 1000);
-            else if (k === 'memoryLimit') change.memoryLimit = Math.max(PAGE * 256, Math.round(v / PAGE) * PAGE);
-            else if (k === 'cpuWeight') change.cpuWeight = Math.min(10000, Math.max(1, Math.round(v)));
-          }
+          for (const [k, v] of Object.entries(settings)) if (GENES.has(k)) (change as Record<string, number>)[k] = asSetting(k, v);
           // The bundle's CFS period stays; memory+swap moves with memory, as the engine set them apart.
           if (change.cpuLimit !== undefined && had.cpuPeriod !== undefined) change.cpuPeriod = had.cpuPeriod;
           if (change.memoryLimit !== undefined && had.memorySwap !== undefined && had.memoryLimit !== undefined) {
@@ -149,7 +157,7 @@ export class OciEvolution {
           const last = prev ?? cur;
           prev = cur;
           const r = resources();
-          return metricsBetween(last, cur, { cpuLimit: r.cpuLimit ?? DEFAULTS.cpuLimit!, memoryLimit: r.memoryLimit ?? DEFAULTS.memoryLimit! });
+          return metricsBetween(last, cur, { cpuLimit: r.cpuLimit ?? NO_LIMIT.cpuLimit, memoryLimit: r.memoryLimit ?? NO_LIMIT.memoryLimit });
         },
       },
       config,

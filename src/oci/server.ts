@@ -14,7 +14,7 @@
  * /proc/<pid>/fd (engines pass pipes), so the container gets the engine's own pipes.
  */
 import * as fs from 'node:fs';
-import { createServer, type Socket } from 'node:net';
+import { connect, createServer, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { encodeFrame } from '../spawner/wire.js';
 import { run } from './cli.js';
@@ -58,8 +58,8 @@ function openStdio(pid: number): number[] {
 let evolution: OciEvolution | undefined;
 /** Re-arms the idle exit (set in main). */
 let rearm: () => void = () => undefined;
-/** How often the server looks for containers to start or stop evolving besides after each call. */
-const SCAN_MS = 2000;
+/** How often the server looks whether its evolving containers still run. */
+const PRUNE_MS = 2000;
 
 function serve(sock: Socket): void {
   const pending: ((f: Buffer[]) => void)[] = [];
@@ -88,6 +88,12 @@ async function handle(f: string[], ask: (fields: (string | Buffer)[]) => Promise
   const nEnv = Number(f[3]);
   const env = Object.fromEntries(f.slice(4, 4 + nEnv).map((e) => [e.slice(0, e.indexOf('=')), e.slice(e.indexOf('=') + 1)]));
   const argv = f.slice(4 + nEnv);
+  // A container that evolves was started by a call that is not this server's (the Node CLI).
+  if (argv.at(-1) === 'server-scan') {
+    await evolution?.scan().catch(() => undefined);
+    rearm();
+    return void send(['exit', '0']);
+  }
   if (argv.at(-1) === 'server-stop') {
     send(['exit', '0']);
     setImmediate(() => process.exit(0));
@@ -118,8 +124,9 @@ async function handle(f: string[], ask: (fields: (string | Buffer)[]) => Promise
     cwd,
     keepers,
     readStdin: () => fs.readFileSync(`/proc/${pid}/fd/0`, 'utf8'),
-    resident: true,
+    evolution: { changed: () => void (changed = true) },
   };
+  let changed = false;
   let code: number;
   try {
     code = await run(argv, io);
@@ -132,8 +139,10 @@ async function handle(f: string[], ask: (fields: (string | Buffer)[]) => Promise
   // Not detached, and the exec started: the front end's exit is its keeper's.
   send(execKeeper && code === 0 ? ['exit-keeper'] : ['exit', String(code)]);
   // A start may have begun an evolving container, a delete ended one.
-  await evolution?.scan().catch(() => undefined);
-  rearm();
+  if (changed) {
+    await evolution?.scan().catch(() => undefined);
+    rearm();
+  }
 }
 
 function main(): void {
@@ -144,12 +153,17 @@ function main(): void {
   }
   fs.mkdirSync(root, { recursive: true, mode: 0o700 });
   const sockPath = join(root, 'oci.sock');
-  // One server per root: the socket is bound by whoever removes a stale one and binds first.
-  try {
-    fs.unlinkSync(sockPath);
-  } catch {
-    // none yet
-  }
+  // The server's stdio goes nowhere (it outlives the call that started it): what kills it is
+  // written to <root>/oci-server.log.
+  const died = (e: unknown) => {
+    try {
+      fs.appendFileSync(join(root, 'oci-server.log'), `${new Date().toISOString()} ${(e as Error)?.stack ?? String(e)}\n`);
+    } finally {
+      process.exit(1);
+    }
+  };
+  process.on('uncaughtException', died);
+  process.on('unhandledRejection', died);
   let idle: NodeJS.Timeout | undefined;
   let active = 0;
   evolution = new OciEvolution(root);
@@ -159,9 +173,10 @@ function main(): void {
     if (active === 0 && evolution!.active === 0) idle = setTimeout(() => process.exit(0), IDLE_MS);
   };
   rearm = arm;
+  // Between calls, only an evolving container's own exit changes anything: its status is looked at.
   setInterval(() => {
-    void evolution!.scan().then(arm, () => undefined);
-  }, SCAN_MS).unref();
+    void evolution!.prune().then(arm, () => undefined);
+  }, PRUNE_MS).unref();
   const server = createServer((sock) => {
     active++;
     clearTimeout(idle);
@@ -171,7 +186,20 @@ function main(): void {
     });
     serve(sock);
   });
-  server.on('error', (e) => {
+  // One server per root: a socket that answers is another server's, and this one leaves; one
+  // that does not is stale, removed, and bound again.
+  let retried = false;
+  server.on('error', (e: NodeJS.ErrnoException) => {
+    if (e.code === 'EADDRINUSE' && !retried) {
+      retried = true;
+      const probe = connect(sockPath);
+      probe.once('connect', () => process.exit(0));
+      probe.once('error', () => {
+        fs.rmSync(sockPath, { force: true });
+        server.listen(sockPath);
+      });
+      return;
+    }
     process.stderr.write(`stratoswarm-oci server: ${e.message}\n`);
     process.exit(1);
   });
