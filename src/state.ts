@@ -247,24 +247,17 @@ export class StateStore {
     // is found by reconciliation.
     const content = creator ? `${id}\n${creator.pid} ${creator.startTime ?? ''}\n` : id;
     for (let attempt = 0; attempt < 2; attempt++) {
-      let fd: number;
+      // Written whole first, then linked in place (link fails EEXIST as O_EXCL does): a claim
+      // is never seen half-written, so a racing claimer never takes an empty one for stale.
+      const tmp = join(dir, `.${name}.${process.pid}.${id}`);
       try {
-        fd = fs.openSync(file, 'wx', 0o600);
+        fs.writeFileSync(tmp, content, { mode: 0o600 });
+        fs.linkSync(tmp, file);
+        return undefined;
       } catch (e) {
         if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw fromNodeError(e, 'state', `claim name \`${name}\``);
-        fd = -1;
-      }
-      if (fd >= 0) {
-        // The claim is ours from here: a write that fails (a full disk) takes it back.
-        try {
-          fs.writeFileSync(fd, content);
-          return undefined;
-        } catch (e) {
-          fs.rmSync(file, { force: true });
-          throw fromNodeError(e, 'state', `claim name \`${name}\``);
-        } finally {
-          fs.closeSync(fd);
-        }
+      } finally {
+        fs.rmSync(tmp, { force: true });
       }
       const holder = this.nameOwner(name);
       if (holder === undefined) continue;
