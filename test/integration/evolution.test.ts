@@ -15,10 +15,16 @@ import { IS_ROOT, SKIP_REASON, testRuntime, type TestRuntime } from '../helpers/
 
 if (!IS_ROOT) console.warn(`evolution integration tests skipped: ${SKIP_REASON}`);
 
-// ~45 ms of shell arithmetic, then 50 ms asleep: about 0.45 of a core. /proc/uptime (read by a
-// builtin, no fork) times each unit; one slowed past 80 ms by throttling is not counted.
+// A unit of work is about 40 ms of shell arithmetic, then 50 ms asleep: about 0.45 of a core.
+// /proc/uptime (read by a builtin, no fork) times each unit; one slowed past 80 ms by
+// throttling is not counted. The agent first times 200,000 loop turns and sizes a unit to
+// 40 ms from that, so the deadline keeps its 2x margin on a slower or busier machine: with a
+// fixed loop count, a host where a unit took 70 ms missed the deadline unthrottled, and the
+// best limit for the fitness was then well above the need.
 const DEADLINE_AGENT =
-  'while :; do read a _ < /proc/uptime; i=0; while [ $i -lt 40000 ]; do i=$((i+1)); done; read b _ < /proc/uptime; ' +
+  'read a _ < /proc/uptime; i=0; while [ $i -lt 200000 ]; do i=$((i+1)); done; read b _ < /proc/uptime; ' +
+  'a=${a%.*}${a#*.}; b=${b%.*}${b#*.}; n=$((800000 / (b - a + 1))); echo $n > /tmp/unit; ' +
+  'while :; do read a _ < /proc/uptime; i=0; while [ $i -lt $n ]; do i=$((i+1)); done; read b _ < /proc/uptime; ' +
   'a=${a%.*}${a#*.}; b=${b%.*}${b#*.}; [ $((b - a)) -le 8 ] && printf x >> /tmp/work; usleep 50000; done';
 
 let t: TestRuntime;
@@ -52,8 +58,11 @@ describe.skipIf(!IS_ROOT)(`evolution on a real container (root)${SKIP_REASON ? `
   it('brings a 2-core limit to within 30 % of what a half-core workload needs, while it keeps running', { timeout: 120_000, retry: 2 }, async () => {
     const c = await agent('evolve');
     try {
-      // The need, measured: cores used with no effective limit.
-      await new Promise((r) => setTimeout(r, 500));
+      // The need, measured: cores used with no effective limit, once the agent has sized its unit.
+      const unitFile = join(runtimeParts(rt).storageDir(c.id), 'upper/tmp/unit');
+      while (!fs.existsSync(unitFile) || fs.readFileSync(unitFile, 'utf8').trim() === '') await new Promise((r) => setTimeout(r, 50));
+      console.log(`unit of work: ${fs.readFileSync(unitFile, 'utf8').trim()} loop turns`);
+      await new Promise((r) => setTimeout(r, 300));
       const a = await c.stats();
       await new Promise((r) => setTimeout(r, 2000));
       const b = await c.stats();
