@@ -27,7 +27,7 @@ import { releaseNetDevices, setUpInit } from './device-setup.js';
 import { reserveGpus } from '../gpu/host.js';
 import type { GpuInventory } from '../gpu/inventory.js';
 import { provision } from './provision.js';
-import { findRecord, listStatuses, prepareContext } from './records.js';
+import { findRecord, listStatuses, prepareContext, settledCreate } from './records.js';
 import { applyResources, planUpdate } from './resources.js';
 import { resumeSupervision, supervisedObject } from './supervise.js';
 import { encodeStartInput, sendStart, startInputOf } from './start.js';
@@ -38,9 +38,10 @@ import type { MigrateOptions, MigrationResult } from '../checkpoint/restore.js';
 import type { ContainerStats, ContainerStatus, EvolutionOptions, ExecOptions, ExecProcess, ExecResult, ExitStatus, OperationOptions, ResourceUpdate } from './types.js';
 import { ContainerCore } from './container-core.js';
 import { checkpoint, type CheckpointOptions, type CheckpointResult } from '../checkpoint/checkpoint.js';
-import { verifyCheckpoint, type CheckpointManifest } from '../checkpoint/files.js';
+import type { CheckpointManifest } from '../checkpoint/files.js';
 import { migrateContainer } from '../checkpoint/migrate.js';
-import { criuRestore, restoredConfig, type RestoreOptions } from '../checkpoint/restore.js';
+import type { RestoreOptions } from '../checkpoint/restore.js';
+import { provisionFromCheckpoint } from './from-checkpoint.js';
 
 interface Handle extends OperationOptions {
   runtime?: Runtime;
@@ -270,32 +271,15 @@ export class Container extends ContainerCore {
   private static async restoreVerified(path: string, opts: RestoreOptions & Handle, verified: CheckpointManifest | undefined): Promise<Container> {
     const runtime = opts.runtime ?? Runtime.default();
     runtime.assertPrivileged();
-    const parts = runtimeParts(runtime);
-    await parts.reconcile();
-    const m = verified ?? (await verifyCheckpoint(path));
-    const own = ContainerConfig.fromSpec(restoredConfig(m, opts.name) as never, (m.container.config as { hardwareAffinity?: never }).hardwareAffinity);
-    const plan = prepareCreate(own, newContainerId(), prepareContext(parts));
-    let c: Container | undefined;
-    const { rec } = await provision(parts, {
-      plan,
-      config: own.toJSON(),
-      resources: { ...own.spec.resources },
-      signal: opts.signal,
-      restore: (r) => {
-        if (m.container.evolution !== undefined) r.evolution = m.container.evolution;
-        return criuRestore(parts, plan, r, path, m);
-      },
-      watch: async (r) => {
-        c = new Container(runtime, r, own);
-        await c.watch();
-        return () => c!.exits.unsubscribe();
-      },
+    const { container: c, rec } = await provisionFromCheckpoint(runtimeParts(runtime), path, opts, verified, async (r, own) => {
+      const container = new Container(runtime, r, own);
+      await container.watch();
+      return { container, unwatch: () => container.exits.unsubscribe() };
     });
-    rec.startedAt = new Date().toISOString();
-    c!.transition('created');
-    c!.transition('running');
-    c!.log.info({ pid: rec.pid, from: path }, 'container restored');
-    return c!;
+    c.transition('created');
+    c.transition('running');
+    c.log.info({ pid: rec.pid, from: path }, 'container restored');
+    return c;
   }
 
   /**
@@ -371,29 +355,12 @@ export class Container extends ContainerCore {
     });
   }
 
-  /**
-   * A container that another live process is still creating: waits (up to 30 s) for that
-   * create to end, so that what remove() tears down is all there is, rather than racing the
-   * creator as it spawns the init into the cgroups being removed. A creator that dies leaves
-   * a half-made container, which is torn down as it is.
-   */
+  /** A create another live process is still making: waits for it to end (records.ts). */
   private async settleCreate(): Promise<void> {
-    const c = this.rec.creator;
-    const deadline = Date.now() + 30_000;
-    while (!this.parts.creating.has(this.id) && c && isSameProcess(this.parts.kernel, c.pid, c.startTime) && Date.now() < deadline) {
-      let now: ContainerRecord;
-      try {
-        now = this.parts.state.load(this.id);
-      } catch {
-        break; // its create failed and took the state back
-      }
-      if (now.state !== 'creating') {
-        Object.assign(this.rec, now);
-        await this.refresh();
-        return;
-      }
-      await delay(20);
-    }
+    const now = await settledCreate(this.parts, this.rec);
+    if (!now) return;
+    Object.assign(this.rec, now);
+    await this.refresh();
   }
 
   /** `await using c = await Container.create(...)`: removes it, force included. */

@@ -1,5 +1,6 @@
 /** Containers as their state records say, and the prepare context over a runtime's parts. */
 import * as fs from 'node:fs';
+import { setTimeout as delay } from 'node:timers/promises';
 import { RuntimeError } from '../errors.js';
 import { initPath } from '../kernel/native.js';
 import type { Logger } from '../logger.js';
@@ -112,4 +113,28 @@ export function inspectSecurity(ctx: ContainerContext): Promise<SecurityReport> 
     throw new RuntimeError(`security report of container ${rec.name}: it is ${rec.state}, no init to inspect`, { code: 'ESTATE', step: 'state', containerId: rec.id });
   }
   return securityReport(rec.pid!);
+}
+
+/**
+ * A container that another live process is still creating: waits (up to 30 s) for that
+ * create to end, so that what remove() tears down is all there is, rather than racing the
+ * creator as it spawns the init into the cgroups being removed. Returns the record as the
+ * create left it, or undefined when there is nothing newer to read: no other live creator
+ * (one that dies leaves a half-made container, torn down as it is), or its create failed and
+ * took the state back.
+ */
+export async function settledCreate(parts: RuntimeParts, rec: ContainerRecord): Promise<ContainerRecord | undefined> {
+  const c = rec.creator;
+  const deadline = Date.now() + 30_000;
+  while (!parts.creating.has(rec.id) && c && isSameProcess(parts.kernel, c.pid, c.startTime) && Date.now() < deadline) {
+    let now: ContainerRecord;
+    try {
+      now = parts.state.load(rec.id);
+    } catch {
+      return undefined;
+    }
+    if (now.state !== 'creating') return now;
+    await delay(20);
+  }
+  return undefined;
 }
