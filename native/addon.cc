@@ -7,6 +7,7 @@
 #include <napi.h>
 
 #include <fcntl.h>
+#include <sys/file.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -311,6 +312,19 @@ Napi::Value OpenPty(const Napi::CallbackInfo& info) {
   o.Set("slave", p.slave);
   o.Set("path", p.path);
   return o;
+}
+
+// tryLock(fd) -> whether this open file now holds an exclusive flock on it (false: another
+// one does). The kernel drops the lock when the last fd of the open file closes, a process
+// that dies included, so a lock is never left stale.
+Napi::Value TryLock(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int fd = info[0].As<Napi::Number>().Int32Value();
+  while (flock(fd, LOCK_EX | LOCK_NB) < 0) {
+    if (errno == EWOULDBLOCK) return Napi::Boolean::New(env, false);
+    if (errno != EINTR) throwSys(env, ss::Step::state, errno, "flock", "");
+  }
+  return Napi::Boolean::New(env, true);
 }
 
 Napi::Value Close(const Napi::CallbackInfo& info) {
@@ -633,6 +647,7 @@ Napi::Object Module(Napi::Env env, Napi::Object exports) {
   exports.Set("sendWhenWritable", Napi::Function::New(env, SendWhenWritable, "sendWhenWritable"));
   exports.Set("pipe", Napi::Function::New(env, Pipe, "pipe"));
   exports.Set("close", Napi::Function::New(env, Close, "close"));
+  exports.Set("tryLock", Napi::Function::New(env, TryLock, "tryLock"));
   exports.Set("openPty", Napi::Function::New(env, OpenPty, "openPty"));
   exports.Set("cgroupWrite", Napi::Function::New(env, CgroupWrite, "cgroupWrite"));
   exports.Set("cgroupRead", Napi::Function::New(env, CgroupRead, "cgroupRead"));

@@ -2,11 +2,12 @@
  * Host id ranges for user namespaces. Container root maps to an unprivileged host uid/gid
  * range; no two containers share one. A range is claimed by creating a file named after its
  * index with O_EXCL, so concurrent host agents on one state root never hand out the same
- * range; a claim whose container is gone is taken over.
+ * range; a claim whose container is gone is taken over, under a lock (kernel/file-lock.ts).
  */
 import * as fs from 'node:fs';
 import { join } from 'node:path';
 import { RuntimeError } from './errors.js';
+import { withFileLock } from './kernel/file-lock.js';
 
 export interface IdRange {
   index: number;
@@ -50,19 +51,27 @@ export class IdRangeAllocator {
       } catch {
         continue;
       }
-      if (holder && !this.ownerExists(holder)) {
-        // The container that held it is gone: take the range over by replacing the claim
-        // atomically, then check that this process won.
-        const tmp = `${claim}.${owner}`;
-        fs.writeFileSync(tmp, owner, { mode: 0o600 });
-        fs.renameSync(tmp, claim);
-        if (fs.readFileSync(claim, 'utf8') === owner) {
-          this.cursor = index + 1;
-          return { index, hostId: this.base + index * this.size, size: this.size };
-        }
+      // The container that held it is gone: the claim is replaced under the lock, judged
+      // again there, so two agents taking the same range over at once never both win.
+      if (holder && !this.ownerExists(holder) && withFileLock(join(this.dir, '.lock'), `claim user namespace id range ${index}`, () => this.takeOver(claim, holder, owner))) {
+        this.cursor = index + 1;
+        return { index, hostId: this.base + index * this.size, size: this.size };
       }
     }
     throw new RuntimeError(`no free user namespace id range (all ${this.count} are in use)`, { code: 'EBUSY', step: 'id-map' });
+  }
+
+  /** Under the lock: replaces the claim when it is still `stale`'s (atomically: temp file, rename). */
+  private takeOver(claim: string, stale: string, owner: string): boolean {
+    try {
+      if (fs.readFileSync(claim, 'utf8') !== stale) return false;
+    } catch {
+      return false; // released meanwhile: the next pass may claim it with O_EXCL
+    }
+    const tmp = `${claim}.${owner}`;
+    fs.writeFileSync(tmp, owner, { mode: 0o600 });
+    fs.renameSync(tmp, claim);
+    return true;
   }
 
   release(range: IdRange, owner: string): void {

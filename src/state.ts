@@ -9,6 +9,7 @@ import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import { dirname, join } from 'node:path';
 import { RuntimeError, fromNodeError } from './errors.js';
+import { withFileLock } from './kernel/file-lock.js';
 import type { HostFacts } from './kernel/host.js';
 import type { ContainerState } from './lifecycle.js';
 import type { PlanNetDevice } from './gpu/cdi/netdev.js';
@@ -126,6 +127,13 @@ export function recordProblem(text: string, id: string): string | undefined {
 export function isSameProcess(host: Pick<HostFacts, 'processStartTime'>, pid: number | undefined, startTime: string | undefined): boolean {
   if (!pid || !startTime) return false;
   return host.processStartTime(pid) === startTime;
+}
+
+/** A name claim's text: the container id, then its creator's pid and start time when written. */
+function parseClaim(text: string): { id: string; creator?: { pid: number; startTime: string | undefined } } {
+  const [id = '', who] = text.split('\n');
+  const [pid, startTime] = (who ?? '').split(' ');
+  return pid && /^\d+$/.test(pid) ? { id, creator: { pid: Number(pid), startTime: startTime || undefined } } : { id };
 }
 
 export class StateStore {
@@ -259,20 +267,45 @@ export class StateStore {
       } finally {
         fs.rmSync(tmp, { force: true });
       }
-      const holder = this.nameOwner(name);
+      // A stale claim is removed under the names lock, judged again there: two claimers
+      // taking the same stale claim over at once could otherwise both remove it (the second
+      // removing the first's new claim) and both win.
+      const holder = this.heldClaim(file);
       if (holder === undefined) continue;
-      // A holder without state is gone, unless its claim is fresh: its create may not have
-      // written state.json yet.
-      let fresh = false;
-      try {
-        fresh = Date.now() - fs.statSync(file).mtimeMs < 60_000;
-      } catch {
-        continue;
-      }
-      if (holder && (fresh || fs.existsSync(join(this.dir(holder), 'state.json')))) return holder;
-      fs.rmSync(file, { force: true });
+      if (holder !== null) return holder;
+      const now = withFileLock(join(dir, '.lock'), `claim name \`${name}\``, () => {
+        const again = this.heldClaim(file);
+        if (again === null) fs.rmSync(file, { force: true });
+        return again;
+      });
+      if (typeof now === 'string') return now;
     }
     return 'unknown';
+  }
+
+  /**
+   * Who holds the claim `file` on `name`: the id, undefined when it is gone (free to try
+   * again), or null when it is stale. A holder without state is gone, unless its claim is
+   * fresh: its create may not have written state.json yet.
+   */
+  private heldClaim(file: string): string | undefined | null {
+    // Its id and its age from one open file: a claim replaced in between never pairs the
+    // old claim's id with the new one's age.
+    let fd: number;
+    try {
+      fd = fs.openSync(file, 'r');
+    } catch {
+      return undefined;
+    }
+    let holder: string;
+    let fresh: boolean;
+    try {
+      fresh = Date.now() - fs.fstatSync(fd).mtimeMs < 60_000;
+      holder = parseClaim(fs.readFileSync(fd, 'utf8')).id;
+    } finally {
+      fs.closeSync(fd);
+    }
+    return holder && (fresh || fs.existsSync(join(this.dir(holder), 'state.json'))) ? holder : null;
   }
 
   /** The claim on a name: the container id, and its creator when the claim says. */
@@ -283,9 +316,7 @@ export class StateStore {
     } catch {
       return undefined;
     }
-    const [id = '', who] = text.split('\n');
-    const [pid, startTime] = (who ?? '').split(' ');
-    return pid && /^\d+$/.test(pid) ? { id, creator: { pid: Number(pid), startTime: startTime || undefined } } : { id };
+    return parseClaim(text);
   }
 
   /** Every claimed name. */

@@ -1,13 +1,14 @@
 /**
  * GPU assignments on disk: `<stateRoot>/gpus/assignments.json`, written atomically (temp file
  * and rename), so they survive the host agent that made them. Every read-choose-write runs
- * under `<stateRoot>/gpus/lock`, a file made with O_EXCL that holds its owner's pid and start
- * time: two processes on one state root never both get the same GPU, and a lock whose owner
- * died (its pid gone, or reused by another process) is taken over instead of waited for.
+ * under a flock(2) on `<stateRoot>/gpus/lock` (kernel/file-lock.ts): two processes on one
+ * state root never both get the same GPU, and a holder that dies releases the lock with its
+ * last file descriptor, so no lock is ever left to take over.
  */
 import * as fs from 'node:fs';
 import { join } from 'node:path';
 import { RuntimeError } from '../errors.js';
+import { withFileLock } from '../kernel/file-lock.js';
 import { chooseMig } from './mig.js';
 import { chooseGpus, defaultDistance, type GpuAssignmentRecord, type GpuRequest, type NumaDistance, type SchedulableGpu } from './scheduler.js';
 
@@ -16,12 +17,6 @@ export interface GpuStoreHost {
   processStartTime(pid: number): string | undefined;
   /** Whether container `id` still has a record (an assignment without one is stale). */
   containerExists(id: string): boolean;
-}
-
-const LOCK_WAIT_MS = 10_000;
-
-function sleep(ms: number): void {
-  Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
 }
 
 export class GpuAssignmentStore {
@@ -33,38 +28,6 @@ export class GpuAssignmentStore {
     this.dir = join(stateRoot, 'gpus');
     this.file = join(this.dir, 'assignments.json');
     this.lockFile = join(this.dir, 'lock');
-  }
-
-  private lock(): () => void {
-    fs.mkdirSync(this.dir, { recursive: true, mode: 0o700 });
-    const me = `${process.pid} ${this.host.processStartTime(process.pid) ?? ''}`;
-    const deadline = Date.now() + LOCK_WAIT_MS;
-    for (;;) {
-      try {
-        const fd = fs.openSync(this.lockFile, 'wx', 0o600);
-        fs.writeSync(fd, me);
-        fs.closeSync(fd);
-        return () => fs.rmSync(this.lockFile, { force: true });
-      } catch (e) {
-        if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
-      }
-      let holder = '';
-      try {
-        holder = fs.readFileSync(this.lockFile, 'utf8');
-      } catch {
-        continue; // released between open and read
-      }
-      const [pid, start] = holder.split(' ');
-      // An empty lock is one being written; only a dead or reused owner is taken over.
-      if (pid && Number(pid) > 0 && (this.host.processStartTime(Number(pid)) ?? '') !== (start ?? '')) {
-        fs.rmSync(this.lockFile, { force: true });
-        continue;
-      }
-      if (Date.now() > deadline) {
-        throw new RuntimeError(`GPU assignments: ${this.lockFile} is held by pid ${pid} for more than ${LOCK_WAIT_MS / 1000} s`, { code: 'EBUSY', step: 'state', path: this.lockFile });
-      }
-      sleep(5);
-    }
   }
 
   private read(): GpuAssignmentRecord[] {
@@ -87,17 +50,15 @@ export class GpuAssignmentStore {
   }
 
   private locked<T>(f: (list: GpuAssignmentRecord[]) => { list?: GpuAssignmentRecord[]; result: T }): T {
-    const unlock = this.lock();
-    try {
+    fs.mkdirSync(this.dir, { recursive: true, mode: 0o700 });
+    return withFileLock(this.lockFile, 'GPU assignments', () => {
       const current = this.read();
       // A reservation whose container has no record yet is kept while the process making it lives.
       const live = current.filter((a) => this.host.containerExists(a.containerId) || (a.owner?.startTime !== undefined && this.host.processStartTime(a.owner.pid) === a.owner.startTime));
       const r = f(live);
       if (r.list || live.length !== current.length) this.write(r.list ?? live);
       return r.result;
-    } finally {
-      unlock();
-    }
+    });
   }
 
   /** Every assignment in force (those of containers whose records are gone are dropped). */

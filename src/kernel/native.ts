@@ -91,6 +91,8 @@ export interface NativeAddon {
   peerGone(fd: number): boolean;
   pipe(): [number, number];
   close(fd: number): void;
+  /** An exclusive flock(2) on fd without waiting: false when another open file holds it. */
+  tryLock(fd: number): boolean;
   openPty(uid: number, gid: number, root?: string): { master: number; slave: number; path: string };
   cgroupWrite(path: string, value: string): void;
   cgroupRead(path: string): string;

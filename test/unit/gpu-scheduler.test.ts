@@ -12,6 +12,7 @@ import { RuntimeError } from '../../src/errors.js';
 import { chooseMig, type MigInstance } from '../../src/gpu/mig.js';
 import { chooseGpus, defaultDistance, strategyOf, type GpuAssignmentRecord, type SchedulableGpu } from '../../src/gpu/scheduler.js';
 import { GpuAssignmentStore } from '../../src/gpu/store.js';
+import { withFileLock } from '../../src/kernel/file-lock.js';
 import { Personality } from '../../src/personality/personality.js';
 
 // Two NUMA nodes, two GPUs on each; GPUs 0-1 and 2-3 are NVLink pairs.
@@ -142,7 +143,7 @@ describe('GPU assignment store', () => {
     b.release('c4');
     records.delete('c2');
     expect(b.list()).toEqual([]);
-    expect(fs.existsSync(join(root, 'gpus/lock'))).toBe(false);
+    expect(withFileLock(join(root, 'gpus/lock'), 'test', () => 'free', 0)).toBe('free'); // nothing holds it
   });
 
   it('MIG reservations persist for a second store (a runtime restart), are kept by their container and released', () => {
@@ -161,7 +162,7 @@ describe('GPU assignment store', () => {
     expect(b.reserve('m3', 'three', { mig: { names: ['0:1'] }, strategy: 'pack' }, MIG).mig).toEqual(['0:1']);
   });
 
-  it('a lock left by a dead process is taken over', () => {
+  it('a lock file left by a dead process blocks nothing', () => {
     fs.mkdirSync(join(root, 'gpus'));
     const dead = spawnSync('true').pid!;
     fs.writeFileSync(join(root, 'gpus/lock'), `${dead} 1`);
