@@ -37,8 +37,13 @@ exec $here/build/Release/stratoswarm-oci --root $root "\$@"
 W
 chmod +x "$work/stratoswarm-oci"
 
-count() {  # TAP on stdin -> "ok N, not ok N, skipped N"
-  awk '/^ok .*# [Ss][Kk][Ii][Pp]/ {s++; next} /^ok / {o++} /^not ok / {n++} END {printf "%d ok, %d not ok, %d skipped\n", o, n, s}'
+count() {  # TAP on stdin -> "ok N, not ok N, skipped N; C of T tests clean (no not ok)"
+  awk '/^# test: / {t++; name=$3; next} /^ok .*# [Ss][Kk][Ii][Pp]/ {s++; next} /^ok / {o++} /^not ok / {n++; bad[name]=1}
+       END {c=0; for (k in bad) c++; printf "%d ok, %d not ok, %d skipped; %d of %d tests clean\n", o, n, s, t-c, t}'
+}
+per_test() {  # TAP on stdin -> one line per test: name ok not-ok skipped
+  awk '/^# test: / {name=$3; order[++t]=name; next} /^ok .*# [Ss][Kk][Ii][Pp]/ {s[name]++; next} /^ok / {o[name]++} /^not ok / {n[name]++}
+       END {for (i=1; i<=t; i++) {k=order[i]; printf "%s %d %d %d\n", k, o[k], n[k], s[k]}}'
 }
 out_dir=${OUT:-$work}
 mkdir -p "$out_dir"
@@ -48,8 +53,10 @@ for name in ${RUNTIMES:-runc stratoswarm-oci}; do
   out=$out_dir/$name.tap
   for t in validation/*/*.t validation/*.t; do
     [ -x "$t" ] || continue
+    echo "# test: $(basename "$t" .t)"   # a TAP comment: counts are unchanged
     RUNTIME=$rt timeout 60 "$t" 2>&1 || true
   done > "$out"
   echo "$name: $(count < "$out")"
+  per_test < "$out" > "$out_dir/$name.per-test"
 done
 "$here/build/Release/stratoswarm-oci" --root "$root" server-stop >/dev/null 2>&1 || true

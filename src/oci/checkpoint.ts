@@ -209,6 +209,7 @@ export async function ociRestore(rt: OciRuntime, ociId: string, bundle: string, 
   const what = `restore container ${ociId}`;
   const meta = readMeta(o.imagePath, what);
   const { t } = readBundle(bundle);
+  for (const w of t.warnings) rt.warn(w);
   if (t.process.terminal || o.consoleSocket) throw new RuntimeError(`${what}: containers with a terminal cannot be restored`, { code: 'EUNSUPPORTED', step: 'restore' });
   const parts = rt.parts;
   if (fs.existsSync(join(parts.state.dir(internalId(ociId)), 'state.json'))) throw new RuntimeError(`container "${ociId}" already exists`, { code: 'EEXIST', step: 'config' });

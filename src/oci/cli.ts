@@ -89,6 +89,22 @@ async function evolveIfAsked(rt: OciRuntime, id: string, io: OciIo): Promise<voi
   if (v !== undefined && v !== 'false') await ensureResidentServer(rt.root, io.env);
 }
 
+/**
+ * Without a front end, no call goes through a resident server, so a crashed one would only
+ * come back at the next start: every call on a running container that asks to evolve makes
+ * sure its root's server runs (a connect when it does).
+ */
+async function keepEvolving(rt: OciRuntime, id: string, io: OciIo): Promise<void> {
+  if (io.evolution) return;
+  let status: string;
+  try {
+    status = rt.state(id).status;
+  } catch {
+    return; // gone: nothing to evolve
+  }
+  if (status === 'running' || status === 'paused') await evolveIfAsked(rt, id, io);
+}
+
 function needId(p: Parsed, verb: string): string {
   const id = p.args[0];
   if (!id) throw new RuntimeError(`${verb}: the container id is missing`, { code: 'EINVAL', step: 'config' });
@@ -117,19 +133,26 @@ export async function run(argv: string[], io: OciIo): Promise<number> {
   }
   const log = str(globals, 'log');
   const json = str(globals, 'log-format') === 'json';
+  const logLine = (level: 'error' | 'warning', msg: string): boolean => {
+    if (!log) return false;
+    try {
+      const line = json ? JSON.stringify({ level, msg, time: new Date().toISOString() }) : `${new Date().toISOString()} ${level}: ${msg}`;
+      fs.appendFileSync(log, `${line}\n`);
+      return true;
+    } catch {
+      return false; // the log is the engine's: a failure to write it leaves stderr
+    }
+  };
   const fail = (e: unknown): number => {
     const msg = errorText(e);
     // containerd and podman read the last error of --log as the runtime's reason.
-    if (log) {
-      try {
-        const line = json ? JSON.stringify({ level: 'error', msg, time: new Date().toISOString() }) : `${new Date().toISOString()} error: ${msg}`;
-        fs.appendFileSync(log, `${line}\n`);
-      } catch {
-        // the log is the engine's: a failure to write it leaves stderr
-      }
-    }
+    logLine('error', msg);
     io.stderr(`stratoswarm-oci: ${msg}\n`);
     return 1;
+  };
+  // Warnings go to the engine's log, as runc's do; without one, to stderr.
+  const warn = (msg: string): void => {
+    if (!logLine('warning', msg)) io.stderr(`stratoswarm-oci: warning: ${msg}\n`);
   };
   if (globals.flags.has('version') || globals.flags.has('v')) {
     io.stdout(`stratoswarm-oci version ${VERSION}\nspec: ${OCI_VERSION}\n`);
@@ -172,7 +195,7 @@ export async function run(argv: string[], io: OciIo): Promise<number> {
   }
   // STRATOSWARM_OCI_ROOT: for engines that call the runtime without their runtime flags
   // (podman's cleanup after --rm passes no --runtime-flag).
-  const rt = new OciRuntime(str(globals, 'root') ?? (io.env.STRATOSWARM_OCI_ROOT || DEFAULT_ROOT), io.env, io.keepers);
+  const rt = new OciRuntime(str(globals, 'root') ?? (io.env.STRATOSWARM_OCI_ROOT || DEFAULT_ROOT), io.env, io.keepers, warn);
   try {
     switch (verb) {
       case 'create': {
@@ -191,6 +214,7 @@ export async function run(argv: string[], io: OciIo): Promise<number> {
         const id = needId(p, verb);
         const processFile = str(p, 'process', 'p');
         if (!processFile) throw new RuntimeError('exec: --process FILE is needed (the process as config.json\'s "process")', { code: 'EINVAL', step: 'config' });
+        await keepEvolving(rt, id, io);
         return await ociExec(rt, id, { processFile: absolute(processFile, io.cwd), detach: bool(p, 'detach') || bool(p, 'd'), pidFile: pathFlag(p, 'pid-file', io.cwd), consoleSocket: pathFlag(p, 'console-socket', io.cwd), stdio: io.stdio });
       }
       case 'start':
@@ -199,10 +223,12 @@ export async function run(argv: string[], io: OciIo): Promise<number> {
         return 0;
       case 'state':
         io.stdout(`${JSON.stringify(rt.state(needId(p, verb)), null, 2)}\n`);
+        await keepEvolving(rt, needId(p, verb), io);
         return 0;
       case 'kill':
         await rt.kill(needId(p, verb), p.args[1] ?? 'SIGTERM', bool(p, 'all') || bool(p, 'a'));
         io.evolution?.changed();
+        await keepEvolving(rt, needId(p, verb), io);
         return 0;
       case 'delete':
         await rt.delete(needId(p, verb), bool(p, 'force') || bool(p, 'f'));
@@ -211,13 +237,16 @@ export async function run(argv: string[], io: OciIo): Promise<number> {
       case 'pause':
         await rt.pause(needId(p, verb));
         io.evolution?.changed();
+        await keepEvolving(rt, needId(p, verb), io);
         return 0;
       case 'resume':
         await rt.resume(needId(p, verb));
         io.evolution?.changed();
+        await keepEvolving(rt, needId(p, verb), io);
         return 0;
       case 'ps': {
         const pids = rt.ps(needId(p, verb));
+        await keepEvolving(rt, needId(p, verb), io);
         io.stdout(str(p, 'format', 'f') === 'json' ? `${JSON.stringify(pids)}\n` : `PID\n${pids.join('\n')}${pids.length ? '\n' : ''}`);
         return 0;
       }
@@ -233,6 +262,7 @@ export async function run(argv: string[], io: OciIo): Promise<number> {
           throw new RuntimeError(`update --resources: not JSON: ${(e as Error).message}`, { code: 'EINVAL', step: 'config' });
         }
         rt.update(id, resources);
+        await keepEvolving(rt, id, io);
         return 0;
       }
       case 'checkpoint': {

@@ -34,6 +34,8 @@ export const HOOK_NAMES: readonly HookName[] = ['createRuntime', 'createContaine
 
 /** What a bundle asks for, in the runtime's terms. */
 export interface OciTranslation {
+  /** What the runtime leaves out and says so (the spec's "logged as a warning"), each naming its field. */
+  warnings: string[];
   rootfs: string;
   readonlyRoot: boolean;
   mounts: PlanMount[];
@@ -114,13 +116,20 @@ function deviceList(v: unknown, userns: boolean, problems: Problems, host: HostF
   return { devices, mknods };
 }
 
-function capabilities(v: unknown, problems: Problems): PlanSecurity['capabilities'] {
+/**
+ * process.capabilities. A name that is no capability, or one this runtime cannot grant (not
+ * in its own bounding set), is left out with a warning: since runtime-spec 1.1 such values
+ * MUST be logged as warnings and runtimes SHOULD NOT fail on them (a restricted host lacks
+ * some). Anything else that is not a list of names is an error naming the field.
+ */
+function capabilities(v: unknown, problems: Problems, warnings: string[], host: HostFacts): PlanSecurity['capabilities'] {
   const sets = { bounding: 0n, effective: 0n, permitted: 0n, inheritable: 0n, ambient: 0n };
   if (v === undefined) return sets;
   if (!isObj(v)) {
     problems.add('process.capabilities', 'expected an object');
     return sets;
   }
+  const grantable = host.boundingSet?.();
   for (const k of Object.keys(sets) as (keyof typeof sets)[]) {
     const list = v[k];
     if (list === undefined) continue;
@@ -129,11 +138,16 @@ function capabilities(v: unknown, problems: Problems): PlanSecurity['capabilitie
       continue;
     }
     const names: CapabilityName[] = [];
+    const unknown: string[] = [];
+    const withheld: string[] = [];
     for (const n of list) {
       const c = normalizeCapability(n);
-      if (!c || c === 'ALL') problems.add(`process.capabilities.${k}`, `unknown capability "${n}"`);
+      if (!c || c === 'ALL') unknown.push(n);
+      else if (grantable !== undefined && (capabilityMask([c]) & grantable) === 0n) withheld.push(n);
       else names.push(c);
     }
+    if (unknown.length) warnings.push(`process.capabilities.${k}: ignoring ${unknown.join(', ')}: not a capability`);
+    if (withheld.length) warnings.push(`process.capabilities.${k}: ignoring ${withheld.join(', ')}: not in this runtime's bounding set, so it cannot be granted`);
     sets[k] = capabilityMask(names);
   }
   return sets;
@@ -301,6 +315,7 @@ export type { HostFacts };
 /** Translates a bundle's config.json; throws one ConfigError listing every bad field. */
 export function translateConfig(bundle: string, config: unknown, host: HostFacts): OciTranslation {
   const problems = new Problems();
+  const warnings: string[] = [];
   if (!isObj(config)) throw new ConfigError('invalid config.json', [{ field: 'config.json', problem: 'expected a JSON object' }]);
   const c = config;
   if (typeof c.ociVersion !== 'string' || !/^1\.\d+\.\d+/.test(c.ociVersion)) problems.add('ociVersion', `expected a 1.x version, got ${JSON.stringify(c.ociVersion)}`);
@@ -371,7 +386,7 @@ export function translateConfig(bundle: string, config: unknown, host: HostFacts
     mounts: mounts(c.mounts, problems, host, wantsUserns),
     process: { argv: strList(args) ? args : [], env: strList(p?.env) ? p.env : [], cwd, user: user(p?.user, problems), terminal: p?.terminal === true, oomScoreAdj },
     security: {
-      capabilities: capabilities(p?.capabilities, problems),
+      capabilities: capabilities(p?.capabilities, problems, warnings, host),
       noNewPrivileges: p?.noNewPrivileges === true,
       readonlyRoot: isObj(root) && root.readonly === true,
       maskedPaths: strList(masked) ? masked : [],
@@ -394,6 +409,7 @@ export function translateConfig(bundle: string, config: unknown, host: HostFacts
     annotations,
     personality,
     restart,
+    warnings,
   };
   problems.throwIfAny('invalid config.json');
   return t;

@@ -20,6 +20,14 @@ export interface HostFacts {
   pathKind(path: string): 'directory' | 'file' | undefined;
   /** A process's uid_map or gid_map, undefined when it cannot be read (a joined user namespace's maps). */
   idMap?(pid: number, which: 'uid_map' | 'gid_map'): string | undefined;
+  /** The capabilities this runtime holds in its bounding set, all it can grant; undefined: not checked. */
+  boundingSet?(): bigint;
+}
+
+/** CapBnd of /proc/self/status: the spawner this process starts (or was started with) has the same. */
+export function ownBoundingSet(status = '/proc/self/status'): bigint {
+  const m = /^CapBnd:\s*([0-9a-f]+)$/m.exec(fs.readFileSync(status, 'utf8'));
+  return m ? BigInt(`0x${m[1]}`) : ~0n;
 }
 
 const GENERIC_OPTIONS = new Set(['rw', 'ro', 'relatime', 'noatime', 'nosuid', 'nodev', 'noexec', 'seclabel']);

@@ -23,7 +23,7 @@ import { resourceField } from './config-linux.js';
 import { translateConfig, type HookName, type OciHook, type OciTranslation } from './config.js';
 import { runHooks } from './hooks.js';
 import { checkOciId, internalId, ociPlan } from './plan.js';
-import { cgroupHierarchies, idMap, pathKind } from './host.js';
+import { cgroupHierarchies, idMap, ownBoundingSet, pathKind } from './host.js';
 import { applySysctls } from './sysctl.js';
 import { personalityResources } from './personality.js';
 import { EVOLUTION_ANNOTATION, evolutionStatus } from './evolution-annotation.js';
@@ -80,7 +80,7 @@ export function readBundle(bundle: string): { t: ReturnType<typeof translateConf
   } catch (e) {
     throw new RuntimeError(`read \`${configPath}\`: ${(e as Error).message}`, { code: 'EINVAL', step: 'config', path: configPath });
   }
-  const t = translateConfig(bundle, config, { cgroupHierarchies, deviceExists: (p) => fs.existsSync(p), pathKind, idMap });
+  const t = translateConfig(bundle, config, { cgroupHierarchies, deviceExists: (p) => fs.existsSync(p), pathKind, idMap, boundingSet: () => ownBoundingSet() });
   if (!fs.existsSync(t.rootfs) || !fs.statSync(t.rootfs).isDirectory()) throw new RuntimeError(`root.path: \`${t.rootfs}\` is not a directory`, { code: 'EINVAL', step: 'config', path: t.rootfs });
   return { t, config };
 }
@@ -89,7 +89,16 @@ export class OciRuntime {
   readonly runtime: Runtime;
   readonly parts: RuntimeParts;
 
-  constructor(readonly root: string, env: NodeJS.ProcessEnv = process.env, readonly keepers: Keepers = localKeepers) {
+  /**
+   * `warn` hears what the runtime leaves out or lets fail and goes on (the spec's warnings):
+   * the CLI writes it to --log, or to stderr without one.
+   */
+  constructor(
+    readonly root: string,
+    env: NodeJS.ProcessEnv = process.env,
+    readonly keepers: Keepers = localKeepers,
+    readonly warn: (message: string) => void = (m) => process.stderr.write(`stratoswarm-oci: warning: ${m}\n`),
+  ) {
     this.runtime = new Runtime({
       stateRoot: root,
       imageRoot: join(root, 'storage'),
@@ -147,6 +156,7 @@ export class OciRuntime {
   async create(ociId: string, bundle: string, opts: CreateOptions): Promise<OciState> {
     checkOciId(ociId);
     const { t, config } = readBundle(bundle);
+    for (const w of t.warnings) this.warn(w);
     if (t.process.terminal && !opts.consoleSocket) throw new RuntimeError('process.terminal: a terminal needs --console-socket', { code: 'EINVAL', step: 'config' });
     if (fs.existsSync(join(this.parts.state.dir(internalId(ociId)), 'state.json'))) throw new RuntimeError(`container "${ociId}" already exists`, { code: 'EEXIST', step: 'config' });
     const plan = ociPlan(ociId, t, { kernel: this.parts.kernel, stateDir: (id) => this.parts.state.dir(id), storageDir: (id) => this.parts.storageDir(id), cgroupParent: this.parts.cgroups.parent });
@@ -231,7 +241,7 @@ export class OciRuntime {
     rec.startedAt = new Date().toISOString();
     this.parts.state.save(rec);
     // Errors of poststart hooks are the engine's to hear, the process runs on (the spec: warn).
-    await this.hooks('poststart', d.hooks, { ...state, status: 'running' }).catch((e: unknown) => process.stderr.write(`warning: ${(e as Error).message}\n`));
+    await this.hooks('poststart', d.hooks, { ...state, status: 'running' }).catch((e: unknown) => this.warn((e as Error).message));
   }
 
   async kill(ociId: string, signal: string, all = false): Promise<void> {
@@ -283,7 +293,7 @@ export class OciRuntime {
     const state = { ...this.stateOf(rec), status: 'stopped' as const };
     await teardown(this.parts, rec, `delete container ${ociId}`);
     // poststop failures are warnings: the container is gone either way (the spec).
-    await this.hooks('poststop', d.hooks, state).catch((e: unknown) => process.stderr.write(`warning: ${(e as Error).message}\n`));
+    await this.hooks('poststop', d.hooks, state).catch((e: unknown) => this.warn((e as Error).message));
   }
 
   async pause(ociId: string): Promise<void> {

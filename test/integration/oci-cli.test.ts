@@ -184,6 +184,38 @@ describe.skipIf(skipBecause(SKIP_REASON || busyboxMissing(), 'OCI command line t
     expect(fs.existsSync(join(e.root, internalId('unsupported')))).toBe(false);
   });
 
+  it('capabilities that are no capability, or that this host cannot grant, are left out with a warning in --log; the container runs', async () => {
+    // This runtime's bounding set: what it can grant. A host lacking one (CAP_SYS_RESOURCE,
+    // here) shows that half; a host with all of them still has the unknown name.
+    const bnd = BigInt(`0x${/^CapBnd:\s*([0-9a-f]+)$/m.exec(fs.readFileSync('/proc/self/status', 'utf8'))![1]}`);
+    const lacking = bnd & (1n << 24n) ? undefined : 'CAP_SYS_RESOURCE';
+    if (!lacking) console.log('this host grants CAP_SYS_RESOURCE: only the unknown capability is checked');
+    const asked = ['CAP_KILL', 'CAP_TEST', ...(lacking ? [lacking] : [])];
+    const b = e.bundle('caps', (c) => {
+      c.process.args = ['sh', '-c', 'grep ^CapBnd /proc/self/status; sleep 30'];
+      c.process.capabilities = { bounding: asked, effective: asked, permitted: asked };
+    });
+    const logFile = join(e.dir, 'caps-log.json');
+    const out = join(e.dir, 'caps.out');
+    const fd = fs.openSync(out, 'w');
+    try {
+      expect(runWithOutput(e, ['--log', logFile, '--log-format', 'json', 'create', '--bundle', b, 'caps'], fd), fs.readFileSync(out, 'utf8')).toBe(0);
+    } finally {
+      fs.closeSync(fd);
+    }
+    const lines = fs.readFileSync(logFile, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { level: string; msg: string });
+    expect(lines.filter((l) => l.level === 'warning').map((l) => l.msg)).toEqual(
+      ['bounding', 'effective', 'permitted'].flatMap((k) => [
+        `process.capabilities.${k}: ignoring CAP_TEST: not a capability`,
+        ...(lacking ? [`process.capabilities.${k}: ignoring ${lacking}: not in this runtime's bounding set, so it cannot be granted`] : []),
+      ]),
+    );
+    expect(e.run(['start', 'caps']).status).toBe(0);
+    for (let i = 0; i < 300 && !fs.readFileSync(out, 'utf8').includes('CapBnd'); i++) await delay(10);
+    expect(fs.readFileSync(out, 'utf8')).toMatch(/^CapBnd:\s*0000000000000020$/m); // CAP_KILL alone
+    expect(e.run(['delete', '--force', 'caps']).status).toBe(0);
+  });
+
   it('kill by name and number, pause and resume, ps, update, exec, delete --force', async () => {
     const b = e.bundle('svc', (c) => {
       c.process.args = ['sh', '-c', 'trap "echo got-term; exit 5" TERM; while true; do sleep 0.1; done'];

@@ -1,7 +1,8 @@
 /**
  * `io.stratoswarm.evolution` on an OCI container: the resident server of the root runs its
  * generations against its cgroups, `state` shows the generation and the settings in force,
- * a server killed mid-way is replaced by the next call and goes on from the state it kept,
+ * a server killed mid-way is replaced by the next call (through the front end, or the Node
+ * CLI alone) and goes on from the state it kept,
  * and a bad annotation is refused by name.
  */
 import { spawnSync } from 'node:child_process';
@@ -105,6 +106,21 @@ describe.skipIf(skipBecause(SKIP_REASON || busyboxMissing() || (!fs.existsSync(O
     expect(e.run(['start', 'evolving-2']).status).toBe(0);
     for (let i = 0; i < 200 && generation('evolving-2') < 2; i++) await delay(50);
     expect(generation('evolving-2')).toBeGreaterThanOrEqual(2);
+    expect(servers(e.root)).toHaveLength(1);
+    // Another crash, and now only the Node CLI calls (no front end): its next call on an
+    // evolving container starts a server again, which goes on.
+    const [third] = servers(e.root);
+    process.kill(third!, 'SIGKILL');
+    for (let i = 0; i < 200 && fs.existsSync(`/proc/${third}`); i++) await delay(10);
+    const nodeState = () => {
+      const r = e.run(['state', 'evolving']);
+      expect(r.status, r.stderr).toBe(0);
+      return Number((JSON.parse(r.stdout) as { annotations: Record<string, string> }).annotations['io.stratoswarm.evolution.generation']);
+    };
+    const atCrash = nodeState();
+    expect(servers(e.root)).toHaveLength(1);
+    for (let i = 0; i < 200 && nodeState() < atCrash + 2; i++) await delay(50);
+    expect(nodeState()).toBeGreaterThanOrEqual(atCrash + 2);
     expect(servers(e.root)).toHaveLength(1);
     expect(e.run(['delete', '--force', 'evolving-2']).status).toBe(0);
     expect(e.run(['delete', '--force', 'evolving']).status).toBe(0);

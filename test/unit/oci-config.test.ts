@@ -63,6 +63,25 @@ describe('OCI config.json translation', () => {
     expect(t.network).toBe('none');
   });
 
+  it('capabilities that are no capability, or that this runtime cannot grant, are left out with a warning naming the set (runtime-spec 1.1+)', () => {
+    const c = base();
+    c.process.capabilities = { bounding: ['CAP_KILL', 'CAP_TEST', 'CAP_SYS_RESOURCE'], effective: ['CAP_SYS_RESOURCE', 'CAP_KILL'] };
+    const withoutSysResource: HostFacts = { ...host, boundingSet: () => ~(1n << 24n) & ((1n << 41n) - 1n) };
+    const t = translateConfig('/b', c, withoutSysResource);
+    expect(t.security.capabilities.bounding).toBe(1n << 5n);
+    expect(t.security.capabilities.effective).toBe(1n << 5n);
+    expect(t.warnings).toEqual([
+      'process.capabilities.bounding: ignoring CAP_TEST: not a capability',
+      "process.capabilities.bounding: ignoring CAP_SYS_RESOURCE: not in this runtime's bounding set, so it cannot be granted",
+      "process.capabilities.effective: ignoring CAP_SYS_RESOURCE: not in this runtime's bounding set, so it cannot be granted",
+    ]);
+    // A host that is not asked about its bounding set grants every known capability.
+    expect(translateConfig('/b', c, host).warnings).toEqual(['process.capabilities.bounding: ignoring CAP_TEST: not a capability']);
+    // What is not a list of names stays an error.
+    c.process.capabilities = { bounding: 'CAP_KILL' };
+    expect(problems(c)).toEqual(['process.capabilities.bounding: expected a list of capability names']);
+  });
+
   it('mounts: binds (files too), options as flags or data, cgroup as one mount per host hierarchy', () => {
     const c = base();
     c.mounts = [
