@@ -117,11 +117,12 @@ describe.skipIf(skipBecause(SKIP_REASON || busyboxMissing() || (!fs.existsSync(O
       expect(r.status, r.stderr).toBe(0);
       return Number((JSON.parse(r.stdout) as { annotations: Record<string, string> }).annotations['io.stratoswarm.evolution.generation']);
     };
+    const serverLog = () => (fs.existsSync(join(e.root, 'oci-server.log')) ? fs.readFileSync(join(e.root, 'oci-server.log'), 'utf8') : '(no server log)');
     const atCrash = nodeState();
-    expect(servers(e.root)).toHaveLength(1);
+    expect(servers(e.root), `killed ${third}; ${serverLog()}`).toHaveLength(1);
     for (let i = 0; i < 200 && nodeState() < atCrash + 2; i++) await delay(50);
-    expect(nodeState()).toBeGreaterThanOrEqual(atCrash + 2);
-    expect(servers(e.root)).toHaveLength(1);
+    expect(nodeState(), serverLog()).toBeGreaterThanOrEqual(atCrash + 2);
+    expect(servers(e.root), serverLog()).toHaveLength(1);
     expect(e.run(['delete', '--force', 'evolving-2']).status).toBe(0);
     expect(e.run(['delete', '--force', 'evolving']).status).toBe(0);
   });
