@@ -118,23 +118,26 @@ export function inspectSecurity(ctx: ContainerContext): Promise<SecurityReport> 
 /**
  * A container that another live process is still creating: waits (up to 30 s) for that
  * create to end, so that what remove() tears down is all there is, rather than racing the
- * creator as it spawns the init into the cgroups being removed. Returns the record as the
- * create left it, or undefined when there is nothing newer to read: no other live creator
- * (one that dies leaves a half-made container, torn down as it is), or its create failed and
- * took the state back.
+ * creator as it spawns the init into the cgroups being removed. Returns the record as it is
+ * on disk once the wait is over, or undefined when there is none (the create failed and took
+ * the state back). It is read again when the wait ends for any reason: a creator that
+ * finished and exited between two looks has written more (its id range, its init) than the
+ * record the caller holds, and one that died left a half-made container, torn down as it is.
  */
 export async function settledCreate(parts: RuntimeParts, rec: ContainerRecord): Promise<ContainerRecord | undefined> {
   const c = rec.creator;
   const deadline = Date.now() + 30_000;
-  while (!parts.creating.has(rec.id) && c && isSameProcess(parts.kernel, c.pid, c.startTime) && Date.now() < deadline) {
-    let now: ContainerRecord;
+  const load = (): ContainerRecord | undefined => {
     try {
-      now = parts.state.load(rec.id);
+      return parts.state.load(rec.id);
     } catch {
       return undefined;
     }
-    if (now.state !== 'creating') return now;
+  };
+  while (!parts.creating.has(rec.id) && c && isSameProcess(parts.kernel, c.pid, c.startTime) && Date.now() < deadline) {
+    const now = load();
+    if (!now || now.state !== 'creating') return now;
     await delay(20);
   }
-  return undefined;
+  return load();
 }

@@ -26,7 +26,8 @@ export function leftovers(rt: Runtime): Leftovers {
   const dir = (p: string) => (fs.existsSync(p) ? fs.readdirSync(p) : []);
   return {
     state: parts.state.ids(),
-    names: dir(join(rt.options.stateRoot, 'names')),
+    // names/.lock is the takeover lock (kernel/file-lock.ts), kept for good: not a container's.
+    names: dir(join(rt.options.stateRoot, 'names')).filter((n) => n !== '.lock'),
     idRanges: parts.idRanges.claims(),
     storage: dir(join(rt.options.imageRoot, 'containers')),
     mounts: mountsUnder(rt.options.stateRoot, rt.options.imageRoot).length,
