@@ -12,7 +12,7 @@ import { ociExec } from './exec.js';
 import { CHECKPOINT_USAGE, ociCheckpoint, ociRestore, RESTORE_USAGE } from './checkpoint.js';
 import type { Keepers } from './keepers.js';
 import { VERSION } from '../cli/version-info.js';
-import { EVOLUTION_ANNOTATION, ensureResidentServer } from './evolution-annotation.js';
+import { asksToEvolve, ensureResidentServer } from './evolution-annotation.js';
 
 export interface OciIo {
   stdout(text: string): void;
@@ -85,24 +85,28 @@ const bool = (p: Parsed, name: string): boolean => {
 /** A started container that asks to evolve needs the resident server of its root, which runs its generations. */
 async function evolveIfAsked(rt: OciRuntime, id: string, io: OciIo): Promise<void> {
   if (io.evolution) return io.evolution.changed();
-  const v = OciRuntime.data(rt.record(id)).annotations[EVOLUTION_ANNOTATION];
-  if (v !== undefined && v !== 'false') await ensureResidentServer(rt.root, io.env);
+  if (asksToEvolve(OciRuntime.data(rt.record(id)).annotations)) await ensureResidentServer(rt.root, io.env);
 }
 
 /**
- * Without a front end, no call goes through a resident server, so a crashed one would only
- * come back at the next start: every call on a running container that asks to evolve makes
- * sure its root's server runs (a connect when it does).
+ * After any other call on a container. In the resident server, a verb that may change which
+ * containers run (kill, pause, resume) tells it so. Without a front end no call goes through
+ * a server, so a crashed one would only come back at the next start: a call on a running
+ * container that asks to evolve makes sure its root's server runs (a connect when it does).
  */
-async function keepEvolving(rt: OciRuntime, id: string, io: OciIo): Promise<void> {
-  if (io.evolution) return;
-  let status: string;
+async function keepEvolving(rt: OciRuntime, id: string, io: OciIo, changes = false): Promise<void> {
+  if (io.evolution) {
+    if (changes) io.evolution.changed();
+    return;
+  }
+  let rec: ReturnType<OciRuntime['record']>;
   try {
-    status = rt.state(id).status;
+    rec = rt.record(id);
   } catch {
     return; // gone: nothing to evolve
   }
-  if (status === 'running' || status === 'paused') await evolveIfAsked(rt, id, io);
+  const status = rt.status(rec);
+  if ((status === 'running' || status === 'paused') && asksToEvolve(OciRuntime.data(rec).annotations)) await ensureResidentServer(rt.root, io.env);
 }
 
 function needId(p: Parsed, verb: string): string {
@@ -227,8 +231,7 @@ export async function run(argv: string[], io: OciIo): Promise<number> {
         return 0;
       case 'kill':
         await rt.kill(needId(p, verb), p.args[1] ?? 'SIGTERM', bool(p, 'all') || bool(p, 'a'));
-        io.evolution?.changed();
-        await keepEvolving(rt, needId(p, verb), io);
+        await keepEvolving(rt, needId(p, verb), io, true);
         return 0;
       case 'delete':
         await rt.delete(needId(p, verb), bool(p, 'force') || bool(p, 'f'));
@@ -236,13 +239,11 @@ export async function run(argv: string[], io: OciIo): Promise<number> {
         return 0;
       case 'pause':
         await rt.pause(needId(p, verb));
-        io.evolution?.changed();
-        await keepEvolving(rt, needId(p, verb), io);
+        await keepEvolving(rt, needId(p, verb), io, true);
         return 0;
       case 'resume':
         await rt.resume(needId(p, verb));
-        io.evolution?.changed();
-        await keepEvolving(rt, needId(p, verb), io);
+        await keepEvolving(rt, needId(p, verb), io, true);
         return 0;
       case 'ps': {
         const pids = rt.ps(needId(p, verb));

@@ -28,6 +28,12 @@ export const EVOLUTION_FILE = 'oci-evolution.json';
 const GENES = ['cpuLimit', 'memoryLimit', 'cpuWeight'] as const;
 const KEYS = ['generationIntervalMs', 'bounds', 'maxGenerations', 'seed'];
 
+/** Whether annotations ask to evolve: the annotation is there and not "false". */
+export function asksToEvolve(annotations: Record<string, string>): boolean {
+  const v = annotations[EVOLUTION_ANNOTATION];
+  return v !== undefined && v !== 'false';
+}
+
 /**
  * The annotation as an evolution configuration; undefined for "false" or a problem, each
  * added under `annotations["io.stratoswarm.evolution"]`.

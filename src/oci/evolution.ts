@@ -14,7 +14,7 @@ import type { Resources } from '../isolation/resources.js';
 import { Personality } from '../personality/personality.js';
 import { asSetting, startingGenome } from '../container/evolve.js';
 import type { ContainerRecord } from '../state.js';
-import { EVOLUTION_ANNOTATION, EVOLUTION_FILE, evolutionAnnotation, type Persisted } from './evolution-annotation.js';
+import { asksToEvolve, EVOLUTION_ANNOTATION, EVOLUTION_FILE, evolutionAnnotation, type Persisted } from './evolution-annotation.js';
 import { OciRuntime } from './runtime.js';
 
 /** What metricsBetween measures against where the container has no limit. */
@@ -74,8 +74,8 @@ export class OciEvolution {
         continue; // removed meanwhile
       }
       const d = (rec.config as { oci?: ReturnType<typeof OciRuntime.data> } | undefined)?.oci;
-      const value = d?.annotations[EVOLUTION_ANNOTATION];
-      if (!d || value === undefined || value === 'false') continue;
+      if (!d || !asksToEvolve(d.annotations)) continue;
+      const value = d.annotations[EVOLUTION_ANNOTATION]!;
       const rt = this.runtimeFor(d.cgroupParent);
       if (rt.status(rec) !== 'running') continue;
       seen.add(id);

@@ -24,10 +24,18 @@ export interface HostFacts {
   boundingSet?(): bigint;
 }
 
-/** CapBnd of /proc/self/status: the spawner this process starts (or was started with) has the same. */
-export function ownBoundingSet(status = '/proc/self/status'): bigint {
-  const m = /^CapBnd:\s*([0-9a-f]+)$/m.exec(fs.readFileSync(status, 'utf8'));
-  return m ? BigInt(`0x${m[1]}`) : ~0n;
+let bounding: bigint | undefined;
+
+/**
+ * CapBnd of /proc/self/status: the spawner this process starts (or was started with) has the
+ * same. Read once: a process's bounding set never grows, and this one never drops from it.
+ */
+export function ownBoundingSet(): bigint {
+  if (bounding === undefined) {
+    const m = /^CapBnd:\s*([0-9a-f]+)$/m.exec(fs.readFileSync('/proc/self/status', 'utf8'));
+    bounding = m ? BigInt(`0x${m[1]}`) : ~0n;
+  }
+  return bounding;
 }
 
 const GENERIC_OPTIONS = new Set(['rw', 'ro', 'relatime', 'noatime', 'nosuid', 'nodev', 'noexec', 'seclabel']);

@@ -80,7 +80,7 @@ export function readBundle(bundle: string): { t: ReturnType<typeof translateConf
   } catch (e) {
     throw new RuntimeError(`read \`${configPath}\`: ${(e as Error).message}`, { code: 'EINVAL', step: 'config', path: configPath });
   }
-  const t = translateConfig(bundle, config, { cgroupHierarchies, deviceExists: (p) => fs.existsSync(p), pathKind, idMap, boundingSet: () => ownBoundingSet() });
+  const t = translateConfig(bundle, config, { cgroupHierarchies, deviceExists: (p) => fs.existsSync(p), pathKind, idMap, boundingSet: ownBoundingSet });
   if (!fs.existsSync(t.rootfs) || !fs.statSync(t.rootfs).isDirectory()) throw new RuntimeError(`root.path: \`${t.rootfs}\` is not a directory`, { code: 'EINVAL', step: 'config', path: t.rootfs });
   return { t, config };
 }
